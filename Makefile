@@ -1,0 +1,37 @@
+# Two commands on a fresh machine (Python 3.10-3.12 with venv, gcc, Python headers):
+#   make demo   set up .venv, then run the simulated training floor on a real clip
+#   make test   set up .venv, then run the test suite
+# The venv installs robot_capture non-editable with the [ros] (ROS 2 wheels from
+# PyPI) and [test] extras. On a real ROS install use colcon instead (see README).
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.robot_capture-installed
+SOURCES := setup.py setup.cfg package.xml $(shell find robot_capture launch config -type f -not -name '*.pyc' -not -name '*.so' 2>/dev/null)
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv bench clean
+
+venv: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.[ros,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/robot-capture demo
+
+# pytest (not `python -m pytest`) so that the installed package, with its built
+# C extension, is what the tests import.
+test: $(STAMP)
+	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/ik_bench.py
+	$(PY) benchmarks/retarget_bench.py
+	$(PY) benchmarks/recorder_throughput.py
+
+clean:
+	rm -rf build *.egg-info $(VENV)

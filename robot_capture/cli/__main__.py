@@ -1,0 +1,5 @@
+import sys
+
+from robot_capture.cli import main
+
+sys.exit(main())
