@@ -84,6 +84,9 @@ setup(
         "PyYAML>=5.4",
         "mcap>=1.1",
         "mcap-ros2-support>=0.5",
+        # chunk compression in bags (the mcap reader imports these lazily)
+        "lz4>=3",
+        "zstandard>=0.18",
     ],
     extras_require={
         # ROS 2 (Kilted) from PyPI, for machines without a ROS install. Never a hard
