@@ -1,0 +1,90 @@
+"""ROS-free tests of the first-order joint follower (robot_capture.sim.robot_sim)."""
+import math
+
+import numpy as np
+import pytest
+
+from robot_capture.sim.robot_sim import FirstOrderFollower
+
+
+def _follower(**kw):
+    names = ["a", "b", "c"]
+    args = dict(lower=[-1.0, -2.0, -3.0], upper=[1.0, 2.0, 3.0], velocity_limit=[100.0, 1.0, 100.0], tau=0.05)
+    args.update(kw)
+    return FirstOrderFollower(names, **args)
+
+
+def test_step_response_is_first_order():
+    f = _follower()
+    f.set_command(["a"], [0.5])
+    dt = 0.002
+    t = 0.0
+    for _ in range(int(round(0.05 / dt))):  # one time constant
+        f.step(dt)
+        t += dt
+    expected = 0.5 * (1.0 - math.exp(-t / 0.05))
+    assert f.q[0] == pytest.approx(expected, rel=1e-9)
+    for _ in range(500):
+        f.step(dt)
+    assert f.q[0] == pytest.approx(0.5, abs=1e-6)
+
+
+def test_velocity_limit_caps_slew_rate():
+    f = _follower()
+    f.set_command(["b"], [1.5])
+    dt = 0.002
+    prev = f.q.copy()
+    for _ in range(100):
+        f.step(dt)
+        assert abs(f.q[1] - prev[1]) <= 1.0 * dt + 1e-12
+        assert abs(f.qd[1]) <= 1.0 + 1e-9
+        prev = f.q.copy()
+    assert f.q[1] == pytest.approx(0.2, abs=1e-9)  # 100 steps x 2 ms x 1 rad/s
+
+
+def test_position_limits_and_bad_commands():
+    f = _follower()
+    ignored = f.set_command(["a", "nope", "c"], [5.0, 1.0, float("nan")])
+    assert ignored == ["nope", "c"]
+    for _ in range(2000):
+        f.step(0.002)
+    assert f.q[0] == pytest.approx(1.0)
+    assert f.q[2] == 0.0  # NaN command held the previous target
+    assert np.all(f.q <= f.upper) and np.all(f.q >= f.lower)
+
+
+def test_locked_joints_hold_their_value():
+    f = _follower(locked={"c": 0.3})
+    assert f.q[2] == pytest.approx(0.3)
+    assert f.set_command(["c"], [1.0]) == ["c"]
+    for _ in range(100):
+        f.step(0.01)
+    assert f.q[2] == pytest.approx(0.3)
+
+
+def test_invalid_arguments_raise():
+    with pytest.raises(ValueError):
+        _follower(tau=0.0)
+    with pytest.raises(ValueError):
+        _follower(lower=[0.0, 0.0])
+    with pytest.raises(KeyError):
+        _follower(locked={"zz": 0.0})
+
+
+def test_follows_g1_urdf_limits(g1_urdf):
+    """The follower built from the real G1 URDF limits keeps every joint within them."""
+    from robot_capture.kinematics.model import RobotModel
+
+    model = RobotModel.from_urdf(g1_urdf)
+    names = model.joint_names
+    lo, hi, vmax = model.lower, model.upper, model.velocity_limit
+    assert len(names) == 29
+    f = FirstOrderFollower(names, lo, hi, vmax, tau=0.05)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        f.set_command(names, rng.uniform(-4, 4, len(names)))
+        for _ in range(10):
+            q_prev = f.q.copy()
+            f.step(0.002)
+            assert np.all(f.q >= lo - 1e-12) and np.all(f.q <= hi + 1e-12)
+            assert np.all(np.abs(f.q - q_prev) <= vmax * 0.002 + 1e-12)
