@@ -1,0 +1,425 @@
+"""The floor graph: a station config (``config/floor.yaml``) -> the list of nodes to run.
+
+This is the one place that decides which nodes make up a training-floor station and
+with which parameters. Both bring-ups read it, so they cannot drift apart:
+
+* ``launch/capture.launch.py`` and ``launch/sim.launch.py`` map each :class:`NodeSpec`
+  to a ``launch_ros.actions.Node`` (real ROS install);
+* ``robot-capture up`` (:mod:`robot_capture.floor.launcher`) spawns each spec as a
+  child process (pip-only machines, CI, the demo).
+
+ROS-free: no rclpy or launch import here.
+
+Config schema (see the commented ``config/floor.yaml``): ``robot``, ``output_dir``,
+``episode`` {task, operator, scene, notes}, ``retarget`` {source, rate_hz},
+``record`` {topics, compression}, ``cameras`` {name: {source, rate_hz, width, height,
+compressed}}, ``parameters`` {node name: {extra parameters}}, ``sim`` {clip, loop,
+joint_state_rate_hz, time_constant_s, camera_source}.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+PACKAGE = "robot_capture"
+
+# role -> (executable under lib/robot_capture, python module with main())
+EXECUTABLES = {
+    "recorder": ("recorder_node", "robot_capture.nodes.recorder_node"),
+    "retarget": ("retarget_node", "robot_capture.nodes.retarget_node"),
+    "camera": ("camera_node", "robot_capture.nodes.camera_node"),
+    "mocap_replay": ("mocap_replay_node", "robot_capture.nodes.mocap_replay_node"),
+    "robot_sim": ("robot_sim_node", "robot_capture.nodes.robot_sim_node"),
+}
+
+# Start order: recorder first (subscribed before data flows), sources last.
+# Shutdown is the reverse of start except that the recorder always goes last.
+_START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
+
+TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim"}
+VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
+
+# Launch arguments shared by capture.launch.py and sim.launch.py, and by `up` as flags.
+# name -> (default, description). '' means "take it from the config file".
+LAUNCH_ARGUMENTS = {
+    "config": ("", "station config YAML (default: the package's config/floor.yaml)"),
+    "robot": ("", "robot mapping name: config/robots/<robot>.yaml (e.g. g1, h1, kuavo)"),
+    "output_dir": ("", "directory the episode bags are written to"),
+    "task": ("", "episode task label"),
+    "operator": ("", "episode operator label"),
+    "scene": ("", "episode scene label"),
+    "topics": ("", "topics to record, comma- or space-separated (replaces record.topics)"),
+    "cameras": ("", "'none' to run no camera node; else comma-separated camera names to keep"),
+}
+SIM_LAUNCH_ARGUMENTS = {
+    "clip": ("", "BVH clip for mocap_replay: a name in shared/data/motion or a path"),
+    "loop": ("", "replay the clip in a loop: true/false"),
+}
+
+
+@dataclass
+class NodeSpec:
+    """One node of the floor graph.
+
+    Attributes:
+        role: recorder | retarget | camera | mocap_replay | robot_sim.
+        name: ROS node name (no namespace).
+        package, executable: as for ``ros2 run`` / ``launch_ros.actions.Node``.
+        module: Python module with ``main()`` (how ``up`` starts it without an install).
+        parameters: ROS parameters, ``{name: value}``; values are bool, int, float, str
+            or homogeneous lists of those (never empty lists, never None).
+        remappings: ``[(from, to), ...]`` ROS remapping rules.
+        shutdown_timeout_s: how long a SIGINT may take before escalation.
+    """
+
+    role: str
+    name: str
+    executable: str
+    module: str
+    package: str = PACKAGE
+    parameters: dict = field(default_factory=dict)
+    remappings: list = field(default_factory=list)
+    shutdown_timeout_s: float = 5.0
+
+    @property
+    def start_rank(self) -> int:
+        return _START_RANK.get(self.role, 5)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def default_config_path() -> Path:
+    """The shipped ``config/floor.yaml`` (source checkout or installed share/)."""
+    from robot_capture.paths import config_dir
+
+    return config_dir() / "floor.yaml"
+
+
+def load_config(path: str | os.PathLike | None = None) -> dict:
+    """Read a station config YAML. ``None`` or ``''`` reads the shipped ``floor.yaml``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: not a mapping, or an unknown top-level key (the message suggests
+            the closest known key).
+    """
+    p = Path(path) if path else default_config_path()
+    if not p.is_file():
+        raise FileNotFoundError(f"floor config not found: {p}")
+    with open(p, encoding="utf-8") as f:
+        cfg = yaml.safe_load(f) or {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{p}: top level must be a mapping, got {type(cfg).__name__}")
+    for key in cfg:
+        if key not in TOP_KEYS:
+            close = difflib.get_close_matches(str(key), sorted(TOP_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{p}: unknown key {key!r}{hint}; known keys: {sorted(TOP_KEYS)}")
+    cfg["_path"] = str(p.resolve())
+    return cfg
+
+
+def split_list(value) -> list[str]:
+    """``'a, b c'`` or ``['a', 'b']`` -> ``['a', 'b', 'c']`` (launch arguments are strings)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in re.split(r"[,\s]+", value.strip()) if v]
+    return [str(v) for v in value]
+
+
+def _bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    s = str(value).strip().lower()
+    if s in ("1", "true", "yes", "on"):
+        return True
+    if s in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected a boolean (true/false), got {value!r}")
+
+
+def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
+    """Return a copy of ``cfg`` with launch-argument style overrides applied.
+
+    ``overrides`` keys are those of :data:`LAUNCH_ARGUMENTS` and
+    :data:`SIM_LAUNCH_ARGUMENTS` (except ``config``); ``None`` or ``''`` values are
+    ignored, so unset launch arguments keep the config's values.
+
+    Raises:
+        KeyError: an unknown override name (suggests the closest).
+    """
+    out = copy.deepcopy(dict(cfg))
+    known = (set(LAUNCH_ARGUMENTS) | set(SIM_LAUNCH_ARGUMENTS)) - {"config"}
+    for key, value in (overrides or {}).items():
+        if key == "config":
+            continue
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise KeyError(f"unknown override {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            continue
+        if key in ("robot", "output_dir"):
+            out[key] = str(value)
+        elif key in ("task", "operator", "scene"):
+            out.setdefault("episode", {})[key] = str(value)
+        elif key == "topics":
+            out.setdefault("record", {})["topics"] = split_list(value)
+        elif key == "cameras":
+            names = split_list(value)
+            cams = out.get("cameras") or {}
+            if names in (["none"], ["false"]):
+                out["cameras"] = {}
+            else:
+                missing = [n for n in names if n not in cams]
+                if missing:
+                    raise KeyError(f"cameras {missing} not in config (have {sorted(cams)})")
+                out["cameras"] = {n: cams[n] for n in names}
+        elif key == "clip":
+            out.setdefault("sim", {})["clip"] = str(value)
+        elif key == "loop":
+            out.setdefault("sim", {})["loop"] = _bool(value)
+    return out
+
+
+def resolve_clip(clip: str) -> Path:
+    """A clip name in ``shared/data/motion`` or a path -> an existing path.
+
+    Raises:
+        FileNotFoundError: neither exists (lists the shipped clips).
+    """
+    p = Path(os.path.expanduser(str(clip)))
+    if p.is_file():
+        return p.resolve()
+    from robot_capture.paths import data_dir
+
+    motion = data_dir() / "motion"
+    for cand in (motion / str(clip), motion / f"{clip}.bvh"):
+        if cand.is_file():
+            return cand
+    shipped = sorted(x.name for x in motion.glob("*.bvh"))
+    raise FileNotFoundError(f"clip {clip!r} not found as a path or in {motion} (shipped: {shipped})")
+
+
+def clip_rate_hz(path: str | os.PathLike) -> float:
+    """Frame rate of a BVH clip from its ``Frame Time:`` header line (1 / frame time).
+
+    Raises:
+        ValueError: no valid ``Frame Time:`` line in the file's header.
+    """
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip().lower().startswith("frame time:"):
+                try:
+                    dt = float(line.split(":", 1)[1])
+                except ValueError:
+                    break
+                if dt > 0:
+                    return 1.0 / dt
+                break
+            if lineno > 100000:
+                break
+    raise ValueError(f"{path}: no valid 'Frame Time:' line in the BVH header")
+
+
+# --------------------------------------------------------------------------- graph
+
+
+def _clean_params(params: Mapping[str, Any], where: str) -> dict:
+    """Drop None / empty lists (ROS parameter files cannot type them); check types."""
+    out = {}
+    for k, v in params.items():
+        if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+            continue
+        if isinstance(v, (list, tuple)):
+            kinds = {type(x) for x in v}
+            if kinds == {int, float}:
+                v = [float(x) for x in v]
+            elif len(kinds) != 1 or not kinds <= {bool, int, float, str}:
+                raise ValueError(f"{where}: parameter {k!r} must be a homogeneous list, got {v!r}")
+            v = list(v)
+        elif isinstance(v, Path):
+            v = str(v)
+        elif not isinstance(v, (bool, int, float, str)):
+            raise ValueError(f"{where}: parameter {k!r} has unsupported type {type(v).__name__}")
+        out[str(k)] = v
+    return out
+
+
+def camera_topics(name: str, compressed: bool) -> tuple[str, str]:
+    """(image topic, camera_info topic) of camera ``name`` per the topic contract."""
+    base = f"/camera/{name}"
+    return (f"{base}/compressed" if compressed else f"{base}/image_raw", f"{base}/camera_info")
+
+
+def record_topics(cfg: Mapping) -> list[str]:
+    """The recorder's topic list: ``record.topics`` plus every camera's image + info topics."""
+    topics = list(split_list((cfg.get("record") or {}).get("topics")))
+    for name, cam in (cfg.get("cameras") or {}).items():
+        for t in camera_topics(name, _bool((cam or {}).get("compressed", False))):
+            if t not in topics:
+                topics.append(t)
+    return topics
+
+
+def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+          sim: bool = False) -> list[NodeSpec]:
+    """Build the node list of a station, in start order.
+
+    Args:
+        cfg: a config dict (from :func:`load_config`), a path, or None for the shipped one.
+        overrides: launch-argument style overrides (:func:`apply_overrides`).
+        sim: add the simulators (mocap_replay, robot_sim) and render cameras synthetically.
+
+    Returns:
+        list of :class:`NodeSpec`, sorted by start rank (recorder first).
+
+    Raises:
+        ValueError, KeyError, FileNotFoundError: bad config, unknown override, missing clip.
+    """
+    if cfg is None or isinstance(cfg, (str, os.PathLike)):
+        cfg = load_config(cfg)
+    cfg = apply_overrides(cfg, overrides)
+    extra = cfg.get("parameters") or {}
+    robot = str(cfg.get("robot") or "g1")
+    episode = cfg.get("episode") or {}
+    rt = cfg.get("retarget") or {}
+    rec = cfg.get("record") or {}
+    simc = cfg.get("sim") or {}
+    config_path = cfg.get("_path", "")
+    specs: list[NodeSpec] = []
+
+    def add(role, name, params, timeout=5.0, remappings=()):
+        exe, module = EXECUTABLES[role]
+        merged = {**params, **(extra.get(name) or {})}
+        specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
+                              parameters=_clean_params(merged, f"node {name}"),
+                              remappings=list(remappings), shutdown_timeout_s=timeout))
+
+    add("recorder", "recorder", {
+        "output_dir": os.path.abspath(os.path.expanduser(str(cfg.get("output_dir") or "recordings"))),
+        "topics": record_topics(cfg),
+        "task": str(episode.get("task", "")),
+        "operator": str(episode.get("operator", "")),
+        "scene": str(episode.get("scene", "")),
+        "notes": str(episode.get("notes", "")),
+        "compression": str(rec.get("compression", "zstd")),
+        "robot": robot,
+        "attach_configs": [config_path] if config_path else [],
+    }, timeout=15.0)
+    add("retarget", "retarget", {
+        "robot": robot,
+        "source": str(rt.get("source", "exo")),
+        "rate_hz": float(rt.get("rate_hz", 100.0)),
+    })
+    for cam_name, cam in (cfg.get("cameras") or {}).items():
+        cam = cam or {}
+        source = str(simc.get("camera_source", "synthetic")) if sim else str(cam.get("source", "0"))
+        add("camera", f"camera_{cam_name}", {
+            "camera_name": str(cam_name),
+            "source": source,
+            "rate_hz": float(cam.get("rate_hz", 30.0)),
+            "width": int(cam.get("width", 320)),
+            "height": int(cam.get("height", 240)),
+            "compressed": _bool(cam.get("compressed", False)),
+            "robot": robot,
+        })
+    if sim:
+        add("robot_sim", "robot_sim", {
+            "robot": robot,
+            "rate_hz": float(simc.get("joint_state_rate_hz", 500.0)),
+            "time_constant_s": float(simc.get("time_constant_s", 0.05)),
+        })
+        add("mocap_replay", "mocap_replay", {
+            "clip": str(resolve_clip(str(simc.get("clip", "cmu_05_02_dance_expressive_arms.bvh")))),
+            "loop": _bool(simc.get("loop", True)),
+        })
+    unknown = set(extra) - {s.name for s in specs}
+    if unknown:
+        raise KeyError(f"parameters for unknown nodes {sorted(unknown)}; nodes are {[s.name for s in specs]}")
+    specs.sort(key=lambda s: s.start_rank)
+    return specs
+
+
+def shutdown_order(specs: list[NodeSpec]) -> list[NodeSpec]:
+    """Reverse start order, with every recorder last (so the open episode sees all data)."""
+    rev = list(reversed(specs))
+    return [s for s in rev if s.role != "recorder"] + [s for s in rev if s.role == "recorder"]
+
+
+def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
+    """topic -> expected rate in Hz (None: event-driven, no rate) for the graph's publishers.
+
+    Rates: retarget ``rate_hz``; robot_sim ``rate_hz`` for ``/joint_states``; cameras
+    ``rate_hz``; the replayed clip's frame rate for ``/exo/joint_states`` and the VR poses
+    (sim only); ``/diagnostics`` 1 Hz.
+    """
+    out: dict[str, float | None] = {"/diagnostics": 1.0}
+    for s in specs:
+        p = s.parameters
+        if s.role == "retarget":
+            out["/retarget/joint_command"] = p["rate_hz"]
+            out["/retarget/targets"] = p["rate_hz"]
+        elif s.role == "robot_sim":
+            out["/joint_states"] = p["rate_hz"]
+        elif s.role == "camera":
+            img, info = camera_topics(p["camera_name"], p["compressed"])
+            out[img] = p["rate_hz"]
+            out[info] = p["rate_hz"]
+        elif s.role == "mocap_replay":
+            r = clip_rate_hz(p["clip"])
+            out["/exo/joint_states"] = r
+            for t in VR_POSE_TOPICS:
+                out[t] = r
+    return out
+
+
+# --------------------------------------------------------------------------- params files
+
+
+def params_yaml(spec: NodeSpec) -> str:
+    """The ROS 2 parameters-file text for ``spec`` (``/**: {ros__parameters: ...}``).
+
+    The wildcard node key keeps the file valid under any namespace or node-name remap.
+    """
+    return yaml.safe_dump({"/**": {"ros__parameters": dict(spec.parameters)}}, sort_keys=True,
+                          default_flow_style=False)
+
+
+def write_params_file(spec: NodeSpec, directory: str | os.PathLike) -> Path:
+    """Write ``<directory>/<name>.params.yaml`` for ``spec``; return its path."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{spec.name}.params.yaml"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(params_yaml(spec), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def ros_arguments(spec: NodeSpec, params_file: str | os.PathLike) -> list[str]:
+    """``--ros-args`` tail for a child process: node name, params file, remappings."""
+    args = ["--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
+    for src, dst in spec.remappings:
+        args += ["-r", f"{src}:={dst}"]
+    return args
+
+
+def describe(specs: list[NodeSpec]) -> str:
+    """Human-readable summary of a graph (for ``up --dry-run`` and logs)."""
+    lines = []
+    for s in specs:
+        lines.append(f"{s.name} ({s.package}/{s.executable})")
+        for k, v in sorted(s.parameters.items()):
+            lines.append(f"    {k}: {v}")
+        for a, b in s.remappings:
+            lines.append(f"    remap {a} -> {b}")
+    return "\n".join(lines)
