@@ -100,11 +100,11 @@ def joint_state_msg(stamp: Time, names: Sequence[str], position, velocity=None, 
     msg = JointState()
     msg.header.stamp = stamp
     msg.name = list(names)
-    msg.position = [float(v) for v in position]
+    msg.position = np.asarray(position, dtype=float).tolist()
     if velocity is not None:
-        msg.velocity = [float(v) for v in velocity]
+        msg.velocity = np.asarray(velocity, dtype=float).tolist()
     if effort is not None:
-        msg.effort = [float(v) for v in effort]
+        msg.effort = np.asarray(effort, dtype=float).tolist()
     return msg
 
 
@@ -131,7 +131,9 @@ def diagnostic_status(name: str, level: int, message: str, values: Mapping[str, 
                       hardware_id: str = "") -> DiagnosticStatus:
     """Build a ``diagnostic_msgs/DiagnosticStatus``; values are stringified (floats with 6 significant digits)."""
     st = DiagnosticStatus()
-    st.level = bytes([int(level)]) if isinstance(st.level, bytes) else int(level)
+    if isinstance(level, int) and isinstance(st.level, bytes):
+        level = bytes([level])
+    st.level = level
     st.name = name
     st.message = message
     st.hardware_id = hardware_id

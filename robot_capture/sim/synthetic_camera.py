@@ -8,8 +8,8 @@ robot (no locked joints), the latest joint positions, and a pinhole
   the first of ``HEAD_CAMERA_LINKS`` present in the URDF; links named in body convention
   (x forward, z up) are turned into the optical frame (z forward, x right, y down).
   Frames move with the torso/head joints.
-* ``front``: a fixed external camera 2.2 m in front of the base, 0.3 m up, looking back
-  at the robot (whole-body view).
+* ``front``: a fixed external camera at (1.7, 0.7, 0.5) m in the base frame, looking at the base
+  origin (three-quarter whole-body view).
 
 Units: m, rad. Images are ``(height, width, 3)`` uint8 RGB.
 """
@@ -69,7 +69,7 @@ class RobotView:
         poses = model.fk_all(self.q)
         ground = float(poses[:, 2, 3].min())
         self.renderer = StickRenderer(model.link_parent, model.frame_names, self.intrinsics, grid_z=ground)
-        self._front = look_at((2.2, 0.0, 0.3), (0.0, 0.0, 0.1))
+        self._front = look_at((1.7, 0.7, 0.5), (0.0, 0.0, 0.0))
         self._buffer = np.empty((height, width, 3), dtype=np.uint8)
 
     def set_joint_positions(self, names: Sequence[str], positions: Sequence[float]) -> int:

@@ -1,0 +1,150 @@
+"""camera node (OpenCV): Image or JPEG CompressedImage plus CameraInfo at ``rate_hz``.
+
+Sources (parameter ``source``):
+
+* a ``cv2.VideoCapture`` device index (``"0"``) or a video file path (looped with ``loop``);
+* ``synthetic``: a stick figure of the robot's current ``/joint_states`` from its head
+  camera (:class:`robot_capture.sim.synthetic_camera.RobotView`), so recorded frames
+  show the recorded motion.
+
+Topics: ``/camera/<name>/image_raw`` (sensor_msgs/Image, ``encoding`` rgb8|bgr8) or, with
+``compressed: true``, ``/camera/<name>/image_raw/compressed`` (sensor_msgs/CompressedImage,
+``format`` "<encoding>; jpeg compressed bgr8" as image_transport names it); always
+``/camera/<name>/camera_info``. ``frame_id`` is ``<name>_optical_frame``.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
+
+from robot_capture.nodes._run import StartupError, run
+
+
+class CameraNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("camera", **kwargs)
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        p = self.declare_parameter
+        self.cam_name = p("name", "head", d("camera name: topics /camera/<name>/...")).value
+        source = str(p("source", "synthetic", d("'synthetic', a cv2.VideoCapture device index or a video file")).value)
+        width = int(p("width", 640, d("image width, px")).value)
+        height = int(p("height", 480, d("image height, px")).value)
+        rate = float(p("rate_hz", 30.0, d("publish rate, Hz")).value)
+        self.compressed = bool(p("compressed", False, d("publish JPEG CompressedImage on .../image_raw/compressed")).value)
+        self.jpeg_quality = int(p("jpeg_quality", 80, d("JPEG quality 1-100 (compressed only)")).value)
+        self.encoding = p("encoding", "rgb8", d("Image encoding: rgb8 or bgr8")).value
+        robot = p("robot", "g1", d("synthetic: robot mapping name or YAML path")).value
+        urdf = p("urdf", "", d("synthetic: URDF path overriding the robot's")).value
+        view = p("view", "head", d("synthetic: 'head' (robot head camera) or 'front' (external)")).value
+        camera_link = p("camera_link", "", d("synthetic head view: camera link (default: auto)")).value
+        hfov = float(p("hfov_deg", 90.0, d("synthetic: horizontal field of view, deg")).value)
+        self.loop = bool(p("loop", True, d("video file: restart at the end")).value)
+        if self.encoding not in ("rgb8", "bgr8"):
+            raise StartupError(f"camera: encoding must be rgb8 or bgr8, got {self.encoding!r}")
+        if rate <= 0 or width <= 0 or height <= 0:
+            raise StartupError(f"camera: rate_hz, width, height must be > 0 (got {rate}, {width}, {height})")
+        self.width, self.height = width, height
+        self.frame_id = f"{self.cam_name}_optical_frame"
+        self.view = None
+        self.cap = None
+        if source == "synthetic":
+            from robot_capture.sim.robots import load_robot
+            from robot_capture.sim.synthetic_camera import RobotView
+
+            try:
+                model, locked = load_robot(robot, urdf)
+                self.view = RobotView(model, width, height, hfov, view=view, camera_link=camera_link or None)
+            except (OSError, KeyError, ValueError) as e:
+                raise StartupError(f"camera {self.cam_name}: synthetic view of {robot!r}: {e}") from e
+            self.view.set_joint_positions(list(locked), list(locked.values()))
+            self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10)
+            K = self.view.intrinsics.matrix()
+        else:
+            self.cap = cv2.VideoCapture(int(source) if source.lstrip("-").isdigit() else source)
+            if not self.cap.isOpened():
+                raise StartupError(f"camera {self.cam_name}: cv2.VideoCapture({source!r}) failed to open")
+            self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+            f = width / 2.0  # nominal 90 deg horizontal field of view: real intrinsics need calibration
+            K = np.array([[f, 0, width / 2.0], [0, f, height / 2.0], [0, 0, 1.0]])
+        self.info = self._camera_info(K)
+        base = f"/camera/{self.cam_name}"
+        if self.compressed:
+            self.pub = self.create_publisher(CompressedImage, f"{base}/image_raw/compressed", 5)
+        else:
+            self.pub = self.create_publisher(Image, f"{base}/image_raw", 5)
+        self.info_pub = self.create_publisher(CameraInfo, f"{base}/camera_info", 5)
+        self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(
+            f"camera {self.cam_name}: {source} {width}x{height} @ {rate:g} Hz -> "
+            f"{base}/image_raw{'/compressed' if self.compressed else ''}"
+        )
+
+    def _camera_info(self, K: np.ndarray) -> CameraInfo:
+        info = CameraInfo()
+        info.header.frame_id = self.frame_id
+        info.width, info.height = self.width, self.height
+        info.distortion_model = "plumb_bob"
+        info.d = [0.0] * 5
+        info.k = K.reshape(-1).tolist()
+        info.r = np.eye(3).reshape(-1).tolist()
+        info.p = np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
+        return info
+
+    def _on_joint_states(self, msg: JointState) -> None:
+        self.view.set_joint_positions(msg.name, msg.position)
+
+    def _grab(self) -> np.ndarray | None:
+        """Next frame as RGB ``(H, W, 3)`` uint8, or None when no frame is available."""
+        if self.view is not None:
+            return self.view.render()
+        ok, bgr = self.cap.read()
+        if not ok and self.loop and self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self.cap.read()
+        if not ok:
+            return None
+        if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
+            bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _tick(self) -> None:
+        rgb = self._grab()
+        if rgb is None:
+            return
+        stamp = self.get_clock().now().to_msg()
+        if self.compressed:
+            ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+            if not ok:
+                self.get_logger().warn("JPEG encoding failed; frame skipped", throttle_duration_sec=5.0)
+                return
+            msg = CompressedImage()
+            msg.format = f"{self.encoding}; jpeg compressed bgr8"
+            msg.data = buf.tobytes()
+        else:
+            img = rgb if self.encoding == "rgb8" else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            msg = Image()
+            msg.height, msg.width = img.shape[:2]
+            msg.encoding = self.encoding
+            msg.step = img.shape[1] * 3
+            msg.data = img.tobytes()
+        msg.header.stamp = stamp
+        msg.header.frame_id = self.frame_id
+        self.pub.publish(msg)
+        self.info.header.stamp = stamp
+        self.info_pub.publish(self.info)
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+
+
+def main(args=None) -> int:
+    return run(CameraNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

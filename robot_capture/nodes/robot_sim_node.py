@@ -1,0 +1,69 @@
+"""robot_sim node: a humanoid from its URDF following ``/retarget/joint_command``.
+
+Subscribes ``/retarget/joint_command`` (sensor_msgs/JointState, robot joint names) and
+publishes ``/joint_states`` (sensor_msgs/JointState: every movable joint, locked ones at
+their locked values, positions and velocities) at ``rate_hz``. Dynamics and limits:
+:class:`robot_capture.sim.robot_sim.FirstOrderFollower`.
+"""
+from __future__ import annotations
+
+import time
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from robot_capture.nodes._convert import joint_state_msg
+from robot_capture.nodes._run import StartupError, run
+from robot_capture.sim.robot_sim import FirstOrderFollower
+from robot_capture.sim.robots import load_robot
+
+
+class RobotSimNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("robot_sim", **kwargs)
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        robot = self.declare_parameter("robot", "g1", d("robot mapping name (config/robots) or mapping YAML path")).value
+        urdf = self.declare_parameter("urdf", "", d("URDF path; overrides the robot's URDF (nothing locked)")).value
+        rate = float(self.declare_parameter("rate_hz", 500.0, d("/joint_states publish rate, Hz")).value)
+        tau = float(self.declare_parameter("time_constant_s", 0.05, d("first-order time constant, s")).value)
+        if rate <= 0 or tau <= 0:
+            raise StartupError(f"rate_hz ({rate}) and time_constant_s ({tau}) must be > 0")
+        try:
+            model, locked = load_robot(robot, urdf)
+        except (OSError, KeyError, ValueError) as e:
+            raise StartupError(f"robot_sim: cannot load robot {robot!r} / urdf {urdf!r}: {e}") from e
+        q0 = model.neutral()
+        self.sim = FirstOrderFollower(model.joint_names, model.lower, model.upper, model.velocity_limit,
+                                      tau=tau, q0=q0, locked=locked)
+        self._warned: set[str] = set()
+        self.pub = self.create_publisher(JointState, "/joint_states", 10)
+        self.create_subscription(JointState, "/retarget/joint_command", self._on_command, 10)
+        self._last = time.monotonic()
+        self.create_timer(1.0 / rate, self._tick)
+        self.get_logger().info(
+            f"robot_sim: {model.name} {len(model.joint_names)} joints ({len(locked)} locked), "
+            f"{rate:g} Hz, tau {tau:g} s"
+        )
+
+    def _on_command(self, msg: JointState) -> None:
+        ignored = self.sim.set_command(msg.name, msg.position)
+        new = [n for n in ignored if n not in self._warned and n not in self.sim.index]
+        if new:
+            self._warned.update(new)
+            self.get_logger().warn(f"joint_command names unknown to the robot (ignored): {new}")
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        dt = min(max(now - self._last, 0.0), 0.1)  # a stalled process does not jump
+        self._last = now
+        self.sim.step(dt)
+        self.pub.publish(joint_state_msg(self.get_clock().now().to_msg(), self.sim.joint_names, self.sim.q, self.sim.qd))
+
+
+def main(args=None) -> int:
+    return run(RobotSimNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
