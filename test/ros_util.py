@@ -24,3 +24,35 @@ def wait_until(predicate, timeout: float = DISCOVERY_TIMEOUT_S, step: float = 0.
             return True
         time.sleep(step)
     return bool(predicate())
+
+
+def start_node(module: str, params: dict | None = None, *extra_args: str):
+    """Start ``python -m <module> --ros-args -p k:=v ...`` as a child process (same env/domain).
+
+    Returns the ``subprocess.Popen``; stop it with :func:`stop_node` in teardown.
+    """
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", module, "--ros-args"]
+    for k, v in (params or {}).items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        args += ["-p", f"{k}:={v}"]
+    args += list(extra_args)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_node(proc, sig=None, timeout: float = 10.0) -> tuple[int, str]:
+    """Signal a node process (SIGINT by default), wait, kill on timeout; returns (returncode, output)."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(sig if sig is not None else signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out or ""
