@@ -76,7 +76,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["robot_capture", "robot_capture.*"]),
-    ext_modules=[ik_extension] if (HERE / ik_extension.sources[0]).exists() else [],
+    ext_modules=[ik_extension],
     install_requires=[
         "numpy>=1.21",
         "scipy>=1.8",
