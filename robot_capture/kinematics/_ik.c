@@ -1,0 +1,801 @@
+/*
+ * robot_capture.kinematics._ik -- forward kinematics, frame Jacobians and a weighted
+ * multi-task inverse kinematics solver for a fixed-base kinematic tree.
+ *
+ * Plain C99 + libm. Arrays come in through the buffer protocol (numpy float64 / int32,
+ * C-contiguous). The Python side (model.py, ik.py) flattens the URDF tree:
+ *
+ *   T_base_i = T_base_parent[i] * origin[i] * motion_i(s_i),  s_i = mult[i]*q[qidx[i]] + offset[i]
+ *
+ * motion = rotation by s about axis[i] (type 1, revolute/continuous) or translation by s
+ * along axis[i] (type 2, prismatic); type 0 = fixed. parent[i] < i (topological order).
+ * Poses are stored as 12 doubles: R (3x3, row-major) then p (3).
+ *
+ * IK: at each iteration, with residuals e_t (target minus current; 6-D for frame tasks:
+ * position then rotation vector log(R_target R^T) in base axes; relative tasks in the root
+ * frame's axes; posture e = q_ref - q) and Jacobians J_t, solve
+ *
+ *   min_dq  1/2 sum_t || e_t - J_t dq ||^2_{W_t} + 1/2 lambda ||dq||^2,   lo - q <= dq <= hi - q
+ *
+ * with the Levenberg-Marquardt damping of Sugihara (2011), "Solvability-unconcerned inverse
+ * kinematics by the Levenberg-Marquardt method", IEEE T-RO 27(5):984-991:
+ * lambda = E(q) + w_bar, E = 1/2 sum_t e_t^T W_t e_t, w_bar = the user's `damping`.
+ * The box (position limits intersected with q0 -/+ vmax*dt) is handled by a clamp-aware
+ * active-set re-solve of the damped normal equations (see box_qp). No allocation per solve;
+ * the numeric core runs without the GIL. A solver object must not be used from two threads
+ * at once (it raises RuntimeError if re-entered); use one solver per thread.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+#include <string.h>
+#include <stdlib.h>
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+enum { ST_CONVERGED = 0, ST_MAX_ITERATIONS = 1, ST_LIMIT_BOUND = 2, ST_INVALID_INPUT = 3 };
+enum { T_FRAME = 0, T_RELATIVE = 1, T_POSTURE = 2 };
+
+/* ------------------------------------------------------------------ small 3-D helpers */
+static void rot_axis_angle(const double *a, double s, double *R) {
+    double c = cos(s), sn = sin(s), C = 1.0 - c;
+    double x = a[0], y = a[1], z = a[2];
+    R[0] = c + x * x * C;     R[1] = x * y * C - z * sn; R[2] = x * z * C + y * sn;
+    R[3] = y * x * C + z * sn; R[4] = c + y * y * C;     R[5] = y * z * C - x * sn;
+    R[6] = z * x * C - y * sn; R[7] = z * y * C + x * sn; R[8] = c + z * z * C;
+}
+
+static void mat3_mul(const double *A, const double *B, double *C) { /* C = A B */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            C[3 * i + j] = A[3 * i] * B[j] + A[3 * i + 1] * B[3 + j] + A[3 * i + 2] * B[6 + j];
+}
+
+static void mat3_mul_bt(const double *A, const double *B, double *C) { /* C = A B^T */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            C[3 * i + j] = A[3 * i] * B[3 * j] + A[3 * i + 1] * B[3 * j + 1] + A[3 * i + 2] * B[3 * j + 2];
+}
+
+static void mat3_mul_at(const double *A, const double *B, double *C) { /* C = A^T B */
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            C[3 * i + j] = A[i] * B[j] + A[3 + i] * B[3 + j] + A[6 + i] * B[6 + j];
+}
+
+static void mat3_vec(const double *A, const double *v, double *o) {
+    for (int i = 0; i < 3; i++) o[i] = A[3 * i] * v[0] + A[3 * i + 1] * v[1] + A[3 * i + 2] * v[2];
+}
+
+static void mat3t_vec(const double *A, const double *v, double *o) {
+    for (int i = 0; i < 3; i++) o[i] = A[i] * v[0] + A[3 + i] * v[1] + A[6 + i] * v[2];
+}
+
+static void cross3(const double *a, const double *b, double *o) {
+    o[0] = a[1] * b[2] - a[2] * b[1];
+    o[1] = a[2] * b[0] - a[0] * b[2];
+    o[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+/* rotation vector w with exp([w]x) = R, |w| <= pi; stable near 0 and pi (same as reference.log_so3) */
+static void log_so3(const double *R, double *w) {
+    double v[3] = {0.5 * (R[7] - R[5]), 0.5 * (R[2] - R[6]), 0.5 * (R[3] - R[1])};
+    double s = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    double c = 0.5 * (R[0] + R[4] + R[8] - 1.0);
+    double th = atan2(s, c);
+    if (th < 1e-9) {
+        double f = 1.0 + th * th / 6.0;
+        w[0] = v[0] * f; w[1] = v[1] * f; w[2] = v[2] * f;
+    } else if (th < M_PI - 1e-6) {
+        double f = th / s;
+        w[0] = v[0] * f; w[1] = v[1] * f; w[2] = v[2] * f;
+    } else {
+        double B[9];
+        for (int i = 0; i < 9; i++) B[i] = 0.5 * R[i];
+        B[0] += 0.5; B[4] += 0.5; B[8] += 0.5;
+        int k = 0;
+        if (B[4] > B[k * 4]) k = 1;
+        if (B[8] > B[k * 4]) k = 2;
+        double d = sqrt(B[k * 4] > 1e-300 ? B[k * 4] : 1e-300);
+        double a[3] = {B[k] / d, B[3 + k] / d, B[6 + k] / d};
+        double n = sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]);
+        double sg = (a[0] * v[0] + a[1] * v[1] + a[2] * v[2]) < 0 ? -1.0 : 1.0;
+        for (int i = 0; i < 3; i++) w[i] = sg * a[i] / n * th;
+    }
+}
+
+/* ------------------------------------------------------------------ buffers */
+static int get_buffer(PyObject *obj, Py_buffer *view, char kind, Py_ssize_t n, int writable, const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a C-contiguous %s%s buffer", name,
+                     kind == 'd' ? "float64" : "int32", writable ? " writable" : "");
+        return -1;
+    }
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    int ok = (kind == 'd') ? (f[0] == 'd' && view->itemsize == 8) : ((f[0] == 'i' || f[0] == 'l') && view->itemsize == 4);
+    if (!ok || (n >= 0 && view->len != n * view->itemsize)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd %s values, got %zd bytes of format '%s'", name, n,
+                     kind == 'd' ? "float64" : "int32", view->len, view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static void *copy_buffer(PyObject *obj, char kind, Py_ssize_t n, const char *name) {
+    Py_buffer v;
+    if (get_buffer(obj, &v, kind, n, 0, name) < 0) return NULL;
+    size_t sz = (size_t)(n > 0 ? n : 1) * 8;
+    void *out = calloc(1, sz);
+    if (!out) { PyBuffer_Release(&v); PyErr_NoMemory(); return NULL; }
+    memcpy(out, v.buf, (size_t)v.len);
+    PyBuffer_Release(&v);
+    return out;
+}
+
+/* ------------------------------------------------------------------ Kinematics */
+typedef struct {
+    PyObject_HEAD
+    int nl, nq;
+    int *parent, *type, *qidx;
+    double *mult, *offset, *origin, *axis; /* origin: nl*12, axis: nl*3 */
+    double *pose;                          /* nl*12 workspace (used with the GIL held) */
+} KinObject;
+
+static void kin_link(const KinObject *k, int i, const double *q, double *pose) {
+    const double *P = pose + 12 * k->parent[i], *O = k->origin + 12 * i;
+    double *T = pose + 12 * i;
+    double Rpo[9], tmp[3];
+    mat3_mul(P, O, Rpo);
+    mat3_vec(P, O + 9, tmp);
+    T[9] = P[9] + tmp[0]; T[10] = P[10] + tmp[1]; T[11] = P[11] + tmp[2];
+    int t = k->type[i];
+    if (t == 0) {
+        memcpy(T, Rpo, sizeof Rpo);
+        return;
+    }
+    double s = k->mult[i] * q[k->qidx[i]] + k->offset[i];
+    const double *a = k->axis + 3 * i;
+    if (t == 1) {
+        double M[9];
+        rot_axis_angle(a, s, M);
+        mat3_mul(Rpo, M, T);
+    } else {
+        double d[3] = {a[0] * s, a[1] * s, a[2] * s};
+        memcpy(T, Rpo, sizeof Rpo);
+        mat3_vec(Rpo, d, tmp);
+        T[9] += tmp[0]; T[10] += tmp[1]; T[11] += tmp[2];
+    }
+}
+
+/* FK of the links with needed[i] != 0 (all if needed == NULL) into pose (nl*12). */
+static void kin_fk(const KinObject *k, const double *q, const char *needed, double *pose) {
+    static const double I12[12] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+    memcpy(pose, I12, sizeof I12);
+    for (int i = 1; i < k->nl; i++)
+        if (!needed || needed[i]) kin_link(k, i, q, pose);
+}
+
+/* add the geometric Jacobian contribution of joint link j (moving frame at origin p) into column col
+ * of a 6 x ncols row-major matrix J, scaled by sign */
+static void jac_add(const KinObject *k, const double *pose, int j, const double *p, double *J, int ncols, int col,
+                    double sign) {
+    const double *Tj = pose + 12 * j;
+    double a[3], r[3], c[3];
+    mat3_vec(Tj, k->axis + 3 * j, a);
+    double m = sign * k->mult[j];
+    if (k->type[j] == 1) {
+        r[0] = p[0] - Tj[9]; r[1] = p[1] - Tj[10]; r[2] = p[2] - Tj[11];
+        cross3(a, r, c);
+        for (int x = 0; x < 3; x++) {
+            J[x * ncols + col] += m * c[x];
+            J[(3 + x) * ncols + col] += m * a[x];
+        }
+    } else {
+        for (int x = 0; x < 3; x++) J[x * ncols + col] += m * a[x];
+    }
+}
+
+static void Kin_dealloc(KinObject *self) {
+    free(self->parent); free(self->type); free(self->qidx);
+    free(self->mult); free(self->offset); free(self->origin); free(self->axis); free(self->pose);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Kin_init(KinObject *self, PyObject *args, PyObject *kw) {
+    PyObject *op, *ot, *oq, *om, *oo, *oorig, *oax;
+    int nq;
+    if (!PyArg_ParseTuple(args, "OOOOOOOi", &op, &ot, &oq, &om, &oo, &oorig, &oax, &nq)) return -1;
+    Py_ssize_t nl = PyObject_Length(op);
+    if (nl < 1 || nq < 0) { PyErr_SetString(PyExc_ValueError, "Kinematics: need >= 1 link and nq >= 0"); return -1; }
+    self->nl = (int)nl; self->nq = nq;
+    if (!(self->parent = copy_buffer(op, 'i', nl, "parent")) || !(self->type = copy_buffer(ot, 'i', nl, "type")) ||
+        !(self->qidx = copy_buffer(oq, 'i', nl, "qidx")) || !(self->mult = copy_buffer(om, 'd', nl, "mult")) ||
+        !(self->offset = copy_buffer(oo, 'd', nl, "offset")) || !(self->axis = copy_buffer(oax, 'd', 3 * nl, "axis")))
+        return -1;
+    /* origin comes as (nl, 4, 4); store R (row-major) + p */
+    Py_buffer v;
+    if (get_buffer(oorig, &v, 'd', 16 * nl, 0, "origin") < 0) return -1;
+    self->origin = calloc((size_t)nl * 12, sizeof(double));
+    self->pose = calloc((size_t)nl * 12, sizeof(double));
+    if (!self->origin || !self->pose) { PyBuffer_Release(&v); PyErr_NoMemory(); return -1; }
+    const double *T = v.buf;
+    for (int i = 0; i < nl; i++) {
+        for (int r = 0; r < 3; r++) {
+            for (int c = 0; c < 3; c++) self->origin[12 * i + 3 * r + c] = T[16 * i + 4 * r + c];
+            self->origin[12 * i + 9 + r] = T[16 * i + 4 * r + 3];
+        }
+    }
+    PyBuffer_Release(&v);
+    for (int i = 0; i < nl; i++) {
+        int p = self->parent[i], t = self->type[i], qi = self->qidx[i];
+        if ((i == 0 && p != -1) || (i > 0 && (p < 0 || p >= i)) || t < 0 || t > 2 ||
+            (t != 0 && (qi < 0 || qi >= nq))) {
+            PyErr_Format(PyExc_ValueError, "Kinematics: link %d has parent %d, type %d, qidx %d (need topological order, "
+                         "type in 0..2, 0 <= qidx < nq for moving joints)", i, p, t, qi);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *Kin_fk(KinObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) { PyErr_SetString(PyExc_TypeError, "fk(q, out) takes 2 arguments"); return NULL; }
+    Py_buffer bq, bo;
+    if (get_buffer(args[0], &bq, 'd', self->nq, 0, "q") < 0) return NULL;
+    if (get_buffer(args[1], &bo, 'd', 16 * (Py_ssize_t)self->nl, 1, "out") < 0) { PyBuffer_Release(&bq); return NULL; }
+    kin_fk(self, bq.buf, NULL, self->pose);
+    double *o = bo.buf;
+    for (int i = 0; i < self->nl; i++) {
+        const double *T = self->pose + 12 * i;
+        double *M = o + 16 * i;
+        for (int r = 0; r < 3; r++) {
+            M[4 * r] = T[3 * r]; M[4 * r + 1] = T[3 * r + 1]; M[4 * r + 2] = T[3 * r + 2]; M[4 * r + 3] = T[9 + r];
+        }
+        M[12] = M[13] = M[14] = 0.0; M[15] = 1.0;
+    }
+    PyBuffer_Release(&bq); PyBuffer_Release(&bo);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Kin_jacobian(KinObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "jacobian(q, link, out) takes 3 arguments"); return NULL; }
+    long link = PyLong_AsLong(args[1]);
+    if (link == -1 && PyErr_Occurred()) return NULL;
+    if (link < 0 || link >= self->nl) { PyErr_Format(PyExc_IndexError, "link index %ld out of range", link); return NULL; }
+    Py_buffer bq, bo;
+    if (get_buffer(args[0], &bq, 'd', self->nq, 0, "q") < 0) return NULL;
+    if (get_buffer(args[2], &bo, 'd', 6 * (Py_ssize_t)self->nq, 1, "out") < 0) { PyBuffer_Release(&bq); return NULL; }
+    kin_fk(self, bq.buf, NULL, self->pose);
+    double *J = bo.buf;
+    memset(J, 0, sizeof(double) * 6 * (size_t)self->nq);
+    const double *p = self->pose + 12 * link + 9;
+    for (int j = (int)link; j > 0; j = self->parent[j])
+        if (self->type[j] != 0) jac_add(self, self->pose, j, p, J, self->nq, self->qidx[j], 1.0);
+    PyBuffer_Release(&bq); PyBuffer_Release(&bo);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Kin_methods[] = {
+    {"fk", (PyCFunction)(void (*)(void))Kin_fk, METH_FASTCALL,
+     "fk(q, out): poses of all links, out float64 (nl, 4, 4), base frame."},
+    {"jacobian", (PyCFunction)(void (*)(void))Kin_jacobian, METH_FASTCALL,
+     "jacobian(q, link, out): geometric Jacobian (6, nq) [linear; angular] of link, base axes."},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef Kin_members[] = {
+    {"nl", T_INT, offsetof(KinObject, nl), READONLY, "number of links"},
+    {"nq", T_INT, offsetof(KinObject, nq), READONLY, "number of active joints"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject KinType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "robot_capture.kinematics._ik.Kinematics",
+    .tp_basicsize = sizeof(KinObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Kinematics(parent, type, qidx, mult, offset, origin, axis, nq): flattened kinematic tree.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Kin_init,
+    .tp_dealloc = (destructor)Kin_dealloc,
+    .tp_methods = Kin_methods,
+    .tp_members = Kin_members,
+};
+
+/* ------------------------------------------------------------------ Solver */
+typedef struct {
+    PyObject_HEAD
+    KinObject *kin;
+    int nq, nl, nt, ntarget;
+    double *lower, *upper, *vel;
+    int *ttype, *tframe, *troot, *ttarget;
+    double *wp, *wo, *wpost, *qref;          /* qref: nt*nq */
+    int *dstart, *dofs;                      /* per task compact dof list: dofs[dstart[t]..dstart[t+1]) */
+    int *ca_start, *ca_link, *ca_col;        /* chain entries of the task frame -> compact column */
+    int *cb_start, *cb_link, *cb_col;        /* chain entries of the relative task's root */
+    int *jstart;                             /* offset of each task's 6 x nd Jacobian in jbuf */
+    char *needed;
+    double damping, tol_p, tol_o, tol_step;
+    int max_iter, use_vel;
+    /* workspace */
+    double *pose, *q, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *jb, *err;
+    int *state, *fidx;
+    /* outputs */
+    Py_buffer out_task, out_pos, out_ori;
+    int have_out;
+    int iterations, status, nactive, busy;
+} SolverObject;
+
+static int cholesky(double *A, int n) { /* in place, lower triangle; returns 0 on success */
+    for (int j = 0; j < n; j++) {
+        double d = A[j * n + j];
+        for (int k = 0; k < j; k++) d -= A[j * n + k] * A[j * n + k];
+        if (!(d > 0.0)) return -1;
+        d = sqrt(d);
+        A[j * n + j] = d;
+        for (int i = j + 1; i < n; i++) {
+            double s = A[i * n + j];
+            for (int k = 0; k < j; k++) s -= A[i * n + k] * A[j * n + k];
+            A[i * n + j] = s / d;
+        }
+    }
+    return 0;
+}
+
+static void chol_solve(const double *L, int n, double *b) {
+    for (int i = 0; i < n; i++) {
+        double s = b[i];
+        for (int k = 0; k < i; k++) s -= L[i * n + k] * b[k];
+        b[i] = s / L[i * n + i];
+    }
+    for (int i = n - 1; i >= 0; i--) {
+        double s = b[i];
+        for (int k = i + 1; k < n; k++) s -= L[k * n + i] * b[k];
+        b[i] = s / L[i * n + i];
+    }
+}
+
+/* min 1/2 d^T H d - g^T d  s.t. lo <= d <= hi, H (n x n) symmetric positive definite.
+ * Clamp-aware re-solve, an active-set method for bound constraints (Nocedal & Wright,
+ * Numerical Optimization, 2nd ed., sec. 16.5): solve the equality-constrained problem on the
+ * free set; clamp every free variable outside its box to the bound and fix it; when none is
+ * outside, release the fixed variable whose Lagrange multiplier has the wrong sign; repeat.
+ * Returns the number of variables at a bound, or -1 if the factorization failed (d = 0). */
+static int box_qp(SolverObject *s, int n, const double *H, const double *g, const double *lo, const double *hi,
+                  double *d) {
+    int *state = s->state, *fidx = s->fidx;
+    double *A = s->A, *rhs = s->rhs, *grad = s->grad;
+    for (int i = 0; i < n; i++) { state[i] = 0; d[i] = 0.0; }
+    for (int round = 0; round < 2 * n + 2; round++) {
+        int nf = 0;
+        for (int i = 0; i < n; i++) {
+            if (state[i] == 0) fidx[nf++] = i;
+            else d[i] = state[i] < 0 ? lo[i] : hi[i];
+        }
+        for (int a = 0; a < nf; a++) {
+            int i = fidx[a];
+            double r = g[i];
+            for (int j = 0; j < n; j++)
+                if (state[j] != 0) r -= H[i * n + j] * d[j];
+            rhs[a] = r;
+            for (int b = 0; b <= a; b++) A[a * nf + b] = H[i * n + fidx[b]];
+        }
+        if (nf > 0) {
+            if (cholesky(A, nf) != 0) {
+                for (int i = 0; i < n; i++) d[i] = 0.0;
+                return -1;
+            }
+            chol_solve(A, nf, rhs);
+            for (int a = 0; a < nf; a++) d[fidx[a]] = rhs[a];
+        }
+        int clamped = 0;
+        for (int a = 0; a < nf; a++) {
+            int i = fidx[a];
+            if (d[i] < lo[i]) { state[i] = -1; clamped = 1; }
+            else if (d[i] > hi[i]) { state[i] = 1; clamped = 1; }
+        }
+        if (clamped) continue;
+        int worst = -1;
+        double wv = 1e-14;
+        for (int i = 0; i < n; i++) {
+            if (state[i] == 0) continue;
+            double gi = -g[i];
+            for (int j = 0; j < n; j++) gi += H[i * n + j] * d[j];
+            grad[i] = gi;
+            double wrong = state[i] < 0 ? -gi : gi;
+            if (wrong > wv) { wv = wrong; worst = i; }
+        }
+        if (worst < 0) break;
+        state[worst] = 0;
+    }
+    int nact = 0;
+    for (int i = 0; i < n; i++) {
+        if (d[i] < lo[i]) d[i] = lo[i];
+        if (d[i] > hi[i]) d[i] = hi[i];
+        if (state[i] != 0) nact++;
+    }
+    return nact;
+}
+
+/* residuals of every task at the current FK (s->pose); fills err (6 per task), pos/ori norms,
+ * returns 1 if every frame/relative task is within tolerance */
+static int task_residuals(SolverObject *s, const double *targets, double *pe, double *oe, double *te, double *E) {
+    int conv = 1;
+    double Et = 0.0;
+    const int nq = s->nq;
+    for (int t = 0; t < s->nt; t++) {
+        double *e = s->err + 6 * t;
+        if (s->ttype[t] == T_POSTURE) {
+            double ss = 0.0;
+            const double *qr = s->qref + (size_t)t * nq;
+            for (int i = 0; i < nq; i++) { double d = qr[i] - s->q[i]; ss += d * d; }
+            Et += 0.5 * s->wpost[t] * ss;
+            pe[t] = 0.0; oe[t] = 0.0; te[t] = sqrt(s->wpost[t] * ss);
+            continue;
+        }
+        const double *Tt = targets + 16 * s->ttarget[t];
+        double Rt[9] = {Tt[0], Tt[1], Tt[2], Tt[4], Tt[5], Tt[6], Tt[8], Tt[9], Tt[10]};
+        double pt[3] = {Tt[3], Tt[7], Tt[11]};
+        const double *Ta = s->pose + 12 * s->tframe[t];
+        double Rc[9], pc[3], Re[9];
+        if (s->ttype[t] == T_FRAME) {
+            memcpy(Rc, Ta, sizeof Rc);
+            memcpy(pc, Ta + 9, sizeof pc);
+        } else {
+            const double *Tb = s->pose + 12 * s->troot[t];
+            double x[3] = {Ta[9] - Tb[9], Ta[10] - Tb[10], Ta[11] - Tb[11]};
+            mat3_mul_at(Tb, Ta, Rc);
+            mat3t_vec(Tb, x, pc);
+        }
+        for (int i = 0; i < 3; i++) e[i] = pt[i] - pc[i];
+        mat3_mul_bt(Rt, Rc, Re);
+        log_so3(Re, e + 3);
+        double p2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2], o2 = e[3] * e[3] + e[4] * e[4] + e[5] * e[5];
+        pe[t] = sqrt(p2); oe[t] = sqrt(o2);
+        double we = s->wp[t] * p2 + s->wo[t] * o2;
+        te[t] = sqrt(we);
+        Et += 0.5 * we;
+        if ((s->wp[t] > 0 && pe[t] > s->tol_p) || (s->wo[t] > 0 && oe[t] > s->tol_o)) conv = 0;
+    }
+    *E = Et;
+    return conv;
+}
+
+/* Jacobians of every task and the damped normal equations H dq = g */
+static void build_normal_equations(SolverObject *s, double lambda) {
+    const int nq = s->nq;
+    double *H = s->H, *g = s->g;
+    memset(H, 0, sizeof(double) * (size_t)nq * nq);
+    memset(g, 0, sizeof(double) * (size_t)nq);
+    for (int t = 0; t < s->nt; t++) {
+        const double *e = s->err + 6 * t;
+        if (s->ttype[t] == T_POSTURE) {
+            const double *qr = s->qref + (size_t)t * nq;
+            for (int i = 0; i < nq; i++) { H[i * nq + i] += s->wpost[t]; g[i] += s->wpost[t] * (qr[i] - s->q[i]); }
+            continue;
+        }
+        int nd = s->dstart[t + 1] - s->dstart[t];
+        const int *dofs = s->dofs + s->dstart[t];
+        double *J = s->jbuf + s->jstart[t];
+        memset(J, 0, sizeof(double) * 6 * (size_t)nd);
+        const double *Ta = s->pose + 12 * s->tframe[t];
+        for (int c = s->ca_start[t]; c < s->ca_start[t + 1]; c++)
+            jac_add(s->kin, s->pose, s->ca_link[c], Ta + 9, J, nd, s->ca_col[c], 1.0);
+        if (s->ttype[t] == T_RELATIVE) {
+            /* J_rel = [Rb^T (Ja_v - Jb_v + [x]x Jb_w); Rb^T (Ja_w - Jb_w)], x = pa - pb;
+             * jac_add of the root's joints evaluated at pa gives -(Jb_v + Jb_w x x) = -(Jb_v - [x]x Jb_w) */
+            const double *Tb = s->pose + 12 * s->troot[t];
+            for (int c = s->cb_start[t]; c < s->cb_start[t + 1]; c++)
+                jac_add(s->kin, s->pose, s->cb_link[c], Ta + 9, J, nd, s->cb_col[c], -1.0);
+            for (int k = 0; k < nd; k++) {
+                double v[3] = {J[k], J[nd + k], J[2 * nd + k]}, w[3] = {J[3 * nd + k], J[4 * nd + k], J[5 * nd + k]};
+                double rv[3], rw[3];
+                mat3t_vec(Tb, v, rv);
+                mat3t_vec(Tb, w, rw);
+                for (int x = 0; x < 3; x++) { J[x * nd + k] = rv[x]; J[(3 + x) * nd + k] = rw[x]; }
+            }
+        }
+        for (int r = 0; r < 6; r++) {
+            double w = r < 3 ? s->wp[t] : s->wo[t];
+            if (w == 0.0) continue;
+            const double *Jr = J + r * nd;
+            for (int a = 0; a < nd; a++) {
+                double wja = w * Jr[a];
+                if (wja == 0.0) continue;
+                int ia = dofs[a];
+                g[ia] += wja * e[r];
+                for (int b = 0; b < nd; b++) H[ia * nq + dofs[b]] += wja * Jr[b];
+            }
+        }
+    }
+    for (int i = 0; i < nq; i++) H[i * nq + i] += lambda;
+}
+
+static int all_finite(const double *x, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* the numeric core (no Python API calls) */
+static int solve_core(SolverObject *s, const double *q0, const double *targets, double *qout, double dt,
+                      double *pe, double *oe, double *te) {
+    const int nq = s->nq;
+    s->iterations = 0;
+    s->nactive = 0;
+    if (!all_finite(q0, nq) || !all_finite(targets, 16 * (Py_ssize_t)s->ntarget) || !isfinite(dt)) {
+        for (int t = 0; t < s->nt; t++) pe[t] = oe[t] = te[t] = NAN;
+        return ST_INVALID_INPUT;
+    }
+    for (int i = 0; i < nq; i++) {
+        double lo = s->lower[i], hi = s->upper[i];
+        if (dt > 0.0 && s->use_vel) {
+            double v = s->vel[i] * dt;
+            double vlo = q0[i] - v, vhi = q0[i] + v;
+            if (vlo > lo) lo = vlo;
+            if (vhi < hi) hi = vhi;
+            if (lo > hi) { /* q0 outside its position limits: move toward them at max speed */
+                double tgt = q0[i] < s->lower[i] ? s->lower[i] : s->upper[i];
+                double st = tgt - q0[i];
+                if (st > v) st = v;
+                if (st < -v) st = -v;
+                lo = hi = q0[i] + st;
+            }
+        }
+        s->lo[i] = lo; s->hi[i] = hi;
+        double qi = q0[i];
+        s->q[i] = qi < lo ? lo : (qi > hi ? hi : qi);
+    }
+    int status = ST_MAX_ITERATIONS, it = 0, stalled = 0;
+    double E;
+    for (;;) {
+        kin_fk(s->kin, s->q, s->needed, s->pose);
+        if (task_residuals(s, targets, pe, oe, te, &E)) { status = ST_CONVERGED; break; }
+        if (it >= s->max_iter || stalled) break;
+        build_normal_equations(s, E + s->damping);
+        for (int i = 0; i < nq; i++) { s->dlo[i] = s->lo[i] - s->q[i]; s->dhi[i] = s->hi[i] - s->q[i]; }
+        int nact = box_qp(s, nq, s->H, s->g, s->dlo, s->dhi, s->dq);
+        s->nactive = nact < 0 ? 0 : nact;
+        double mx = 0.0;
+        for (int i = 0; i < nq; i++) {
+            double qi = s->q[i] + s->dq[i];
+            s->q[i] = qi < s->lo[i] ? s->lo[i] : (qi > s->hi[i] ? s->hi[i] : qi); /* rounding guard only */
+            double a = fabs(s->dq[i]);
+            if (a > mx) mx = a;
+        }
+        it++;
+        stalled = mx < s->tol_step;
+    }
+    if (status != ST_CONVERGED && s->nactive > 0) status = ST_LIMIT_BOUND;
+    memcpy(qout, s->q, sizeof(double) * (size_t)nq);
+    s->iterations = it;
+    return status;
+}
+
+static PyObject *Solver_solve_into(SolverObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 3 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "solve_into(q0, targets, out, dt=0.0) takes 3 or 4 arguments");
+        return NULL;
+    }
+    double dt = 0.0;
+    if (nargs == 4 && args[3] != Py_None) {
+        dt = PyFloat_AsDouble(args[3]);
+        if (dt == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "IK solver used from two threads at once; use one solver per thread");
+        return NULL;
+    }
+    Py_buffer bq, bt, bo;
+    if (get_buffer(args[0], &bq, 'd', self->nq, 0, "q0") < 0) return NULL;
+    if (get_buffer(args[1], &bt, 'd', 16 * (Py_ssize_t)self->ntarget, 0, "targets") < 0) { PyBuffer_Release(&bq); return NULL; }
+    if (get_buffer(args[2], &bo, 'd', self->nq, 1, "out") < 0) { PyBuffer_Release(&bq); PyBuffer_Release(&bt); return NULL; }
+    self->busy = 1;
+    int st;
+    double *pe = self->out_pos.buf, *oe = self->out_ori.buf, *te = self->out_task.buf;
+    Py_BEGIN_ALLOW_THREADS
+    st = solve_core(self, bq.buf, bt.buf, bo.buf, dt, pe, oe, te);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    self->status = st;
+    PyBuffer_Release(&bq); PyBuffer_Release(&bt); PyBuffer_Release(&bo);
+    return PyLong_FromLong(st);
+}
+
+static PyObject *Solver_set_posture_reference(SolverObject *self, PyObject *args) {
+    int t;
+    PyObject *obj;
+    if (!PyArg_ParseTuple(args, "iO", &t, &obj)) return NULL;
+    if (t < 0 || t >= self->nt || self->ttype[t] != T_POSTURE) {
+        PyErr_Format(PyExc_IndexError, "task %d is not a posture task", t);
+        return NULL;
+    }
+    Py_buffer b;
+    if (get_buffer(obj, &b, 'd', self->nq, 0, "q_ref") < 0) return NULL;
+    if (!all_finite(b.buf, self->nq)) {
+        PyBuffer_Release(&b);
+        PyErr_SetString(PyExc_ValueError, "q_ref must be finite");
+        return NULL;
+    }
+    memcpy(self->qref + (size_t)t * self->nq, b.buf, sizeof(double) * (size_t)self->nq);
+    PyBuffer_Release(&b);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Solver_set_weights(SolverObject *self, PyObject *args) {
+    int t;
+    double a, b;
+    if (!PyArg_ParseTuple(args, "idd", &t, &a, &b)) return NULL;
+    if (t < 0 || t >= self->nt) { PyErr_Format(PyExc_IndexError, "task %d out of range", t); return NULL; }
+    if (!(a >= 0 && b >= 0 && isfinite(a) && isfinite(b))) { PyErr_SetString(PyExc_ValueError, "costs must be finite and >= 0"); return NULL; }
+    if (self->ttype[t] == T_POSTURE) self->wpost[t] = a;
+    else { self->wp[t] = a; self->wo[t] = b; }
+    Py_RETURN_NONE;
+}
+
+static void Solver_release(SolverObject *s) {
+    void *ptrs[] = {s->lower, s->upper, s->vel, s->ttype, s->tframe, s->troot, s->ttarget, s->wp, s->wo, s->wpost,
+                    s->qref, s->dstart, s->dofs, s->ca_start, s->ca_link, s->ca_col, s->cb_start, s->cb_link,
+                    s->cb_col, s->jstart, s->needed, s->pose, s->q, s->lo, s->hi, s->H, s->g, s->dq, s->A,
+                    s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->jb, s->err, s->state, s->fidx};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
+    if (s->have_out) {
+        PyBuffer_Release(&s->out_task); PyBuffer_Release(&s->out_pos); PyBuffer_Release(&s->out_ori);
+        s->have_out = 0;
+    }
+}
+
+static void Solver_dealloc(SolverObject *self) {
+    Solver_release(self);
+    Py_XDECREF(self->kin);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define ALLOC(ptr, n, T) do { if (!((ptr) = calloc((size_t)((n) > 0 ? (n) : 1), sizeof(T)))) { PyErr_NoMemory(); return -1; } } while (0)
+
+static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
+    PyObject *okin, *olo, *ohi, *ovel, *otype, *oframe, *oroot, *owp, *owo, *ot, *op, *oo;
+    double damping, tol_p, tol_o, tol_step;
+    int max_iter, use_vel;
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOO(didddp)OOO", &KinType, &okin, &olo, &ohi, &ovel, &otype, &oframe, &oroot,
+                          &owp, &owo, &damping, &max_iter, &tol_p, &tol_o, &tol_step, &use_vel, &ot, &op, &oo))
+        return -1;
+    if (self->kin) { PyErr_SetString(PyExc_RuntimeError, "Solver already initialized"); return -1; }
+    if (!(damping >= 0 && max_iter >= 0 && tol_p >= 0 && tol_o >= 0 && tol_step >= 0)) {
+        PyErr_SetString(PyExc_ValueError, "damping, max_iterations and tolerances must be >= 0");
+        return -1;
+    }
+    Py_INCREF(okin);
+    self->kin = (KinObject *)okin;
+    KinObject *k = self->kin;
+    int nq = self->nq = k->nq, nl = self->nl = k->nl;
+    Py_ssize_t nt = PyObject_Length(otype);
+    if (nt < 0) return -1;
+    self->nt = (int)nt;
+    self->damping = damping; self->max_iter = max_iter; self->tol_p = tol_p; self->tol_o = tol_o;
+    self->tol_step = tol_step; self->use_vel = use_vel;
+    if (!(self->lower = copy_buffer(olo, 'd', nq, "lower")) || !(self->upper = copy_buffer(ohi, 'd', nq, "upper")) ||
+        !(self->vel = copy_buffer(ovel, 'd', nq, "velocity")) || !(self->ttype = copy_buffer(otype, 'i', nt, "task_type")) ||
+        !(self->tframe = copy_buffer(oframe, 'i', nt, "task_frame")) || !(self->troot = copy_buffer(oroot, 'i', nt, "task_root")) ||
+        !(self->wp = copy_buffer(owp, 'd', nt, "position_cost")) || !(self->wo = copy_buffer(owo, 'd', nt, "orientation_cost")))
+        return -1;
+    if (get_buffer(ot, &self->out_task, 'd', nt, 1, "task_errors") < 0) return -1;
+    if (get_buffer(op, &self->out_pos, 'd', nt, 1, "position_errors") < 0) { PyBuffer_Release(&self->out_task); return -1; }
+    if (get_buffer(oo, &self->out_ori, 'd', nt, 1, "orientation_errors") < 0) {
+        PyBuffer_Release(&self->out_task); PyBuffer_Release(&self->out_pos); return -1;
+    }
+    self->have_out = 1;
+    ALLOC(self->ttarget, nt, int); ALLOC(self->wpost, nt, double); ALLOC(self->qref, nt * nq, double);
+    ALLOC(self->dstart, nt + 1, int); ALLOC(self->ca_start, nt + 1, int); ALLOC(self->cb_start, nt + 1, int);
+    ALLOC(self->jstart, nt + 1, int); ALLOC(self->needed, nl, char);
+    ALLOC(self->dofs, nt * nq, int); ALLOC(self->ca_link, nt * nl, int); ALLOC(self->ca_col, nt * nl, int);
+    ALLOC(self->cb_link, nt * nl, int); ALLOC(self->cb_col, nt * nl, int);
+    int *mark;
+    ALLOC(mark, nq, int);
+    int ntarget = 0, nd_tot = 0, na = 0, nb = 0, jtot = 0;
+    for (int t = 0; t < nt; t++) {
+        int ty = self->ttype[t], fa = self->tframe[t], fb = self->troot[t];
+        self->dstart[t] = nd_tot; self->ca_start[t] = na; self->cb_start[t] = nb; self->jstart[t] = jtot;
+        if (ty < 0 || ty > 2 || (ty != T_POSTURE && (fa < 0 || fa >= nl)) || (ty == T_RELATIVE && (fb < 0 || fb >= nl))) {
+            free(mark);
+            PyErr_Format(PyExc_ValueError, "task %d: bad type %d or frame %d / root %d", t, ty, fa, fb);
+            return -1;
+        }
+        if (!(self->wp[t] >= 0 && self->wo[t] >= 0)) { free(mark); PyErr_Format(PyExc_ValueError, "task %d: costs must be >= 0", t); return -1; }
+        if (ty == T_POSTURE) {
+            self->ttarget[t] = -1;
+            self->wpost[t] = self->wp[t];
+            self->wp[t] = self->wo[t] = 0.0;
+            for (int i = 0; i < nq; i++) {
+                double lo = self->lower[i], hi = self->upper[i];
+                self->qref[(size_t)t * nq + i] = 0.0 < lo ? lo : (0.0 > hi ? hi : 0.0);
+            }
+            continue;
+        }
+        self->ttarget[t] = ntarget++;
+        /* compact dof list: union of the chains of frame a (and root b), sorted */
+        for (int i = 0; i < nq; i++) mark[i] = -1;
+        for (int pass = 0; pass < (ty == T_RELATIVE ? 2 : 1); pass++)
+            for (int j = pass ? fb : fa; j >= 0; j = k->parent[j]) {
+                self->needed[j] = 1;
+                if (j > 0 && k->type[j] != 0) mark[k->qidx[j]] = 1;
+            }
+        int nd = 0;
+        for (int i = 0; i < nq; i++)
+            if (mark[i] >= 0) { mark[i] = nd; self->dofs[nd_tot + nd] = i; nd++; }
+        for (int j = fa; j > 0; j = k->parent[j])
+            if (k->type[j] != 0) { self->ca_link[na] = j; self->ca_col[na] = mark[k->qidx[j]]; na++; }
+        if (ty == T_RELATIVE)
+            for (int j = fb; j > 0; j = k->parent[j])
+                if (k->type[j] != 0) { self->cb_link[nb] = j; self->cb_col[nb] = mark[k->qidx[j]]; nb++; }
+        nd_tot += nd;
+        jtot += 6 * nd;
+    }
+    free(mark);
+    self->dstart[nt] = nd_tot; self->ca_start[nt] = na; self->cb_start[nt] = nb; self->jstart[nt] = jtot;
+    self->ntarget = ntarget;
+    ALLOC(self->pose, 12 * nl, double); ALLOC(self->q, nq, double); ALLOC(self->lo, nq, double);
+    ALLOC(self->hi, nq, double); ALLOC(self->H, nq * nq, double); ALLOC(self->g, nq, double);
+    ALLOC(self->dq, nq, double); ALLOC(self->A, nq * nq, double); ALLOC(self->rhs, nq, double);
+    ALLOC(self->grad, nq, double); ALLOC(self->dlo, nq, double); ALLOC(self->dhi, nq, double);
+    ALLOC(self->jbuf, jtot, double); ALLOC(self->jb, 6 * nq, double); ALLOC(self->err, 6 * nt, double);
+    ALLOC(self->state, nq, int); ALLOC(self->fidx, nq, int);
+    self->status = -1;
+    return 0;
+}
+
+static PyMethodDef Solver_methods[] = {
+    {"solve_into", (PyCFunction)(void (*)(void))Solver_solve_into, METH_FASTCALL,
+     "solve_into(q0, targets, out, dt=0.0) -> status int. q0, out: float64 (nq,); targets: float64 "
+     "(ntarget, 4, 4). Errors go to the arrays given at construction; iterations to .iterations."},
+    {"set_posture_reference", (PyCFunction)Solver_set_posture_reference, METH_VARARGS,
+     "set_posture_reference(task_index, q_ref (nq,))"},
+    {"set_weights", (PyCFunction)Solver_set_weights, METH_VARARGS,
+     "set_weights(task_index, position_cost_or_cost, orientation_cost)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyMemberDef Solver_members[] = {
+    {"iterations", T_INT, offsetof(SolverObject, iterations), READONLY, "iterations of the last solve"},
+    {"status", T_INT, offsetof(SolverObject, status), READONLY, "status of the last solve"},
+    {"nactive", T_INT, offsetof(SolverObject, nactive), READONLY, "variables at a bound in the last step"},
+    {"ntarget", T_INT, offsetof(SolverObject, ntarget), READONLY, "number of target poses per solve"},
+    {NULL, 0, 0, 0, NULL}};
+
+static PyTypeObject SolverType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "robot_capture.kinematics._ik.Solver",
+    .tp_basicsize = sizeof(SolverObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Solver(kin, lower, upper, velocity, task_type, task_frame, task_root, position_cost, "
+              "orientation_cost, (damping, max_iterations, tol_p, tol_o, tol_step, use_velocity), "
+              "task_errors_out, position_errors_out, orientation_errors_out)",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Solver_init,
+    .tp_dealloc = (destructor)Solver_dealloc,
+    .tp_methods = Solver_methods,
+    .tp_members = Solver_members,
+};
+
+static struct PyModuleDef ikmodule = {PyModuleDef_HEAD_INIT, "_ik",
+                                      "C core of robot_capture.kinematics: FK, Jacobians, multi-task DLS IK.", -1,
+                                      NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__ik(void) {
+    if (PyType_Ready(&KinType) < 0 || PyType_Ready(&SolverType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&ikmodule);
+    if (!m) return NULL;
+    Py_INCREF(&KinType);
+    Py_INCREF(&SolverType);
+    if (PyModule_AddObject(m, "Kinematics", (PyObject *)&KinType) < 0 ||
+        PyModule_AddObject(m, "Solver", (PyObject *)&SolverType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "CONVERGED", ST_CONVERGED);
+    PyModule_AddIntConstant(m, "MAX_ITERATIONS", ST_MAX_ITERATIONS);
+    PyModule_AddIntConstant(m, "LIMIT_BOUND", ST_LIMIT_BOUND);
+    PyModule_AddIntConstant(m, "INVALID_INPUT", ST_INVALID_INPUT);
+    return m;
+}
