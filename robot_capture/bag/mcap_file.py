@@ -1,0 +1,350 @@
+"""One chunked, indexed MCAP file with a cheap per-message path.
+
+Why not just ``mcap.writer.Writer``: its per-message cost (a ``Message`` dataclass,
+several ``struct.pack``/``BytesIO`` writes, statistics updates) and the four copies
+each payload goes through before reaching the file make it the recorder's CPU
+bottleneck (ENVIRONMENT.md). Here a message costs one ``struct.pack`` of its
+31-byte record header and two list appends; the payload is not copied until the
+chunk is joined (one copy) and handed to the kernel. Everything that is not on the
+hot path (header, schemas, channels, metadata, attachments, statistics, indexes,
+summary offsets, footer) is serialized by the ``mcap`` library's own record classes.
+
+Layout written (MCAP spec, https://mcap.dev/spec): magic, Header(profile ``ros2``),
+Schema/Channel records outside chunks (each written before any message that uses
+it), Chunks each followed by its MessageIndex records, Metadata/Attachment records
+between chunks, DataEnd, a summary (schemas, channels, statistics, chunk indexes,
+attachment and metadata indexes, summary offsets), Footer, magic. Like rosbag2's
+MCAP plugin, chunk CRCs are off by default (``chunk_crc``); record times are ns.
+
+A file killed mid-write holds every chunk flushed so far; ``recover`` reads them.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import time
+import zlib
+from typing import Dict, List
+
+from mcap.data_stream import RecordBuilder
+from mcap.opcode import Opcode
+from mcap.records import (
+    Attachment,
+    AttachmentIndex,
+    Channel,
+    ChunkIndex,
+    DataEnd,
+    Footer,
+    Header,
+    Metadata,
+    MetadataIndex,
+    Schema,
+    Statistics,
+    SummaryOffset,
+)
+from mcap.writer import MCAP0_MAGIC
+
+from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagDiskFullError
+
+__all__ = ["COMPRESSIONS", "McapFileWriter"]
+
+COMPRESSIONS = ("none", "lz4", "zstd")
+
+_MSG_HEADER = struct.Struct("<BQHIQQ").pack  # opcode, record length, channel, sequence, log, publish
+_CHUNK_HEAD = struct.Struct("<BQQQQI")  # opcode, length, start, end, uncompressed size, crc
+_U32 = struct.Struct("<I").pack
+_U64 = struct.Struct("<Q").pack
+_MSG_OVERHEAD = 9 + 22
+_INF = (1 << 64) - 1
+
+
+def _compressor(name: str, level: int | None):
+    """A ``bytes -> bytes`` chunk compressor (``None`` for no compression)."""
+    if name == "none":
+        return None
+    if name == "lz4":
+        import lz4.frame
+
+        lvl = 0 if level is None else int(level)
+        return lambda data: lz4.frame.compress(data, compression_level=lvl)
+    if name == "zstd":
+        import zstandard
+
+        comp = zstandard.ZstdCompressor(level=3 if level is None else int(level))
+        return comp.compress
+    raise ValueError(f"compression must be one of {COMPRESSIONS}, got {name!r}")
+
+
+class McapFileWriter:
+    """Write one MCAP file. Not thread-safe (``BagWriter`` serializes calls).
+
+    Args:
+        path: new file (must not exist).
+        compression: ``none``, ``lz4`` or ``zstd``; ``compression_level`` for lz4/zstd.
+        chunk_size: uncompressed bytes after which the caller should flush the chunk
+            (``chunk_full``); this class never flushes on its own.
+        chunk_crc: compute the uncompressed-chunk CRC32 (rosbag2 leaves it 0).
+        profile, library: Header record fields.
+
+    Raises:
+        FileExistsError: ``path`` exists. ValueError: unknown compression.
+        BagDiskFullError: a write hit ENOSPC/EDQUOT/EFBIG (the file is truncated back
+            to its last complete record first).
+    """
+
+    def __init__(self, path, *, compression: str = "none", compression_level: int | None = None,
+                 chunk_size: int = 4 * 1024 * 1024, chunk_crc: bool = False,
+                 profile: str = "ros2", library: str = "robot_capture"):
+        self.path = str(path)
+        self._compress = _compressor(compression, compression_level)
+        self._compression = "" if compression == "none" else compression
+        self.chunk_size = int(chunk_size)
+        self._chunk_crc = chunk_crc
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self.pos = 0  # bytes handed to the kernel, always at a record boundary
+        self.closed = False
+        self.complete = False  # footer written
+        self._schemas: Dict[int, Schema] = {}
+        self._channels: Dict[int, Channel] = {}
+        self._chunk_indexes: List[ChunkIndex] = []
+        self._attachment_indexes: List[AttachmentIndex] = []
+        self._metadata_indexes: List[MetadataIndex] = []
+        self._stat_counts: Dict[int, int] = {}
+        self.message_count = 0  # flushed messages
+        self.start_time = 0  # of flushed messages (valid if message_count)
+        self.end_time = 0
+        self._reset_chunk()
+        self._write([MCAP0_MAGIC, self._record(Header(profile=profile, library=library))])
+
+    # ---- hot path -----------------------------------------------------------------
+    def _reset_chunk(self) -> None:
+        self._parts: list = []
+        self._index: Dict[int, list] = {}
+        self.chunk_len = 0
+        self.chunk_messages = 0
+        self._chunk_start = _INF
+        self._chunk_end = 0
+
+    def add_message(self, channel_id: int, log_time: int, publish_time: int, data: bytes) -> None:
+        """Append one message to the chunk being built (no I/O).
+
+        Raises:
+            struct.error: a time is negative or >= 2**64, or channel_id >= 2**16.
+        """
+        off = self.chunk_len
+        n = len(data)
+        self._parts.append(_MSG_HEADER(5, 22 + n, channel_id, 0, log_time, publish_time))
+        self._parts.append(data)
+        self.chunk_len = off + _MSG_OVERHEAD + n
+        self.chunk_messages += 1
+        idx = self._index.get(channel_id)
+        if idx is None:
+            idx = self._index[channel_id] = []
+        idx.append(log_time)
+        idx.append(off)
+        if log_time < self._chunk_start:
+            self._chunk_start = log_time
+        if log_time > self._chunk_end:
+            self._chunk_end = log_time
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk plus the uncompressed size of the chunk being built."""
+        return self.pos + self.chunk_len
+
+    # ---- records --------------------------------------------------------------------
+    @staticmethod
+    def _record(rec) -> bytes:
+        b = RecordBuilder()
+        rec.write(b)
+        return b.end()
+
+    def _write(self, bufs: list) -> None:
+        """Write ``bufs`` fully; on failure truncate back to the previous record boundary."""
+        start = self.pos
+        views = [memoryview(b) for b in bufs if len(b)]
+        i = 0
+        try:
+            while i < len(views):
+                n = os.writev(self._fd, views[i:i + 512])
+                self.pos += n
+                while i < len(views) and n >= len(views[i]):
+                    n -= len(views[i])
+                    i += 1
+                if n:
+                    views[i] = views[i][n:]
+        except OSError as exc:
+            self._truncate(start)
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise BagDiskFullError(self.path, exc.errno) from exc
+            raise
+
+    def _truncate(self, pos: int) -> None:
+        try:
+            os.ftruncate(self._fd, pos)
+            os.lseek(self._fd, pos, os.SEEK_SET)
+            self.pos = pos
+        except OSError:
+            pass
+
+    def add_schema(self, schema_id: int, name: str, encoding: str, data: bytes) -> None:
+        s = Schema(id=schema_id, name=name, encoding=encoding, data=data)
+        self._write([self._record(s)])
+        self._schemas[schema_id] = s
+
+    def add_channel(self, channel_id: int, schema_id: int, topic: str, message_encoding: str,
+                    metadata: Dict[str, str]) -> None:
+        c = Channel(id=channel_id, schema_id=schema_id, topic=topic,
+                    message_encoding=message_encoding, metadata=dict(metadata))
+        self._write([self._record(c)])
+        self._channels[channel_id] = c
+
+    def add_metadata(self, name: str, data: Dict[str, str]) -> None:
+        """Write a Metadata record (flushes the chunk being built first)."""
+        self.flush_chunk()
+        rec = self._record(Metadata(name=name, metadata={str(k): str(v) for k, v in data.items()}))
+        offset = self.pos
+        self._write([rec])
+        self._metadata_indexes.append(MetadataIndex(offset=offset, length=len(rec), name=name))
+
+    def add_attachment(self, name: str, data: bytes, media_type: str, log_time: int, create_time: int) -> None:
+        """Write an Attachment record with its CRC (flushes the chunk being built first)."""
+        self.flush_chunk()
+        rec = self._record(Attachment(create_time=create_time, log_time=log_time, name=name,
+                                      media_type=media_type, data=bytes(data)))
+        offset = self.pos
+        self._write([rec])
+        self._attachment_indexes.append(AttachmentIndex(
+            offset=offset, length=len(rec), create_time=create_time, log_time=log_time,
+            data_size=len(data), name=name, media_type=media_type))
+
+    def flush_chunk(self) -> int:
+        """Write the chunk being built and its message indexes. Returns messages written.
+
+        Raises:
+            BagDiskFullError: the chunk did not fit; its messages are dropped (the
+                error's ``lost_messages``), the file ends at the previous chunk.
+        """
+        n_msgs = self.chunk_messages
+        if n_msgs == 0:
+            return 0
+        payload = b"".join(self._parts)
+        usize = len(payload)
+        crc = zlib.crc32(payload) if self._chunk_crc else 0
+        comp = self._compress(payload) if self._compress is not None else payload
+        name = self._compression.encode()
+        body_len = 8 + 8 + 8 + 4 + 4 + len(name) + 8 + len(comp)
+        head = _CHUNK_HEAD.pack(6, body_len, self._chunk_start, self._chunk_end, usize, crc)
+        chunk_offset = self.pos
+        chunk_length = 9 + body_len
+        bufs = [head, _U32(len(name)), name, _U64(len(comp)), comp]
+        idx_offsets = {}
+        at = chunk_offset + chunk_length
+        for cid, lst in self._index.items():
+            k = len(lst)
+            rec = struct.pack(f"<BQHI{k}Q", Opcode.MESSAGE_INDEX, 6 + 8 * k, cid, 8 * k, *lst)
+            idx_offsets[cid] = at
+            at += len(rec)
+            bufs.append(rec)
+        try:
+            self._write(bufs)
+        except BagDiskFullError as exc:
+            exc.lost_messages = n_msgs
+            exc.args = (str(exc).replace("0 buffered", f"{n_msgs} buffered"),)
+            self._reset_chunk()
+            raise
+        self._chunk_indexes.append(ChunkIndex(
+            message_start_time=self._chunk_start, message_end_time=self._chunk_end,
+            chunk_start_offset=chunk_offset, chunk_length=chunk_length,
+            message_index_offsets=idx_offsets, message_index_length=at - chunk_offset - chunk_length,
+            compression=self._compression, compressed_size=len(comp), uncompressed_size=usize))
+        for cid, lst in self._index.items():
+            self._stat_counts[cid] = self._stat_counts.get(cid, 0) + len(lst) // 2
+        if self.message_count == 0 or self._chunk_start < self.start_time:
+            self.start_time = self._chunk_start
+        self.end_time = max(self.end_time, self._chunk_end)
+        self.message_count += n_msgs
+        self._reset_chunk()
+        return n_msgs
+
+    def sync(self) -> None:
+        """fdatasync the file (what is written survives a power cut)."""
+        os.fdatasync(self._fd) if hasattr(os, "fdatasync") else os.fsync(self._fd)
+
+    def dup_fd(self) -> int:
+        """A duplicate descriptor, for syncing from another thread without racing close()."""
+        return os.dup(self._fd)
+
+    # ---- end ------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Flush, write DataEnd + summary + footer + magic, fsync and close.
+
+        On disk-full while writing the summary, the file is truncated back to its
+        data (readable by ``recover``), closed, and BagDiskFullError is raised.
+        """
+        if self.closed:
+            return
+        err = None
+        try:
+            self.flush_chunk()
+        except BagDiskFullError as exc:  # the truncation freed room: still try the summary
+            err = exc
+        try:
+            data_end = self._record(DataEnd(data_section_crc=0))
+            summary_start = self.pos + len(data_end)
+            b = RecordBuilder()
+            offsets = []
+
+            def group(opcode, records):
+                start = b.count
+                for r in records:
+                    r.write(b)
+                if b.count > start:
+                    offsets.append(SummaryOffset(group_opcode=opcode, group_start=summary_start + start,
+                                                 group_length=b.count - start))
+
+            group(Opcode.SCHEMA, self._schemas.values())
+            group(Opcode.CHANNEL, self._channels.values())
+            group(Opcode.STATISTICS, [Statistics(
+                message_count=self.message_count, schema_count=len(self._schemas),
+                channel_count=len(self._channels), attachment_count=len(self._attachment_indexes),
+                metadata_count=len(self._metadata_indexes), chunk_count=len(self._chunk_indexes),
+                message_start_time=self.start_time if self.message_count else 0,
+                message_end_time=self.end_time if self.message_count else 0,
+                channel_message_counts=dict(sorted(self._stat_counts.items())))])
+            group(Opcode.CHUNK_INDEX, self._chunk_indexes)
+            group(Opcode.ATTACHMENT_INDEX, self._attachment_indexes)
+            group(Opcode.METADATA_INDEX, self._metadata_indexes)
+            summary_offset_start = summary_start + b.count
+            for o in offsets:
+                o.write(b)
+            summary = b.end()
+            crc = zlib.crc32(summary)
+            crc = zlib.crc32(struct.pack("<BQQQ", Opcode.FOOTER, 20, summary_start, summary_offset_start), crc)
+            footer = self._record(Footer(summary_start=summary_start,
+                                         summary_offset_start=summary_offset_start, summary_crc=crc))
+            self._write([data_end, summary, footer, MCAP0_MAGIC])
+            self.complete = True
+            try:
+                self.sync()
+            except OSError:
+                pass
+        except BagDiskFullError as exc:
+            err = err or exc
+        finally:
+            self.close_fd()
+        if err is not None:
+            raise err
+
+    def close_fd(self) -> None:
+        """Close without writing a footer (the file stays recoverable)."""
+        if not self.closed:
+            self.closed = True
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
+
+def now_ns() -> int:
+    return time.time_ns()

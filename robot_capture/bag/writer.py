@@ -1,0 +1,532 @@
+"""BagWriter: a rosbag2 bag directory (metadata.yaml + ``<name>_<i>.mcap``) from raw CDR.
+
+What it writes mirrors rosbag2's MCAP storage plugin (``rosbag2_storage_mcap``):
+
+* MCAP profile ``ros2``; one Schema per type (name ``pkg/msg/Type``, encoding
+  ``ros2msg``, data = concatenated definition, see ``msgdefs``); one Channel per
+  topic (``message_encoding: cdr``, metadata ``offered_qos_profiles`` (YAML string)
+  and ``topic_type_hash`` (``RIHS01_...``)).
+* Message ``log_time`` = receive time, ``publish_time`` = source time, both ns.
+* Before a file is closed, a ``rosbag2`` Metadata record whose ``serialized_metadata``
+  is the bag's metadata (as ``MCAPStorage::update_metadata``), plus ``ROS_DISTRO``.
+* ``metadata.yaml`` v9, written atomically at close (and every
+  ``metadata_interval_s`` while recording, so a live bag can be inspected).
+
+Crash safety: the chunk being built is handed to the kernel at least every
+``flush_interval_s`` (on ``write`` and from a background thread when messages
+stop), so a SIGKILL loses at most that much; with ``fsync`` the background thread
+also fdatasyncs, bounding a power cut's loss similarly. ``recover`` rebuilds files
+that never got their footer.
+
+Disk full (ENOSPC/EDQUOT/EFBIG): ``write``/``split``/``close`` raise
+``BagDiskFullError`` once; the file is cut back to its last complete record and
+``close()`` still finishes it (footer + metadata.yaml) if the freed room allows,
+otherwise leaves it recoverable. Nothing already written is touched.
+
+Thread-safety: all public methods may be called from several threads.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError
+from robot_capture.bag.mcap_file import COMPRESSIONS, McapFileWriter
+from robot_capture.bag.metadata import (BagMetadata, FileInfo, TopicMeta, serialized_metadata,
+                                        write_metadata)
+from robot_capture.bag.msgdefs import definition_for, type_hash_for
+from robot_capture.bag.qos import dump_qos_list, normalize
+
+__all__ = ["BagWriter", "TopicStats", "WriterOptions"]
+
+log = logging.getLogger(__name__)
+
+_MiB = 1024 * 1024
+
+
+def _default_distro() -> str:
+    return os.environ.get("ROS_DISTRO") or "kilted"
+
+
+@dataclass
+class WriterOptions:
+    """Storage options.
+
+    Attributes:
+        compression: MCAP chunk compression, ``none``, ``lz4`` or ``zstd``.
+        compression_level: lz4 (0-16) or zstd (1-22) level; None = library default (zstd 3).
+        chunk_size: uncompressed bytes per chunk (rosbag2 MCAP default is 768 KiB; 4 MiB here).
+        max_bag_size: split to a new file once a file reaches this many bytes (0 = never).
+        max_bag_duration_s: split once a file spans this many seconds of log time (0 = never).
+        flush_interval_s: the chunk being built is written out at least this often, which
+            bounds what a SIGKILL loses. Must be > 0.
+        ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO`` or kilted.
+        fsync: fdatasync the file from the background thread after each flush (power-cut safety).
+        chunk_crc: CRC32 of uncompressed chunks (rosbag2 leaves it 0; costs ~1 ms/MiB).
+        metadata_interval_s: rewrite metadata.yaml this often while recording (0 = only at close).
+        background_flush: run the flush/fsync/metadata thread (off: only ``write`` flushes).
+    """
+
+    compression: str = "none"
+    compression_level: int | None = None
+    chunk_size: int = 4 * _MiB
+    max_bag_size: int = 0
+    max_bag_duration_s: float = 0.0
+    flush_interval_s: float = 1.0
+    ros_distro: str = field(default_factory=_default_distro)
+    fsync: bool = True
+    chunk_crc: bool = False
+    metadata_interval_s: float = 5.0
+    background_flush: bool = True
+
+    def validate(self) -> None:
+        """Raises ValueError naming the bad option."""
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}, got {self.compression!r}")
+        if self.compression_level is not None:
+            lo, hi = (0, 16) if self.compression == "lz4" else (-7, 22)
+            if not lo <= int(self.compression_level) <= hi:
+                raise ValueError(f"compression_level {self.compression_level} out of range [{lo}, {hi}]")
+        if int(self.chunk_size) < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.max_bag_size < 0 or self.max_bag_duration_s < 0:
+            raise ValueError("max_bag_size and max_bag_duration_s must be >= 0")
+        if not self.flush_interval_s > 0:
+            raise ValueError(f"flush_interval_s must be > 0, got {self.flush_interval_s}")
+        if self.metadata_interval_s < 0:
+            raise ValueError("metadata_interval_s must be >= 0")
+
+
+@dataclass
+class TopicStats:
+    """Per-topic counters since the writer was opened: messages and payload bytes passed to
+    ``write`` (including the chunk not yet on disk)."""
+
+    type: str
+    messages: int
+    bytes: int
+
+
+class _Topic:
+    __slots__ = ("name", "type", "qos", "hash", "channel_id", "schema_id", "counts")
+
+    def __init__(self, name, type_, qos, hash_, channel_id, schema_id):
+        self.name, self.type, self.qos, self.hash = name, type_, qos, hash_
+        self.channel_id, self.schema_id = channel_id, schema_id
+        self.counts = [0, 0]  # messages, bytes
+
+
+class BagWriter:
+    """Write a rosbag2 bag directory. See the module docstring for the format.
+
+    Args:
+        bag_dir: the bag directory; created (parents too). Must not exist or be empty.
+        options: WriterOptions (validated).
+        custom_data: metadata.yaml ``custom_data`` (string -> string).
+
+    Raises:
+        FileExistsError: ``bag_dir`` exists and is not empty.
+        ValueError: bad options.
+    """
+
+    def __init__(self, bag_dir, options: WriterOptions | None = None, custom_data: dict | None = None):
+        self.options = opts = options or WriterOptions()
+        opts.validate()
+        self.path = Path(bag_dir)
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise FileExistsError(f"bag directory {self.path} exists and is not empty")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.name = self.path.name
+        self._custom = {str(k): str(v) for k, v in (custom_data or {}).items()}
+        self._topics: dict[str, _Topic] = {}
+        self._schemas: dict[str, tuple[int, object]] = {}  # type -> (id, MessageDefinition)
+        self._meta_records: dict[str, dict] = {}
+        self._attachments: list[tuple] = []
+        self._done_files: list[tuple[FileInfo, dict]] = []  # (info, channel counts)
+        self._file: McapFileWriter | None = None
+        self._file_index = 0
+        self._file_start: int | None = None
+        self._chunk_t0 = 0.0
+        self._chunk_size = int(opts.chunk_size)
+        self._flush_s = float(opts.flush_interval_s)
+        self._split_size = int(opts.max_bag_size)
+        self._split_ns = int(opts.max_bag_duration_s * 1e9)
+        self._lock = threading.RLock()
+        self._error: BagDiskFullError | None = None
+        self._closed = False
+        self._final: BagMetadata | None = None
+        self.lost_messages = 0
+        self.unknown_types: set[str] = set()
+        self._open_file()
+        self._stop = threading.Event()
+        self._thread = None
+        if opts.background_flush:
+            self._thread = threading.Thread(target=self._background, name=f"bagwriter-{self.name}", daemon=True)
+            self._thread.start()
+
+    # ---- topics -----------------------------------------------------------------------
+    def add_topic(self, name: str, type_name: str, offered_qos_profiles: list | None = None) -> None:
+        """Register a topic (a Channel, and a Schema on first use of its type).
+
+        ``type_name`` is ``pkg/msg/Type``. A type with no installed definition is still
+        recorded (schema encoding ``unknown``, empty text, as rosbag2 does), logged once
+        and listed in ``unknown_types``. Re-adding with the same type is a no-op.
+
+        Raises:
+            ValueError: empty names, or the topic exists with a different type.
+            BagClosedError: after close().
+        """
+        if not name or not type_name:
+            raise ValueError(f"topic name and type must be non-empty (got {name!r}, {type_name!r})")
+        qos = [normalize(p) for p in (offered_qos_profiles or [])]
+        with self._lock:
+            self._check_open()
+            t = self._topics.get(name)
+            if t is not None:
+                if t.type != type_name:
+                    raise ValueError(f"topic {name!r} already recorded as {t.type}, not {type_name}")
+                return
+            if type_name not in self._schemas:
+                d = definition_for(type_name)
+                if not d.known:
+                    self.unknown_types.add(type_name)
+                    log.warning("no installed message definition for %s (topic %s): recording with an "
+                                "empty schema; decode it with the package installed", type_name, name)
+                self._schemas[type_name] = (len(self._schemas) + 1, d)
+            sid, d = self._schemas[type_name]
+            t = _Topic(name, type_name, qos, type_hash_for(type_name), len(self._topics) + 1, sid)
+            self._topics[name] = t
+            if self._file is not None:
+                self._register(self._file, t, new_schema=not any(
+                    o.schema_id == sid for o in self._topics.values() if o is not t))
+
+    def _register(self, f: McapFileWriter, t: _Topic, new_schema: bool) -> None:
+        if new_schema:
+            _sid, d = self._schemas[t.type]
+            f.add_schema(t.schema_id, t.type, d.encoding, d.text.encode("utf-8"))
+        f.add_channel(t.channel_id, t.schema_id, t.name, "cdr",
+                      {"offered_qos_profiles": dump_qos_list(t.qos), "topic_type_hash": t.hash})
+
+    # ---- hot path -----------------------------------------------------------------
+    def write(self, topic: str, data: bytes, log_time_ns: int, publish_time_ns: int | None = None) -> None:
+        """Append one serialized (CDR) message.
+
+        Args:
+            topic: a topic registered with ``add_topic``.
+            data: the CDR bytes (bytes-like; non-``bytes`` input is copied).
+            log_time_ns: receive time, ns since the epoch (0 <= t < 2**64).
+            publish_time_ns: source timestamp, ns; defaults to ``log_time_ns``.
+
+        Raises:
+            KeyError: unknown topic. ValueError: a time out of range. TypeError: data not bytes-like.
+            BagDiskFullError: the disk is full (once; later calls raise BagClosedError).
+            BagClosedError: after close() or a disk-full error.
+        """
+        t = self._topics.get(topic)
+        if t is None:
+            raise KeyError(f"topic {topic!r} was not added (call add_topic first)")
+        if type(data) is not bytes:
+            data = bytes(data)
+        if publish_time_ns is None:
+            publish_time_ns = log_time_ns
+        with self._lock:
+            f = self._file
+            if f is None or self._error is not None:
+                self._check_open()
+            now = time.monotonic()
+            if (self._split_size and f.pos + f.chunk_len >= self._split_size
+                    and (f.chunk_messages or f.message_count)) or (
+                    self._split_ns and self._file_start is not None
+                    and log_time_ns - self._file_start >= self._split_ns):
+                self._split_locked()
+                f = self._file
+            if f.chunk_messages == 0:
+                self._chunk_t0 = now
+            try:
+                f.add_message(t.channel_id, log_time_ns, publish_time_ns, data)
+            except struct.error:
+                raise ValueError(f"times out of range for {topic}: log_time_ns={log_time_ns!r}, "
+                                 f"publish_time_ns={publish_time_ns!r} (need 0 <= t < 2**64)") from None
+            if self._file_start is None or log_time_ns < self._file_start:
+                self._file_start = log_time_ns
+            c = t.counts
+            c[0] += 1
+            c[1] += len(data)
+            if f.chunk_len >= self._chunk_size or now - self._chunk_t0 >= self._flush_s:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        try:
+            self._file.flush_chunk()
+        except BagDiskFullError as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BagDiskFullError) -> None:
+        """Disk full: keep the (truncated) file open for close() to finish; refuse writes."""
+        self.lost_messages += exc.lost_messages
+        self._error = exc
+        log.error("%s", exc)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BagClosedError(f"bag {self.path} is closed")
+        if self._error is not None:
+            raise BagClosedError(f"bag {self.path} stopped after a disk-full error: {self._error}")
+
+    # ---- episode metadata, attachments ------------------------------------------------
+    def add_metadata(self, name: str, data: dict) -> None:
+        """Write an MCAP Metadata record ``name`` (string -> string) now, and into every later
+        split file. Calling again with the same name writes a newer record (readers take the last).
+
+        Raises:
+            ValueError: ``name`` is ``rosbag2`` (reserved) or empty. BagDiskFullError, BagClosedError.
+        """
+        if not name or name == "rosbag2":
+            raise ValueError(f"metadata name {name!r} is empty or reserved")
+        rec = {str(k): str(v) for k, v in data.items()}
+        with self._lock:
+            self._check_open()
+            self._meta_records[name] = rec
+            self._guard(lambda: self._file.add_metadata(name, rec))
+
+    def attach(self, name: str, data: bytes, media_type: str = "text/xml") -> None:
+        """Write an MCAP Attachment (e.g. the robot URDF) now and into every later split file.
+
+        Raises:
+            ValueError: empty name. BagDiskFullError, BagClosedError.
+        """
+        if not name:
+            raise ValueError("attachment name must be non-empty")
+        t = time.time_ns()
+        item = (str(name), bytes(data), str(media_type), t, t)
+        with self._lock:
+            self._check_open()
+            self._attachments.append(item)
+            self._guard(lambda: self._file.add_attachment(*item))
+
+    def set_custom_data(self, key: str, value: str) -> None:
+        """Set a metadata.yaml ``custom_data`` entry (written at the next metadata write)."""
+        with self._lock:
+            self._custom[str(key)] = str(value)
+
+    def _guard(self, fn) -> None:
+        try:
+            fn()
+        except BagDiskFullError as exc:
+            self._fail(exc)
+            raise
+
+    # ---- files ----------------------------------------------------------------------
+    def _open_file(self) -> None:
+        opts = self.options
+        path = self.path / f"{self.name}_{self._file_index}.mcap"
+        from robot_capture import __version__
+        import mcap
+
+        f = McapFileWriter(path, compression=opts.compression, compression_level=opts.compression_level,
+                           chunk_size=opts.chunk_size, chunk_crc=opts.chunk_crc,
+                           library=f"robot_capture {__version__}; mcap-python {getattr(mcap, '__version__', '')}".strip())
+        self._file = f
+        self._file_start = None
+        try:
+            seen = set()
+            for t in self._topics.values():
+                self._register(f, t, new_schema=t.schema_id not in seen)
+                seen.add(t.schema_id)
+            for name, rec in self._meta_records.items():
+                f.add_metadata(name, rec)
+            for item in self._attachments:
+                f.add_attachment(*item)
+        except BagDiskFullError as exc:
+            self._fail(exc)
+            raise
+
+    def _close_file(self) -> None:
+        """Flush, write the rosbag2 record, footer; move the file to the done list."""
+        f = self._file
+        if f is None:
+            return
+        err = None
+        try:
+            f.flush_chunk()
+        except BagDiskFullError as exc:
+            err = exc
+        if err is None:
+            try:
+                meta = self._metadata_locked()
+                f.add_metadata("rosbag2", {"serialized_metadata": serialized_metadata(meta),
+                                           "ROS_DISTRO": self.options.ros_distro})
+            except BagDiskFullError as exc:
+                err = exc
+        try:
+            f.finish()
+        except BagDiskFullError as exc:
+            err = err or exc
+        except OSError as exc:  # anything else: keep going, the data is on disk
+            log.error("closing %s: %s", f.path, exc)
+        self._done_files.append((self._file_info(f), dict(f._stat_counts)))
+        self._file = None
+        if err is not None:
+            if self._error is None:
+                self._fail(err)
+            raise err
+
+    @staticmethod
+    def _file_info(f: McapFileWriter) -> FileInfo:
+        n = f.message_count
+        return FileInfo(path=os.path.basename(f.path), starting_time_ns=f.start_time if n else 0,
+                        duration_ns=(f.end_time - f.start_time) if n else 0, message_count=n)
+
+    def split(self) -> None:
+        """Close the current file and continue in ``<name>_<i+1>.mcap`` (no-op if it has no
+        messages yet). Raises BagDiskFullError, BagClosedError."""
+        with self._lock:
+            self._check_open()
+            f = self._file
+            if f.message_count or f.chunk_messages:
+                self._split_locked()
+
+    def _split_locked(self) -> None:
+        self._close_file()
+        self._file_index += 1
+        self._open_file()
+
+    # ---- metadata ---------------------------------------------------------------------
+    def _metadata_locked(self) -> BagMetadata:
+        files = [info for info, _ in self._done_files]
+        counts: dict[int, int] = {}
+        for _, c in self._done_files:
+            for k, v in c.items():
+                counts[k] = counts.get(k, 0) + v
+        if self._file is not None:
+            files.append(self._file_info(self._file))
+            for k, v in self._file._stat_counts.items():
+                counts[k] = counts.get(k, 0) + v
+        with_msgs = [fi for fi in files if fi.message_count]
+        start = min((fi.starting_time_ns for fi in with_msgs), default=0)
+        end = max((fi.starting_time_ns + fi.duration_ns for fi in with_msgs), default=0)
+        topics = [TopicMeta(name=t.name, type=t.type, serialization_format="cdr",
+                            offered_qos_profiles=list(t.qos), type_description_hash=t.hash,
+                            message_count=counts.get(t.channel_id, 0))
+                  for t in self._topics.values()]
+        return BagMetadata(storage_identifier="mcap", duration_ns=end - start, starting_time_ns=start,
+                           message_count=sum(fi.message_count for fi in files), topics=topics,
+                           relative_file_paths=[fi.path for fi in files], files=files,
+                           custom_data=dict(self._custom), ros_distro=self.options.ros_distro)
+
+    def metadata(self) -> BagMetadata:
+        """The bag metadata as of now (on-disk messages only)."""
+        with self._lock:
+            return self._final if self._final is not None else self._metadata_locked()
+
+    @property
+    def stats(self) -> dict[str, TopicStats]:
+        """Per-topic messages and bytes passed to ``write`` (snapshot)."""
+        with self._lock:
+            return {n: TopicStats(t.type, t.counts[0], t.counts[1]) for n, t in self._topics.items()}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def current_file(self) -> Path | None:
+        f = self._file
+        return Path(f.path) if f is not None else None
+
+    # ---- background -------------------------------------------------------------------
+    def _background(self) -> None:
+        tick = min(0.25, self._flush_s / 4)
+        last_meta = time.monotonic()
+        meta_every = self.options.metadata_interval_s
+        while not self._stop.wait(tick):
+            dup = -1
+            meta = None
+            with self._lock:
+                f = self._file
+                if f is None or self._closed:
+                    break
+                if self._error is None and f.chunk_messages and time.monotonic() - self._chunk_t0 >= 0.75 * self._flush_s:
+                    try:
+                        self._flush_locked()
+                    except BagDiskFullError:
+                        continue
+                if self.options.fsync and f.pos > getattr(f, "_synced", 0):
+                    f._synced = f.pos
+                    dup = f.dup_fd()
+                if meta_every and time.monotonic() - last_meta >= meta_every:
+                    last_meta = time.monotonic()
+                    meta = self._metadata_locked()
+            if dup >= 0:
+                try:
+                    os.fdatasync(dup) if hasattr(os, "fdatasync") else os.fsync(dup)
+                except OSError:
+                    pass
+                finally:
+                    os.close(dup)
+            if meta is not None and meta.message_count:
+                try:
+                    write_metadata(self.path, meta)
+                except OSError as exc:
+                    log.warning("periodic metadata.yaml write failed: %s", exc)
+
+    # ---- close ----------------------------------------------------------------------
+    def close(self) -> BagMetadata:
+        """Flush, finish the current file, write metadata.yaml atomically. Idempotent.
+
+        Returns the final BagMetadata.
+
+        Raises:
+            BagDiskFullError: the disk filled up during close and this had not been reported
+                by an earlier call; everything that fitted is readable (``recover`` if a
+                footer is missing).
+        """
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        with self._lock:
+            if self._closed:
+                return self._final
+            self._closed = True
+            already_failed = self._error is not None
+            err = None
+            try:
+                self._close_file()
+            except BagDiskFullError as exc:
+                err = exc
+            except OSError as exc:
+                log.error("closing %s: %s", self.path, exc)
+            meta = self._final = self._metadata_locked()
+            try:
+                write_metadata(self.path, meta)
+            except OSError as exc:
+                log.error("could not write %s/metadata.yaml: %s (run `robot-capture recover`)", self.path, exc)
+                if err is None and exc.errno in DISK_FULL_ERRNOS:
+                    err = BagDiskFullError(self.path / "metadata.yaml", exc.errno)
+            if err is not None and not already_failed:
+                raise err
+            return meta
+
+    def __enter__(self) -> "BagWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.close()
+        except BagDiskFullError:
+            if exc[0] is None:
+                raise
+
+    def __del__(self):  # best effort: never leave a file without its footer
+        try:
+            if not self._closed and self._file is not None:
+                self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
