@@ -257,7 +257,8 @@ def _clean_params(params: Mapping[str, Any], where: str) -> dict:
 def camera_topics(name: str, compressed: bool) -> tuple[str, str]:
     """(image topic, camera_info topic) of camera ``name`` per the topic contract."""
     base = f"/camera/{name}"
-    return (f"{base}/compressed" if compressed else f"{base}/image_raw", f"{base}/camera_info")
+    image = f"{base}/image_raw/compressed" if compressed else f"{base}/image_raw"  # image_transport naming
+    return (image, f"{base}/camera_info")
 
 
 def record_topics(cfg: Mapping) -> list[str]:
@@ -324,7 +325,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         cam = cam or {}
         source = str(simc.get("camera_source", "synthetic")) if sim else str(cam.get("source", "0"))
         add("camera", f"camera_{cam_name}", {
-            "camera_name": str(cam_name),
+            "name": str(cam_name),
             "source": source,
             "rate_hz": float(cam.get("rate_hz", 30.0)),
             "width": int(cam.get("width", 320)),
@@ -371,7 +372,7 @@ def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
         elif s.role == "robot_sim":
             out["/joint_states"] = p["rate_hz"]
         elif s.role == "camera":
-            img, info = camera_topics(p["camera_name"], p["compressed"])
+            img, info = camera_topics(p["name"], p["compressed"])
             out[img] = p["rate_hz"]
             out[info] = p["rate_hz"]
         elif s.role == "mocap_replay":
