@@ -102,7 +102,9 @@ setup(
             "ros-diagnostic-msgs",
             "ros-visualization-msgs",
         ],
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20"],
+        # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
+        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20",
+                 "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result"],
         # optional IK baselines for benchmarks/ik_bench.py
         "bench": ["pin", "pin-pink", "placo", "matplotlib"],
         "plot": ["matplotlib"],
