@@ -8,3 +8,5 @@ from robot_capture.bag.errors import (BagClosedError, BagDiskFullError, BagError
                                       IncompleteBagFileError, NotABagError)
 from robot_capture.bag.metadata import BagMetadata, read_metadata  # noqa: F401
 from robot_capture.bag.writer import BagWriter, TopicStats, WriterOptions  # noqa: F401
+from robot_capture.bag.reader import BagMessage, BagReader, TopicInfo  # noqa: F401
+from robot_capture.bag.recover import RecoveryReport, recover  # noqa: F401
