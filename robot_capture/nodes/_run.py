@@ -45,7 +45,10 @@ def run(node_factory: Callable[[], object], args=None, executor: str = "events")
         ex = make_executor(executor)
         ex.add_node(node)
         try:
-            ex.spin()
+            # spin_once in a loop, not spin(): the EventsExecutor's spin() does not return
+            # when the signal handler shuts the context down (rclpy 9.x, measured here).
+            while rclpy.ok():
+                ex.spin_once(timeout_sec=0.1)
         finally:
             ex.shutdown()
     except (KeyboardInterrupt, ExternalShutdownException):
