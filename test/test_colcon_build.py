@@ -127,3 +127,31 @@ def test_colcon_test_runs_the_package_tests(colcon_install):
     line = next(ln for ln in summary.stdout.splitlines() if ln.startswith("Summary:"))
     n_tests = int(line.split()[1])
     assert n_tests >= 5 and " 0 errors, 0 failures" in line, line
+
+
+def test_dockerfile_provides_every_package_xml_dependency():
+    """The CI image installs each exec/test dependency of package.xml (apt, pip or the base image)."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    docker = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^FROM ros:jazzy", docker, re.M)
+    base_image = {"rclpy", "launch", "launch_ros", "builtin_interfaces"}  # ros-base (ros_core)
+    pip_names = {"python3-mcap": "mcap", "python3-mcap-ros2-support": "mcap-ros2-support",
+                 "python3-rosbags": "rosbags"}
+    root = ET.parse(REPO / "package.xml").getroot()
+    deps = [e.text.strip() for e in root if e.tag in ("exec_depend", "depend", "test_depend")]
+    assert deps
+    missing = []
+    for dep in deps:
+        apt = dep if dep.startswith("python3-") else "ros-jazzy-" + dep.replace("_", "-")
+        if dep in base_image or re.search(rf"\s{re.escape(apt)}\s", docker):
+            continue
+        if dep in pip_names and f'"{pip_names[dep]}' in docker:
+            continue
+        missing.append(dep)
+    assert not missing, f"Dockerfile does not install package.xml dependencies {missing}"
+    assert "--shm-size" in (REPO / ".github/workflows/ci.yml").read_text()
+    # the image must never pip-install the ROS wheels over the system rclpy
+    code = "\n".join(ln for ln in docker.splitlines() if not ln.lstrip().startswith("#"))
+    assert "[ros" not in code and "ros-rclpy" not in code
