@@ -1,0 +1,78 @@
+"""mocap_replay node: a BVH clip (real human motion) standing in for an operator.
+
+Publishes, at the clip's frame rate times ``speed`` (stamps = now):
+
+* ``/exo/joint_states`` (sensor_msgs/JointState): the readings the exoskeleton arm model
+  would give (``ExoArmModel.angles_from_pose``), if ``publish_exo``;
+* ``/vr/head``, ``/vr/left_wrist``, ``/vr/right_wrist`` (geometry_msgs/PoseStamped,
+  frame ``vr_world``), if ``publish_vr``.
+
+Per-frame data comes from :class:`robot_capture.sim.replay.ClipReplay`. With ``loop: false``
+the node stops publishing after the last frame and keeps running.
+"""
+from __future__ import annotations
+
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from robot_capture.nodes._convert import joint_state_msg, matrix_to_pose
+from robot_capture.nodes._run import StartupError, run
+from robot_capture.sim.replay import VR_NAMES, ClipReplay
+
+DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
+
+
+class MocapReplayNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("mocap_replay", **kwargs)
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        p = self.declare_parameter
+        clip = p("clip", DEFAULT_CLIP, d("BVH clip: a name in shared/data/motion or a path")).value
+        loop = bool(p("loop", True, d("restart the clip after its last frame")).value)
+        speed = float(p("speed", 1.0, d("playback speed factor")).value)
+        publish_exo = bool(p("publish_exo", True, d("publish /exo/joint_states")).value)
+        publish_vr = bool(p("publish_vr", True, d("publish /vr/head, /vr/left_wrist, /vr/right_wrist")).value)
+        exo_config = p("exo_config", "", d("exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")).value
+        self.frame_id = p("frame_id", "vr_world", d("frame of the VR poses")).value
+        try:
+            self.replay = ClipReplay(clip, exo=publish_exo, vr=publish_vr, exo_config=exo_config,
+                                     speed=speed, loop=loop)
+        except (OSError, ValueError, KeyError) as e:
+            raise StartupError(f"mocap_replay: cannot load clip {clip!r}: {e}") from e
+        self.exo_pub = self.create_publisher(JointState, "/exo/joint_states", 10) if publish_exo else None
+        self.vr_pubs = {n: self.create_publisher(PoseStamped, f"/vr/{n}", 10) for n in VR_NAMES} if publish_vr else {}
+        self.tick = 0
+        self._ended = False
+        self.create_timer(self.replay.period_s, self._publish)
+        self.get_logger().info(
+            f"mocap_replay: {self.replay.path.name} {self.replay.n_frames} frames at {self.replay.rate_hz:.3f} Hz"
+            f"{' (loop)' if loop else ''}; exo={publish_exo} vr={publish_vr}"
+        )
+
+    def _publish(self) -> None:
+        i = self.replay.frame_index(self.tick)
+        if i is None:
+            if not self._ended:
+                self._ended = True
+                self.get_logger().info("mocap_replay: clip ended (loop: false)")
+            return
+        self.tick += 1
+        stamp = self.get_clock().now().to_msg()
+        if self.exo_pub is not None:
+            self.exo_pub.publish(joint_state_msg(stamp, self.replay.exo_names, self.replay.exo_positions[i]))
+        for name, pub in self.vr_pubs.items():
+            msg = PoseStamped()
+            msg.header.stamp = stamp
+            msg.header.frame_id = self.frame_id
+            msg.pose = matrix_to_pose(self.replay.vr[name][i])
+            pub.publish(msg)
+
+
+def main(args=None) -> int:
+    return run(MocapReplayNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
