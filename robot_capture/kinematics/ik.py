@@ -1,0 +1,242 @@
+"""IKSolver: weighted multi-task inverse kinematics on a RobotModel, run by the C core ``_ik``.
+
+Algorithm (``_ik.c``; NumPy twin in :class:`.reference.ReferenceIKSolver`): Gauss-Newton
+iterations on ``sum_t cost_t ||e_t||^2`` with Levenberg-Marquardt damping
+``lambda = E(q) + damping`` (Sugihara 2011, IEEE T-RO 27(5), error-dependent damping; E is
+half the weighted squared error), each step a box-constrained least-squares problem
+(position limits, and velocity limits over ``dt``) solved by a clamp-aware active-set
+re-solve. Warm start from ``q0``; stop when every frame task is within tolerance, at
+``max_iterations``, or when the step stalls.
+
+Two entry points:
+
+* ``solve(q0, targets, dt=None) -> IKResult``: convenient, validates shapes, copies results.
+* ``solve_into(q0, targets_array, out, dt=0.0) -> int``: the fast path (a bound C method,
+  no Python frame): ``q0``/``out`` float64 (nq,), ``targets_array`` float64 (ntarget, 4, 4)
+  in task order (posture tasks have no slot), returns an ``IKStatus`` int; per-task errors
+  land in ``solver.task_errors``/``position_errors``/``orientation_errors`` (overwritten by
+  every solve) and ``solver.iterations``. On INVALID_INPUT ``out`` is not written.
+
+Thread safety: the numeric core releases the GIL; a solver object holds its own
+workspace, so use one solver per thread (re-entrant use raises RuntimeError).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .model import RobotModel
+from .reference import ReferenceIKSolver
+from .tasks import FrameTask, IKStatus, OrientationTask, PositionTask, PostureTask, RelativeFrameTask
+
+try:
+    from . import _ik
+except ImportError:  # pragma: no cover
+    _ik = None
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IKSolver", "IKResult", "IKStatus", "FrameTask", "RelativeFrameTask", "PostureTask",
+           "PositionTask", "OrientationTask"]
+
+_TYPE = {"frame": 0, "relative": 1, "posture": 2}
+
+
+@dataclass
+class IKResult:
+    """Result of :meth:`IKSolver.solve`.
+
+    Attributes:
+        q: (nq,) solution (equals q0 on INVALID_INPUT).
+        status: :class:`IKStatus`.
+        iterations: Gauss-Newton steps taken.
+        task_errors: (ntasks,) weighted residual norm ``sqrt(e^T W e)`` per task.
+        position_errors: (ntasks,) position error norm per task (m; 0 for posture tasks).
+        orientation_errors: (ntasks,) rotation error angle per task (rad; 0 for posture tasks).
+    """
+
+    q: np.ndarray
+    status: IKStatus
+    iterations: int
+    task_errors: np.ndarray
+    position_errors: np.ndarray
+    orientation_errors: np.ndarray
+
+    @property
+    def converged(self) -> bool:
+        return self.status == IKStatus.CONVERGED
+
+
+class IKSolver:
+    """Multi-task IK on ``model`` (see module docstring).
+
+    Args:
+        model: :class:`RobotModel`.
+        tasks: sequence of FrameTask / RelativeFrameTask / PostureTask (order = target order).
+        damping: constant part ``w_bar`` of the LM damping (added to the diagonal), >= 0.
+        max_iterations: Gauss-Newton steps per solve (warm-started teleop needs 1-3).
+        position_tolerance: m; orientation_tolerance: rad; convergence per frame task.
+        step_tolerance: stop when ``max|dq|`` falls below it (rad or m).
+        velocity_limits: when ``dt`` is given, bound ``|q - q0| <= velocity_limit * dt``.
+        backend: "c" (default) or "numpy" (the reference implementation, ~100x slower).
+    Raises:
+        KeyError: unknown frame name (with suggestions). ValueError: bad task or parameters.
+    """
+
+    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, max_iterations: int = 20,
+                 position_tolerance: float = 1e-4, orientation_tolerance: float = 1e-3,
+                 step_tolerance: float = 1e-10, velocity_limits: bool = True, backend: str = "c"):
+        self.model = model
+        self.tasks = list(tasks)
+        if not self.tasks:
+            raise ValueError("IKSolver needs at least one task")
+        for t in self.tasks:
+            if getattr(t, "kind", None) not in _TYPE:
+                raise ValueError(f"not an IK task: {t!r}")
+            if t.kind != "posture":
+                model.frame_index(t.frame)
+            if t.kind == "relative":
+                model.frame_index(t.root)
+        self.target_tasks = [i for i, t in enumerate(self.tasks) if t.kind != "posture"]
+        self.ntarget = len(self.target_tasks)
+        nt = len(self.tasks)
+        self.task_errors = np.zeros(nt)
+        self.position_errors = np.zeros(nt)
+        self.orientation_errors = np.zeros(nt)
+        self._targets = np.tile(np.eye(4), (self.ntarget, 1, 1))
+        self.params = dict(damping=float(damping), max_iterations=int(max_iterations),
+                           position_tolerance=float(position_tolerance),
+                           orientation_tolerance=float(orientation_tolerance),
+                           step_tolerance=float(step_tolerance), velocity_limits=bool(velocity_limits))
+        if backend == "c" and _ik is None:
+            log.warning("C extension robot_capture.kinematics._ik not built: using the NumPy backend")
+            backend = "numpy"
+        if backend not in ("c", "numpy"):
+            raise ValueError(f"backend must be 'c' or 'numpy', not {backend!r}")
+        self.backend = backend
+        self.iterations = 0
+        if backend == "c":
+            if model._kin is None:
+                raise RuntimeError("RobotModel was built without the C extension")
+            i32 = lambda xs: np.array(xs, dtype=np.int32)  # noqa: E731
+            self._core = _ik.Solver(
+                model._kin, model.lower, model.upper, model.velocity_limit,
+                i32([_TYPE[t.kind] for t in self.tasks]),
+                i32([model.frame_index(t.frame) if t.kind != "posture" else -1 for t in self.tasks]),
+                i32([model.frame_index(t.root) if t.kind == "relative" else -1 for t in self.tasks]),
+                np.array([t.cost if t.kind == "posture" else t.position_cost for t in self.tasks]),
+                np.array([t.orientation_cost for t in self.tasks]),
+                (self.params["damping"], self.params["max_iterations"], self.params["position_tolerance"],
+                 self.params["orientation_tolerance"], self.params["step_tolerance"], self.params["velocity_limits"]),
+                self.task_errors, self.position_errors, self.orientation_errors,
+            )
+            #: fast path: solve_into(q0, targets (ntarget,4,4), out (nq,), dt=0.0) -> int status
+            self.solve_into = self._core.solve_into
+        else:
+            self._ref = ReferenceIKSolver(model, self.tasks, damping=damping, max_iterations=max_iterations,
+                                          position_tolerance=position_tolerance,
+                                          orientation_tolerance=orientation_tolerance,
+                                          step_tolerance=step_tolerance, velocity_limits=velocity_limits)
+            self.solve_into = self._solve_into_numpy
+        for i, t in enumerate(self.tasks):
+            if t.kind == "posture" and t.q_ref is not None:
+                self.set_posture_reference(i, t.q_ref)
+
+    # ------------------------------------------------------------------ setup
+    def _task_index(self, task) -> int:
+        if isinstance(task, int):
+            if not 0 <= task < len(self.tasks):
+                raise IndexError(f"task index {task} out of range")
+            return task
+        for i, t in enumerate(self.tasks):
+            if t is task:
+                return i
+        raise ValueError(f"{task!r} is not a task of this solver")
+
+    def set_posture_reference(self, task, q_ref) -> None:
+        """Set ``q_ref`` (nq,) of a PostureTask (the task object or its index)."""
+        i = self._task_index(task)
+        t = self.tasks[i]
+        if t.kind != "posture":
+            raise ValueError(f"task {i} ({t!r}) is not a PostureTask")
+        q_ref = self.model.check_q(q_ref)
+        t.q_ref = q_ref.copy()
+        if self.backend == "c":
+            self._core.set_posture_reference(i, q_ref)
+
+    def set_costs(self, task, position_cost: float, orientation_cost: float = 0.0) -> None:
+        """Change a task's costs between solves (a PostureTask's cost is ``position_cost``)."""
+        i = self._task_index(task)
+        t = self.tasks[i]
+        if t.kind == "posture":
+            t.cost = float(position_cost)
+        else:
+            t.position_cost, t.orientation_cost = float(position_cost), float(orientation_cost)
+        if self.backend == "c":
+            self._core.set_weights(i, float(position_cost), float(orientation_cost))
+
+    # ------------------------------------------------------------------ solve
+    def _solve_into_numpy(self, q0, targets, out, dt=0.0):
+        q, st, it, pe, oe = self._ref.solve(q0, targets, dt or 0.0)
+        self.iterations = it
+        self.position_errors[:] = pe
+        self.orientation_errors[:] = oe
+        for i, t in enumerate(self.tasks):
+            if t.kind == "posture":
+                e = t.compute_error(self.model, q)
+                self.task_errors[i] = np.sqrt(t.cost * e @ e)
+            else:
+                self.task_errors[i] = np.sqrt(t.position_cost * pe[i] ** 2 + t.orientation_cost * oe[i] ** 2)
+        if st != IKStatus.INVALID_INPUT:
+            out[:] = q
+        return int(st)
+
+    def pack_targets(self, targets) -> np.ndarray:
+        """Copy ``targets`` into the solver's (ntarget, 4, 4) buffer and return it.
+
+        ``targets``: a sequence aligned with ``tasks`` (None for posture tasks), or one with
+        only the frame/relative tasks' targets, or an array of shape (ntarget, 4, 4).
+        Raises ValueError on a wrong count or shape.
+        """
+        if isinstance(targets, np.ndarray) and targets.shape == (self.ntarget, 4, 4):
+            self._targets[:] = targets
+            return self._targets
+        targets = list(targets)
+        if len(targets) == len(self.tasks):
+            targets = [targets[i] for i in self.target_tasks]
+        if len(targets) != self.ntarget:
+            raise ValueError(f"expected {len(self.tasks)} targets aligned with tasks (None for posture) "
+                             f"or {self.ntarget} frame targets, got {len(targets)}")
+        for k, T in enumerate(targets):
+            T = np.asarray(T, dtype=float)
+            if T.shape != (4, 4):
+                raise ValueError(f"target for {self.tasks[self.target_tasks[k]]!r} has shape {T.shape}, expected (4, 4)")
+            self._targets[k] = T
+        return self._targets
+
+    def solve(self, q0, targets, dt: float | None = None) -> IKResult:
+        """Solve from warm start ``q0`` (nq,) toward ``targets`` (see :meth:`pack_targets`).
+
+        Args:
+            dt: time step (s) for velocity limits; None or 0 disables them.
+        Returns:
+            :class:`IKResult`; NaN/inf input gives status INVALID_INPUT with ``q = q0``.
+        Raises:
+            ValueError: wrong shapes.
+        """
+        q0 = np.ascontiguousarray(q0, dtype=float)
+        if q0.shape != (self.model.nq,):
+            raise ValueError(f"q0 has shape {q0.shape}, expected ({self.model.nq},)")
+        tg = self.pack_targets(targets)
+        out = q0.copy()
+        st = self.solve_into(q0, tg, out, float(dt or 0.0))
+        it = self._core.iterations if self.backend == "c" else self.iterations
+        return IKResult(out, IKStatus(st), it, self.task_errors.copy(), self.position_errors.copy(),
+                        self.orientation_errors.copy())
+
+    @property
+    def last_iterations(self) -> int:
+        """Iterations of the last solve (either entry point)."""
+        return self._core.iterations if self.backend == "c" else self.iterations
