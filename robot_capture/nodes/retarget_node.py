@@ -1,0 +1,141 @@
+"""retarget node: operator input (exoskeleton or VR) -> humanoid joint commands.
+
+Subscribes (by source): ``/exo/joint_states`` (sensor_msgs/JointState) for ``exo`` and
+``direct``; ``/vr/head``, ``/vr/left_wrist``, ``/vr/right_wrist`` (geometry_msgs/PoseStamped)
+and ``/vr/left_hand``, ``/vr/right_hand`` (geometry_msgs/PoseArray, OpenXR joints) for ``vr``;
+always ``/retarget/enable`` (std_msgs/Bool deadman).
+
+Publishes, at ``rate_hz`` (0: once per input, the lowest latency):
+``/retarget/joint_command`` (sensor_msgs/JointState: robot joint names, positions, velocities),
+``/retarget/targets`` (geometry_msgs/PoseArray in the robot base frame, task order),
+and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``). Every
+command and target message carries the header stamp of the input it came from.
+All logic lives in :class:`robot_capture.retarget.live.LiveRetarget`.
+"""
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+
+from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_msg,
+                                          pose_array_to_matrices, pose_to_matrix, stamp_to_sec)
+from robot_capture.nodes._run import StartupError, run
+
+
+class RetargetNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("retarget", **kwargs)
+        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
+        p = self.declare_parameter
+        robot = p("robot", "g1", d("robot mapping: name in config/robots or a mapping YAML path")).value
+        self.source = p("source", "exo", d("human input: exo | vr | direct (exo with the robot's joint layout)")).value
+        self.rate = float(p("rate_hz", 100.0, d("command rate, Hz; 0 = one command per input message")).value)
+        require_enable = bool(p("require_enable", False, d("hold until /retarget/enable is true")).value)
+        calibration = p("calibration", "", d("operator calibration YAML ('' = mapping defaults)")).value
+        exo_config = p("exo_config", "", d("exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")).value
+        diag_rate = float(p("diagnostics_rate_hz", 1.0, d("/diagnostics rate, Hz; 0 = one per command")).value)
+        if self.rate < 0 or diag_rate < 0:
+            raise StartupError(f"rate_hz ({self.rate}) and diagnostics_rate_hz ({diag_rate}) must be >= 0")
+        try:
+            from robot_capture.retarget.calibration import Calibration
+            from robot_capture.retarget.live import LiveRetarget
+            from robot_capture.retarget.mapping import RobotMapping
+
+            mapping = RobotMapping.load(robot)
+            calib = Calibration.load(calibration) if calibration else None
+            self.live = LiveRetarget(mapping, self.source, calibration=calib, rate_hz=self.rate,
+                                     require_enable=require_enable, exo_config=exo_config)
+        except (OSError, KeyError, ValueError) as e:
+            raise StartupError(f"retarget: cannot set up robot {robot!r} source {self.source!r}: {e}") from e
+        self.base_frame = self.live.model.base_link
+        self.diag_name = f"retarget: {mapping.robot}"
+        self.diag_per_command = diag_rate == 0
+        self.cmd_pub = self.create_publisher(JointState, "/retarget/joint_command", 10)
+        self.targets_pub = self.create_publisher(PoseArray, "/retarget/targets", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        qos = 50
+        if self.source in ("exo", "direct"):
+            self.create_subscription(JointState, "/exo/joint_states", self._on_exo, qos)
+        else:
+            for name in ("head", "left_wrist", "right_wrist"):
+                self.create_subscription(PoseStamped, f"/vr/{name}", lambda m, n=name: self._on_vr(n, m), qos)
+            for side in ("left", "right"):
+                self.create_subscription(PoseArray, f"/vr/{side}_hand", lambda m, s=side: self._on_hand(s, m), qos)
+        self.create_subscription(Bool, "/retarget/enable", self._on_enable, 10)
+        if self.rate > 0:
+            self.create_timer(1.0 / self.rate, self._tick)
+        if diag_rate > 0:
+            self.create_timer(1.0 / diag_rate, self._publish_diagnostics)
+        self.get_logger().info(
+            f"retarget: {mapping.robot} ({len(self.live.joint_names)} joints) from {self.source}, "
+            f"{'every input' if self.rate == 0 else f'{self.rate:g} Hz'}, require_enable={require_enable}"
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def _on_exo(self, msg: JointState) -> None:
+        try:
+            warning = self.live.on_exo(msg.name, msg.position, stamp_to_sec(msg.header.stamp), token=msg.header.stamp)
+        except Exception as e:  # noqa: BLE001 - bad input must never kill the node
+            self.get_logger().error(f"exo input rejected: {e}", throttle_duration_sec=5.0)
+            return
+        if warning:
+            self.get_logger().warn(warning)
+        if self.rate == 0:
+            self._tick()
+
+    def _on_vr(self, name: str, msg: PoseStamped) -> None:
+        try:
+            ready = self.live.on_vr(name, pose_to_matrix(msg.pose), stamp_to_sec(msg.header.stamp),
+                                    token=msg.header.stamp)
+        except Exception as e:  # noqa: BLE001
+            self.get_logger().error(f"VR input rejected: {e}", throttle_duration_sec=5.0)
+            return
+        if ready and self.rate == 0:
+            self._tick()
+
+    def _on_hand(self, side: str, msg: PoseArray) -> None:
+        self.live.on_vr_hand(side, pose_array_to_matrices(msg))
+
+    def _on_enable(self, msg: Bool) -> None:
+        if bool(msg.data) != self.live.enabled:
+            self.get_logger().info(f"deadman: {'enabled' if msg.data else 'disabled (holding)'}")
+        self.live.set_enable(msg.data)
+
+    # ----------------------------------------------------------------- outputs
+    def _tick(self) -> None:
+        now = self.get_clock().now()
+        try:
+            res = self.live.step(now.nanoseconds * 1e-9)
+        except Exception as e:  # noqa: BLE001 - hold (publish nothing new) rather than die
+            self.get_logger().error(f"retarget step failed: {e}", throttle_duration_sec=5.0)
+            return
+        if res is None:
+            return
+        out, stamp = res
+        self.cmd_pub.publish(joint_state_msg(stamp, out.joint_names, out.q, out.qd))
+        frames = list(getattr(out, "target_frames", None) or out.targets)
+        if frames:
+            self.targets_pub.publish(pose_array_msg(stamp, self.base_frame, [out.targets[f] for f in frames]))
+        for w in getattr(out, "warnings", None) or ():
+            self.get_logger().warn(w)
+        if self.diag_per_command:
+            self._publish_diagnostics(stamp)
+
+    def _publish_diagnostics(self, stamp=None) -> None:
+        level, message, values = self.live.diagnostics()
+        msg = DiagnosticArray()
+        msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
+        msg.status = [diagnostic_status(self.diag_name, level, message, values, hardware_id=self.get_name())]
+        self.diag_pub.publish(msg)
+
+
+def main(args=None) -> int:
+    return run(RetargetNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

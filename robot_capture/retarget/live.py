@@ -1,0 +1,256 @@
+"""Live retargeting session: the ROS-free logic behind ``retarget_node``.
+
+It turns asynchronous input messages (exoskeleton readings, VR poses, the deadman) into
+:class:`~robot_capture.retarget.pose.HumanPose` inputs for a
+:class:`~robot_capture.retarget.retargeter.Retargeter`, remembers which input each output
+came from (an opaque ``token``, e.g. the message header stamp, handed back with the
+output so the node can copy the input stamp exactly), and aggregates diagnostics.
+
+Sources:
+
+* ``exo``: ``on_exo(names, positions, stamp)`` -> ``ExoArmModel.pose_from_angles``.
+* ``vr``: ``on_vr(name, T_world, stamp)`` for ``head``/``left_wrist``/``right_wrist`` and
+  optionally ``on_vr_hand(side, [T...])``; a pose is assembled once all three trackers have
+  a sample newer than the last assembled pose (stamp = the oldest of the three, so
+  staleness is judged on the oldest tracker).
+* ``direct``: exoskeletons with the robot's joint layout; ``DirectJointMap`` (no IK).
+
+Deadman: with ``require_enable`` the robot holds until ``set_enable(True)``; otherwise it
+runs unless ``set_enable(False)`` was the last word.
+
+Times are float seconds; the retargeter judges staleness from ``t - pose.stamp``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+VR_TRACKERS = ("head", "left_wrist", "right_wrist")
+SOURCES = ("exo", "vr", "direct")
+# flags that make the diagnostics level WARN
+_WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
+               "limit_bound", "invalid_input"}
+
+
+@dataclass
+class _Window:
+    """Diagnostics accumulated between two ``diagnostics()`` calls."""
+
+    outputs: int = 0
+    inputs: int = 0
+    flags: dict = field(default_factory=dict)
+    max_position_error: np.ndarray | None = None
+    max_orientation_error: np.ndarray | None = None
+    solve_time_sum: float = 0.0
+    solve_time_max: float = 0.0
+    iterations_max: int = 0
+    iterations_sum: int = 0
+    min_limit_margin: float = math.inf
+
+
+class LiveRetarget:
+    """One live session (see module docstring).
+
+    Args:
+        mapping: :class:`~robot_capture.retarget.mapping.RobotMapping`.
+        source: ``exo`` | ``vr`` | ``direct``.
+        calibration: optional :class:`~robot_capture.retarget.calibration.Calibration`.
+        rate_hz: the output rate (0 = one output per input), passed to the retargeter for its
+            filter time step.
+        require_enable: hold until an explicit enable.
+        exo_config: exoskeleton arm-model YAML ('' = shipped).
+
+    Raises:
+        ValueError: unknown source.
+    """
+
+    def __init__(self, mapping, source: str = "exo", calibration=None, rate_hz: float = 100.0,
+                 require_enable: bool = False, exo_config: str = "") -> None:
+        from robot_capture.retarget.retargeter import Retargeter
+
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        self.mapping = mapping
+        self.source = source
+        self.retargeter = Retargeter(mapping, calibration=calibration, rate_hz=rate_hz or None)
+        self.model = self.retargeter.model if hasattr(self.retargeter, "model") else mapping.robot_model()
+        self.joint_names = list(self.model.joint_names)
+        self.lower, self.upper = np.asarray(self.model.lower), np.asarray(self.model.upper)
+        self.require_enable = bool(require_enable)
+        self.enabled = not self.require_enable
+        self.exo = None
+        self.vr = None
+        self.direct = None
+        if source in ("exo",):
+            from robot_capture.retarget.exo import ExoArmModel
+
+            self.exo = ExoArmModel.load(exo_config or None)
+        elif source == "vr":
+            from robot_capture.retarget.vr import VrSource
+
+            self.vr = VrSource()
+            self._vr_latest: dict[str, tuple[np.ndarray, float, object]] = {}
+            self._vr_hands: dict[str, list] = {}
+            self._vr_last_stamp = -math.inf
+        else:
+            from robot_capture.retarget.direct import DirectJointMap
+
+            self.direct = DirectJointMap.from_mapping(mapping)
+        self._warned_direct: set = set()
+        self.pose = None  # the latest HumanPose (exo/vr) or (q, flags, stamp) (direct)
+        self.token = None
+        self._new_input = False
+        self._window = _Window()
+        self._last_output = None
+
+    # ------------------------------------------------------------------ inputs
+    def set_enable(self, enabled: bool) -> None:
+        """Deadman input: False holds the robot."""
+        self.enabled = bool(enabled)
+
+    def on_exo(self, names, positions, stamp: float, token=None) -> str | None:
+        """An exoskeleton reading. Returns a once-only warning (unknown joint names) or None."""
+        self._window.inputs += 1
+        if self.direct is not None:
+            q, flags = self.direct.map(list(names), list(positions))
+            self.pose = (np.asarray(q, dtype=float), set(flags), float(stamp))
+            self._set_input(token)
+            unknown = [n for n in names if n not in self._direct_sources()]
+            return self._warn_once(unknown)
+        warning = self.exo.unknown_warning(names)
+        self.pose = self.exo.pose_from_angles(list(names), list(positions), stamp=float(stamp))
+        self._set_input(token)
+        return warning
+
+    def on_vr(self, name: str, T_world: np.ndarray, stamp: float, token=None) -> bool:
+        """A VR tracker pose (``head``/``left_wrist``/``right_wrist``, ``vr_world``). True if a pose was assembled."""
+        if name not in VR_TRACKERS:
+            raise ValueError(f"unknown VR tracker {name!r}; expected one of {VR_TRACKERS}")
+        self._window.inputs += 1
+        self._vr_latest[name] = (T_world, float(stamp), token)
+        if len(self._vr_latest) < len(VR_TRACKERS):
+            return False
+        if any(s <= self._vr_last_stamp for (_T, s, _tok) in self._vr_latest.values()):
+            return False
+        oldest = min(self._vr_latest.values(), key=lambda e: e[1])
+        self._vr_last_stamp = max(s for (_T, s, _tok) in self._vr_latest.values())
+        kp = {n: self._vr_latest[n][0] for n in VR_TRACKERS}
+        self.pose = self.vr.human_pose(kp["head"], kp["left_wrist"], kp["right_wrist"],
+                                       left_hand=self._vr_hands.get("left"), right_hand=self._vr_hands.get("right"),
+                                       stamp=oldest[1])
+        self._set_input(oldest[2])
+        return True
+
+    def on_vr_hand(self, side: str, joints_world) -> None:
+        """OpenXR hand joints (list of 4x4 in ``vr_world``) for ``left``/``right``; used with the next pose."""
+        if side not in ("left", "right"):
+            raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
+        self._vr_hands[side] = list(joints_world)
+
+    def _set_input(self, token) -> None:
+        self.token = token
+        self._new_input = True
+
+    def _direct_sources(self) -> set:
+        return set(getattr(self.direct, "source_names", None) or [])
+
+    def _warn_once(self, unknown) -> str | None:
+        new = sorted(set(unknown) - self._warned_direct)
+        if not new or not self._direct_sources():
+            return None
+        self._warned_direct = self._warned_direct | set(new)
+        return f"joint names {new} are not in the direct joint map; expected: {sorted(self._direct_sources())}"
+
+    @property
+    def has_input(self) -> bool:
+        return self.pose is not None
+
+    # ------------------------------------------------------------------- step
+    def step(self, t: float):
+        """Retarget the latest input at time ``t`` (s). Returns ``(output, token)`` or ``None`` before any input.
+
+        ``output`` is the retargeter's ``RetargetOutput`` (direct mode: ``Retargeter.step_direct``,
+        the same filter and limits without IK).
+        """
+        if self.pose is None:
+            return None
+        self._new_input = False
+        if self.direct is not None:
+            out = self._step_direct(t)
+        else:
+            out = self.retargeter.step(self.pose, t, enabled=self.enabled)
+        self._account(out)
+        self._last_output = out
+        return out, self.token
+
+    def _step_direct(self, t: float):
+        q, flags, stamp = self.pose
+        return self.retargeter.step_direct(q, t, stamp, enabled=self.enabled, flags=flags)
+
+    # ------------------------------------------------------------ diagnostics
+    def limit_margin(self, q) -> float:
+        """Smallest distance (rad or m) of ``q`` to a position limit (``inf`` for unbounded joints)."""
+        q = np.asarray(q, dtype=float)
+        m = np.minimum(q - self.lower, self.upper - q)
+        m = m[np.isfinite(m)]
+        return float(m.min()) if m.size else math.inf
+
+    def _account(self, out) -> None:
+        w = self._window
+        w.outputs += 1
+        for f in getattr(out, "flags", ()) or ():
+            w.flags[f] = w.flags.get(f, 0) + 1
+        pe = getattr(out, "position_errors", None)
+        oe = getattr(out, "orientation_errors", None)
+        if pe is not None and len(pe):
+            pe = np.asarray(pe, dtype=float)
+            w.max_position_error = pe.copy() if w.max_position_error is None else np.fmax(w.max_position_error, pe)
+        if oe is not None and len(oe):
+            oe = np.asarray(oe, dtype=float)
+            w.max_orientation_error = oe.copy() if w.max_orientation_error is None else np.fmax(w.max_orientation_error, oe)
+        st = float(getattr(out, "solve_time_s", 0.0) or 0.0)
+        w.solve_time_sum += st
+        w.solve_time_max = max(w.solve_time_max, st)
+        it = int(getattr(out, "iterations", 0) or 0)
+        w.iterations_sum += it
+        w.iterations_max = max(w.iterations_max, it)
+        w.min_limit_margin = min(w.min_limit_margin, self.limit_margin(out.q))
+
+    def diagnostics(self) -> tuple[int, str, dict]:
+        """Summary of the outputs since the last call: ``(level 0 OK / 1 WARN, message, values)``; resets the window.
+
+        Values (strings or numbers): outputs, inputs, enabled, source, status, flags
+        (``name:count`` list), per task ``<task>.position_error_m`` / ``.orientation_error_rad``
+        (window maximum), ``solve_time_ms_mean``/``_max``, ``iterations_mean``/``_max``,
+        ``joint_limit_margin_rad`` (window minimum).
+        """
+        w, self._window = self._window, _Window()
+        out = self._last_output
+        values: dict = {"source": self.source, "enabled": self.enabled, "outputs": w.outputs, "inputs": w.inputs}
+        if out is not None:
+            status = getattr(out, "status", "")
+            values["status"] = getattr(status, "name", str(status))
+        tasks = [t.name for t in self.mapping.tasks]
+        if w.max_position_error is not None:
+            for name, e in zip(tasks, w.max_position_error):
+                if math.isfinite(e):
+                    values[f"{name}.position_error_m"] = float(e)
+        if w.max_orientation_error is not None:
+            for name, e in zip(tasks, w.max_orientation_error):
+                if math.isfinite(e):
+                    values[f"{name}.orientation_error_rad"] = float(e)
+        if w.outputs:
+            values["solve_time_ms_mean"] = 1e3 * w.solve_time_sum / w.outputs
+            values["solve_time_ms_max"] = 1e3 * w.solve_time_max
+            values["iterations_mean"] = w.iterations_sum / w.outputs
+            values["iterations_max"] = w.iterations_max
+            values["joint_limit_margin_rad"] = w.min_limit_margin
+        values["flags"] = ",".join(f"{k}:{v}" for k, v in sorted(w.flags.items()))
+        warn = sorted(set(w.flags) & _WARN_FLAGS)
+        if w.outputs == 0:
+            return 1, "no output (waiting for input)" if self.pose is None else "no output in window", values
+        if warn:
+            return 1, "flags: " + ", ".join(warn), values
+        return 0, "ok", values
