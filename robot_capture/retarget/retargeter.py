@@ -1,0 +1,323 @@
+"""Retargeter: HumanPose -> robot joint command (pure pipeline, no ROS).
+
+Per step: checks (enable, stale, NaN, invalid) -> IK targets from the human keypoints
+(per-limb scaling, rotation offsets) -> damped-least-squares IK (``kinematics.IKSolver``,
+warm-started) -> One-Euro / critically-damped filter -> velocity and acceleration limits ->
+joint limits. Any failed check holds the last good command (velocity 0) and flags it.
+
+Targets, for task ``k`` with robot frame ``F``, robot root ``B`` (base if none), human keypoint
+``h`` and human root keypoint ``r``:
+
+    T_rel = T_body_r^-1 @ T_body_h                      (human, relative to its root keypoint)
+    p = p_robot_shoulder + s * (p_rel - p_human_shoulder)   (scale: s = L_robot / L_human per limb)
+    R = R_rel @ R_offset[k]                             (see calibration.py)
+
+and the IK task drives ``T_B_F`` to ``(R, p)``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_capture.kinematics.ik import FrameTask, IKSolver, IKStatus, PostureTask, RelativeFrameTask
+from robot_capture.retarget.calibration import Calibration
+from robot_capture.retarget.exo import ExoArmModel
+from robot_capture.retarget.filters import RateLimiter, make_filter
+from robot_capture.retarget.mapping import RobotMapping
+from robot_capture.retarget.pose import HumanPose, invert_transform
+
+
+def robot_calibration_rotations(mapping: RobotMapping, model=None) -> dict:
+    """task name -> (3,3) rotation of the robot frame relative to its root in the calibration pose."""
+    model = model or mapping.robot_model()
+    poses = model.fk_all(mapping.calibration_q(model))
+    out = {}
+    for t in mapping.tasks:
+        Tf = poses[model.frame_index(t.frame)]
+        Tr = poses[model.frame_index(t.root)] if t.root else np.eye(4)
+        out[t.name] = (invert_transform(Tr) @ Tf)[:3, :3]
+    return out
+
+
+def _human_calibration_keypoints(mapping: RobotMapping) -> dict:
+    """Human keypoints (arm model) in the mapping's calibration pose."""
+    exo = ExoArmModel.load()
+    ang = np.zeros(len(exo.joint_names))
+    for n, v in mapping.calibration_human.items():
+        if n not in exo.joint_names:
+            raise KeyError(f"calibration_pose.human: unknown arm-model joint {n!r}; expected {exo.joint_names}")
+        ang[exo.joint_names.index(n)] = float(v)
+    return {k: v[0] for k, v in exo.fk_batch(ang[None]).items()}
+
+
+@dataclass
+class RetargetOutput:
+    """One command.
+
+    Attributes:
+        q, qd: (nq,) command (rad, rad/s); joint_names: list[str].
+        stamp: stamp of the input pose it came from (s); None when no input yet.
+        target_frames: robot frames of the frame tasks (IK task order, posture excluded).
+        position_errors, orientation_errors: (ntarget,) IK residuals (m, rad) of this step (NaN if held).
+        iterations, solve_time_s, status (IKStatus or None when held), flags (set[str]).
+        warnings: messages to log once (e.g. unknown joint names).
+        targets: frame -> (4,4) target in the robot base frame (computed on first access).
+    """
+
+    q: np.ndarray
+    qd: np.ndarray
+    joint_names: list
+    stamp: float | None
+    target_frames: list
+    position_errors: np.ndarray
+    orientation_errors: np.ndarray
+    iterations: int = 0
+    solve_time_s: float = 0.0
+    status: object = None
+    flags: set = field(default_factory=set)
+    warnings: list = field(default_factory=list)
+    q_ik: np.ndarray | None = None
+    _rel_targets: np.ndarray | None = None
+    _retargeter: object = None
+    _targets: dict | None = None
+
+    @property
+    def targets(self) -> dict:
+        if self._targets is None:
+            self._targets = {} if self._rel_targets is None else self._retargeter.base_targets(self.q_ik, self._rel_targets)
+        return self._targets
+
+    @property
+    def held(self) -> bool:
+        return "held" in self.flags
+
+
+class Retargeter:
+    """HumanPose -> joint command for one robot mapping (see module docstring).
+
+    Args:
+        mapping: RobotMapping (or a robot name / YAML path).
+        calibration: operator Calibration (None: arm-model default lengths and offsets from the
+            mapping's calibration pose).
+        rate_hz: nominal step rate, used for the first step's dt (default: mapping.rate_hz).
+    """
+
+    def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None):
+        if not isinstance(mapping, RobotMapping):
+            mapping = RobotMapping.load(mapping)
+        self.mapping = mapping
+        self.calibration = calibration or Calibration()
+        self.model = model = mapping.robot_model()
+        self.joint_names = list(model.joint_names)
+        self.nq = model.nq
+        self.rate_hz = float(rate_hz or mapping.rate_hz)
+        ik_tasks = []
+        for t in mapping.tasks:
+            if t.root:
+                ik_tasks.append(RelativeFrameTask(t.frame, t.root, t.position_cost, t.orientation_cost))
+            else:
+                ik_tasks.append(FrameTask(t.frame, t.position_cost, t.orientation_cost))
+        self.q_posture = mapping.posture_array(model)
+        ik_tasks.append(PostureTask(mapping.posture_cost, q_ref=self.q_posture))
+        ik = dict(mapping.ik)
+        self.solver = IKSolver(model, ik_tasks, **ik)
+        self.tasks = mapping.tasks
+        self.target_frames = [t.frame for t in mapping.tasks]
+        self._root_index = [model.frame_index(t.root) if t.root else -1 for t in mapping.tasks]
+        self._wrist_tasks = [k for k, t in enumerate(mapping.tasks) if t.wrist]
+        # residuals of unweighted components are reported as NaN (their targets are not tracked)
+        self._pmask = np.array([np.nan if t.position_cost <= 0 else 1.0 for t in mapping.tasks])
+        self._omask = np.array([np.nan if t.orientation_cost <= 0 else 1.0 for t in mapping.tasks])
+        self._setup_calibration()
+        self.vmax = mapping.velocity_limit_array(model)
+        self.limiter = RateLimiter(self.vmax, mapping.acceleration_limit, model.lower, model.upper)
+        self.filter = make_filter(self.nq, mapping.filter)
+        self._out = np.empty(self.nq)
+        self.reset()
+
+    # ------------------------------------------------------------ calibration
+    def _setup_calibration(self):
+        m, model = self.mapping, self.model
+        lengths = ExoArmModel._merge_lengths(ExoArmModel.load().lengths, self.calibration.lengths)
+        self.human_lengths = lengths
+        q_cal = m.calibration_q(model)
+        poses = model.fk_all(q_cal)
+        R_robot = robot_calibration_rotations(m, model)
+        kp_h = _human_calibration_keypoints(m)
+        nt = len(m.tasks)
+        self._R_off = np.tile(np.eye(3), (nt, 1, 1))
+        self._scale = np.ones(nt)
+        self._p_robot_sh = np.zeros((nt, 3))
+        self._sh_kp = [None] * nt
+        self._robot_lengths = {}
+        for side, limb in m.limbs.items():
+            p = {k: poses[model.frame_index(f)][:3, 3] for k, f in limb.items()}
+            up = float(np.linalg.norm(p["elbow"] - p["shoulder"]))
+            fo = float(np.linalg.norm(p["wrist"] - p["elbow"]))
+            self._robot_lengths[side] = (up, fo)
+        for k, t in enumerate(m.tasks):
+            if t.name in self.calibration.rotation_offsets:
+                self._R_off[k] = np.asarray(self.calibration.rotation_offsets[t.name])
+            else:
+                R_h = (invert_transform(kp_h[t.root_keypoint]) @ kp_h[t.keypoint])[:3, :3]
+                self._R_off[k] = R_h.T @ R_robot[t.name]
+            if t.scale:
+                side, _, part = t.scale.partition("_")
+                if side not in m.limbs:
+                    raise KeyError(f"task {t.name!r}: scale {t.scale!r} names no limb; limbs: {sorted(m.limbs)}")
+                up, fo = self._robot_lengths[side]
+                if part == "upper":
+                    self._scale[k] = up / lengths["upper_arm"]
+                else:
+                    self._scale[k] = (up + fo) / (lengths["upper_arm"] + lengths["forearm"])
+                T_root = poses[model.frame_index(t.root)] if t.root else np.eye(4)
+                p_sh = poses[model.frame_index(m.limbs[side]["shoulder"])][:3, 3]
+                self._p_robot_sh[k] = (invert_transform(T_root) @ np.r_[p_sh, 1.0])[:3]
+                self._sh_kp[k] = f"{side}_shoulder"
+
+    # ------------------------------------------------------------------ state
+    def reset(self, q=None):
+        """Forget history; the command starts at ``q`` (default: the posture)."""
+        q0 = self.q_posture.copy() if q is None else np.clip(np.asarray(q, float), self.model.lower, self.model.upper)
+        self.q_ik = q0.copy()
+        self.q_cmd = q0.copy()
+        self.qd_cmd = np.zeros(self.nq)
+        self.filter.reset(None)
+        self.limiter.reset(q0)
+        self.t_prev = None
+        self.last_stamp = None
+        self.has_command = False
+
+    # ---------------------------------------------------------------- targets
+    def required_keypoints(self) -> set:
+        out = set()
+        for k, t in enumerate(self.tasks):
+            out |= {t.keypoint, t.root_keypoint}
+            if self._sh_kp[k]:
+                out.add(self._sh_kp[k])
+        return out
+
+    def targets_batch(self, keypoints: dict) -> np.ndarray:
+        """IK targets for many poses.
+
+        Args:
+            keypoints: name -> (N,4,4) body-frame keypoints.
+        Returns:
+            (N, ntarget, 4, 4) targets, task order (each relative to the task's robot root).
+        """
+        n = next(iter(keypoints.values())).shape[0]
+        out = np.zeros((n, len(self.tasks), 4, 4))
+        out[:, :, 3, 3] = 1.0
+        inv_cache = {}
+        for k, t in enumerate(self.tasks):
+            if t.root_keypoint not in inv_cache:
+                inv_cache[t.root_keypoint] = invert_transform(keypoints[t.root_keypoint])
+            inv_r = inv_cache[t.root_keypoint]
+            rel = inv_r @ keypoints[t.keypoint]
+            out[:, k, :3, :3] = rel[:, :3, :3] @ self._R_off[k]
+            p = rel[:, :3, 3]
+            if self._sh_kp[k]:
+                p_sh = (inv_r @ keypoints[self._sh_kp[k]])[:, :3, 3]
+                p = self._p_robot_sh[k] + self._scale[k] * (p - p_sh)
+            out[:, k, :3, 3] = p
+        return out
+
+    def base_targets(self, q, rel_targets) -> dict:
+        """frame -> (4,4) target in the robot base frame, roots evaluated at ``q``."""
+        poses = self.model.fk_all(q)
+        out = {}
+        for k, t in enumerate(self.tasks):
+            ri = self._root_index[k]
+            out[t.frame] = rel_targets[k] if ri < 0 else poses[ri] @ rel_targets[k]
+        return out
+
+    # ------------------------------------------------------------------- step
+    def check(self, pose, t, enabled=True):
+        """Reason to hold (str) or None."""
+        if not enabled:
+            return "disabled"
+        if pose is None:
+            return "no_input"
+        if not pose.valid:
+            return "invalid_input"
+        if not pose.is_finite():
+            return "nan_input"
+        if t - pose.stamp > self.mapping.stale_after_s:
+            return "stale"
+        for name in self.required_keypoints():
+            if name not in pose.keypoints:
+                return "missing_keypoints"
+        return None
+
+    def _dt(self, t):
+        dt = 1.0 / self.rate_hz if self.t_prev is None else t - self.t_prev
+        return min(max(dt, 1e-4), 0.5)
+
+    def _hold(self, t, stamp, reason, flags):
+        self.limiter.hold()
+        self.filter.reset(None)
+        self.qd_cmd = np.zeros(self.nq)
+        self.t_prev = t
+        nt = len(self.tasks)
+        flags = set(flags) | {reason, "held"}
+        return RetargetOutput(self.q_cmd.copy(), self.qd_cmd.copy(), self.joint_names, stamp, self.target_frames,
+                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
+
+    def step_targets(self, targets: np.ndarray, t: float, stamp: float, flags=()) -> RetargetOutput:
+        """IK + filter + limits for precomputed targets (ntarget,4,4) (the fast offline path)."""
+        t0 = time.perf_counter()
+        st = self.solver.solve_into(self.q_ik, targets, self._out, 0.0)
+        solve_time = time.perf_counter() - t0
+        if st == IKStatus.INVALID_INPUT:
+            return self._hold(t, stamp, "ik_invalid", flags)
+        self.q_ik[:] = self._out
+        dt = self._dt(t)
+        qf = self.filter(self.q_ik, dt)
+        self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
+        self.t_prev = t
+        self.last_stamp = stamp
+        self.has_command = True
+        fl = set(flags)
+        if st == IKStatus.LIMIT_BOUND:
+            fl.add("limit_bound")
+        return RetargetOutput(self.q_cmd, self.qd_cmd, self.joint_names, stamp, self.target_frames,
+                              self.solver.position_errors[:-1] * self._pmask,
+                              self.solver.orientation_errors[:-1] * self._omask,
+                              self.solver.last_iterations, solve_time, IKStatus(st), fl, [], self.q_ik.copy(),
+                              targets, self)
+
+    def step(self, pose: HumanPose | None, t: float, enabled: bool = True) -> RetargetOutput:
+        """One command for ``pose`` at time ``t`` (s, same clock as ``pose.stamp``).
+
+        Never raises on bad input: holds the last good command and flags ``disabled``,
+        ``no_input``, ``invalid_input``, ``nan_input``, ``stale`` or ``missing_keypoints``
+        (plus ``held``); source flags (e.g. ``unknown_joints``) are passed through.
+        """
+        flags = set(pose.flags) if pose is not None else set()
+        stamp = pose.stamp if pose is not None else None
+        reason = self.check(pose, t, enabled)
+        if reason:
+            return self._hold(t, stamp, reason, flags)
+        kp = {k: pose.keypoints[k][None] for k in self.required_keypoints()}
+        targets = self.targets_batch(kp)[0]
+        return self.step_targets(targets, t, stamp, flags)
+
+    def step_direct(self, q_target: np.ndarray, t: float, stamp: float, enabled: bool = True, flags=()):
+        """Direct joint mode: ``q_target`` (nq, NaN = keep the current command) through the same
+        filter and limits, no IK. Holds when disabled or stale."""
+        flags = set(flags)
+        if not enabled:
+            return self._hold(t, stamp, "disabled", flags)
+        if stamp is not None and t - stamp > self.mapping.stale_after_s:
+            return self._hold(t, stamp, "stale", flags)
+        q_target = np.where(np.isfinite(q_target), q_target, self.q_cmd)
+        dt = self._dt(t)
+        qf = self.filter(q_target, dt)
+        self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
+        self.q_ik = q_target.copy()
+        self.t_prev, self.last_stamp, self.has_command = t, stamp, True
+        nt = len(self.tasks)
+        return RetargetOutput(self.q_cmd, self.qd_cmd, self.joint_names, stamp, self.target_frames,
+                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
