@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import inspect
 import struct
 import logging
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from mcap.exceptions import McapError
-from mcap.reader import make_reader
+from mcap.reader import McapReader, make_reader
 
 from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
 from robot_capture.bag.metadata import METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta, read_metadata
@@ -190,9 +191,8 @@ class BagReader:
             iters = []
             for i, f in enumerate(self.files):
                 h = stack.enter_context(open(f, "rb"))
-                it = make_reader(h).iter_messages(topics=topic_list, start_time=start_ns,
-                                                  end_time=None if end_ns is None else end_ns + 1,
-                                                  log_time_order=True)
+                it = make_reader(h).iter_messages(topics=topic_list, log_time_order=True,
+                                                  **_time_range(start_ns, end_ns))
                 iters.append(((m.log_time, i, schema, ch, m) for schema, ch, m in it))
             decoders: dict = {}
             for _t, i, schema, ch, m in heapq.merge(*iters, key=lambda x: (x[0], x[1])):
@@ -235,6 +235,13 @@ class BagReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _time_range(start_ns, end_ns) -> dict:
+    """Inclusive bounds in the keyword names of the installed mcap version."""
+    if "starting_at" in inspect.signature(McapReader.iter_messages).parameters:
+        return {"starting_at": start_ns, "ending_at": end_ns}
+    return {"start_time": start_ns, "end_time": None if end_ns is None else end_ns + 1}
 
 
 def _decoder(factory, channel, schema):
