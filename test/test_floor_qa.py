@@ -38,6 +38,7 @@ def _diag_msgs(errors_m):
             DiagnosticStatus(name="retarget: ik", values=[
                 KeyValue(key="left_wrist.position_error", value=f"{e_left:.6f}"),
                 KeyValue(key="right_wrist.position_error", value=f"{e_right:.6f}"),
+                KeyValue(key="left_elbow.position_error_m", value="0.5"),  # soft task: not IK error
                 KeyValue(key="solve_time_us", value="12.0")]),
             DiagnosticStatus(name="recorder: episode", values=[KeyValue(key="position_error", value="9.9")]),
         ]
@@ -63,7 +64,7 @@ def test_clean_bag_passes(tmp_path):
     assert res.ik_p95_position_m == pytest.approx(np.percentile(errs.max(axis=1), 95), abs=1e-6)
     assert res.labels == {"task": "pick", "operator": "ann", "success": "true"}
     line = qa.qa_line(res)
-    assert line.startswith("QA PASS") and "rates 2/2" in line and "p95 IK error" in line
+    assert line.startswith("QA PASS") and "rates 2/2" in line and "p95 IK wrist error" in line
 
 
 def test_planted_drops_gaps_rates_and_missing_topics_fail(tmp_path):
@@ -87,7 +88,7 @@ def test_planted_drops_gaps_rates_and_missing_topics_fail(tmp_path):
     assert res.missing == ["/exo/joint_states"]
     assert res.ik_p95_position_m is None
     line = qa.qa_line(res)
-    assert line.startswith("QA FAIL") and "MISSING" in line and "p95 IK error n/a" in line
+    assert line.startswith("QA FAIL") and "MISSING" in line and "p95 IK wrist error n/a" in line
 
 
 def test_recorder_reported_drops_fail_the_episode(tmp_path):

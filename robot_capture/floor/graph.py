@@ -359,7 +359,7 @@ def shutdown_order(specs: list[NodeSpec]) -> list[NodeSpec]:
 def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
     """topic -> expected rate in Hz (None: event-driven, no rate) for the graph's publishers.
 
-    Rates: retarget ``rate_hz``; robot_sim ``rate_hz`` for ``/joint_states``; cameras
+    Rates: retarget ``rate_hz`` (0: the input rate, known in sim only); robot_sim ``rate_hz`` for ``/joint_states``; cameras
     ``rate_hz``; the replayed clip's frame rate for ``/exo/joint_states`` and the VR poses
     (sim only); ``/diagnostics`` 1 Hz.
     """
@@ -367,8 +367,9 @@ def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
     for s in specs:
         p = s.parameters
         if s.role == "retarget":
-            out["/retarget/joint_command"] = p["rate_hz"]
-            out["/retarget/targets"] = p["rate_hz"]
+            # rate_hz 0: one command per input message (sim: the clip rate, set below)
+            out["/retarget/joint_command"] = p["rate_hz"] or None
+            out["/retarget/targets"] = p["rate_hz"] or None
         elif s.role == "robot_sim":
             out["/joint_states"] = p["rate_hz"]
         elif s.role == "camera":
@@ -380,6 +381,9 @@ def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
             out["/exo/joint_states"] = r
             for t in VR_POSE_TOPICS:
                 out[t] = r
+    retarget = next((s for s in specs if s.role == "retarget"), None)
+    if retarget is not None and not retarget.parameters["rate_hz"] and "/exo/joint_states" in out:
+        out["/retarget/joint_command"] = out["/retarget/targets"] = out["/exo/joint_states"]
     return out
 
 

@@ -1,0 +1,148 @@
+"""``robot-capture demo``: the simulated training floor on a real clip, end to end.
+
+1. Builds the sim graph (:func:`robot_capture.floor.graph.build` with ``sim=True``) for
+   the robot (default G1) on a shipped CMU clip, and starts it with the process
+   supervisor, the same one ``robot-capture up`` uses. Node output goes to
+   ``<output_dir>/floor.log``.
+2. As the operator, through the recorder's services (:class:`EpisodeClient`), records
+   ``episodes`` episodes of ``episode_s`` seconds, each with task, operator and a
+   success label.
+3. Shuts the graph down (recorder last), then prints ``robot-capture info`` of every
+   bag and one QA line per episode (:mod:`robot_capture.floor.qa`).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from robot_capture.floor import graph, qa
+from robot_capture.floor.launcher import Supervisor
+
+DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
+TASK = "expressive_arms"
+OPERATOR = "demo_operator"
+
+
+def _say(out: TextIO, msg: str) -> None:
+    out.write(f"[demo] {msg}\n")
+    out.flush()
+
+
+def _watch_types(expected: dict) -> dict:
+    """Message classes for the topics the operator client watches before recording."""
+    from sensor_msgs.msg import CompressedImage, Image, JointState
+
+    types = {}
+    for topic in expected:
+        if topic in ("/joint_states", "/retarget/joint_command", "/exo/joint_states"):
+            types[topic] = JointState
+        elif topic.endswith("/image_raw"):
+            types[topic] = Image
+        elif topic.endswith("/compressed"):
+            types[topic] = CompressedImage
+    return types
+
+
+def list_bags(output_dir: Path) -> list[Path]:
+    """Episode bag directories (holding a metadata.yaml) under ``output_dir``, by name."""
+    return sorted(p.parent for p in Path(output_dir).glob("*/metadata.yaml"))
+
+
+def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str = DEFAULT_CLIP,
+             episodes: int = 3, episode_s: float = 5.0, config: str | None = None,
+             out: TextIO | None = None, strict: bool = False) -> int:
+    """Run the demo; return 0 when every episode was recorded and is readable
+    (and, with ``strict``, passes QA), else 1.
+
+    Raises:
+        ValueError: ``episodes < 1`` or ``episode_s <= 0``.
+    """
+    if episodes < 1 or episode_s <= 0:
+        raise ValueError(f"need episodes >= 1 and episode_s > 0, got {episodes}, {episode_s}")
+    out = out or sys.stdout
+    t_start = time.monotonic()
+    if output_dir is None:
+        output_dir = Path("demo_recordings") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    specs = graph.build(config, sim=True, overrides={
+        "robot": robot, "clip": clip, "output_dir": str(output_dir), "task": TASK, "operator": OPERATOR})
+    expected = graph.expected_topics(specs)
+    clip_path = next(s.parameters["clip"] for s in specs if s.role == "mocap_replay")
+    _say(out, f"robot {robot}, clip {Path(clip_path).name}, {len(specs)} nodes: "
+              f"{', '.join(s.name for s in specs)}")
+    _say(out, f"episodes -> {output_dir} (node output: floor.log)")
+
+    log_path = output_dir / "floor.log"
+    recorded: list[str] = []
+    failed = False
+    with open(log_path, "w", encoding="utf-8") as log:
+        sup = Supervisor(specs, out=log)
+        client = None
+        try:
+            sup.start()
+            from robot_capture.floor.client import EpisodeClient
+
+            client = EpisodeClient(timeout_s=15.0, discovery_timeout_s=30.0, node_name="demo_operator")
+            client.watch(_watch_types(expected))
+            client.wait_for_recorder()
+            client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
+            if sup.check():
+                raise RuntimeError("a node died during start-up")
+            client.spin_for(1.0)  # let the recorder match every publisher
+            _say(out, f"floor up in {time.monotonic() - t_start:.1f} s; data flowing on {len(client.counts)} topics")
+            for i in range(episodes):
+                success = i % 2 == 0  # a failed demonstration too, to show the label
+                msg = client.start_episode(task=TASK, operator=OPERATOR, notes=f"demo episode {i + 1}/{episodes}")
+                _say(out, f"episode {i + 1}/{episodes} started ({msg})")
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < episode_s:
+                    client.spin_for(0.25)
+                    if sup.check():
+                        raise RuntimeError("a node died while recording")
+                msg = client.stop_episode(success=success)
+                recorded.append(msg)
+                _say(out, f"episode {i + 1}/{episodes} stopped, success={str(success).lower()} ({msg})")
+                client.spin_for(0.3)
+        except Exception as exc:  # noqa: BLE001 - report, shut down, show the node log
+            failed = True
+            _say(out, f"ERROR: {exc}")
+        except KeyboardInterrupt:
+            failed = True
+            _say(out, "interrupted")
+        finally:
+            if client is not None:
+                client.close()
+            _say(out, "shutting down the floor (recorder last)")
+            codes = sup.shutdown()
+    if any(c not in (0,) for c in codes.values()) or failed:
+        _say(out, f"node exit codes: {codes}; last lines of {log_path}:")
+        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]:
+            out.write(f"    {line}\n")
+        failed = True
+
+    bags = list_bags(output_dir)
+    from robot_capture.cli.info import format_text, summarize
+
+    qas = []
+    for bag in bags:
+        out.write(f"\n$ robot-capture info {bag}\n")
+        try:
+            out.write(format_text(summarize(bag)) + "\n")
+            qas.append(qa.check_bag(bag, expected))
+        except Exception as exc:  # noqa: BLE001 - an unreadable bag is a demo failure, reported
+            failed = True
+            out.write(f"unreadable bag: {exc}\n")
+    out.write("\n")
+    for q in qas:
+        out.write(qa.qa_line(q) + "\n")
+    if len(bags) < episodes:
+        failed = True
+        _say(out, f"expected {episodes} episode bags, found {len(bags)}")
+    all_pass = all(q.ok for q in qas)
+    _say(out, f"{len(bags)} episodes in {output_dir}, QA {'PASS' if all_pass and qas else 'FAIL'}, "
+              f"total {time.monotonic() - t_start:.1f} s")
+    return 1 if failed or (strict and not all_pass) else 0
