@@ -67,7 +67,8 @@ class WriterOptions:
             bounds what a SIGKILL loses. Must be > 0.
         ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO`` or kilted.
         fsync: fdatasync the file from the background thread after each flush (power-cut safety).
-        chunk_crc: CRC32 of uncompressed chunks (rosbag2 leaves it 0; costs ~1 ms/MiB).
+        chunk_crc: CRC32 of uncompressed chunks, so ``recover`` and validators detect corrupted
+            chunks (rosbag2 leaves it 0; zlib's crc32 costs well under 1 ms per MiB).
         metadata_interval_s: rewrite metadata.yaml this often while recording (0 = only at close).
         background_flush: run the flush/fsync/metadata thread (off: only ``write`` flushes).
     """
@@ -80,7 +81,7 @@ class WriterOptions:
     flush_interval_s: float = 1.0
     ros_distro: str = field(default_factory=_default_distro)
     fsync: bool = True
-    chunk_crc: bool = False
+    chunk_crc: bool = True
     metadata_interval_s: float = 5.0
     background_flush: bool = True
 
