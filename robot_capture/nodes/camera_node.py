@@ -119,7 +119,7 @@ class CameraNode(Node):
         if self.compressed:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
-                self.get_logger().warn("JPEG encoding failed; frame skipped", throttle_duration_sec=5.0)
+                self.get_logger().warning("JPEG encoding failed; frame skipped", throttle_duration_sec=5.0)
                 return
             msg = CompressedImage()
             msg.format = f"{self.encoding}; jpeg compressed bgr8"

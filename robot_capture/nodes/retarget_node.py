@@ -69,7 +69,7 @@ class RetargetNode(Node):
         if self.rate > 0:
             self.create_timer(1.0 / self.rate, self._tick)
         if diag_rate > 0:
-            self.create_timer(1.0 / diag_rate, self._publish_diagnostics)
+            self.create_timer(1.0 / diag_rate, lambda: self._publish_diagnostics())
         self.get_logger().info(
             f"retarget: {mapping.robot} ({len(self.live.joint_names)} joints) from {self.source}, "
             f"{'every input' if self.rate == 0 else f'{self.rate:g} Hz'}, require_enable={require_enable}"
@@ -83,7 +83,7 @@ class RetargetNode(Node):
             self.get_logger().error(f"exo input rejected: {e}", throttle_duration_sec=5.0)
             return
         if warning:
-            self.get_logger().warn(warning)
+            self.get_logger().warning(warning)
         if self.rate == 0:
             self._tick()
 
@@ -117,13 +117,17 @@ class RetargetNode(Node):
             return
         out, stamp = res
         self.cmd_pub.publish(joint_state_msg(stamp, out.joint_names, out.q, out.qd))
-        frames = list(getattr(out, "target_frames", None) or out.targets)
-        if frames:
-            self.targets_pub.publish(pose_array_msg(stamp, self.base_frame, [out.targets[f] for f in frames]))
-        for w in getattr(out, "warnings", None) or ():
-            self.get_logger().warn(w)
-        if self.diag_per_command:
-            self._publish_diagnostics(stamp)
+        try:
+            targets = out.targets  # empty while holding: no new targets
+            if targets:
+                frames = [f for f in out.target_frames if f in targets]
+                self.targets_pub.publish(pose_array_msg(stamp, self.base_frame, [targets[f] for f in frames]))
+            for w in out.warnings or ():
+                self.get_logger().warning(w)
+            if self.diag_per_command:
+                self._publish_diagnostics(stamp)
+        except Exception as e:  # noqa: BLE001 - the command went out; never die on the extras
+            self.get_logger().error(f"targets/diagnostics not published: {e}", throttle_duration_sec=5.0)
 
     def _publish_diagnostics(self, stamp=None) -> None:
         level, message, values = self.live.diagnostics()

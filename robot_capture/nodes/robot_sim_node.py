@@ -51,7 +51,7 @@ class RobotSimNode(Node):
         new = [n for n in ignored if n not in self._warned and n not in self.sim.index]
         if new:
             self._warned.update(new)
-            self.get_logger().warn(f"joint_command names unknown to the robot (ignored): {new}")
+            self.get_logger().warning(f"joint_command names unknown to the robot (ignored): {new}")
 
     def _tick(self) -> None:
         now = time.monotonic()

@@ -1,0 +1,223 @@
+"""retarget node through real DDS: exo JointState in -> joint command out with the input stamp;
+bad input (unknown names, NaN) is flagged, never fatal; the deadman holds the robot."""
+import math
+import time
+
+import numpy as np
+import pytest
+
+from ros_util import spin_until, start_node, stop_node
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def exo_stream(data_dir):
+    """Real exoskeleton readings: a CMU clip through the exo arm model, (names, (N, 14))."""
+    from robot_capture.retarget.bvh import load_bvh
+    from robot_capture.retarget.exo import ExoArmModel
+
+    clip = load_bvh(data_dir / "motion" / "cmu_02_05_punch_strike.bvh")
+    exo = ExoArmModel.load()
+    return list(exo.joint_names), exo.angles_from_poses(clip.human_poses())
+
+
+@pytest.fixture
+def ros_node():
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("test_retarget_io", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    yield node, ex
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=ctx)
+
+
+class Io:
+    """Publisher of /exo/joint_states and /retarget/enable, collector of the node's outputs."""
+
+    def __init__(self, node, ex):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseArray
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool
+
+        self.node, self.ex = node, ex
+        self.cmds, self.targets, self.diags = [], [], []
+        node.create_subscription(JointState, "/retarget/joint_command", self.cmds.append, 100)
+        node.create_subscription(PoseArray, "/retarget/targets", self.targets.append, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", self.diags.append, 100)
+        self.pub = node.create_publisher(JointState, "/exo/joint_states", 100)
+        self.enable_pub = node.create_publisher(Bool, "/retarget/enable", 10)
+        self.JointState, self.Bool = JointState, Bool
+
+    def wait_matched(self):
+        return spin_until(self.ex, lambda: self.pub.get_subscription_count() > 0
+                          and self.enable_pub.get_subscription_count() > 0
+                          and self.node.count_publishers("/retarget/joint_command") > 0)
+
+    def send(self, names, positions):
+        msg = self.JointState(name=list(names), position=[float(v) for v in positions])
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.pub.publish(msg)
+        return msg.header.stamp
+
+    def enable(self, value):
+        self.enable_pub.publish(self.Bool(data=value))
+        spin_until(self.ex, lambda: False, timeout=0.3)
+
+    def cmd_for(self, stamp, timeout=5.0):
+        key = (stamp.sec, stamp.nanosec)
+        found = []
+
+        def have():
+            found[:] = [c for c in self.cmds if (c.header.stamp.sec, c.header.stamp.nanosec) == key]
+            return bool(found)
+
+        spin_until(self.ex, have, timeout=timeout)
+        return found[0] if found else None
+
+    def flags_for(self, stamp):
+        key = (stamp.sec, stamp.nanosec)
+        spin_until(self.ex, lambda: any((d.header.stamp.sec, d.header.stamp.nanosec) == key for d in self.diags))
+        for d in self.diags:
+            if (d.header.stamp.sec, d.header.stamp.nanosec) == key:
+                vals = {kv.key: kv.value for kv in d.status[0].values}
+                return set(f.split(":")[0] for f in vals.get("flags", "").split(",") if f), d.status[0]
+        return None, None
+
+
+def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
+    from robot_capture.kinematics.model import RobotModel
+    from robot_capture.retarget.mapping import RobotMapping
+
+    expected_joints = RobotMapping.load("g1").robot_model().joint_names
+    names, readings = exo_stream
+    proc = start_node("robot_capture.nodes.retarget_node",
+                      {"robot": "g1", "source": "exo", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
+    try:
+        io = Io(*ros_node)
+        assert io.wait_matched(), "retarget node did not come up"
+        # a real motion stream, 100 frames at ~100 Hz: one command per input, each with the input's stamp
+        stamps = []
+        for i in range(100):
+            stamps.append(io.send(names, readings[i]))
+            spin_until(io.ex, lambda: False, timeout=0.01)
+        assert spin_until(io.ex, lambda: len(io.cmds) >= 100), f"{len(io.cmds)} commands for 100 inputs"
+        got = [(c.header.stamp.sec, c.header.stamp.nanosec) for c in io.cmds]
+        assert got == [(s.sec, s.nanosec) for s in stamps], "each command carries its input's stamp, in order"
+        last = io.cmds[-1]
+        assert list(last.name) == list(expected_joints)
+        assert len(last.position) == len(last.velocity) == len(expected_joints)
+        assert np.all(np.isfinite(last.position))
+        assert np.ptp([c.position for c in io.cmds], axis=0).max() > 0.05, "the arms move with the clip"
+        assert spin_until(io.ex, lambda: len(io.targets) >= 100)
+        assert io.targets[-1].header.frame_id == "pelvis"
+        assert (io.targets[-1].header.stamp.sec, io.targets[-1].header.stamp.nanosec) == got[-1]
+        flags, status = io.flags_for(stamps[-1])
+        assert flags == set(), flags
+        keys = {kv.key for kv in status.values}
+        assert {"left_wrist.position_error_m", "solve_time_ms_max", "iterations_max", "joint_limit_margin_rad"} <= keys
+
+        # unknown joint names: no crash, flagged, held
+        bad_names = ["left_shoulder_flexion_typo"] + names[1:]
+        s = io.send(bad_names, readings[100])
+        cmd = io.cmd_for(s)
+        assert cmd is not None, "the node answers bad input with a held command"
+        assert np.allclose(cmd.position, last.position), "held"
+        flags, status = io.flags_for(s)
+        assert {"unknown_joints", "held"} <= flags, flags
+        assert status.level == b"\x01"
+
+        # NaN reading: held and flagged
+        nan = np.array(readings[101], dtype=float)
+        nan[3] = math.nan
+        s = io.send(names, nan)
+        cmd = io.cmd_for(s)
+        assert cmd is not None and np.all(np.isfinite(cmd.position))
+        assert np.allclose(cmd.position, last.position)
+        flags, _ = io.flags_for(s)
+        assert {"nan_input", "held"} <= flags, flags
+
+        # mismatched name/position lengths: held, node alive
+        msg = io.JointState(name=names, position=[0.0])
+        msg.header.stamp = io.node.get_clock().now().to_msg()
+        io.pub.publish(msg)
+        cmd = io.cmd_for(msg.header.stamp)
+        assert cmd is not None and "held" in io.flags_for(msg.header.stamp)[0]
+
+        # good input again: tracking resumes
+        s = io.send(names, readings[102])
+        cmd = io.cmd_for(s)
+        assert not ({"held"} & io.flags_for(s)[0])
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out
+    assert "Traceback" not in out, out
+    assert out.count("left_shoulder_flexion_typo") == 1, "unknown names are warned about once"
+    assert "expected" in out and "left_elbow_flexion" in out, "the warning names the expected joints"
+
+
+def test_deadman_holds_the_robot(ros_node, exo_stream):
+    names, readings = exo_stream
+    proc = start_node("robot_capture.nodes.retarget_node",
+                      {"robot": "g1", "source": "exo", "rate_hz": 0.0, "require_enable": True,
+                       "diagnostics_rate_hz": 0.0})
+    try:
+        io = Io(*ros_node)
+        assert io.wait_matched()
+
+        def run(frames):
+            out = []
+            for i in frames:
+                s = io.send(names, readings[i])
+                cmd = io.cmd_for(s)
+                assert cmd is not None
+                out.append((np.array(cmd.position), io.flags_for(s)[0]))
+            return out
+
+        held = run(range(0, 30))  # no enable received yet: hold
+        assert all("disabled" in f and "held" in f for _q, f in held)
+        assert np.ptp([q for q, _f in held], axis=0).max() == 0.0
+        io.enable(True)
+        moving = run(range(30, 90))
+        assert not any("held" in f for _q, f in moving)
+        assert np.ptp([q for q, _f in moving], axis=0).max() > 0.02
+        io.enable(False)
+        held2 = run(range(90, 130))
+        assert all("disabled" in f for _q, f in held2)
+        assert np.ptp([q for q, _f in held2], axis=0).max() == 0.0
+        assert np.allclose(held2[0][0], moving[-1][0], atol=1e-6), "holds the last command"
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out
+
+
+def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream):
+    names, readings = exo_stream
+    proc = start_node("robot_capture.nodes.retarget_node",
+                      {"robot": "g1", "source": "exo", "rate_hz": 50.0, "diagnostics_rate_hz": 5.0})
+    try:
+        io = Io(*ros_node)
+        assert io.wait_matched()
+        sent = []
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 2.0:  # inputs at ~100 Hz, commands at 50 Hz
+            sent.append(io.send(names, readings[i % len(readings)]))
+            i += 1
+            spin_until(io.ex, lambda: False, timeout=0.01)
+        spin_until(io.ex, lambda: False, timeout=0.2)
+        sent_keys = {(s.sec, s.nanosec) for s in sent}
+        outs = [c for c in io.cmds if (c.header.stamp.sec, c.header.stamp.nanosec) in sent_keys]
+        assert len(outs) == len(io.cmds), "every command stamp is an input stamp"
+        assert 50 <= len(io.cmds) <= 130, f"{len(io.cmds)} commands in ~2 s at 50 Hz"
+        assert io.diags, "diagnostics published on their own timer"
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out
