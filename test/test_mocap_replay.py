@@ -1,0 +1,116 @@
+"""mocap_replay: the ROS-free ClipReplay and the node through real DDS (clip rate, loop, live == offline)."""
+import time
+
+import numpy as np
+import pytest
+
+from robot_capture.sim.replay import ClipReplay, resolve_clip
+
+
+def test_clip_replay_matches_offline_conversions(data_dir):
+    from robot_capture.retarget import offline
+    from robot_capture.retarget.bvh import load_bvh
+
+    r = ClipReplay("cmu_02_05_punch_strike")
+    clip = load_bvh(data_dir / "motion" / "cmu_02_05_punch_strike.bvh")
+    names, pos = offline.exo_replay_messages(clip)
+    assert r.exo_names == list(names) and len(names) == 14
+    assert np.array_equal(r.exo_positions, pos)
+    vr = offline.vr_replay_messages(clip)
+    for k in ("head", "left_wrist", "right_wrist"):
+        assert np.array_equal(r.vr[k], vr[k])
+    assert r.n_frames == 464 and r.rate_hz == pytest.approx(1 / 0.033334)
+    assert np.all(np.isfinite(r.exo_positions))
+
+
+def test_clip_replay_loop_speed_and_errors(tmp_path):
+    r = ClipReplay("cmu_02_01_walk.bvh", vr=False, loop=False, speed=2.0)
+    assert r.rate_hz == pytest.approx(2 / 0.016667)
+    assert r.vr == {}
+    assert r.frame_index(170) == 170 and r.frame_index(171) is None
+    r.loop = True
+    assert r.frame_index(171) == 0 and r.frame_index(171 * 2 + 5) == 5
+    with pytest.raises(FileNotFoundError, match="cmu_02_01_walk.bvh"):
+        resolve_clip("no_such_clip")
+    with pytest.raises(ValueError):
+        ClipReplay("cmu_02_01_walk", speed=0.0)
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0\n}\n")
+    with pytest.raises(ValueError, match="bad.bvh"):
+        ClipReplay(str(bad))
+
+
+@pytest.mark.ros
+def test_node_publishes_at_the_clip_rate(data_dir):
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+
+    from ros_util import spin_until, start_node, stop_node
+
+    ref = ClipReplay("cmu_02_05_punch_strike", vr=False)
+    proc = start_node("robot_capture.nodes.mocap_replay_node", {"clip": "cmu_02_05_punch_strike", "loop": True})
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("test_mocap_observer", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    try:
+        exo, heads, wrists = [], [], []
+        node.create_subscription(JointState, "/exo/joint_states", lambda m: exo.append((time.monotonic(), m)), 100)
+        node.create_subscription(PoseStamped, "/vr/head", heads.append, 100)
+        node.create_subscription(PoseStamped, "/vr/right_wrist", wrists.append, 100)
+        assert spin_until(ex, lambda: len(exo) > 5 and len(heads) > 5 and len(wrists) > 5), "no replay messages"
+        exo.clear()
+        t0 = time.monotonic()
+        spin_until(ex, lambda: time.monotonic() - t0 > 3.0, timeout=4.0)
+        rate = (len(exo) - 1) / (exo[-1][0] - exo[0][0])
+        assert rate == pytest.approx(1 / 0.033334, rel=0.1), f"{rate:.2f} Hz"
+        m = exo[-1][1]
+        assert list(m.name) == ref.exo_names
+        # the published readings are frames of the clip (live == offline)
+        row = np.array(m.position)
+        assert np.min(np.abs(ref.exo_positions - row).max(axis=1)) < 1e-12
+        assert heads[-1].header.frame_id == "vr_world"
+        now = node.get_clock().now().nanoseconds
+        stamp = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+        assert abs(now - stamp) < 0.5e9, "stamps are now"
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        code, out = stop_node(proc)
+    assert code == 0, out
+
+
+@pytest.mark.ros
+def test_node_without_loop_stops_after_the_last_frame():
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+
+    from ros_util import spin_until, start_node, stop_node
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node("test_mocap_noloop", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    exo = []
+    node.create_subscription(JointState, "/exo/joint_states", exo.append, 1000)
+    # subscribe first so that no frame is missed, then start the node
+    proc = start_node("robot_capture.nodes.mocap_replay_node",
+                      {"clip": "cmu_02_01_walk", "loop": False, "speed": 4.0, "publish_vr": False})
+    try:
+        assert spin_until(ex, lambda: len(exo) > 0), "no replay messages"
+        spin_until(ex, lambda: False, timeout=3.0)  # 171 frames at 4 x 60 Hz: 0.7 s
+        assert 150 <= len(exo) <= 171, len(exo)
+        assert proc.poll() is None, "the node keeps running after the clip"
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=ctx)
+        code, out = stop_node(proc)
+    assert code == 0, out
+    assert "clip ended" in out
