@@ -63,7 +63,7 @@ def _tree(src):
 ik_extension = Extension(
     "robot_capture.kinematics._ik",
     sources=["robot_capture/kinematics/_ik.c"],
-    extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    extra_compile_args=["-std=c99", "-O3", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter"],
     libraries=["m"],
 )
 
