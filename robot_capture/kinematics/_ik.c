@@ -32,6 +32,12 @@
 #include <string.h>
 #include <stdlib.h>
 
+#if defined(__GNUC__)
+#define IK_INLINE static inline __attribute__((always_inline))
+#else
+#define IK_INLINE static inline
+#endif
+
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
@@ -144,14 +150,20 @@ typedef struct {
     int nl, nq;
     int *parent, *type, *qidx;
     double *mult, *offset, *origin, *axis; /* origin: nl*12, axis: nl*3 */
+    char *oident, *akind;                  /* origin rotation is identity; axis kind 0 general, 1..3 = +-x/y/z */
+    double *asign;                         /* sign of a principal axis */
     double *pose;                          /* nl*12 workspace (used with the GIL held) */
 } KinObject;
 
-static void kin_link(const KinObject *k, int i, const double *q, double *pose) {
+/* pose of link i from its parent's: T_i = T_parent * origin_i * motion_i(s).
+ * Fast paths: origin rotation = identity (oident), joint axis = +-x/y/z (akind 1..3, sign in asign):
+ * a principal-axis rotation only mixes two columns of R. */
+IK_INLINE void kin_link(const KinObject *k, int i, const double *q, double *pose) {
     const double *P = pose + 12 * k->parent[i], *O = k->origin + 12 * i;
     double *T = pose + 12 * i;
     double Rpo[9], tmp[3];
-    mat3_mul(P, O, Rpo);
+    if (k->oident[i]) memcpy(Rpo, P, sizeof Rpo);
+    else mat3_mul(P, O, Rpo);
     mat3_vec(P, O + 9, tmp);
     T[9] = P[9] + tmp[0]; T[10] = P[10] + tmp[1]; T[11] = P[11] + tmp[2];
     int t = k->type[i];
@@ -162,15 +174,33 @@ static void kin_link(const KinObject *k, int i, const double *q, double *pose) {
     double s = k->mult[i] * q[k->qidx[i]] + k->offset[i];
     const double *a = k->axis + 3 * i;
     if (t == 1) {
-        double M[9];
-        rot_axis_angle(a, s, M);
-        mat3_mul(Rpo, M, T);
+        int ak = k->akind[i];
+        if (ak == 0) {
+            double M[9];
+            rot_axis_angle(a, s, M);
+            mat3_mul(Rpo, M, T);
+        } else {
+            /* rotation about principal axis ak-1: columns (c1, c2) = the two other axes, right-handed */
+            double c = cos(s), sn = k->asign[i] * sin(s);
+            int ax = ak - 1, c1 = (ax + 1) % 3, c2 = (ax + 2) % 3;
+            for (int r = 0; r < 3; r++) {
+                double u = Rpo[3 * r + c1], v = Rpo[3 * r + c2];
+                T[3 * r + ax] = Rpo[3 * r + ax];
+                T[3 * r + c1] = c * u + sn * v;
+                T[3 * r + c2] = -sn * u + c * v;
+            }
+        }
     } else {
         double d[3] = {a[0] * s, a[1] * s, a[2] * s};
         memcpy(T, Rpo, sizeof Rpo);
         mat3_vec(Rpo, d, tmp);
         T[9] += tmp[0]; T[10] += tmp[1]; T[11] += tmp[2];
     }
+}
+
+/* FK of the links listed in list[0..n) (ascending), or of all links if list == NULL, into pose (nl*12). */
+static void kin_fk_list(const KinObject *k, const double *q, const int *list, int n, double *pose) {
+    for (int a = 0; a < n; a++) kin_link(k, list[a], q, pose);
 }
 
 /* FK of the links with needed[i] != 0 (all if needed == NULL) into pose (nl*12). */
@@ -183,11 +213,17 @@ static void kin_fk(const KinObject *k, const double *q, const char *needed, doub
 
 /* add the geometric Jacobian contribution of joint link j (moving frame at origin p) into column col
  * of a 6 x ncols row-major matrix J, scaled by sign */
-static void jac_add(const KinObject *k, const double *pose, int j, const double *p, double *J, int ncols, int col,
-                    double sign) {
+IK_INLINE void jac_add(const KinObject *k, const double *pose, int j, const double *p, double *J, int ncols, int col,
+                       double sign) {
     const double *Tj = pose + 12 * j;
     double a[3], r[3], c[3];
-    mat3_vec(Tj, k->axis + 3 * j, a);
+    int ak = k->akind[j];
+    if (ak) { /* principal axis: the world axis is a (signed) column of R */
+        double sg = k->asign[j];
+        a[0] = sg * Tj[ak - 1]; a[1] = sg * Tj[3 + ak - 1]; a[2] = sg * Tj[6 + ak - 1];
+    } else {
+        mat3_vec(Tj, k->axis + 3 * j, a);
+    }
     double m = sign * k->mult[j];
     if (k->type[j] == 1) {
         r[0] = p[0] - Tj[9]; r[1] = p[1] - Tj[10]; r[2] = p[2] - Tj[11];
@@ -204,6 +240,7 @@ static void jac_add(const KinObject *k, const double *pose, int j, const double 
 static void Kin_dealloc(KinObject *self) {
     free(self->parent); free(self->type); free(self->qidx);
     free(self->mult); free(self->offset); free(self->origin); free(self->axis); free(self->pose);
+    free(self->oident); free(self->akind); free(self->asign);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -223,7 +260,10 @@ static int Kin_init(KinObject *self, PyObject *args, PyObject *kw) {
     if (get_buffer(oorig, &v, 'd', 16 * nl, 0, "origin") < 0) return -1;
     self->origin = calloc((size_t)nl * 12, sizeof(double));
     self->pose = calloc((size_t)nl * 12, sizeof(double));
-    if (!self->origin || !self->pose) { PyBuffer_Release(&v); PyErr_NoMemory(); return -1; }
+    self->oident = calloc((size_t)nl, 1);
+    self->akind = calloc((size_t)nl, 1);
+    self->asign = calloc((size_t)nl, sizeof(double));
+    if (!self->origin || !self->pose || !self->oident || !self->akind || !self->asign) { PyBuffer_Release(&v); PyErr_NoMemory(); return -1; }
     const double *T = v.buf;
     for (int i = 0; i < nl; i++) {
         for (int r = 0; r < 3; r++) {
@@ -232,6 +272,16 @@ static int Kin_init(KinObject *self, PyObject *args, PyObject *kw) {
         }
     }
     PyBuffer_Release(&v);
+    for (int i = 0; i < nl; i++) {
+        const double *O = self->origin + 12 * i, *a = self->axis + 3 * i;
+        self->oident[i] = O[0] == 1.0 && O[4] == 1.0 && O[8] == 1.0 && O[1] == 0.0 && O[2] == 0.0 && O[3] == 0.0 &&
+                          O[5] == 0.0 && O[6] == 0.0 && O[7] == 0.0;
+        for (int x = 0; x < 3; x++)
+            if (fabs(a[x]) == 1.0 && a[(x + 1) % 3] == 0.0 && a[(x + 2) % 3] == 0.0) {
+                self->akind[i] = (char)(x + 1);
+                self->asign[i] = a[x];
+            }
+    }
     for (int i = 0; i < nl; i++) {
         int p = self->parent[i], t = self->type[i], qi = self->qidx[i];
         if ((i == 0 && p != -1) || (i > 0 && (p < 0 || p >= i)) || t < 0 || t > 2 ||
@@ -318,43 +368,50 @@ typedef struct {
     int *cb_start, *cb_link, *cb_col;        /* chain entries of the relative task's root */
     int *jstart;                             /* offset of each task's 6 x nd Jacobian in jbuf */
     char *needed;
-    double damping, tol_p, tol_o, tol_step;
+    int *fk_list, n_fk;                      /* links recomputed per iteration (needed, not constant) */
+    int *cstart, *cdofs, ncomp;              /* independent blocks of dofs (no task couples two blocks) */
+    double damping, error_damping, tol_p, tol_o, tol_step;
+    double *ttol_p, *ttol_o;                 /* per-task tolerances (see update_tolerances) */
     int max_iter, use_vel;
     /* workspace */
-    double *pose, *q, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *jb, *err;
+    double *pose, *q, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *M, *err, *invd, *Hc, *gc, *dc;
     int *state, *fidx;
     /* outputs */
     Py_buffer out_task, out_pos, out_ori;
     int have_out;
-    int iterations, status, nactive, busy;
+    int iterations, status, nactive, busy, qp_rounds;
 } SolverObject;
 
-static int cholesky(double *A, int n) { /* in place, lower triangle; returns 0 on success */
+/* Cholesky A = L L^T in place (lower triangle), inv[j] = 1 / L[j][j]; returns 0 on success */
+static int cholesky(double *restrict A, int n, double *restrict inv) {
     for (int j = 0; j < n; j++) {
-        double d = A[j * n + j];
-        for (int k = 0; k < j; k++) d -= A[j * n + k] * A[j * n + k];
+        double *Aj = A + j * n;
+        double d = Aj[j];
+        for (int k = 0; k < j; k++) d -= Aj[k] * Aj[k];
         if (!(d > 0.0)) return -1;
         d = sqrt(d);
-        A[j * n + j] = d;
+        Aj[j] = d;
+        double r = inv[j] = 1.0 / d;
         for (int i = j + 1; i < n; i++) {
-            double s = A[i * n + j];
-            for (int k = 0; k < j; k++) s -= A[i * n + k] * A[j * n + k];
-            A[i * n + j] = s / d;
+            double *Ai = A + i * n;
+            double s = Ai[j];
+            for (int k = 0; k < j; k++) s -= Ai[k] * Aj[k];
+            Ai[j] = s * r;
         }
     }
     return 0;
 }
 
-static void chol_solve(const double *L, int n, double *b) {
+static void chol_solve(const double *restrict L, int n, const double *restrict inv, double *restrict b) {
     for (int i = 0; i < n; i++) {
         double s = b[i];
         for (int k = 0; k < i; k++) s -= L[i * n + k] * b[k];
-        b[i] = s / L[i * n + i];
+        b[i] = s * inv[i];
     }
     for (int i = n - 1; i >= 0; i--) {
         double s = b[i];
         for (int k = i + 1; k < n; k++) s -= L[k * n + i] * b[k];
-        b[i] = s / L[i * n + i];
+        b[i] = s * inv[i];
     }
 }
 
@@ -370,6 +427,7 @@ static int box_qp(SolverObject *s, int n, const double *H, const double *g, cons
     double *A = s->A, *rhs = s->rhs, *grad = s->grad;
     for (int i = 0; i < n; i++) { state[i] = 0; d[i] = 0.0; }
     for (int round = 0; round < 2 * n + 2; round++) {
+        s->qp_rounds++;
         int nf = 0;
         for (int i = 0; i < n; i++) {
             if (state[i] == 0) fidx[nf++] = i;
@@ -384,11 +442,11 @@ static int box_qp(SolverObject *s, int n, const double *H, const double *g, cons
             for (int b = 0; b <= a; b++) A[a * nf + b] = H[i * n + fidx[b]];
         }
         if (nf > 0) {
-            if (cholesky(A, nf) != 0) {
+            if (cholesky(A, nf, s->invd) != 0) {
                 for (int i = 0; i < n; i++) d[i] = 0.0;
                 return -1;
             }
-            chol_solve(A, nf, rhs);
+            chol_solve(A, nf, s->invd, rhs);
             for (int a = 0; a < nf; a++) d[fidx[a]] = rhs[a];
         }
         int clamped = 0;
@@ -458,7 +516,7 @@ static int task_residuals(SolverObject *s, const double *targets, double *pe, do
         double we = s->wp[t] * p2 + s->wo[t] * o2;
         te[t] = sqrt(we);
         Et += 0.5 * we;
-        if ((s->wp[t] > 0 && pe[t] > s->tol_p) || (s->wo[t] > 0 && oe[t] > s->tol_o)) conv = 0;
+        if ((s->wp[t] > 0 && pe[t] > s->ttol_p[t]) || (s->wo[t] > 0 && oe[t] > s->ttol_o[t])) conv = 0;
     }
     *E = Et;
     return conv;
@@ -498,20 +556,49 @@ static void build_normal_equations(SolverObject *s, double lambda) {
                 for (int x = 0; x < 3; x++) { J[x * nd + k] = rv[x]; J[(3 + x) * nd + k] = rw[x]; }
             }
         }
+        /* local M = J^T W J (lower triangle), gl = J^T W e, then scatter into H, g */
+        double *restrict M = s->M, *restrict gl = s->gc;
+        memset(M, 0, sizeof(double) * (size_t)nd * nd);
+        memset(gl, 0, sizeof(double) * (size_t)nd);
         for (int r = 0; r < 6; r++) {
             double w = r < 3 ? s->wp[t] : s->wo[t];
             if (w == 0.0) continue;
-            const double *Jr = J + r * nd;
+            const double *restrict Jr = J + r * nd;
+            double we = w * e[r];
             for (int a = 0; a < nd; a++) {
                 double wja = w * Jr[a];
-                if (wja == 0.0) continue;
-                int ia = dofs[a];
-                g[ia] += wja * e[r];
-                for (int b = 0; b < nd; b++) H[ia * nq + dofs[b]] += wja * Jr[b];
+                gl[a] += Jr[a] * we;
+                double *restrict Ma = M + a * nd;
+                for (int b = 0; b <= a; b++) Ma[b] += wja * Jr[b];
             }
+        }
+        for (int a = 0; a < nd; a++) {
+            int ia = dofs[a];
+            g[ia] += gl[a];
+            for (int b = 0; b < a; b++) {
+                int ib = dofs[b];
+                H[ia * nq + ib] += M[a * nd + b];
+                H[ib * nq + ia] += M[a * nd + b];
+            }
+            H[ia * nq + ia] += M[a * nd + a];
         }
     }
     for (int i = 0; i < nq; i++) H[i * nq + i] += lambda;
+}
+
+/* The tolerances hold for the highest-cost task; a task with cost c gets tol * sqrt(c_max / c),
+ * i.e. the same weighted error sqrt(c) |e| (a low-weight hint such as an elbow target is not
+ * iterated to the wrist's precision). */
+static void update_tolerances(SolverObject *s) {
+    double mp = 0.0, mo = 0.0;
+    for (int t = 0; t < s->nt; t++) {
+        if (s->wp[t] > mp) mp = s->wp[t];
+        if (s->wo[t] > mo) mo = s->wo[t];
+    }
+    for (int t = 0; t < s->nt; t++) {
+        s->ttol_p[t] = s->wp[t] > 0 ? s->tol_p * sqrt(mp / s->wp[t]) : INFINITY;
+        s->ttol_o[t] = s->wo[t] > 0 ? s->tol_o * sqrt(mo / s->wo[t]) : INFINITY;
+    }
 }
 
 static int all_finite(const double *x, Py_ssize_t n) {
@@ -526,6 +613,7 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
     const int nq = s->nq;
     s->iterations = 0;
     s->nactive = 0;
+    s->qp_rounds = 0;
     if (!all_finite(q0, nq) || !all_finite(targets, 16 * (Py_ssize_t)s->ntarget) || !isfinite(dt)) {
         for (int t = 0; t < s->nt; t++) pe[t] = oe[t] = te[t] = NAN;
         return ST_INVALID_INPUT;
@@ -552,13 +640,25 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
     int status = ST_MAX_ITERATIONS, it = 0, stalled = 0;
     double E;
     for (;;) {
-        kin_fk(s->kin, s->q, s->needed, s->pose);
+        kin_fk_list(s->kin, s->q, s->fk_list, s->n_fk, s->pose);
         if (task_residuals(s, targets, pe, oe, te, &E)) { status = ST_CONVERGED; break; }
         if (it >= s->max_iter || stalled) break;
-        build_normal_equations(s, E + s->damping);
-        for (int i = 0; i < nq; i++) { s->dlo[i] = s->lo[i] - s->q[i]; s->dhi[i] = s->hi[i] - s->q[i]; }
-        int nact = box_qp(s, nq, s->H, s->g, s->dlo, s->dhi, s->dq);
-        s->nactive = nact < 0 ? 0 : nact;
+        build_normal_equations(s, s->error_damping * E + s->damping);
+        s->nactive = 0;
+        for (int c = 0; c < s->ncomp; c++) { /* the blocks are independent: one small box QP each */
+            const int *idx = s->cdofs + s->cstart[c];
+            int nc = s->cstart[c + 1] - s->cstart[c];
+            for (int a = 0; a < nc; a++) {
+                int i = idx[a];
+                s->gc[a] = s->g[i];
+                s->dlo[a] = s->lo[i] - s->q[i];
+                s->dhi[a] = s->hi[i] - s->q[i];
+                for (int b = 0; b < nc; b++) s->Hc[a * nc + b] = s->H[i * nq + idx[b]];
+            }
+            int nact = box_qp(s, nc, s->Hc, s->gc, s->dlo, s->dhi, s->dc);
+            if (nact > 0) s->nactive += nact;
+            for (int a = 0; a < nc; a++) s->dq[idx[a]] = s->dc[a];
+        }
         double mx = 0.0;
         for (int i = 0; i < nq; i++) {
             double qi = s->q[i] + s->dq[i];
@@ -633,6 +733,7 @@ static PyObject *Solver_set_weights(SolverObject *self, PyObject *args) {
     if (!(a >= 0 && b >= 0 && isfinite(a) && isfinite(b))) { PyErr_SetString(PyExc_ValueError, "costs must be finite and >= 0"); return NULL; }
     if (self->ttype[t] == T_POSTURE) self->wpost[t] = a;
     else { self->wp[t] = a; self->wo[t] = b; }
+    update_tolerances(self);
     Py_RETURN_NONE;
 }
 
@@ -640,7 +741,8 @@ static void Solver_release(SolverObject *s) {
     void *ptrs[] = {s->lower, s->upper, s->vel, s->ttype, s->tframe, s->troot, s->ttarget, s->wp, s->wo, s->wpost,
                     s->qref, s->dstart, s->dofs, s->ca_start, s->ca_link, s->ca_col, s->cb_start, s->cb_link,
                     s->cb_col, s->jstart, s->needed, s->pose, s->q, s->lo, s->hi, s->H, s->g, s->dq, s->A,
-                    s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->jb, s->err, s->state, s->fidx};
+                    s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->M, s->err, s->state, s->fidx, s->invd, s->Hc,
+                    s->gc, s->dc, s->fk_list, s->cstart, s->cdofs, s->ttol_p, s->ttol_o};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     if (s->have_out) {
         PyBuffer_Release(&s->out_task); PyBuffer_Release(&s->out_pos); PyBuffer_Release(&s->out_ori);
@@ -658,13 +760,14 @@ static void Solver_dealloc(SolverObject *self) {
 
 static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     PyObject *okin, *olo, *ohi, *ovel, *otype, *oframe, *oroot, *owp, *owo, *ot, *op, *oo;
-    double damping, tol_p, tol_o, tol_step;
+    double damping, error_damping, tol_p, tol_o, tol_step;
     int max_iter, use_vel;
-    if (!PyArg_ParseTuple(args, "O!OOOOOOOO(didddp)OOO", &KinType, &okin, &olo, &ohi, &ovel, &otype, &oframe, &oroot,
-                          &owp, &owo, &damping, &max_iter, &tol_p, &tol_o, &tol_step, &use_vel, &ot, &op, &oo))
+    if (!PyArg_ParseTuple(args, "O!OOOOOOOO(ddidddp)OOO", &KinType, &okin, &olo, &ohi, &ovel, &otype, &oframe, &oroot,
+                          &owp, &owo, &damping, &error_damping, &max_iter, &tol_p, &tol_o, &tol_step, &use_vel, &ot,
+                          &op, &oo))
         return -1;
     if (self->kin) { PyErr_SetString(PyExc_RuntimeError, "Solver already initialized"); return -1; }
-    if (!(damping >= 0 && max_iter >= 0 && tol_p >= 0 && tol_o >= 0 && tol_step >= 0)) {
+    if (!(damping >= 0 && error_damping >= 0 && max_iter >= 0 && tol_p >= 0 && tol_o >= 0 && tol_step >= 0)) {
         PyErr_SetString(PyExc_ValueError, "damping, max_iterations and tolerances must be >= 0");
         return -1;
     }
@@ -675,7 +778,7 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     Py_ssize_t nt = PyObject_Length(otype);
     if (nt < 0) return -1;
     self->nt = (int)nt;
-    self->damping = damping; self->max_iter = max_iter; self->tol_p = tol_p; self->tol_o = tol_o;
+    self->damping = damping; self->error_damping = error_damping; self->max_iter = max_iter; self->tol_p = tol_p; self->tol_o = tol_o;
     self->tol_step = tol_step; self->use_vel = use_vel;
     if (!(self->lower = copy_buffer(olo, 'd', nq, "lower")) || !(self->upper = copy_buffer(ohi, 'd', nq, "upper")) ||
         !(self->vel = copy_buffer(ovel, 'd', nq, "velocity")) || !(self->ttype = copy_buffer(otype, 'i', nt, "task_type")) ||
@@ -688,7 +791,7 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
         PyBuffer_Release(&self->out_task); PyBuffer_Release(&self->out_pos); return -1;
     }
     self->have_out = 1;
-    ALLOC(self->ttarget, nt, int); ALLOC(self->wpost, nt, double); ALLOC(self->qref, nt * nq, double);
+    ALLOC(self->ttarget, nt, int); ALLOC(self->ttol_p, nt, double); ALLOC(self->ttol_o, nt, double); ALLOC(self->wpost, nt, double); ALLOC(self->qref, nt * nq, double);
     ALLOC(self->dstart, nt + 1, int); ALLOC(self->ca_start, nt + 1, int); ALLOC(self->cb_start, nt + 1, int);
     ALLOC(self->jstart, nt + 1, int); ALLOC(self->needed, nl, char);
     ALLOC(self->dofs, nt * nq, int); ALLOC(self->ca_link, nt * nl, int); ALLOC(self->ca_col, nt * nl, int);
@@ -741,8 +844,47 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     ALLOC(self->hi, nq, double); ALLOC(self->H, nq * nq, double); ALLOC(self->g, nq, double);
     ALLOC(self->dq, nq, double); ALLOC(self->A, nq * nq, double); ALLOC(self->rhs, nq, double);
     ALLOC(self->grad, nq, double); ALLOC(self->dlo, nq, double); ALLOC(self->dhi, nq, double);
-    ALLOC(self->jbuf, jtot, double); ALLOC(self->jb, 6 * nq, double); ALLOC(self->err, 6 * nt, double);
-    ALLOC(self->state, nq, int); ALLOC(self->fidx, nq, int);
+    ALLOC(self->jbuf, jtot, double); ALLOC(self->M, nq * nq, double); ALLOC(self->err, 6 * nt, double);
+    ALLOC(self->state, nq, int); ALLOC(self->fidx, nq, int); ALLOC(self->invd, nq, double);
+    ALLOC(self->Hc, nq * nq, double); ALLOC(self->gc, nq, double); ALLOC(self->dc, nq, double);
+    /* constant links (fixed all the way to the base): computed once here, skipped per iteration */
+    char *cst;
+    ALLOC(cst, nl, char);
+    ALLOC(self->fk_list, nl, int);
+    kin_fk(k, self->q, NULL, self->pose);
+    self->n_fk = 0;
+    for (int i = 0; i < nl; i++) {
+        cst[i] = i == 0 || (k->type[i] == 0 && cst[k->parent[i]]);
+        if (self->needed[i] && !cst[i]) self->fk_list[self->n_fk++] = i;
+    }
+    free(cst);
+    /* independent blocks: union-find over the dof lists of the frame tasks */
+    int *uf, *root_comp;
+    ALLOC(uf, nq, int);
+    for (int i = 0; i < nq; i++) uf[i] = i;
+    for (int t = 0; t < nt; t++)
+        for (int a = self->dstart[t] + 1; a < self->dstart[t + 1]; a++) {
+            int x = self->dofs[self->dstart[t]], y = self->dofs[a];
+            while (uf[x] != x) x = uf[x];
+            while (uf[y] != y) y = uf[y];
+            if (x != y) uf[y < x ? x : y] = y < x ? y : x;
+        }
+    if (!(root_comp = calloc((size_t)(nq > 0 ? nq : 1), sizeof(int)))) { free(uf); PyErr_NoMemory(); return -1; }
+    ALLOC(self->cstart, nq + 1, int); ALLOC(self->cdofs, nq, int);
+    for (int i = 0; i < nq; i++) root_comp[i] = -1;
+    int nc = 0, pos = 0;
+    for (int i = 0; i < nq; i++) { int x = i; while (uf[x] != x) x = uf[x]; uf[i] = x; }
+    for (int i = 0; i < nq; i++)
+        if (uf[i] == i) root_comp[i] = nc++;
+    self->ncomp = nc;
+    for (int c = 0; c < nc; c++) {
+        self->cstart[c] = pos;
+        for (int i = 0; i < nq; i++)
+            if (root_comp[uf[i]] == c) self->cdofs[pos++] = i;
+    }
+    self->cstart[nc] = pos;
+    free(uf); free(root_comp);
+    update_tolerances(self);
     self->status = -1;
     return 0;
 }
@@ -761,6 +903,8 @@ static PyMemberDef Solver_members[] = {
     {"iterations", T_INT, offsetof(SolverObject, iterations), READONLY, "iterations of the last solve"},
     {"status", T_INT, offsetof(SolverObject, status), READONLY, "status of the last solve"},
     {"nactive", T_INT, offsetof(SolverObject, nactive), READONLY, "variables at a bound in the last step"},
+    {"qp_rounds", T_INT, offsetof(SolverObject, qp_rounds), READONLY, "box-QP rounds (factorizations) in the last solve"},
+    {"nblocks", T_INT, offsetof(SolverObject, ncomp), READONLY, "independent blocks of joints"},
     {"ntarget", T_INT, offsetof(SolverObject, ntarget), READONLY, "number of target poses per solve"},
     {NULL, 0, 0, 0, NULL}};
 
@@ -769,7 +913,7 @@ static PyTypeObject SolverType = {
     .tp_basicsize = sizeof(SolverObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Solver(kin, lower, upper, velocity, task_type, task_frame, task_root, position_cost, "
-              "orientation_cost, (damping, max_iterations, tol_p, tol_o, tol_step, use_velocity), "
+              "orientation_cost, (damping, error_damping, max_iterations, tol_p, tol_o, tol_step, use_velocity), "
               "task_errors_out, position_errors_out, orientation_errors_out)",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Solver_init,

@@ -85,7 +85,8 @@ class IKSolver:
         KeyError: unknown frame name (with suggestions). ValueError: bad task or parameters.
     """
 
-    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, max_iterations: int = 20,
+    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 1.0,
+                 max_iterations: int = 20,
                  position_tolerance: float = 1e-4, orientation_tolerance: float = 1e-3,
                  step_tolerance: float = 1e-10, velocity_limits: bool = True, backend: str = "c"):
         self.model = model
@@ -106,7 +107,7 @@ class IKSolver:
         self.position_errors = np.zeros(nt)
         self.orientation_errors = np.zeros(nt)
         self._targets = np.tile(np.eye(4), (self.ntarget, 1, 1))
-        self.params = dict(damping=float(damping), max_iterations=int(max_iterations),
+        self.params = dict(damping=float(damping), error_damping=float(error_damping), max_iterations=int(max_iterations),
                            position_tolerance=float(position_tolerance),
                            orientation_tolerance=float(orientation_tolerance),
                            step_tolerance=float(step_tolerance), velocity_limits=bool(velocity_limits))
@@ -128,14 +129,15 @@ class IKSolver:
                 i32([model.frame_index(t.root) if t.kind == "relative" else -1 for t in self.tasks]),
                 np.array([t.cost if t.kind == "posture" else t.position_cost for t in self.tasks]),
                 np.array([t.orientation_cost for t in self.tasks]),
-                (self.params["damping"], self.params["max_iterations"], self.params["position_tolerance"],
+                (self.params["damping"], self.params["error_damping"], self.params["max_iterations"], self.params["position_tolerance"],
                  self.params["orientation_tolerance"], self.params["step_tolerance"], self.params["velocity_limits"]),
                 self.task_errors, self.position_errors, self.orientation_errors,
             )
             #: fast path: solve_into(q0, targets (ntarget,4,4), out (nq,), dt=0.0) -> int status
             self.solve_into = self._core.solve_into
         else:
-            self._ref = ReferenceIKSolver(model, self.tasks, damping=damping, max_iterations=max_iterations,
+            self._ref = ReferenceIKSolver(model, self.tasks, damping=damping, error_damping=error_damping,
+                                          max_iterations=max_iterations,
                                           position_tolerance=position_tolerance,
                                           orientation_tolerance=orientation_tolerance,
                                           step_tolerance=step_tolerance, velocity_limits=velocity_limits)

@@ -177,10 +177,10 @@ class ReferenceIKSolver:
     ``root``, ``position_cost``, ``orientation_cost``, ``cost``, ``q_ref``.
     """
 
-    def __init__(self, model, tasks, damping=1e-6, max_iterations=20, position_tolerance=1e-4,
+    def __init__(self, model, tasks, damping=1e-6, error_damping=1.0, max_iterations=20, position_tolerance=1e-4,
                  orientation_tolerance=1e-3, step_tolerance=1e-10, velocity_limits=True):
         self.model, self.tasks = model, list(tasks)
-        self.damping, self.max_iterations = damping, max_iterations
+        self.damping, self.error_damping, self.max_iterations = damping, error_damping, max_iterations
         self.tol_p, self.tol_o, self.tol_step = position_tolerance, orientation_tolerance, step_tolerance
         self.velocity_limits = velocity_limits
         self._fi = [(model.frame_index(t.frame) if t.kind != "posture" else -1) for t in self.tasks]
@@ -225,10 +225,16 @@ class ReferenceIKSolver:
         return out
 
     def _converged(self, res):
+        """Tolerances hold for the highest-cost task; cost c gets ``tol * sqrt(c_max / c)``."""
+        frames = [t for t in self.tasks if t.kind != "posture"]
+        mp = max((t.position_cost for t in frames), default=0.0)
+        mo = max((t.orientation_cost for t in frames), default=0.0)
         for t, (_, _, _, pe, oe) in zip(self.tasks, res):
             if t.kind == "posture":
                 continue
-            if (t.position_cost > 0 and pe > self.tol_p) or (t.orientation_cost > 0 and oe > self.tol_o):
+            if t.position_cost > 0 and pe > self.tol_p * math.sqrt(mp / t.position_cost):
+                return False
+            if t.orientation_cost > 0 and oe > self.tol_o * math.sqrt(mo / t.orientation_cost):
                 return False
         return True
 
@@ -266,7 +272,7 @@ class ReferenceIKSolver:
             # Levenberg-Marquardt damping with error-dependent term, Sugihara (2011)
             # "Solvability-unconcerned inverse kinematics by the Levenberg-Marquardt method",
             # IEEE T-RO 27(5): W_N = E_k I + W_bar_N, here W_bar_N = damping * I.
-            H[np.diag_indices_from(H)] += E + self.damping
+            H[np.diag_indices_from(H)] += self.error_damping * E + self.damping
             dq, nactive = box_qp(H, g, lo - q, hi - q)
             q = q + dq
             it += 1
