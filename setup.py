@@ -67,6 +67,14 @@ ik_extension = Extension(
     libraries=["m"],
 )
 
+# per-joint command filters of the retargeter (plain C99 + libm; NumPy fallback when absent)
+filters_extension = Extension(
+    "robot_capture.retarget._filters",
+    sources=["robot_capture/retarget/_filters.c"],
+    extra_compile_args=["-std=c99", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+    libraries=["m"],
+)
+
 setup(
     name=PACKAGE,
     version="0.1.0",
@@ -76,7 +84,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["robot_capture", "robot_capture.*"]),
-    ext_modules=[ik_extension],
+    ext_modules=[ik_extension, filters_extension],
     install_requires=[
         "numpy>=1.21",
         "scipy>=1.8",
