@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 from scipy.spatial.transform import Rotation
 
+from robot_capture.retarget.exo import _load_yaml
 from robot_capture.retarget.pose import HumanPose, HumanPoseBatch, frame_from_axes, invert_transform
 
 _AXIS = {"x": 0, "y": 1, "z": 2}
@@ -200,7 +201,7 @@ def detect_mapping(joint_names, config_dir=None) -> dict:
     names = set(joint_names)
     tried = []
     for f in _convention_files(config_dir):
-        m = yaml.safe_load(f.read_text())
+        m = _load_yaml(str(f))
         tried.append(f"{m.get('convention', f.stem)} (needs {', '.join(m['detect'])})")
         if all(n in names for n in m["detect"]):
             return m
@@ -274,7 +275,7 @@ class BvhClip:
         units = self.mapping["auto_units"]
         return float(min(units.values(), key=lambda s: abs(np.log(height * s / target))))
 
-    def _fk(self, names, frames=None, scale=None):
+    def _fk(self, names, frames=None, scale=None, rot_names=None):
         """World (REP-103 axes, metres) positions and rotations of the named joints.
 
         Returns: (pos: name -> (n,3), rot: name -> (n,3,3)) for the chains needed.
@@ -282,43 +283,62 @@ class BvhClip:
         scale = self.length_scale if scale is None else scale
         motion = self.channels if frames is None else self.channels[frames]
         n = motion.shape[0]
-        need = set()
+        need = set()  # joints whose position is needed
+        need_rot = set(self._index[nm] for nm in (rot_names or ()))  # joints whose rotation is needed
         for nm in names:
             k = self._index[nm]
             while k >= 0 and k not in need:
                 need.add(k)
                 k = self.joints[k].parent
+        for k in list(need):
+            if self.joints[k].parent >= 0:
+                need_rot.add(self.joints[k].parent)
+        # local rotations of all needed joints, one scipy call per Euler sequence
+        groups: dict = {}
+        for k in sorted(need_rot):
+            j = self.joints[k]
+            rc = [(c[0], j.channel_start + m) for m, c in enumerate(j.channels) if c.endswith("rotation")]
+            if rc:
+                groups.setdefault("".join(c for c, _ in rc), []).append((k, [col for _, col in rc]))
+        R_local = {}
+        for seq, items in groups.items():
+            cols = np.array([c for _, c in items])  # (J, 3)
+            ang = motion[:, cols].transpose(1, 0, 2).reshape(-1, len(seq))  # (J*n, 3)
+            mats = Rotation.from_euler(seq, ang, degrees=True).as_matrix().reshape(len(items), n, 3, 3)
+            for (k, _), M in zip(items, mats):
+                R_local[k] = M
         P = self._P
         R = {}
         p = {}
-        for k in sorted(need):  # parents precede children in file order
+        eye = np.broadcast_to(np.eye(3), (n, 3, 3))
+        for k in sorted(need | need_rot):  # parents precede children in file order
             j = self.joints[k]
-            off = np.broadcast_to(j.offset, (n, 3)).copy()
-            rot_ch = [(c[0], j.channel_start + m) for m, c in enumerate(j.channels) if c.endswith("rotation")]
-            for m, c in enumerate(j.channels):
-                if c.endswith("position"):
-                    off[:, _AXIS[c[0].lower()]] += motion[:, j.channel_start + m]
-            if rot_ch:
-                seq = "".join(c for c, _ in rot_ch)
-                Rl = Rotation.from_euler(seq, motion[:, [col for _, col in rot_ch]], degrees=True).as_matrix()
+            pos_ch = [(c, j.channel_start + m) for m, c in enumerate(j.channels) if c.endswith("position")]
+            if pos_ch:
+                off = np.broadcast_to(j.offset, (n, 3)).copy()
+                for c, col in pos_ch:
+                    off[:, _AXIS[c[0].lower()]] += motion[:, col]
+                off *= scale
             else:
-                Rl = None
+                off = j.offset * scale
+            Rl = R_local.get(k)
             if j.parent < 0:
-                pk = off * scale
-                Rk = Rl if Rl is not None else np.broadcast_to(np.eye(3), (n, 3, 3))
+                p[k] = np.broadcast_to(off, (n, 3))
+                R[k] = Rl if Rl is not None else eye
             else:
-                Rp, pp = R[j.parent], p[j.parent]
-                pk = pp + np.einsum("nij,nj->ni", Rp, off * scale)
-                Rk = Rp @ Rl if Rl is not None else Rp
-            R[k], p[k] = Rk, pk
+                Rp = R[j.parent]
+                p[k] = p[j.parent] + (Rp @ off[..., None])[..., 0] if off.ndim == 2 else p[j.parent] + Rp @ off
+                if k in need_rot:
+                    R[k] = Rp @ Rl if Rl is not None else Rp
         pos = {nm: p[self._index[nm]] @ P.T for nm in names}
-        rot = {nm: P @ R[self._index[nm]] @ P.T for nm in names}
+        rot = {nm: P @ R[self._index[nm]] @ P.T for nm in (rot_names or ())}
         return pos, rot
 
     def _compute(self):
         km = self.mapping["keypoints"]
         refs = sorted({r for spec in km.values() for r in self._refs(spec)})
-        pos, rot = self._fk(refs)
+        rot_refs = sorted({spec["rotation_from"] for spec in km.values() if "rotation_from" in spec})
+        pos, rot = self._fk(refs, rot_names=rot_refs)
         n = self.n_frames
         world = {}
         pending = []

@@ -21,6 +21,20 @@ from scipy.spatial.transform import Rotation
 from robot_capture.retarget.pose import HumanPose, HumanPoseBatch, invert_transform
 
 SIDES = ("left", "right")
+
+
+def _load_yaml(path: str) -> dict:
+    """YAML file contents, cached on (path, mtime); returns a deep copy."""
+    import copy
+
+    p = Path(path)
+    key = (str(p.resolve()), p.stat().st_mtime_ns)
+    if key not in _YAML_CACHE:
+        _YAML_CACHE[key] = yaml.safe_load(p.read_text())
+    return copy.deepcopy(_YAML_CACHE[key])
+
+
+_YAML_CACHE: dict = {}
 _LENGTH_KEYS = ("upper_arm", "forearm", "torso_offset", "shoulder_offset", "head_offset")
 
 
@@ -92,7 +106,7 @@ class ExoArmModel:
             from robot_capture.paths import config_dir
 
             path = config_dir() / "human" / "exo_arm.yaml"
-        return cls(yaml.safe_load(Path(path).read_text()), segment_lengths)
+        return cls(_load_yaml(str(path)), segment_lengths)
 
     # ----------------------------------------------------------------- names
     def unknown_warning(self, names) -> str | None:

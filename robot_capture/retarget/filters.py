@@ -8,7 +8,9 @@
   ratio 1, no overshoot), integrated semi-implicitly.
 * :class:`RateLimiter`: velocity and acceleration limits with a braking bound
   ``|v| <= sqrt(2 a_max |e|)`` so the command stops on the target without overshoot.
-All take ``dt`` in seconds and arrays of shape (n,).
+All take ``dt`` in seconds and arrays of shape (n,). The per-step arithmetic runs in the C
+extension ``_filters`` when it is built (same operations, element by element), else in NumPy;
+``use_c=False`` forces NumPy (tests compare the two).
 """
 from __future__ import annotations
 
@@ -16,10 +18,16 @@ import math
 
 import numpy as np
 
+try:
+    from robot_capture.retarget import _filters as _c
+except ImportError:  # pragma: no cover - extension not built
+    _c = None
+
 
 class OneEuroFilter:
-    def __init__(self, n: int, min_cutoff_hz=1.0, beta=0.0, d_cutoff_hz=1.0):
+    def __init__(self, n: int, min_cutoff_hz=1.0, beta=0.0, d_cutoff_hz=1.0, use_c=True):
         self.min_cutoff, self.beta, self.d_cutoff = float(min_cutoff_hz), float(beta), float(d_cutoff_hz)
+        self.use_c = bool(use_c and _c is not None)
         self.x = None
         self.dx = np.zeros(n)
         self._tmp = np.zeros(n)
@@ -32,6 +40,10 @@ class OneEuroFilter:
     def __call__(self, u: np.ndarray, dt: float) -> np.ndarray:
         if self.x is None:
             self.x = np.array(u, dtype=float)
+            return self.x.copy()
+        if self.use_c:
+            _c.one_euro(self.x, self.dx, np.ascontiguousarray(u, dtype=float), dt,
+                        self.min_cutoff, self.beta, self.d_cutoff)
             return self.x.copy()
         # alpha = 1 / (1 + tau/dt), tau = 1/(2 pi fc)  <=>  alpha = k / (k + 1), k = 2 pi fc dt
         kd = 2.0 * math.pi * self.d_cutoff * dt
@@ -48,8 +60,9 @@ class OneEuroFilter:
 
 
 class CriticallyDampedFilter:
-    def __init__(self, n: int, frequency_hz=8.0):
+    def __init__(self, n: int, frequency_hz=8.0, use_c=True):
         self.w = 2.0 * math.pi * float(frequency_hz)
+        self.use_c = bool(use_c and _c is not None)
         self.x = None
         self.v = np.zeros(n)
 
@@ -61,6 +74,9 @@ class CriticallyDampedFilter:
         if self.x is None:
             self.x = np.array(u, dtype=float)
             return self.x.copy()
+        if self.use_c:
+            _c.critically_damped(self.x, self.v, np.ascontiguousarray(u, dtype=float), dt, self.w)
+            return self.x.copy()
         w = self.w
         # semi-implicit Euler on the damping term: stable for any dt
         self.v = (self.v + dt * w * w * (u - self.x)) / (1.0 + 2.0 * w * dt + (w * dt) ** 2)
@@ -69,7 +85,7 @@ class CriticallyDampedFilter:
 
 
 class PassThrough:
-    def __init__(self, n: int):
+    def __init__(self, n: int, use_c=True):
         pass
 
     def reset(self, x=None):
@@ -100,10 +116,11 @@ class RateLimiter:
         lower, upper: (n,) position limits the output is clipped to.
     """
 
-    def __init__(self, vmax, amax, lower, upper):
-        self.vmax = np.asarray(vmax, dtype=float)
+    def __init__(self, vmax, amax, lower, upper, use_c=True):
+        self.use_c = bool(use_c and _c is not None)
+        self.vmax = np.ascontiguousarray(vmax, dtype=float)
         self.amax = np.broadcast_to(np.asarray(amax, dtype=float), self.vmax.shape).copy()
-        self.lower, self.upper = np.asarray(lower, float), np.asarray(upper, float)
+        self.lower, self.upper = np.ascontiguousarray(lower, float), np.ascontiguousarray(upper, float)
         self._two_a = 2.0 * self.amax
         self.q = None
         self.v = np.zeros_like(self.vmax)
@@ -118,6 +135,10 @@ class RateLimiter:
 
     def __call__(self, target: np.ndarray, dt: float):
         """Advance by ``dt`` toward ``target``; returns (q, v)."""
+        if self.q is not None and self.use_c:
+            _c.rate_limit(self.q, self.v, np.ascontiguousarray(target, dtype=float), self.vmax, self.amax,
+                          self.lower, self.upper, dt)
+            return self.q.copy(), self.v.copy()
         target = np.minimum(np.maximum(target, self.lower), self.upper)
         if self.q is None:
             self.q = target.copy()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+_MODEL_CACHE: dict = {}
 _TASK_KEYS = {"name", "frame", "keypoint", "root", "root_keypoint", "scale", "position_cost",
               "orientation_cost", "wrist"}
 _TOP_KEYS = {"robot", "urdf", "base_link", "locked_joints", "tasks", "posture", "limbs", "calibration_pose",
@@ -78,8 +79,9 @@ class RobotMapping:
                 known = sorted(f.stem for f in d.glob("*.yaml"))
                 close = difflib.get_close_matches(str(name_or_path), known, n=3, cutoff=0.3)
                 raise KeyError(f"unknown robot {name_or_path!r}; known: {close + [k for k in known if k not in close]}")
-        raw = yaml.safe_load(p.read_text())
-        return cls.from_dict(raw, source=p)
+        from robot_capture.retarget.exo import _load_yaml
+
+        return cls.from_dict(_load_yaml(str(p)), source=p)
 
     @classmethod
     def from_dict(cls, raw: dict, source=None) -> "RobotMapping":
@@ -126,7 +128,12 @@ class RobotMapping:
         """The :class:`~robot_capture.kinematics.model.RobotModel` with the legs locked."""
         from robot_capture.kinematics.model import RobotModel
 
-        return RobotModel.from_urdf(self.urdf, base_link=self.base_link, locked_joints=self.locked_joints)
+        locked = self.locked_joints
+        key = (str(self.urdf), self.urdf.stat().st_mtime_ns if self.urdf.exists() else 0, self.base_link,
+               tuple(sorted(locked.items())) if isinstance(locked, dict) else tuple(locked))
+        if key not in _MODEL_CACHE:  # models are read-only after construction; share them
+            _MODEL_CACHE[key] = RobotModel.from_urdf(self.urdf, base_link=self.base_link, locked_joints=locked)
+        return _MODEL_CACHE[key]
 
     def velocity_limit_array(self, model) -> np.ndarray:
         """(nq,) teleop velocity limits (rad/s), never above the URDF's."""

@@ -251,10 +251,6 @@ class Retargeter:
                 return "missing_keypoints"
         return None
 
-    def _dt(self, t):
-        dt = 1.0 / self.rate_hz if self.t_prev is None else t - self.t_prev
-        return min(max(dt, 1e-4), 0.5)
-
     def _hold(self, t, stamp, reason, flags):
         self.limiter.hold()
         self.filter.reset(None)
@@ -265,20 +261,25 @@ class Retargeter:
         return RetargetOutput(self.q_cmd.copy(), self.qd_cmd.copy(), self.joint_names, stamp, self.target_frames,
                               np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
 
+    def _advance(self, q_target, t: float, stamp):
+        """Filter + limits toward ``q_target`` at time ``t``; updates the command state."""
+        dt = 1.0 / self.rate_hz if self.t_prev is None else t - self.t_prev
+        dt = 1e-4 if dt < 1e-4 else (0.5 if dt > 0.5 else dt)
+        qf = self.filter(q_target, dt)
+        self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
+        self.t_prev = t
+        self.last_stamp = stamp
+        self.has_command = True
+
     def step_targets(self, targets: np.ndarray, t: float, stamp: float, flags=()) -> RetargetOutput:
-        """IK + filter + limits for precomputed targets (ntarget,4,4) (the fast offline path)."""
+        """IK + filter + limits for precomputed targets (ntarget,4,4) (relative to each task's root)."""
         t0 = time.perf_counter()
         st = self.solver.solve_into(self.q_ik, targets, self._out, 0.0)
         solve_time = time.perf_counter() - t0
         if st == IKStatus.INVALID_INPUT:
             return self._hold(t, stamp, "ik_invalid", flags)
         self.q_ik[:] = self._out
-        dt = self._dt(t)
-        qf = self.filter(self.q_ik, dt)
-        self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
-        self.t_prev = t
-        self.last_stamp = stamp
-        self.has_command = True
+        self._advance(self.q_ik, t, stamp)
         fl = set(flags)
         if st == IKStatus.LIMIT_BOUND:
             fl.add("limit_bound")
@@ -287,6 +288,51 @@ class Retargeter:
                               self.solver.orientation_errors[:-1] * self._omask,
                               self.solver.last_iterations, solve_time, IKStatus(st), fl, [], self.q_ik.copy(),
                               targets, self)
+
+    def run_targets(self, targets: np.ndarray, times, hold_reason=None):
+        """Batch twin of :meth:`step_targets` (same solver, filter and limiter calls) for offline use.
+
+        Args:
+            targets: (N, ntarget, 4, 4); times: (N,) s (also the input stamps).
+            hold_reason: optional (N,) array of str/None: frames to hold with that flag.
+        Returns:
+            dict of arrays: q, qd, q_ik (N,nq); position_errors, orientation_errors (N,ntarget);
+            status (N,) int (-1 = held); flags (N,) object (set).
+        """
+        n = targets.shape[0]
+        nq, nt = self.nq, len(self.tasks)
+        q = np.empty((n, nq))
+        qd = np.empty((n, nq))
+        q_ik = np.empty((n, nq))
+        pe = np.full((n, nt), np.nan)
+        oe = np.full((n, nt), np.nan)
+        status = np.full(n, -1, dtype=np.int16)
+        flags = [()] * n
+        solve = self.solver.solve_into
+        perr, oerr = self.solver.position_errors, self.solver.orientation_errors
+        out = self._out
+        qk = self.q_ik
+        ts = [float(x) for x in times]
+        invalid, bound = int(IKStatus.INVALID_INPUT), int(IKStatus.LIMIT_BOUND)
+        for i in range(n):
+            reason = None if hold_reason is None else hold_reason[i]
+            st = invalid if reason else solve(qk, targets[i], out, 0.0)
+            if st == invalid:
+                o = self._hold(ts[i], ts[i], reason or "ik_invalid", ())
+                flags[i] = o.flags
+            else:
+                qk[:] = out
+                self._advance(qk, ts[i], ts[i])
+                pe[i] = perr[:-1]
+                oe[i] = oerr[:-1]
+                status[i] = st
+                if st == bound:
+                    flags[i] = ("limit_bound",)
+            q[i] = self.q_cmd
+            qd[i] = self.qd_cmd
+            q_ik[i] = qk
+        return {"q": q, "qd": qd, "q_ik": q_ik, "position_errors": pe * self._pmask,
+                "orientation_errors": oe * self._omask, "status": status, "flags": flags}
 
     def step(self, pose: HumanPose | None, t: float, enabled: bool = True) -> RetargetOutput:
         """One command for ``pose`` at time ``t`` (s, same clock as ``pose.stamp``).
@@ -313,11 +359,8 @@ class Retargeter:
         if stamp is not None and t - stamp > self.mapping.stale_after_s:
             return self._hold(t, stamp, "stale", flags)
         q_target = np.where(np.isfinite(q_target), q_target, self.q_cmd)
-        dt = self._dt(t)
-        qf = self.filter(q_target, dt)
-        self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
+        self._advance(q_target, t, stamp)
         self.q_ik = q_target.copy()
-        self.t_prev, self.last_stamp, self.has_command = t, stamp, True
         nt = len(self.tasks)
         return RetargetOutput(self.q_cmd, self.qd_cmd, self.joint_names, stamp, self.target_frames,
                               np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
