@@ -641,7 +641,9 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
     double E;
     for (;;) {
         kin_fk_list(s->kin, s->q, s->fk_list, s->n_fk, s->pose);
-        if (task_residuals(s, targets, pe, oe, te, &E)) { status = ST_CONVERGED; break; }
+        int conv = task_residuals(s, targets, pe, oe, te, &E);
+        if (s->ntarget == 0) conv = stalled; /* posture-only: converged when the step vanishes */
+        if (conv) { status = ST_CONVERGED; break; }
         if (it >= s->max_iter || stalled) break;
         build_normal_equations(s, s->error_damping * E + s->damping);
         s->nactive = 0;

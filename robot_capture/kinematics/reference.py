@@ -257,7 +257,8 @@ class ReferenceIKSolver:
         it, nactive, status, stalled = 0, 0, MAX_ITERATIONS, False
         while True:
             res = self._residuals(q, targets)
-            if self._converged(res):
+            conv = self._converged(res) if any(t.kind != "posture" for t in self.tasks) else stalled
+            if conv:
                 status = CONVERGED
                 break
             if it >= self.max_iterations or stalled:
