@@ -101,6 +101,9 @@ class BagReader:
             raise NotABagError(f"{p}: not a bag directory (no metadata.yaml and no .mcap files)")
         if meta is not None and meta.storage_identifier != "mcap":
             raise NotABagError(f"{p}: storage {meta.storage_identifier!r} is not supported (only mcap)")
+        if meta is not None and meta.compression_format:
+            raise NotABagError(f"{p}: rosbag2 {meta.compression_mode or 'file'} compression "
+                               f"{meta.compression_format!r} is not supported (MCAP chunk compression is)")
         self.files = files
         self._summaries = []
         for f in files:
