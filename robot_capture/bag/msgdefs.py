@@ -85,6 +85,10 @@ def split_type_name(type_name: str) -> tuple[str, str]:
 
 
 def _prefixes() -> list[str]:
+    if not os.environ.get("AMENT_PREFIX_PATH"):
+        from robot_capture.ros_env import ensure_ament_prefix
+
+        ensure_ament_prefix()  # ROS 2 from pip wheels: the venv holds the ament index
     return [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
 
 

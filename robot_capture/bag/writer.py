@@ -157,7 +157,7 @@ class BagWriter:
         self._flush_s = float(opts.flush_interval_s)
         self._split_size = int(opts.max_bag_size)
         self._split_ns = int(opts.max_bag_duration_s * 1e9)
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()  # never re-acquired internally
         self._error: BagDiskFullError | None = None
         self._closed = False
         self._final: BagMetadata | None = None
