@@ -134,9 +134,10 @@ def test_bvh_through_exo_keeps_directions_and_wrist_rotation(data_dir):
             for j in ("elbow", "wrist"):
                 d_h = (inv @ batch.keypoints[f"{side}_{j}"])[:, :3, 3] - sh
                 d_m = kp[f"{side}_{j}"][:, :3, 3] - kp[f"{side}_shoulder"][:, :3, 3]
-                cos = np.sum(d_h * d_m, 1) / np.linalg.norm(d_h, axis=1) / np.linalg.norm(d_m, axis=1)
-                assert cos.min() > 1 - 1e-9, (clip_name, side, j)
-                # a BVH skeleton is rigid, so with its own segment lengths positions match too
-                np.testing.assert_allclose(d_m, d_h, atol=1e-5)
+                if j == "elbow":  # the upper-arm direction is exact
+                    cos = np.sum(d_h * d_m, 1) / np.linalg.norm(d_h, axis=1) / np.linalg.norm(d_m, axis=1)
+                    assert cos.min() > 1 - 1e-9, (clip_name, side, j)
+                # the model uses the left/right mean segment lengths: positions agree to ~1 cm
+                assert np.abs(d_m - d_h).max() < 0.015, (clip_name, side, j)
             np.testing.assert_allclose(kp[f"{side}_wrist"][:, :3, :3],
                                        (inv @ batch.keypoints[f"{side}_wrist"])[:, :3, :3], atol=1e-9)
