@@ -286,3 +286,29 @@ def test_reader_errors(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     with pytest.raises(NotABagError):
         BagReader(tmp_path / "f.txt")
+
+
+def test_concurrent_writers_threads(tmp_path):
+    """Subscription callbacks may run on several executor threads."""
+    import threading
+
+    assert WriterOptions().flush_interval_s <= 1.0  # the issue's default bound
+    w = BagWriter(tmp_path / "c", WriterOptions(chunk_size=32 * 1024, flush_interval_s=0.05))
+    topics = [f"/t{k}" for k in range(4)]
+    for t in topics:
+        w.add_topic(t, "std_msgs/msg/String")
+
+    def worker(k):
+        for i in range(2000):
+            w.write(topics[k], b"\x00\x01\x00\x00" + i.to_bytes(4, "little"), T0 + i * 1000 + k)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    meta = w.close()
+    assert {t.name: t.message_count for t in meta.topics} == {t: 2000 for t in topics}
+    r = BagReader(tmp_path / "c")
+    for k, t in enumerate(topics):
+        assert [int.from_bytes(m.data[4:], "little") for m in r.messages(topics=[t])] == list(range(2000))

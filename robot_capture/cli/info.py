@@ -137,8 +137,8 @@ def run(args) -> int:
     except (BagError, ValueError) as exc:
         print(f"robot-capture info: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=False))
-    else:
-        print(format_text(info, args.max_gaps))
+    try:
+        print(json.dumps(info, indent=2) if args.json else format_text(info, args.max_gaps))
+    except BrokenPipeError:  # `robot-capture info BAG | head`
+        sys.stderr.close()
     return 0
