@@ -285,16 +285,29 @@ class Pink(PinDLS):
         return conf.q, max_iter
 
 
-class Placo:
+class Placo:  # noqa: D101 (docstring below)
     """placo KinematicsSolver (soft frame/position tasks, joint and velocity limits), iterated."""
 
-    name, call = "placo", "placo KinematicsSolver.solve(True), iterated"
+    name, call = "placo", "placo KinematicsSolver.solve(True), iterated to the same tolerances"
+    iterate = True
 
     def __init__(self, w: Workload):
         import placo
 
         self.w, self.placo = w, placo
-        self.robot = placo.RobotWrapper(str(w.path), placo.Flags.ignore_collisions)
+        # placo loads meshes; the shipped URDFs have none: hand it a temporary copy without geometry
+        import tempfile
+        import xml.etree.ElementTree as ET
+
+        tree = ET.parse(w.path)
+        for link in tree.getroot().iter("link"):
+            for tag in ("visual", "collision"):
+                for el in link.findall(tag):
+                    link.remove(el)
+        self._tmp = tempfile.TemporaryDirectory(prefix="ik_bench_placo_")
+        urdf = Path(self._tmp.name) / w.path.name
+        tree.write(urdf)
+        self.robot = placo.RobotWrapper(str(urdf), placo.Flags.ignore_collisions)
         for n, v in w.model.locked.items():
             self.robot.set_joint(n, v)
         self.robot.update_kinematics()
@@ -328,9 +341,11 @@ class Placo:
             for i, t in enumerate(self.ptasks):
                 t.target_world = T[k, 2 + i, :3, 3]
             it = 0
-            for it in range(1, w.args.max_iterations + 1):
+            for it in range(1, (w.args.max_iterations if self.iterate else 1) + 1):
                 s.solve(True)
                 robot.update_kinematics()
+                if not self.iterate:
+                    break
                 ok = True
                 for i, f in enumerate(w.frames):
                     Tc = robot.get_T_world_frame(f)
@@ -343,6 +358,21 @@ class Placo:
             sol[k] = [robot.get_joint(nm) for nm in names]
             iters[k] = it
         return times / 1e3, sol, iters
+
+
+class PlacoOneStep(Placo):
+    """placo with one ``solve`` per frame (its usual teleop use; no convergence loop)."""
+
+    name, call, iterate = "placo-1", "placo KinematicsSolver.solve(True), 1 step/frame", False
+
+
+class PinkOneStep(Pink):
+    """pink with one QP step per frame."""
+
+    name, call = "pink-1", "pink.solve_ik + integrate, 1 step/frame"
+
+    def solve(self, q0, T, dt, max_iter=1, tol_p=0.0, tol_o=0.0):
+        return super().solve(q0, T, dt, max_iter=1, tol_p=0.0, tol_o=0.0)
 
 
 # ------------------------------------------------------------------------- main
@@ -377,7 +407,7 @@ def main(argv=None) -> int:
         methods.append(("NumPy", "ReferenceIKSolver.solve (same algorithm)", lambda qs, T: run_numpy(w, qs, T, ref),
                         args.baseline_seeds))
     notes = []
-    for key, cls in (("pin", PinDLS), ("pink", Pink), ("placo", Placo)):
+    for key, cls in (("pin", PinDLS), ("pink", Pink), ("pink", PinkOneStep), ("placo", Placo), ("placo", PlacoOneStep)):
         if key not in args.baselines:
             continue
         try:

@@ -165,7 +165,8 @@ def test_unreachable_target_is_best_effort_and_flagged(g1_arms):
     # it reached toward the target (a trade-off with the wrist orientation cost)
     assert res.position_errors[0] < before - 0.15
     longer = IKSolver(m, tasks, max_iterations=200).solve(q0, tg)
-    assert longer.position_errors[0] <= res.position_errors[0] + 1e-6 and not longer.converged
+    assert not longer.converged
+    assert np.sum(longer.task_errors ** 2) <= np.sum(res.task_errors ** 2) + 1e-6  # weighted objective
     assert res.position_errors[1] < 1e-4  # the reachable task is still solved
 
 

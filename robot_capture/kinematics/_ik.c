@@ -374,7 +374,7 @@ typedef struct {
     double *ttol_p, *ttol_o;                 /* per-task tolerances (see update_tolerances) */
     int max_iter, use_vel;
     /* workspace */
-    double *pose, *q, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *M, *err, *invd, *Hc, *gc, *dc;
+    double *pose, *q, *qprev, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *M, *err, *invd, *Hc, *gc, *dc;
     int *state, *fidx;
     /* outputs */
     Py_buffer out_task, out_pos, out_ori;
@@ -638,14 +638,24 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
         s->q[i] = qi < lo ? lo : (qi > hi ? hi : qi);
     }
     int status = ST_MAX_ITERATIONS, it = 0, stalled = 0;
-    double E;
+    double E, E_acc = INFINITY, boost = 1.0;
     for (;;) {
         kin_fk_list(s->kin, s->q, s->fk_list, s->n_fk, s->pose);
         int conv = task_residuals(s, targets, pe, oe, te, &E);
         if (s->ntarget == 0) conv = stalled; /* posture-only: converged when the step vanishes */
         if (conv) { status = ST_CONVERGED; break; }
+        if (E > E_acc) {
+            /* the step raised the error: reject it and damp 10x harder (Levenberg-Marquardt step
+             * acceptance, Nocedal & Wright sec. 10.3); the loop re-evaluates the previous point */
+            memcpy(s->q, s->qprev, sizeof(double) * (size_t)nq);
+            boost *= 10.0;
+            continue;
+        }
+        E_acc = E;
+        memcpy(s->qprev, s->q, sizeof(double) * (size_t)nq);
         if (it >= s->max_iter || stalled) break;
-        build_normal_equations(s, s->error_damping * E + s->damping);
+        build_normal_equations(s, boost * (s->error_damping * E + s->damping));
+        if (boost > 1.0) boost *= 0.1;
         s->nactive = 0;
         for (int c = 0; c < s->ncomp; c++) { /* the blocks are independent: one small box QP each */
             const int *idx = s->cdofs + s->cstart[c];
@@ -744,7 +754,7 @@ static void Solver_release(SolverObject *s) {
                     s->qref, s->dstart, s->dofs, s->ca_start, s->ca_link, s->ca_col, s->cb_start, s->cb_link,
                     s->cb_col, s->jstart, s->needed, s->pose, s->q, s->lo, s->hi, s->H, s->g, s->dq, s->A,
                     s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->M, s->err, s->state, s->fidx, s->invd, s->Hc,
-                    s->gc, s->dc, s->fk_list, s->cstart, s->cdofs, s->ttol_p, s->ttol_o};
+                    s->gc, s->dc, s->fk_list, s->cstart, s->cdofs, s->ttol_p, s->ttol_o, s->qprev};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     if (s->have_out) {
         PyBuffer_Release(&s->out_task); PyBuffer_Release(&s->out_pos); PyBuffer_Release(&s->out_ori);
@@ -842,7 +852,7 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     free(mark);
     self->dstart[nt] = nd_tot; self->ca_start[nt] = na; self->cb_start[nt] = nb; self->jstart[nt] = jtot;
     self->ntarget = ntarget;
-    ALLOC(self->pose, 12 * nl, double); ALLOC(self->q, nq, double); ALLOC(self->lo, nq, double);
+    ALLOC(self->pose, 12 * nl, double); ALLOC(self->q, nq, double); ALLOC(self->qprev, nq, double); ALLOC(self->lo, nq, double);
     ALLOC(self->hi, nq, double); ALLOC(self->H, nq * nq, double); ALLOC(self->g, nq, double);
     ALLOC(self->dq, nq, double); ALLOC(self->A, nq * nq, double); ALLOC(self->rhs, nq, double);
     ALLOC(self->grad, nq, double); ALLOC(self->dlo, nq, double); ALLOC(self->dhi, nq, double);

@@ -85,7 +85,7 @@ class IKSolver:
         KeyError: unknown frame name (with suggestions). ValueError: bad task or parameters.
     """
 
-    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 1.0,
+    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 0.1,
                  max_iterations: int = 20,
                  position_tolerance: float = 1e-4, orientation_tolerance: float = 1e-3,
                  step_tolerance: float = 1e-10, velocity_limits: bool = True, backend: str = "c"):

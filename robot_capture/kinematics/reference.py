@@ -177,7 +177,7 @@ class ReferenceIKSolver:
     ``root``, ``position_cost``, ``orientation_cost``, ``cost``, ``q_ref``.
     """
 
-    def __init__(self, model, tasks, damping=1e-6, error_damping=1.0, max_iterations=20, position_tolerance=1e-4,
+    def __init__(self, model, tasks, damping=1e-6, error_damping=0.1, max_iterations=20, position_tolerance=1e-4,
                  orientation_tolerance=1e-3, step_tolerance=1e-10, velocity_limits=True):
         self.model, self.tasks = model, list(tasks)
         self.damping, self.error_damping, self.max_iterations = damping, error_damping, max_iterations
@@ -255,27 +255,33 @@ class ReferenceIKSolver:
                 lo[empty] = hi[empty] = (q0 + step)[empty]
         q = np.clip(q0, lo, hi)
         it, nactive, status, stalled = 0, 0, MAX_ITERATIONS, False
+        E_acc, boost, q_acc = math.inf, 1.0, q
         while True:
             res = self._residuals(q, targets)
             conv = self._converged(res) if any(t.kind != "posture" for t in self.tasks) else stalled
             if conv:
                 status = CONVERGED
                 break
+            E = sum(0.5 * float(e @ (w * e)) for e, _, w, _, _ in res)
+            if E > E_acc:  # reject the step, damp 10x harder (LM step acceptance)
+                q, boost = q_acc, boost * 10.0
+                continue
+            E_acc, q_acc = E, q
             if it >= self.max_iterations or stalled:
                 break
             H = np.zeros((m.nq, m.nq))
             g = np.zeros(m.nq)
-            E = 0.0
             for e, J, w, _, _ in res:
                 H += J.T @ (w[:, None] * J)
                 g += J.T @ (w * e)
-                E += 0.5 * float(e @ (w * e))
             # Levenberg-Marquardt damping with error-dependent term, Sugihara (2011)
             # "Solvability-unconcerned inverse kinematics by the Levenberg-Marquardt method",
             # IEEE T-RO 27(5): W_N = E_k I + W_bar_N, here W_bar_N = damping * I.
-            H[np.diag_indices_from(H)] += self.error_damping * E + self.damping
+            H[np.diag_indices_from(H)] += boost * (self.error_damping * E + self.damping)
+            if boost > 1.0:
+                boost *= 0.1
             dq, nactive = box_qp(H, g, lo - q, hi - q)
-            q = q + dq
+            q = np.clip(q + dq, lo, hi)  # rounding guard only: dq is inside the box
             it += 1
             stalled = bool(np.max(np.abs(dq)) < self.tol_step)
         if status != CONVERGED and nactive > 0:
