@@ -85,9 +85,10 @@ static PyObject *rate_limit(PyObject *self, PyObject *args) {
         double t = fmin(fmax(tg[i], lo[i]), hi[i]);
         double e = t - q[i];
         double ae = fabs(e);
-        double vdes = fmin(fmin(ae * inv_dt, vmax[i]), sqrt(2.0 * amax[i] * ae));
-        vdes = copysign(vdes, e) - v[i];
         double adt = amax[i] * dt;
+        double vbrake = adt * (sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5);
+        double vdes = fmin(fmin(ae * inv_dt, vmax[i]), vbrake);
+        vdes = copysign(vdes, e) - v[i];
         v[i] += fmin(fmax(vdes, -adt), adt);
         q[i] = fmin(fmax(q[i] + v[i] * dt, lo[i]), hi[i]);
     }

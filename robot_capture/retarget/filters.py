@@ -7,7 +7,8 @@
 * :class:`CriticallyDampedFilter`: second-order follower ``x'' = w^2 (u - x) - 2 w x'`` (damping
   ratio 1, no overshoot), integrated semi-implicitly.
 * :class:`RateLimiter`: velocity and acceleration limits with a braking bound
-  ``|v| <= sqrt(2 a_max |e|)`` so the command stops on the target without overshoot.
+  (discrete-time ``|v| <= a dt (sqrt(1/4 + 2|e|/(a dt^2)) - 1/2)``, ~ ``sqrt(2 a |e|)``) so the
+  command stops on the target without overshoot.
 All take ``dt`` in seconds and arrays of shape (n,). The per-step arithmetic runs in the C
 extension ``_filters`` when it is built (same operations, element by element), else in NumPy;
 ``use_c=False`` forces NumPy (tests compare the two).
@@ -145,11 +146,13 @@ class RateLimiter:
             return self.q.copy(), self.v.copy()
         e = target - self.q
         ae = np.abs(e)
-        # speed that still stops on the target: min(|e|/dt, vmax, sqrt(2 a |e|))
-        vdes = np.minimum(np.minimum(ae * (1.0 / dt), self.vmax), np.sqrt(self._two_a * ae))
+        # speed that still stops on the target: min(|e|/dt, vmax, v_brake), with the discrete-time braking
+        # bound v_brake = a dt (sqrt(1/4 + 2|e|/(a dt^2)) - 1/2) (-> sqrt(2 a |e|) as dt -> 0)
+        adt = self.amax * dt
+        vbrake = adt * (np.sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5)
+        vdes = np.minimum(np.minimum(ae * (1.0 / dt), self.vmax), vbrake)
         vdes = np.copysign(vdes, e)
         vdes -= self.v
-        adt = self.amax * dt
         self.v += np.minimum(np.maximum(vdes, -adt), adt)
         q = self.q + self.v * dt
         self.q = np.minimum(np.maximum(q, self.lower), self.upper)
