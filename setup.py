@@ -114,7 +114,7 @@ setup(
         "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result"],
         # optional IK baselines for benchmarks/ik_bench.py
-        "bench": ["pin", "pin-pink", "placo", "matplotlib"],
+        "bench": ["pin", "pin-pink", "daqp", "placo", "matplotlib"],
         "plot": ["matplotlib"],
     },
     data_files=[
