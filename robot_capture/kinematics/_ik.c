@@ -509,14 +509,20 @@ static int task_residuals(SolverObject *s, const double *targets, double *pe, do
             mat3t_vec(Tb, x, pc);
         }
         for (int i = 0; i < 3; i++) e[i] = pt[i] - pc[i];
-        mat3_mul_bt(Rt, Rc, Re);
-        log_so3(Re, e + 3);
+        if (s->wo[t] > 0.0) {
+            mat3_mul_bt(Rt, Rc, Re);
+            log_so3(Re, e + 3);
+        } else { /* orientation not tracked: not computed, reported as NaN */
+            e[3] = e[4] = e[5] = 0.0;
+        }
         double p2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2], o2 = e[3] * e[3] + e[4] * e[4] + e[5] * e[5];
-        pe[t] = sqrt(p2); oe[t] = sqrt(o2);
+        pe[t] = s->wp[t] > 0.0 ? sqrt(p2) : NAN;
+        oe[t] = s->wo[t] > 0.0 ? sqrt(o2) : NAN;
+        if (!(s->wp[t] > 0.0)) p2 = 0.0;
         double we = s->wp[t] * p2 + s->wo[t] * o2;
         te[t] = sqrt(we);
         Et += 0.5 * we;
-        if ((s->wp[t] > 0 && pe[t] > s->ttol_p[t]) || (s->wo[t] > 0 && oe[t] > s->ttol_o[t])) conv = 0;
+        if ((s->wp[t] > 0.0 && pe[t] > s->ttol_p[t]) || (s->wo[t] > 0.0 && oe[t] > s->ttol_o[t])) conv = 0;
     }
     *E = Et;
     return conv;

@@ -1,12 +1,19 @@
 """IKSolver: weighted multi-task inverse kinematics on a RobotModel, run by the C core ``_ik``.
 
 Algorithm (``_ik.c``; NumPy twin in :class:`.reference.ReferenceIKSolver`): Gauss-Newton
-iterations on ``sum_t cost_t ||e_t||^2`` with Levenberg-Marquardt damping
-``lambda = E(q) + damping`` (Sugihara 2011, IEEE T-RO 27(5), error-dependent damping; E is
-half the weighted squared error), each step a box-constrained least-squares problem
-(position limits, and velocity limits over ``dt``) solved by a clamp-aware active-set
-re-solve. Warm start from ``q0``; stop when every frame task is within tolerance, at
-``max_iterations``, or when the step stalls.
+iterations on ``1/2 sum_t cost_t ||e_t||^2`` with Levenberg-Marquardt damping
+
+    lambda = boost * (error_damping * E(q) + damping),   E = 1/2 sum_t e_t^T W_t e_t
+
+i.e. the error-dependent damping of Sugihara (2011), "Solvability-unconcerned inverse
+kinematics by the Levenberg-Marquardt method", IEEE T-RO 27(5):984-991 (``W_N = E_k I +
+W_bar_N``; ``error_damping`` scales the ``E_k`` term, 1.0 is the paper's choice), with the
+classical LM step acceptance: a step that raises E is rejected and ``boost`` is multiplied by
+10 (divided by 10 after each accepted step). Each step is a box-constrained least-squares
+problem (position limits intersected with ``q0 -/+ velocity_limit * dt``) solved on the
+damped normal equations by a clamp-aware active-set re-solve, block by block when tasks
+split the joints into independent groups (e.g. two arms). Warm start from ``q0``; stop when
+every frame task is within tolerance, at ``max_iterations``, or when the step stalls.
 
 Two entry points:
 
@@ -53,8 +60,10 @@ class IKResult:
         status: :class:`IKStatus`.
         iterations: Gauss-Newton steps taken.
         task_errors: (ntasks,) weighted residual norm ``sqrt(e^T W e)`` per task.
-        position_errors: (ntasks,) position error norm per task (m; 0 for posture tasks).
-        orientation_errors: (ntasks,) rotation error angle per task (rad; 0 for posture tasks).
+        position_errors: (ntasks,) position error norm per task (m; 0 for posture tasks, NaN when
+            the task's position_cost is 0, i.e. not tracked).
+        orientation_errors: (ntasks,) rotation error angle per task (rad; 0 for posture tasks, NaN
+            when the task's orientation_cost is 0).
     """
 
     q: np.ndarray
@@ -76,8 +85,10 @@ class IKSolver:
         model: :class:`RobotModel`.
         tasks: sequence of FrameTask / RelativeFrameTask / PostureTask (order = target order).
         damping: constant part ``w_bar`` of the LM damping (added to the diagonal), >= 0.
+        error_damping: factor on the error-dependent part ``E(q)`` of the damping, >= 0.
         max_iterations: Gauss-Newton steps per solve (warm-started teleop needs 1-3).
-        position_tolerance: m; orientation_tolerance: rad; convergence per frame task.
+        position_tolerance: m; orientation_tolerance: rad; convergence per frame task. They hold
+            for the highest-cost task; a task with cost c uses ``tol * sqrt(c_max / c)``.
         step_tolerance: stop when ``max|dq|`` falls below it (rad or m).
         velocity_limits: when ``dt`` is given, bound ``|q - q0| <= velocity_limit * dt``.
         backend: "c" (default) or "numpy" (the reference implementation, ~100x slower).
@@ -190,7 +201,7 @@ class IKSolver:
                 e = t.compute_error(self.model, q)
                 self.task_errors[i] = np.sqrt(t.cost * e @ e)
             else:
-                self.task_errors[i] = np.sqrt(t.position_cost * pe[i] ** 2 + t.orientation_cost * oe[i] ** 2)
+                self.task_errors[i] = np.sqrt(np.nansum([t.position_cost * pe[i] ** 2, t.orientation_cost * oe[i] ** 2]))
         if st != IKStatus.INVALID_INPUT:
             out[:] = q
         return int(st)

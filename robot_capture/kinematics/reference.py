@@ -221,7 +221,13 @@ class ReferenceIKSolver:
                 er = log_so3(T[:3, :3] @ (Rb.T @ Ta[:3, :3]).T)
                 J = np.vstack([Rb.T @ (Ja[:3] - Jb[:3] + skew(x) @ Jb[3:]), Rb.T @ (Ja[3:] - Jb[3:])])
             w = np.r_[np.full(3, t.position_cost), np.full(3, t.orientation_cost)]
-            out.append((np.r_[ep, er], J, w, float(np.linalg.norm(ep)), float(np.linalg.norm(er))))
+            if t.orientation_cost <= 0:  # not tracked: reported as NaN (as the C core)
+                er = np.zeros(3)
+            if t.position_cost <= 0:
+                ep = np.zeros(3)
+            pe = float(np.linalg.norm(ep)) if t.position_cost > 0 else math.nan
+            oe = float(np.linalg.norm(er)) if t.orientation_cost > 0 else math.nan
+            out.append((np.r_[ep, er], J, w, pe, oe))
         return out
 
     def _converged(self, res):
