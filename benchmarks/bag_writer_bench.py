@@ -47,6 +47,10 @@ def main(argv=None) -> int:
                                                             "has no level setting)")
     ap.add_argument("--chunk-size", type=int, default=4 << 20, help="chunk size in bytes (default 4 MiB)")
     ap.add_argument("--out", default=None, help="directory for the files (default: temp, removed)")
+    ap.add_argument("--fsync", action="store_true",
+                    help="keep BagWriter's periodic fdatasync on (its recording default; the plain writer "
+                         "never syncs, so the comparison is off by default)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per writer, alternating order; best CPU kept")
     ap.add_argument("--validate", action="store_true", help="validate the files with @mcap/core (Node.js)")
     ap.add_argument("--json", action="store_true", help="print JSON only")
     args = ap.parse_args(argv)
@@ -60,9 +64,10 @@ def main(argv=None) -> int:
         out = Path(args.out or tempfile.mkdtemp(prefix="bagbench_")) / comp
         try:
             res = compare_writers(args.seconds, args.cameras, comp, args.level, args.chunk_size, out_dir=out,
-                                  load=load)
+                                  load=load, fsync=args.fsync, repeat=args.repeat, keep=args.validate)
             if args.validate:
                 res["validation"] = _validate(res["bag_writer"]["files"] + res["plain_mcap"]["files"])
+                shutil.rmtree(out, ignore_errors=True)
         finally:
             if not args.out:
                 shutil.rmtree(out.parent, ignore_errors=True)
@@ -70,7 +75,8 @@ def main(argv=None) -> int:
         if not args.json:
             ld = res["load"]
             print(f"\n== {comp}{'' if args.level is None else f' level {args.level}'}, chunk {args.chunk_size >> 10} KiB: "
-                  f"{ld['messages']} messages, {ld['mbytes']:.0f} MB ({args.cameras} cameras, {args.seconds:g} s)")
+                  f"{ld['messages']} messages, {ld['mbytes']:.0f} MB ({args.cameras} cameras, {args.seconds:g} s)"
+                  f"{', fsync on' if args.fsync else ''}")
             print(f"{'writer':<12}{'MB/s wall':>11}{'MB/s CPU':>10}{'us/msg CPU':>12}{'file MB':>9}")
             for name in ("bag_writer", "plain_mcap"):
                 r = res[name]
@@ -83,7 +89,8 @@ def main(argv=None) -> int:
             if "validation" in res:
                 print(f"validation: {res['validation']}")
     # small messages only: the per-write cost that bounds high-rate topics
-    small = compare_writers(args.seconds, 0, "none", None, args.chunk_size, load=make_load(args.seconds, 0))
+    small = compare_writers(args.seconds, 0, "none", None, args.chunk_size, load=make_load(args.seconds, 0),
+                            repeat=args.repeat)
     results.append(small)
     if not args.json:
         b, p = small["bag_writer"], small["plain_mcap"]

@@ -205,7 +205,8 @@ DISK_FULL_CHILD = textwrap.dedent("""
     from robot_capture.bag.errors import BagClosedError, BagDiskFullError
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # get EFBIG instead of being killed
     resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
-    w = BagWriter({bag!r}, WriterOptions(chunk_size=1024 * 1024, compression={comp!r}, background_flush=False))
+    w = BagWriter({bag!r}, WriterOptions(chunk_size=1024 * 1024, compression={comp!r}, background_flush=False,
+                                         async_io={async_io}))
     w.add_topic("/camera/head/image_raw", "sensor_msgs/msg/Image")
     out = {{"accepted": 0, "sha": []}}
     for i in range(100):
@@ -228,11 +229,12 @@ DISK_FULL_CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("comp", ["none", "lz4"])
-def test_disk_full_file_size_limit(tmp_path, comp):
+@pytest.mark.parametrize("comp,async_io", [("none", True), ("lz4", True), ("none", False)])
+def test_disk_full_file_size_limit(tmp_path, comp, async_io):
     """RLIMIT_FSIZE makes writes past 3.5 MB fail with EFBIG, like a full disk."""
     bag = tmp_path / "full"
-    code = DISK_FULL_CHILD.format(test_dir=str(Path(__file__).parent), bag=str(bag), limit=3_500_000, comp=comp)
+    code = DISK_FULL_CHILD.format(test_dir=str(Path(__file__).parent), bag=str(bag), limit=3_500_000, comp=comp,
+                                  async_io=async_io)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import struct
-import time
 import zlib
 from typing import Dict, List
 
@@ -46,7 +45,7 @@ from mcap.writer import MCAP0_MAGIC
 
 from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagDiskFullError
 
-__all__ = ["COMPRESSIONS", "McapFileWriter"]
+__all__ = ["COMPRESSIONS", "McapFileWriter", "SealedChunk"]
 
 COMPRESSIONS = ("none", "lz4", "zstd")
 
@@ -110,6 +109,8 @@ class McapFileWriter:
         self._attachment_indexes: List[AttachmentIndex] = []
         self._metadata_indexes: List[MetadataIndex] = []
         self._stat_counts: Dict[int, int] = {}
+        self._sealed_bytes = 0
+        self._written_sealed_bytes = 0
         self.message_count = 0  # flushed messages
         self.start_time = 0  # of flushed messages (valid if message_count)
         self.end_time = 0
@@ -218,29 +219,51 @@ class McapFileWriter:
             offset=offset, length=len(rec), create_time=create_time, log_time=log_time,
             data_size=len(data), name=name, media_type=media_type))
 
-    def flush_chunk(self) -> int:
-        """Write the chunk being built and its message indexes. Returns messages written.
+    def seal_chunk(self) -> "SealedChunk | None":
+        """Take the chunk being built (O(1), no I/O) for ``write_chunk``; None if empty."""
+        if self.chunk_messages == 0:
+            return None
+        sealed = SealedChunk(self._parts, self._index, self._chunk_start, self._chunk_end, self.chunk_messages,
+                             self.chunk_len)
+        self._sealed_bytes += self.chunk_len
+        self._reset_chunk()
+        return sealed
+
+    def write_chunk(self, sealed: "SealedChunk") -> int:
+        """Join, CRC, compress and write a sealed chunk and its message indexes.
+
+        May run on another thread than ``add_message`` (the GIL is released while
+        compressing, CRC-ing and writing), but calls that write to this file must
+        not overlap. Returns the number of messages written.
 
         Raises:
             BagDiskFullError: the chunk did not fit; its messages are dropped (the
                 error's ``lost_messages``), the file ends at the previous chunk.
         """
-        n_msgs = self.chunk_messages
-        if n_msgs == 0:
-            return 0
-        payload = b"".join(self._parts)
+        try:
+            return self._write_chunk(sealed)
+        finally:
+            self._written_sealed_bytes += sealed.size
+
+    @property
+    def pending_bytes(self) -> int:
+        """Uncompressed bytes sealed but not yet written (queued for an I/O thread)."""
+        return self._sealed_bytes - self._written_sealed_bytes
+
+    def _write_chunk(self, sealed: "SealedChunk") -> int:
+        payload = b"".join(sealed.parts)
         usize = len(payload)
         crc = zlib.crc32(payload) if self._chunk_crc else 0
         comp = self._compress(payload) if self._compress is not None else payload
         name = self._compression.encode()
         body_len = 8 + 8 + 8 + 4 + 4 + len(name) + 8 + len(comp)
-        head = _CHUNK_HEAD.pack(6, body_len, self._chunk_start, self._chunk_end, usize, crc)
+        head = _CHUNK_HEAD.pack(6, body_len, sealed.start, sealed.end, usize, crc)
         chunk_offset = self.pos
         chunk_length = 9 + body_len
         bufs = [head, _U32(len(name)), name, _U64(len(comp)), comp]
         idx_offsets = {}
         at = chunk_offset + chunk_length
-        for cid, lst in self._index.items():
+        for cid, lst in sealed.index.items():
             k = len(lst)
             rec = struct.pack(f"<BQHI{k}Q", Opcode.MESSAGE_INDEX, 6 + 8 * k, cid, 8 * k, *lst)
             idx_offsets[cid] = at
@@ -249,23 +272,37 @@ class McapFileWriter:
         try:
             self._write(bufs)
         except BagDiskFullError as exc:
-            exc.lost_messages = n_msgs
-            exc.args = (str(exc).replace("0 buffered", f"{n_msgs} buffered"),)
-            self._reset_chunk()
+            exc.lost_messages = sealed.count
+            exc.args = (str(exc).replace("0 buffered", f"{sealed.count} buffered"),)
             raise
         self._chunk_indexes.append(ChunkIndex(
-            message_start_time=self._chunk_start, message_end_time=self._chunk_end,
+            message_start_time=sealed.start, message_end_time=sealed.end,
             chunk_start_offset=chunk_offset, chunk_length=chunk_length,
             message_index_offsets=idx_offsets, message_index_length=at - chunk_offset - chunk_length,
             compression=self._compression, compressed_size=len(comp), uncompressed_size=usize))
-        for cid, lst in self._index.items():
-            self._stat_counts[cid] = self._stat_counts.get(cid, 0) + len(lst) // 2
-        if self.message_count == 0 or self._chunk_start < self.start_time:
-            self.start_time = self._chunk_start
-        self.end_time = max(self.end_time, self._chunk_end)
-        self.message_count += n_msgs
-        self._reset_chunk()
-        return n_msgs
+        counts = dict(self._stat_counts)
+        for cid, lst in sealed.index.items():
+            counts[cid] = counts.get(cid, 0) + len(lst) // 2
+        self._stat_counts = counts  # replaced, never mutated: readers may snapshot it unlocked
+        if self.message_count == 0 or sealed.start < self.start_time:
+            self.start_time = sealed.start
+        self.end_time = max(self.end_time, sealed.end)
+        self.message_count += sealed.count
+        return sealed.count
+
+    def flush_chunk(self) -> int:
+        """``write_chunk(seal_chunk())``: write the chunk being built now. Returns messages written.
+
+        Raises:
+            BagDiskFullError: see ``write_chunk``.
+        """
+        sealed = self.seal_chunk()
+        return self.write_chunk(sealed) if sealed is not None else 0
+
+    @property
+    def channel_counts(self) -> Dict[int, int]:
+        """Messages on disk per channel id (a snapshot)."""
+        return self._stat_counts
 
     def sync(self) -> None:
         """fdatasync the file (what is written survives a power cut)."""
@@ -346,5 +383,10 @@ class McapFileWriter:
                 pass
 
 
-def now_ns() -> int:
-    return time.time_ns()
+class SealedChunk:
+    """A chunk taken from the builder, waiting to be written (see ``write_chunk``)."""
+
+    __slots__ = ("parts", "index", "start", "end", "count", "size")
+
+    def __init__(self, parts, index, start, end, count, size):
+        self.parts, self.index, self.start, self.end, self.count, self.size = parts, index, start, end, count, size

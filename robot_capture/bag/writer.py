@@ -12,16 +12,24 @@ What it writes mirrors rosbag2's MCAP storage plugin (``rosbag2_storage_mcap``):
 * ``metadata.yaml`` v9, written atomically at close (and every
   ``metadata_interval_s`` while recording, so a live bag can be inspected).
 
-Crash safety: the chunk being built is handed to the kernel at least every
-``flush_interval_s`` (on ``write`` and from a background thread when messages
-stop), so a SIGKILL loses at most that much; with ``fsync`` the background thread
-also fdatasyncs, bounding a power cut's loss similarly. ``recover`` rebuilds files
-that never got their footer.
+Hot path: ``write`` appends the message to the chunk being built (no copy, no
+I/O). A full or aged chunk is *sealed* (O(1)) and handed to an I/O thread that
+joins, CRCs, compresses and writes it, with the GIL released for the heavy parts;
+so a subscription callback never waits for compression or the disk, unless
+``io_queue_chunks`` sealed chunks are already waiting (back-pressure, bounded memory).
+This mirrors rosbag2's double-buffered cache + writer thread.
 
-Disk full (ENOSPC/EDQUOT/EFBIG): ``write``/``split``/``close`` raise
-``BagDiskFullError`` once; the file is cut back to its last complete record and
-``close()`` still finishes it (footer + metadata.yaml) if the freed room allows,
-otherwise leaves it recoverable. Nothing already written is touched.
+Crash safety: a chunk is sealed at least every ``flush_interval_s`` (on ``write``,
+and from a timer thread when messages stop) and written right after, so a SIGKILL
+loses at most about that much; with ``fsync`` the timer thread also fdatasyncs,
+bounding a power cut's loss similarly. ``recover`` rebuilds files without footer.
+
+Disk full (ENOSPC/EDQUOT/EFBIG): the file is cut back to its last complete record;
+the next ``write`` (or ``split``/``add_metadata``/``attach``/``close``) raises
+``BagDiskFullError`` once, later writes raise ``BagClosedError``. ``lost_messages``
+counts every ``write`` call whose message is not on disk (including the one that
+raised). ``close()`` still finishes the files (footer + metadata.yaml) if the freed
+room allows, else leaves them recoverable. Nothing already written is touched.
 
 Thread-safety: all public methods may be called from several threads.
 """
@@ -29,13 +37,14 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError
+from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError, BagError
 from robot_capture.bag.mcap_file import COMPRESSIONS, McapFileWriter
 from robot_capture.bag.metadata import (BagMetadata, FileInfo, TopicMeta, serialized_metadata,
                                         write_metadata)
@@ -47,6 +56,7 @@ __all__ = ["BagWriter", "TopicStats", "WriterOptions"]
 log = logging.getLogger(__name__)
 
 _MiB = 1024 * 1024
+_monotonic = time.monotonic
 
 
 def _default_distro() -> str:
@@ -59,18 +69,21 @@ class WriterOptions:
 
     Attributes:
         compression: MCAP chunk compression, ``none``, ``lz4`` or ``zstd``.
-        compression_level: lz4 (0-16) or zstd (1-22) level; None = library default (zstd 3).
+        compression_level: lz4 (0-16) or zstd (-7..22) level; None = library default (zstd 3).
         chunk_size: uncompressed bytes per chunk (rosbag2 MCAP default is 768 KiB; 4 MiB here).
         max_bag_size: split to a new file once a file reaches this many bytes (0 = never).
         max_bag_duration_s: split once a file spans this many seconds of log time (0 = never).
-        flush_interval_s: the chunk being built is written out at least this often, which
-            bounds what a SIGKILL loses. Must be > 0.
+        flush_interval_s: a chunk is sealed and written at least this often, which bounds
+            what a SIGKILL loses. Must be > 0.
         ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO`` or kilted.
-        fsync: fdatasync the file from the background thread after each flush (power-cut safety).
+        fsync: fdatasync the file from the timer thread after writes (power-cut safety).
         chunk_crc: CRC32 of uncompressed chunks, so ``recover`` and validators detect corrupted
-            chunks (rosbag2 leaves it 0; zlib's crc32 costs well under 1 ms per MiB).
+            chunks (rosbag2 leaves it 0; zlib's crc32 runs at ~1 GB/s here, GIL released).
         metadata_interval_s: rewrite metadata.yaml this often while recording (0 = only at close).
-        background_flush: run the flush/fsync/metadata thread (off: only ``write`` flushes).
+        background_flush: run the timer thread (flush aged chunks when messages stop, fsync,
+            periodic metadata). Off: only ``write`` flushes.
+        async_io: write chunks on an I/O thread (off: in the caller of ``write``).
+        io_queue_chunks: sealed chunks that may wait for the I/O thread before ``write`` blocks.
     """
 
     compression: str = "none"
@@ -84,6 +97,8 @@ class WriterOptions:
     chunk_crc: bool = True
     metadata_interval_s: float = 5.0
     background_flush: bool = True
+    async_io: bool = True
+    io_queue_chunks: int = 8
 
     def validate(self) -> None:
         """Raises ValueError naming the bad option."""
@@ -101,6 +116,8 @@ class WriterOptions:
             raise ValueError(f"flush_interval_s must be > 0, got {self.flush_interval_s}")
         if self.metadata_interval_s < 0:
             raise ValueError("metadata_interval_s must be >= 0")
+        if int(self.io_queue_chunks) < 1:
+            raise ValueError("io_queue_chunks must be >= 1")
 
 
 @dataclass
@@ -122,8 +139,32 @@ class _Topic:
         self.counts = [0, 0]  # messages, bytes
 
 
+def _file_info(f: McapFileWriter) -> FileInfo:
+    n = f.message_count
+    return FileInfo(path=os.path.basename(f.path), starting_time_ns=f.start_time if n else 0,
+                    duration_ns=(f.end_time - f.start_time) if n else 0, message_count=n)
+
+
+def _build_metadata(writers, topics, custom: dict, distro: str) -> BagMetadata:
+    """metadata.yaml content from the files' on-disk statistics (pure; snapshots in)."""
+    files = [_file_info(f) for f in writers]
+    counts: dict[int, int] = {}
+    for f in writers:
+        for k, v in f.channel_counts.items():
+            counts[k] = counts.get(k, 0) + v
+    with_msgs = [fi for fi in files if fi.message_count]
+    start = min((fi.starting_time_ns for fi in with_msgs), default=0)
+    end = max((fi.starting_time_ns + fi.duration_ns for fi in with_msgs), default=0)
+    tm = [TopicMeta(name=t.name, type=t.type, serialization_format="cdr", offered_qos_profiles=list(t.qos),
+                    type_description_hash=t.hash, message_count=counts.get(t.channel_id, 0)) for t in topics]
+    return BagMetadata(storage_identifier="mcap", duration_ns=end - start, starting_time_ns=start,
+                       message_count=sum(fi.message_count for fi in files), topics=tm,
+                       relative_file_paths=[fi.path for fi in files], files=files,
+                       custom_data=dict(custom), ros_distro=distro)
+
+
 class BagWriter:
-    """Write a rosbag2 bag directory. See the module docstring for the format.
+    """Write a rosbag2 bag directory. See the module docstring for the format and threads.
 
     Args:
         bag_dir: the bag directory; created (parents too). Must not exist or be empty.
@@ -148,39 +189,46 @@ class BagWriter:
         self._schemas: dict[str, tuple[int, object]] = {}  # type -> (id, MessageDefinition)
         self._meta_records: dict[str, dict] = {}
         self._attachments: list[tuple] = []
-        self._done_files: list[tuple[FileInfo, dict]] = []  # (info, channel counts)
+        self._writers: list[McapFileWriter] = []  # every file, in split order
         self._file: McapFileWriter | None = None
-        self._file_index = 0
         self._file_start: int | None = None
         self._chunk_t0 = 0.0
         self._chunk_size = int(opts.chunk_size)
         self._flush_s = float(opts.flush_interval_s)
         self._split_size = int(opts.max_bag_size)
         self._split_ns = int(opts.max_bag_duration_s * 1e9)
-        self._lock = threading.Lock()  # never re-acquired internally
+        self._lock = threading.Lock()  # never re-acquired internally; the I/O thread never takes it
         self._error: BagDiskFullError | None = None
+        self._error_raised = False
         self._closed = False
         self._final: BagMetadata | None = None
         self.lost_messages = 0
         self.unknown_types: set[str] = set()
-        self._open_file()
+        self._io_q: queue.Queue | None = None
+        self._io_thread = None
+        if opts.async_io:
+            self._io_q = queue.Queue(maxsize=int(opts.io_queue_chunks))
+            self._io_thread = threading.Thread(target=self._io_loop, name=f"bag-io-{self.name}", daemon=True)
+            self._io_thread.start()
+        with self._lock:
+            self._open_file()
         self._stop = threading.Event()
-        self._thread = None
+        self._timer = None
         if opts.background_flush:
-            self._thread = threading.Thread(target=self._background, name=f"bagwriter-{self.name}", daemon=True)
-            self._thread.start()
+            self._timer = threading.Thread(target=self._background, name=f"bag-timer-{self.name}", daemon=True)
+            self._timer.start()
 
     # ---- topics -----------------------------------------------------------------------
     def add_topic(self, name: str, type_name: str, offered_qos_profiles: list | None = None) -> None:
         """Register a topic (a Channel, and a Schema on first use of its type).
 
         ``type_name`` is ``pkg/msg/Type``. A type with no installed definition is still
-        recorded (schema encoding ``unknown``, empty text, as rosbag2 does), logged once
-        and listed in ``unknown_types``. Re-adding with the same type is a no-op.
+        recorded (empty schema: MCAP's "no schema available"), logged once and listed in
+        ``unknown_types``. Re-adding with the same type is a no-op.
 
         Raises:
             ValueError: empty names, or the topic exists with a different type.
-            BagClosedError: after close().
+            BagClosedError: after close(). BagDiskFullError: see the module docstring.
         """
         if not name or not type_name:
             raise ValueError(f"topic name and type must be non-empty (got {name!r}, {type_name!r})")
@@ -192,19 +240,18 @@ class BagWriter:
                 if t.type != type_name:
                     raise ValueError(f"topic {name!r} already recorded as {t.type}, not {type_name}")
                 return
-            if type_name not in self._schemas:
+            new_schema = type_name not in self._schemas
+            if new_schema:
                 d = definition_for(type_name)
                 if not d.known:
                     self.unknown_types.add(type_name)
                     log.warning("no installed message definition for %s (topic %s): recording with an "
                                 "empty schema; decode it with the package installed", type_name, name)
                 self._schemas[type_name] = (len(self._schemas) + 1, d)
-            sid, d = self._schemas[type_name]
+            sid, _d = self._schemas[type_name]
             t = _Topic(name, type_name, qos, type_hash_for(type_name), len(self._topics) + 1, sid)
             self._topics[name] = t
-            if self._file is not None:
-                self._register(self._file, t, new_schema=not any(
-                    o.schema_id == sid for o in self._topics.values() if o is not t))
+            self._guard(lambda: self._register(self._file, t, new_schema))
 
     def _register(self, f: McapFileWriter, t: _Topic, new_schema: bool) -> None:
         if new_schema:
@@ -238,9 +285,9 @@ class BagWriter:
         with self._lock:
             f = self._file
             if f is None or self._error is not None:
-                self._check_open()
-            now = time.monotonic()
-            if (self._split_size and f.pos + f.chunk_len >= self._split_size
+                self._raise_state(with_message=True)
+            now = _monotonic()
+            if (self._split_size and f.pos + f.pending_bytes + f.chunk_len >= self._split_size
                     and (f.chunk_messages or f.message_count)) or (
                     self._split_ns and self._file_start is not None
                     and log_time_ns - self._file_start >= self._split_ns):
@@ -259,26 +306,102 @@ class BagWriter:
             c[0] += 1
             c[1] += len(data)
             if f.chunk_len >= self._chunk_size or now - self._chunk_t0 >= self._flush_s:
-                self._flush_locked()
+                self._emit(f)
 
-    def _flush_locked(self) -> None:
+    def _emit(self, f: McapFileWriter) -> None:
+        """Seal the chunk being built and write it (I/O thread, or here when sync)."""
+        sealed = f.seal_chunk()
+        if sealed is None:
+            return
+        if self._io_q is not None:
+            self._io_q.put(("chunk", f, sealed))
+            return
         try:
-            self._file.flush_chunk()
+            f.write_chunk(sealed)
         except BagDiskFullError as exc:
             self._fail(exc)
-            raise
+            self._raise_state()
+
+    def _io_loop(self) -> None:
+        """The I/O thread: write sealed chunks and close split files, in order."""
+        while True:
+            item = self._io_q.get()
+            try:
+                if item is None:
+                    return
+                kind, f, arg = item
+                if kind == "chunk":
+                    if self._error is not None:
+                        self.lost_messages += arg.count  # after a failure nothing more is written
+                    else:
+                        try:
+                            f.write_chunk(arg)
+                        except BagDiskFullError as exc:
+                            self._fail(exc)
+                elif kind == "close":
+                    try:
+                        self._finish_file(f, arg)
+                    except BagDiskFullError as exc:
+                        if self._error is None:
+                            self._fail(exc)
+                elif kind == "call":
+                    arg()
+            except Exception as exc:  # noqa: BLE001 - never let the I/O thread die silently
+                log.exception("bag I/O thread: %s", exc)
+                if self._error is None:
+                    self._error = BagDiskFullError(getattr(item[1], "path", self.path), getattr(exc, "errno", 0) or 0)
+            finally:
+                self._io_q.task_done()
+
+    def _drain(self) -> None:
+        """Wait until the I/O thread has written everything queued."""
+        if self._io_q is not None:
+            self._io_q.join()
 
     def _fail(self, exc: BagDiskFullError) -> None:
-        """Disk full: keep the (truncated) file open for close() to finish; refuse writes."""
+        """Disk full: the file is already cut back to its last record; refuse further writes."""
         self.lost_messages += exc.lost_messages
-        self._error = exc
+        if self._error is None:
+            self._error = exc
         log.error("%s", exc)
 
-    def _check_open(self) -> None:
+    def _raise_state(self, with_message: bool = False) -> None:
+        """Raise the pending disk-full error once (dropping the chunk being built), else
+        BagClosedError. ``with_message``: the caller's own message was refused (count it lost)."""
         if self._closed:
             raise BagClosedError(f"bag {self.path} is closed")
-        if self._error is not None:
+        if self._error is not None and not self._error_raised:
+            self._error_raised = True
+            self._drain()  # the I/O thread counts the chunks it drops; let it finish first
+            f = self._file
+            if f is not None:
+                self.lost_messages += f.chunk_messages
+                f._reset_chunk()
+            self.lost_messages += 1 if with_message else 0
+            self._error.lost_messages = self.lost_messages
+            raise self._error
+        raise BagClosedError(f"bag {self.path} stopped after a disk-full error: {self._error}")
+
+    def _check_open(self) -> None:
+        if self._closed or self._error is not None:
+            if self._closed:
+                raise BagClosedError(f"bag {self.path} is closed")
+            if not self._error_raised:
+                self._error_raised = True
+                self._error.lost_messages = self.lost_messages
+                raise self._error
             raise BagClosedError(f"bag {self.path} stopped after a disk-full error: {self._error}")
+
+    def _guard(self, fn) -> None:
+        """Run a direct (non-chunk) write after the queued chunks; disk full raises now."""
+        self._drain()
+        self._check_open()
+        try:
+            fn()
+        except BagDiskFullError as exc:
+            self._fail(exc)
+            self._error_raised = True
+            raise
 
     # ---- episode metadata, attachments ------------------------------------------------
     def add_metadata(self, name: str, data: dict) -> None:
@@ -294,7 +417,9 @@ class BagWriter:
         with self._lock:
             self._check_open()
             self._meta_records[name] = rec
-            self._guard(lambda: self._file.add_metadata(name, rec))
+            f = self._file
+            self._emit(f)
+            self._guard(lambda: f.add_metadata(name, rec))
 
     def attach(self, name: str, data: bytes, media_type: str = "text/xml") -> None:
         """Write an MCAP Attachment (e.g. the robot URDF) now and into every later split file.
@@ -309,33 +434,31 @@ class BagWriter:
         with self._lock:
             self._check_open()
             self._attachments.append(item)
-            self._guard(lambda: self._file.add_attachment(*item))
+            f = self._file
+            self._emit(f)
+            self._guard(lambda: f.add_attachment(*item))
 
     def set_custom_data(self, key: str, value: str) -> None:
         """Set a metadata.yaml ``custom_data`` entry (written at the next metadata write)."""
         with self._lock:
             self._custom[str(key)] = str(value)
 
-    def _guard(self, fn) -> None:
-        try:
-            fn()
-        except BagDiskFullError as exc:
-            self._fail(exc)
-            raise
-
     # ---- files ----------------------------------------------------------------------
     def _open_file(self) -> None:
         opts = self.options
-        path = self.path / f"{self.name}_{self._file_index}.mcap"
-        from robot_capture import __version__
+        path = self.path / f"{self.name}_{len(self._writers)}.mcap"
         import mcap
+
+        from robot_capture import __version__
 
         f = McapFileWriter(path, compression=opts.compression, compression_level=opts.compression_level,
                            chunk_size=opts.chunk_size, chunk_crc=opts.chunk_crc,
-                           library=f"robot_capture {__version__}; mcap-python {getattr(mcap, '__version__', '')}".strip())
+                           library=f"robot_capture {__version__}; mcap-python {getattr(mcap, '__version__', '')}")
+        self._writers.append(f)
         self._file = f
         self._file_start = None
-        try:
+
+        def header_records():
             seen = set()
             for t in self._topics.values():
                 self._register(f, t, new_schema=t.schema_id not in seen)
@@ -344,45 +467,54 @@ class BagWriter:
                 f.add_metadata(name, rec)
             for item in self._attachments:
                 f.add_attachment(*item)
+
+        try:
+            header_records()
         except BagDiskFullError as exc:
             self._fail(exc)
+            self._error_raised = True
             raise
 
-    def _close_file(self) -> None:
-        """Flush, write the rosbag2 record, footer; move the file to the done list."""
-        f = self._file
-        if f is None:
-            return
+    def _finish_file(self, f: McapFileWriter, snapshot) -> None:
+        """Write the rosbag2 record and the footer of ``f`` (I/O thread or caller).
+
+        ``snapshot``: (writers up to f, topics, custom data) for the rosbag2 record.
+        """
+        writers, topics, custom = snapshot
         err = None
         try:
             f.flush_chunk()
+            meta = _build_metadata(writers, topics, custom, self.options.ros_distro)
+            f.add_metadata("rosbag2", {"serialized_metadata": serialized_metadata(meta),
+                                       "ROS_DISTRO": self.options.ros_distro})
         except BagDiskFullError as exc:
             err = exc
-        if err is None:
-            try:
-                meta = self._metadata_locked()
-                f.add_metadata("rosbag2", {"serialized_metadata": serialized_metadata(meta),
-                                           "ROS_DISTRO": self.options.ros_distro})
-            except BagDiskFullError as exc:
-                err = exc
         try:
             f.finish()
         except BagDiskFullError as exc:
             err = err or exc
-        except OSError as exc:  # anything else: keep going, the data is on disk
+        except OSError as exc:  # anything else: the data is on disk; recover can finish it
             log.error("closing %s: %s", f.path, exc)
-        self._done_files.append((self._file_info(f), dict(f._stat_counts)))
-        self._file = None
         if err is not None:
-            if self._error is None:
-                self._fail(err)
             raise err
 
-    @staticmethod
-    def _file_info(f: McapFileWriter) -> FileInfo:
-        n = f.message_count
-        return FileInfo(path=os.path.basename(f.path), starting_time_ns=f.start_time if n else 0,
-                        duration_ns=(f.end_time - f.start_time) if n else 0, message_count=n)
+    def _close_current(self) -> None:
+        """Seal and hand over the current file's last chunk and its closing (in order)."""
+        f = self._file
+        if f is None:
+            return
+        self._emit(f)
+        snapshot = (list(self._writers), list(self._topics.values()), dict(self._custom))
+        self._file = None
+        if self._io_q is not None:
+            self._io_q.put(("close", f, snapshot))
+        else:
+            try:
+                self._finish_file(f, snapshot)
+            except BagDiskFullError as exc:
+                if self._error is None:
+                    self._fail(exc)
+                raise
 
     def split(self) -> None:
         """Close the current file and continue in ``<name>_<i+1>.mcap`` (no-op if it has no
@@ -394,35 +526,16 @@ class BagWriter:
                 self._split_locked()
 
     def _split_locked(self) -> None:
-        self._close_file()
-        self._file_index += 1
+        self._close_current()
         self._open_file()
 
     # ---- metadata ---------------------------------------------------------------------
     def _metadata_locked(self) -> BagMetadata:
-        files = [info for info, _ in self._done_files]
-        counts: dict[int, int] = {}
-        for _, c in self._done_files:
-            for k, v in c.items():
-                counts[k] = counts.get(k, 0) + v
-        if self._file is not None:
-            files.append(self._file_info(self._file))
-            for k, v in self._file._stat_counts.items():
-                counts[k] = counts.get(k, 0) + v
-        with_msgs = [fi for fi in files if fi.message_count]
-        start = min((fi.starting_time_ns for fi in with_msgs), default=0)
-        end = max((fi.starting_time_ns + fi.duration_ns for fi in with_msgs), default=0)
-        topics = [TopicMeta(name=t.name, type=t.type, serialization_format="cdr",
-                            offered_qos_profiles=list(t.qos), type_description_hash=t.hash,
-                            message_count=counts.get(t.channel_id, 0))
-                  for t in self._topics.values()]
-        return BagMetadata(storage_identifier="mcap", duration_ns=end - start, starting_time_ns=start,
-                           message_count=sum(fi.message_count for fi in files), topics=topics,
-                           relative_file_paths=[fi.path for fi in files], files=files,
-                           custom_data=dict(self._custom), ros_distro=self.options.ros_distro)
+        return _build_metadata(list(self._writers), list(self._topics.values()), self._custom,
+                               self.options.ros_distro)
 
     def metadata(self) -> BagMetadata:
-        """The bag metadata as of now (on-disk messages only)."""
+        """The bag metadata as of now (messages on disk only)."""
         with self._lock:
             return self._final if self._final is not None else self._metadata_locked()
 
@@ -441,10 +554,10 @@ class BagWriter:
         f = self._file
         return Path(f.path) if f is not None else None
 
-    # ---- background -------------------------------------------------------------------
+    # ---- timer thread -----------------------------------------------------------------
     def _background(self) -> None:
         tick = min(0.25, self._flush_s / 4)
-        last_meta = time.monotonic()
+        last_meta = _monotonic()
         meta_every = self.options.metadata_interval_s
         while not self._stop.wait(tick):
             dup = -1
@@ -453,16 +566,17 @@ class BagWriter:
                 f = self._file
                 if f is None or self._closed:
                     break
-                if self._error is None and f.chunk_messages and time.monotonic() - self._chunk_t0 >= 0.75 * self._flush_s:
-                    try:
-                        self._flush_locked()
-                    except BagDiskFullError:
-                        continue
-                if self.options.fsync and f.pos > getattr(f, "_synced", 0):
-                    f._synced = f.pos
-                    dup = f.dup_fd()
-                if meta_every and time.monotonic() - last_meta >= meta_every:
-                    last_meta = time.monotonic()
+                if self._error is None:
+                    if f.chunk_messages and _monotonic() - self._chunk_t0 >= 0.75 * self._flush_s:
+                        try:
+                            self._emit(f)
+                        except BagError:
+                            pass  # reported to the next write()
+                    if self.options.fsync and f.pos > getattr(f, "_synced", 0):
+                        f._synced = f.pos
+                        dup = f.dup_fd()
+                if meta_every and _monotonic() - last_meta >= meta_every:
+                    last_meta = _monotonic()
                     meta = self._metadata_locked()
             if dup >= 0:
                 try:
@@ -479,39 +593,42 @@ class BagWriter:
 
     # ---- close ----------------------------------------------------------------------
     def close(self) -> BagMetadata:
-        """Flush, finish the current file, write metadata.yaml atomically. Idempotent.
-
-        Returns the final BagMetadata.
+        """Write what is buffered, finish the current file, write metadata.yaml atomically.
+        Idempotent. Returns the final BagMetadata.
 
         Raises:
-            BagDiskFullError: the disk filled up during close and this had not been reported
-                by an earlier call; everything that fitted is readable (``recover`` if a
-                footer is missing).
+            BagDiskFullError: the disk filled up and no earlier call has raised it; everything
+                that fitted is readable (``recover`` if a footer is missing).
         """
-        if self._thread is not None:
+        if self._timer is not None:
             self._stop.set()
-            self._thread.join()
-            self._thread = None
+            self._timer.join()
+            self._timer = None
         with self._lock:
             if self._closed:
                 return self._final
-            self._closed = True
-            already_failed = self._error is not None
-            err = None
+            already = self._error_raised
             try:
-                self._close_file()
-            except BagDiskFullError as exc:
-                err = exc
-            except OSError as exc:
-                log.error("closing %s: %s", self.path, exc)
+                self._close_current()
+            except BagDiskFullError:
+                pass
+            self._drain()
+            if self._io_q is not None:
+                self._io_q.put(None)
+                self._io_thread.join()
+                self._io_q = None
+            self._closed = True
             meta = self._final = self._metadata_locked()
+            err = self._error
             try:
                 write_metadata(self.path, meta)
             except OSError as exc:
                 log.error("could not write %s/metadata.yaml: %s (run `robot-capture recover`)", self.path, exc)
                 if err is None and exc.errno in DISK_FULL_ERRNOS:
-                    err = BagDiskFullError(self.path / "metadata.yaml", exc.errno)
-            if err is not None and not already_failed:
+                    err = self._error = BagDiskFullError(self.path / "metadata.yaml", exc.errno)
+            if err is not None and not already:
+                self._error_raised = True
+                err.lost_messages = self.lost_messages
                 raise err
             return meta
 
