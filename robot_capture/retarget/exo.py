@@ -199,8 +199,44 @@ class ExoArmModel:
         ang, flags, valid = self._angles_array(list(names), positions)
         if not valid:
             return HumanPose({}, stamp, valid=False, flags=frozenset(flags))
-        kp = self.fk_batch(ang[None])
-        return HumanPose({k: v[0] for k, v in kp.items()}, stamp, flags=frozenset(flags))
+        return HumanPose(self._fk_single(ang), stamp, flags=frozenset(flags))
+
+    def _fk_single(self, angles: np.ndarray) -> dict:
+        """:meth:`fk_batch` for one (14,) sample with 3x3 products (the live per-message path)."""
+        L = self.lengths
+        eye = np.eye(4)
+        torso = eye.copy()
+        torso[:3, 3] = L["torso_offset"]
+        head = torso.copy()
+        head[:3, 3] += L["head_offset"]
+        kp = {"pelvis": eye, "torso": torso, "head": head}
+        cs = np.cos(angles)
+        sn = np.sin(angles)
+        for s_i, side in enumerate(SIDES):
+            R = []
+            for k, (_n, ax, sg, _s, _o) in enumerate(self.joints[side]):
+                c, s = cs[7 * s_i + k], sg * sn[7 * s_i + k]
+                M = np.eye(3)
+                j, l = (ax + 1) % 3, (ax + 2) % 3
+                M[j, j] = M[l, l] = c
+                M[j, l] = -s
+                M[l, j] = s
+                R.append(M)
+            off = L["shoulder_offset"] * (1.0 if side == "left" else np.array([1.0, -1.0, 1.0]))
+            p_sh = torso[:3, 3] + off
+            R_up = R[0] @ R[1] @ R[2]
+            p_el = p_sh - R_up[:, 2] * L["upper_arm"]
+            R_el = R_up @ R[3]
+            p_wr = p_el - R_el[:, 2] * L["forearm"]
+            R_fa = R_el @ R[4]
+            R_wr = R_fa @ R[5] @ R[6]
+            for name, Rk, pk in (("shoulder", None, p_sh), ("elbow", R_fa, p_el), ("wrist", R_wr, p_wr)):
+                T = np.eye(4)
+                if Rk is not None:
+                    T[:3, :3] = Rk
+                T[:3, 3] = pk
+                kp[f"{side}_{name}"] = T
+        return kp
 
     def poses_from_angles(self, names, positions, stamps) -> HumanPoseBatch:
         """Vectorized :meth:`pose_from_angles` for (N, len(names)) readings."""

@@ -181,9 +181,14 @@ def retarget_poses(batch: HumanPoseBatch, retargeter: Retargeter, progress=None,
     nf = model.nframes
     P_ik = np.empty((n, nf, 4, 4))
     P_cmd = np.empty((n, nf, 4, 4))
+    kin = getattr(model, "_kin", None)  # the C kinematics writes straight into the slices
     for i in range(n):
-        P_ik[i] = model.fk_all(q_ik[i])
-        P_cmd[i] = model.fk_all(q[i])
+        if kin is not None:
+            kin.fk(q_ik[i], P_ik[i])
+            kin.fk(q[i], P_cmd[i])
+        else:
+            P_ik[i] = model.fk_all(q_ik[i])
+            P_cmd[i] = model.fk_all(q[i])
     roots = np.array(r._root_index)
     targets = rel.copy()
     has_root = roots >= 0

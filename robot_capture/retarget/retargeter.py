@@ -192,12 +192,15 @@ class Retargeter:
 
     # ---------------------------------------------------------------- targets
     def required_keypoints(self) -> set:
-        out = set()
-        for k, t in enumerate(self.tasks):
-            out |= {t.keypoint, t.root_keypoint}
-            if self._sh_kp[k]:
-                out.add(self._sh_kp[k])
-        return out
+        """Keypoint names the tasks need (root keypoints and limb shoulders included)."""
+        if getattr(self, "_required", None) is None:
+            out = set()
+            for k, t in enumerate(self.tasks):
+                out |= {t.keypoint, t.root_keypoint}
+                if self._sh_kp[k]:
+                    out.add(self._sh_kp[k])
+            self._required = frozenset(out)
+        return self._required
 
     def targets_batch(self, keypoints: dict) -> np.ndarray:
         """IK targets for many poses.
@@ -242,13 +245,15 @@ class Retargeter:
             return "no_input"
         if not pose.valid:
             return "invalid_input"
-        if not pose.is_finite():
-            return "nan_input"
-        if t - pose.stamp > self.mapping.stale_after_s:
-            return "stale"
-        for name in self.required_keypoints():
-            if name not in pose.keypoints:
+        kp = pose.keypoints
+        req = self.required_keypoints()
+        for name in req:
+            if name not in kp:
                 return "missing_keypoints"
+        if not np.isfinite(np.stack([kp[n] for n in req])).all():
+            return "nan_input"
+        if not (t - pose.stamp <= self.mapping.stale_after_s):  # NaN stamps are stale too
+            return "stale"
         return None
 
     def _hold(self, t, stamp, reason, flags):
