@@ -282,3 +282,34 @@ def test_disk_full_real_enospc_on_tiny_tmpfs(tiny_tmpfs):
     r = BagReader(tiny_tmpfs / "bag")
     assert [m.data for m in r.messages()] == sent[:kept]
     assert read_metadata(tiny_tmpfs / "bag").message_count == kept
+
+
+def test_other_io_error_stops_cleanly(tmp_path, monkeypatch):
+    """EIO in the I/O thread: the next write raises BagWriteError, close() keeps what was written."""
+    import errno
+
+    import robot_capture.bag.mcap_file as mf
+    from robot_capture.bag.errors import BagWriteError
+
+    w = BagWriter(tmp_path / "eio", WriterOptions(chunk_size=4096, background_flush=False))
+    w.add_topic("/a", "std_msgs/msg/String")
+    payload = b"\x00\x01\x00\x00" + bytes(1000)
+    for i in range(20):
+        w.write("/a", payload, T := 1_000_000_000 + i)
+    w._drain()
+    on_disk = w.metadata().message_count
+    assert on_disk >= 12
+    real = os.writev
+
+    def broken(fd, bufs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(mf.os, "writev", broken)
+    with pytest.raises(BagWriteError) as err:
+        for i in range(100):
+            w.write("/a", payload, T + 1 + i)
+    assert not isinstance(err.value, BagDiskFullError) and err.value.errno == errno.EIO
+    monkeypatch.setattr(mf.os, "writev", real)
+    w.close()
+    assert [m.log_time_ns for m in BagReader(tmp_path / "eio").messages()] == \
+        [1_000_000_000 + i for i in range(on_disk)]

@@ -5,7 +5,7 @@
 (msgdefs.py), QoS profiles (qos.py), errors (errors.py).
 """
 from robot_capture.bag.errors import (BagClosedError, BagDiskFullError, BagError,  # noqa: F401
-                                      IncompleteBagFileError, NotABagError)
+                                      BagWriteError, IncompleteBagFileError, NotABagError)
 from robot_capture.bag.metadata import BagMetadata, read_metadata  # noqa: F401
 from robot_capture.bag.writer import BagWriter, TopicStats, WriterOptions  # noqa: F401
 from robot_capture.bag.reader import BagMessage, BagReader, TopicInfo  # noqa: F401

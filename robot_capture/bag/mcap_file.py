@@ -43,7 +43,7 @@ from mcap.records import (
 )
 from mcap.writer import MCAP0_MAGIC
 
-from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagDiskFullError
+from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagDiskFullError, BagWriteError
 
 __all__ = ["COMPRESSIONS", "McapFileWriter", "SealedChunk"]
 
@@ -176,9 +176,8 @@ class McapFileWriter:
                     views[i] = views[i][n:]
         except OSError as exc:
             self._truncate(start)
-            if exc.errno in DISK_FULL_ERRNOS:
-                raise BagDiskFullError(self.path, exc.errno) from exc
-            raise
+            cls = BagDiskFullError if exc.errno in DISK_FULL_ERRNOS else BagWriteError
+            raise cls(self.path, exc.errno or 0) from exc
 
     def _truncate(self, pos: int) -> None:
         try:
@@ -271,7 +270,7 @@ class McapFileWriter:
             bufs.append(rec)
         try:
             self._write(bufs)
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             exc.lost_messages = sealed.count
             exc.args = (str(exc).replace("0 buffered", f"{sealed.count} buffered"),)
             raise
@@ -324,7 +323,7 @@ class McapFileWriter:
         err = None
         try:
             self.flush_chunk()
-        except BagDiskFullError as exc:  # the truncation freed room: still try the summary
+        except BagWriteError as exc:  # the truncation freed room: still try the summary
             err = exc
         try:
             data_end = self._record(DataEnd(data_section_crc=0))
@@ -366,7 +365,7 @@ class McapFileWriter:
                 self.sync()
             except OSError:
                 pass
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             err = err or exc
         finally:
             self.close_fd()

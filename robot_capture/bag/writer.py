@@ -44,7 +44,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError, BagError
+from robot_capture.bag.errors import (DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError, BagError,
+                                      BagWriteError)
 from robot_capture.bag.mcap_file import COMPRESSIONS, McapFileWriter
 from robot_capture.bag.metadata import (BagMetadata, FileInfo, TopicMeta, serialized_metadata,
                                         write_metadata)
@@ -198,7 +199,7 @@ class BagWriter:
         self._split_size = int(opts.max_bag_size)
         self._split_ns = int(opts.max_bag_duration_s * 1e9)
         self._lock = threading.Lock()  # never re-acquired internally; the I/O thread never takes it
-        self._error: BagDiskFullError | None = None
+        self._error: BagWriteError | None = None
         self._error_raised = False
         self._closed = False
         self._final: BagMetadata | None = None
@@ -318,7 +319,7 @@ class BagWriter:
             return
         try:
             f.write_chunk(sealed)
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             self._fail(exc)
             self._raise_state()
 
@@ -336,12 +337,12 @@ class BagWriter:
                     else:
                         try:
                             f.write_chunk(arg)
-                        except BagDiskFullError as exc:
+                        except BagWriteError as exc:
                             self._fail(exc)
                 elif kind == "close":
                     try:
                         self._finish_file(f, arg)
-                    except BagDiskFullError as exc:
+                    except BagWriteError as exc:
                         if self._error is None:
                             self._fail(exc)
                 elif kind == "call":
@@ -349,7 +350,7 @@ class BagWriter:
             except Exception as exc:  # noqa: BLE001 - never let the I/O thread die silently
                 log.exception("bag I/O thread: %s", exc)
                 if self._error is None:
-                    self._error = BagDiskFullError(getattr(item[1], "path", self.path), getattr(exc, "errno", 0) or 0)
+                    self._error = BagWriteError(getattr(item[1], "path", self.path), getattr(exc, "errno", 0) or 0)
             finally:
                 self._io_q.task_done()
 
@@ -358,7 +359,7 @@ class BagWriter:
         if self._io_q is not None:
             self._io_q.join()
 
-    def _fail(self, exc: BagDiskFullError) -> None:
+    def _fail(self, exc: BagWriteError) -> None:
         """Disk full: the file is already cut back to its last record; refuse further writes."""
         self.lost_messages += exc.lost_messages
         if self._error is None:
@@ -398,7 +399,7 @@ class BagWriter:
         self._check_open()
         try:
             fn()
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             self._fail(exc)
             self._error_raised = True
             raise
@@ -470,7 +471,7 @@ class BagWriter:
 
         try:
             header_records()
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             self._fail(exc)
             self._error_raised = True
             raise
@@ -487,11 +488,11 @@ class BagWriter:
             meta = _build_metadata(writers, topics, custom, self.options.ros_distro)
             f.add_metadata("rosbag2", {"serialized_metadata": serialized_metadata(meta),
                                        "ROS_DISTRO": self.options.ros_distro})
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             err = exc
         try:
             f.finish()
-        except BagDiskFullError as exc:
+        except BagWriteError as exc:
             err = err or exc
         except OSError as exc:  # anything else: the data is on disk; recover can finish it
             log.error("closing %s: %s", f.path, exc)
@@ -511,7 +512,7 @@ class BagWriter:
         else:
             try:
                 self._finish_file(f, snapshot)
-            except BagDiskFullError as exc:
+            except BagWriteError as exc:
                 if self._error is None:
                     self._fail(exc)
                 raise
@@ -610,7 +611,7 @@ class BagWriter:
             already = self._error_raised
             try:
                 self._close_current()
-            except BagDiskFullError:
+            except BagWriteError:
                 pass
             self._drain()
             if self._io_q is not None:
@@ -638,7 +639,7 @@ class BagWriter:
     def __exit__(self, *exc) -> None:
         try:
             self.close()
-        except BagDiskFullError:
+        except BagWriteError:
             if exc[0] is None:
                 raise
 
