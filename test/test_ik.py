@@ -281,3 +281,35 @@ def test_api_errors(g1_arms):
         solver.solve_into(m.neutral(), solver.pack_targets([T] * 4))
     with pytest.raises(ValueError):
         FrameTask("x", position_cost=-1)
+
+
+def test_solve_releases_the_gil_and_rejects_concurrent_use(g1_arms):
+    m = g1_arms
+    tasks = [FrameTask("left_wrist_yaw_link"), FrameTask("right_wrist_yaw_link")]
+    solver = IKSolver(m, tasks, max_iterations=150_000, step_tolerance=0.0)
+    tg = targets_at(m, m.neutral(), tasks)
+    tg[0] = tg[0].copy()
+    tg[0][:3, 3] += [1.5, 0.5, 0.0]  # unreachable: runs all iterations
+    packed = solver.pack_targets(tg)
+    out = np.empty(m.nq)
+    done = threading.Event()
+    errors = []
+
+    def work():
+        solver.solve_into(m.neutral(), packed, out, 0.0)
+        done.set()
+
+    th = threading.Thread(target=work)
+    th.start()
+    count = 0
+    while not done.is_set():  # this loop only runs while the C core has released the GIL
+        count += 1
+        if solver._core.busy and not errors:
+            try:
+                solver.solve_into(m.neutral(), packed, np.empty(m.nq), 0.0)
+            except RuntimeError as e:
+                errors.append(e)
+    th.join()
+    assert solver.last_iterations == 150_000
+    assert count > 1000
+    assert errors and "thread" in str(errors[0])

@@ -654,7 +654,7 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
             /* the step raised the error: reject it and damp 10x harder (Levenberg-Marquardt step
              * acceptance, Nocedal & Wright sec. 10.3); the loop re-evaluates the previous point */
             memcpy(s->q, s->qprev, sizeof(double) * (size_t)nq);
-            boost *= 10.0;
+            if (boost < 1e12) boost *= 10.0;
             continue;
         }
         E_acc = E;
@@ -727,6 +727,7 @@ static PyObject *Solver_set_posture_reference(SolverObject *self, PyObject *args
     int t;
     PyObject *obj;
     if (!PyArg_ParseTuple(args, "iO", &t, &obj)) return NULL;
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "IK solver is solving in another thread"); return NULL; }
     if (t < 0 || t >= self->nt || self->ttype[t] != T_POSTURE) {
         PyErr_Format(PyExc_IndexError, "task %d is not a posture task", t);
         return NULL;
@@ -747,6 +748,7 @@ static PyObject *Solver_set_weights(SolverObject *self, PyObject *args) {
     int t;
     double a, b;
     if (!PyArg_ParseTuple(args, "idd", &t, &a, &b)) return NULL;
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "IK solver is solving in another thread"); return NULL; }
     if (t < 0 || t >= self->nt) { PyErr_Format(PyExc_IndexError, "task %d out of range", t); return NULL; }
     if (!(a >= 0 && b >= 0 && isfinite(a) && isfinite(b))) { PyErr_SetString(PyExc_ValueError, "costs must be finite and >= 0"); return NULL; }
     if (self->ttype[t] == T_POSTURE) self->wpost[t] = a;
@@ -921,6 +923,7 @@ static PyMemberDef Solver_members[] = {
     {"iterations", T_INT, offsetof(SolverObject, iterations), READONLY, "iterations of the last solve"},
     {"status", T_INT, offsetof(SolverObject, status), READONLY, "status of the last solve"},
     {"nactive", T_INT, offsetof(SolverObject, nactive), READONLY, "variables at a bound in the last step"},
+    {"busy", T_INT, offsetof(SolverObject, busy), READONLY, "1 while a solve runs (GIL released)"},
     {"qp_rounds", T_INT, offsetof(SolverObject, qp_rounds), READONLY, "box-QP rounds (factorizations) in the last solve"},
     {"nblocks", T_INT, offsetof(SolverObject, ncomp), READONLY, "independent blocks of joints"},
     {"ntarget", T_INT, offsetof(SolverObject, ntarget), READONLY, "number of target poses per solve"},

@@ -138,11 +138,9 @@ class RobotModel:
             if j.type in ("floating", "planar"):
                 log.info("joint '%s' (%s) treated as fixed at identity (fixed-base model)", j.name, j.type)
             if jt != FIXED:
-                if j.mimic is not None and j.name not in locked:
-                    idx, m, o = resolve(j.name)
+                if j.mimic is not None:
                     self.mimic[j.name] = (j.mimic.joint, j.mimic.multiplier, j.mimic.offset)
-                else:
-                    idx, m, o = resolve(j.name)
+                idx, m, o = resolve(j.name)
                 if idx < 0:  # locked (or constant mimic): fold the motion into the origin
                     origin = origin @ _motion(jt, j.axis, o)
                     jt = FIXED
@@ -156,6 +154,10 @@ class RobotModel:
                 self.link_parent, self.link_type, self.link_qidx, self.link_mult, self.link_offset,
                 np.ascontiguousarray(self.link_origin), np.ascontiguousarray(self.link_axis), self.nq,
             )
+
+    def __repr__(self):
+        return (f"RobotModel({self.name!r}, base_link={self.base_link!r}, nq={self.nq}, "
+                f"nframes={self.nframes}, locked={len(self.locked)}, mimic={len(self.mimic)})")
 
     @staticmethod
     def _locked_values(locked_joints, movable, urdf) -> dict[str, float]:

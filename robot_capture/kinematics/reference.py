@@ -270,7 +270,7 @@ class ReferenceIKSolver:
                 break
             E = sum(0.5 * float(e @ (w * e)) for e, _, w, _, _ in res)
             if E > E_acc:  # reject the step, damp 10x harder (LM step acceptance)
-                q, boost = q_acc, boost * 10.0
+                q, boost = q_acc, min(boost * 10.0, 1e13)
                 continue
             E_acc, q_acc = E, q
             if it >= self.max_iterations or stalled:
