@@ -17,6 +17,8 @@ Both compare the nodes with ``robot_capture.floor.graph.build`` (what `up` runs)
 """
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import types
 from importlib.machinery import SourceFileLoader
@@ -162,3 +164,47 @@ def test_launch_files_with_real_launch(sim, tmp_path):
         return op.execute(ctx)
 
     _check(ld, sim, Node, run_opaque, overrides)
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ros2") is None or _real_launch() is None,
+                    reason="needs a ROS install with `ros2 launch` and the package built by colcon (CI image)")
+def test_ros2_launch_sim_records_a_complete_episode(tmp_path):
+    """`ros2 launch robot_capture sim.launch.py`, one episode through the services, Ctrl-C."""
+    import signal
+    import subprocess
+
+    from sensor_msgs.msg import JointState
+
+    from robot_capture.bag.reader import BagReader
+    from robot_capture.floor.client import EpisodeClient
+    from robot_capture.floor.demo import list_bags
+
+    out_dir = tmp_path / "episodes"
+    log_path = tmp_path / "launch.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["ros2", "launch", "robot_capture", "sim.launch.py", f"output_dir:={out_dir}",
+                                 "cameras:=none", "task:=launch test", "operator:=ci"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with EpisodeClient(discovery_timeout_s=40.0, node_name="launch_operator") as client:
+            client.watch({"/joint_states": JointState, "/retarget/joint_command": JointState})
+            client.wait_for_recorder()
+            client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
+            client.spin_for(1.0)
+            client.start_episode()
+            client.spin_for(2.0)
+            client.stop_episode(success=True)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log_path.read_text(errors="replace")
+    bags = list_bags(out_dir)
+    assert len(bags) == 1, text[-4000:]
+    with BagReader(bags[0]) as r:
+        assert r.topics["/joint_states"].count > 0 and r.topics["/retarget/joint_command"].count > 0
+        assert r.metadata.custom_data.get("operator") == "ci"
