@@ -146,3 +146,18 @@ def test_clip_rate_rejects_non_bvh(tmp_path):
     f.write_text("HIERARCHY\nMOTION\nFrames: 3\n")
     with pytest.raises(ValueError, match="Frame Time"):
         graph.clip_rate_hz(f)
+
+
+def test_up_dry_run_prints_the_graph(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "robot_capture.cli", "up", "--sim", "--dry-run", "--robot", "h1",
+                          "--task", "stack blocks", "--output-dir", str(tmp_path), "--cameras", "none"],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    for name in ("recorder (robot_capture/recorder_node)", "retarget (robot_capture/retarget_node)",
+                 "robot_sim (robot_capture/robot_sim_node)", "mocap_replay (robot_capture/mocap_replay_node)"):
+        assert name in res.stdout
+    assert "camera_" not in res.stdout
+    assert "task: stack blocks" in res.stdout and f"output_dir: {tmp_path}" in res.stdout
+    bad = subprocess.run([sys.executable, "-m", "robot_capture.cli", "up", "--clip", "nope.bvh", "--sim"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "nope.bvh" in bad.stderr
