@@ -106,8 +106,8 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
     assert "e2e_pour_water" in bag.name
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     custom = meta.get("custom_data") or {}
-    assert custom.get("task") == "e2e pour water" and custom.get("operator") == "pytest"
-    assert str(custom.get("success")).lower() == "true"
+    assert custom.get("episode.task") == "e2e pour water" and custom.get("episode.operator") == "pytest"
+    assert custom.get("episode.success") == "true"
 
     # ---- every expected topic at its rate, no drops, no gap over 100 ms
     res = qa.check_bag(bag, expected)

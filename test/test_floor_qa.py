@@ -55,7 +55,7 @@ def test_clean_bag_passes(tmp_path):
         "/joint_states": ("sensor_msgs/msg/JointState", _periodic(500, 2.0)),
         "/camera/head/image_raw": ("sensor_msgs/msg/Image", _periodic(30, 2.0)),
         "/diagnostics": ("diagnostic_msgs/msg/DiagnosticArray", _diag_msgs(errs)),
-    }, custom={"task": "pick", "operator": "ann", "success": "true"})
+    }, custom={"episode.task": "pick", "episode.operator": "ann", "episode.success": "true"})
     res = qa.check_bag(bag, {"/joint_states": 500.0, "/camera/head/image_raw": 30.0, "/diagnostics": None})
     assert res.ok, qa.qa_line(res)
     js = res.topics["/joint_states"]

@@ -207,4 +207,4 @@ def test_ros2_launch_sim_records_a_complete_episode(tmp_path):
     assert len(bags) == 1, text[-4000:]
     with BagReader(bags[0]) as r:
         assert r.topics["/joint_states"].count > 0 and r.topics["/retarget/joint_command"].count > 0
-        assert r.metadata.custom_data.get("operator") == "ci"
+        assert r.metadata.custom_data.get("episode.operator") == "ci"

@@ -180,7 +180,10 @@ def check_bag(bag_dir: str | Path, expected: Mapping[str, float | None], gap_thr
         if errs.size:
             qa.ik_p95_position_m = float(np.percentile(errs, 95))
         custom = getattr(reader.metadata, "custom_data", None) or {}
-        qa.labels = {k: v for k, v in dict(custom).items() if k in ("task", "operator", "scene", "success")}
+        for k in ("task", "operator", "scene", "success"):  # the recorder writes episode.<key>
+            v = custom.get(f"episode.{k}", custom.get(k))
+            if v is not None:
+                qa.labels[k] = v
     return qa
 
 
