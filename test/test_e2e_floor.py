@@ -103,7 +103,7 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
     bags = list_bags(out_dir)
     assert len(bags) == 1, (bags, sorted(p.name for p in out_dir.iterdir()))
     bag = bags[0]
-    assert "e2e_pour_water" in bag.name
+    assert "_e2e-pour-water_" in bag.name  # record.episode.slugify
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     custom = meta.get("custom_data") or {}
     assert custom.get("episode.task") == "e2e pour water" and custom.get("episode.operator") == "pytest"
