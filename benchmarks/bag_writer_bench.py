@@ -66,7 +66,7 @@ def main(argv=None) -> int:
             res = compare_writers(args.seconds, args.cameras, comp, args.level, args.chunk_size, out_dir=out,
                                   load=load, fsync=args.fsync, repeat=args.repeat, keep=args.validate)
             if args.validate:
-                res["validation"] = _validate(res["bag_writer"]["files"] + res["plain_mcap"]["files"])
+                res["validation"] = _validate(res["files_kept"]["bag_writer"] + res["files_kept"]["plain_mcap"])
                 shutil.rmtree(out, ignore_errors=True)
         finally:
             if not args.out:

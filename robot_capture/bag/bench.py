@@ -148,6 +148,7 @@ def compare_writers(seconds=10.0, cameras=3, compression="none", level=None, chu
     tmp = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="bagbench_"))
     tmp.mkdir(parents=True, exist_ok=True)
     best: dict = {}
+    kept: dict = {}
     try:
         for r in range(max(1, int(repeat))):
             order = ("plain_mcap", "bag_writer") if r % 2 == 0 else ("bag_writer", "plain_mcap")
@@ -159,7 +160,9 @@ def compare_writers(seconds=10.0, cameras=3, compression="none", level=None, chu
                 else:
                     res = bench_bag_writer(load, types, d, compression, level, chunk_size, fsync=fsync)
                 last = r == max(1, int(repeat)) - 1
-                if not (keep and last):
+                if keep and last:
+                    kept[name] = res["files"]
+                else:
                     shutil.rmtree(d, ignore_errors=True)
                 if name not in best or res["cpu_s"] < best[name]["cpu_s"]:
                     best[name] = res
@@ -167,7 +170,7 @@ def compare_writers(seconds=10.0, cameras=3, compression="none", level=None, chu
                          "mbytes": sum(len(x[2]) for x in load) / _MB, "compression": compression,
                          "level": level, "chunk_size": chunk_size, "fsync": fsync, "repeat": repeat,
                          "dir": str(tmp)},
-                "bag_writer": best["bag_writer"], "plain_mcap": best["plain_mcap"]}
+                "bag_writer": best["bag_writer"], "plain_mcap": best["plain_mcap"], "files_kept": kept}
     finally:
         if not keep and not out_dir:
             shutil.rmtree(tmp, ignore_errors=True)
