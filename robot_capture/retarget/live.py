@@ -86,11 +86,12 @@ class LiveRetarget:
         if source in ("exo",):
             from robot_capture.retarget.exo import ExoArmModel
 
-            self.exo = ExoArmModel.load(exo_config or None)
+            # the operator's segment lengths drive the arm-model FK too (scaling uses the same lengths)
+            self.exo = ExoArmModel.load(exo_config or None, segment_lengths=getattr(calibration, "lengths", None))
         elif source == "vr":
             from robot_capture.retarget.vr import VrSource
 
-            self.vr = VrSource()
+            self.vr = VrSource(segment_lengths=getattr(calibration, "lengths", None))
             self._vr_latest: dict[str, tuple[np.ndarray, float, object]] = {}
             self._vr_hands: dict[str, list] = {}
             self._vr_last_stamp = -math.inf
