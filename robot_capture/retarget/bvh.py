@@ -250,6 +250,11 @@ class BvhClip:
         self._world_pelvis = None
 
     @property
+    def frames(self) -> np.ndarray:
+        """(N, C) raw channel values per frame (file units, degrees), file channel order."""
+        return self.channels
+
+    @property
     def fps(self) -> float:
         return 1.0 / self.frame_time
 

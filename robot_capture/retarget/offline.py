@@ -224,7 +224,10 @@ def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Cal
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
     clip = path if isinstance(path, BvhClip) else load_bvh(path)
-    batch = source_poses(clip, source)
+    lengths = calibration.lengths if calibration is not None else None
+    # the operator's segment lengths drive the exo FK / VR body model too, as in the live node
+    batch = source_poses(clip, source, exo_model=ExoArmModel.load(segment_lengths=lengths) if source == "exo" else None,
+                         vr_source=VrSource(segment_lengths=lengths) if source == "vr" else None)
     if retargeter is None:
         if calibration is None and source == "bvh":
             calibration = Calibration.from_poses(batch)

@@ -102,11 +102,18 @@ class Retargeter:
         calibration: operator Calibration (None: arm-model default lengths and offsets from the
             mapping's calibration pose).
         rate_hz: nominal step rate, used for the first step's dt (default: mapping.rate_hz).
+        stale_after_s: input older than this (s) is held and flagged (default: mapping.stale_after_s).
     """
 
-    def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None):
+    def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None,
+                 stale_after_s: float | None = None):
         if not isinstance(mapping, RobotMapping):
             mapping = RobotMapping.load(mapping)
+        if stale_after_s is not None:  # override the mapping's limit (e.g. a node parameter)
+            import copy
+
+            mapping = copy.copy(mapping)
+            mapping.stale_after_s = float(stale_after_s)
         self.mapping = mapping
         self.calibration = calibration or Calibration()
         self.model = model = mapping.robot_model()
