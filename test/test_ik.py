@@ -120,7 +120,8 @@ def test_velocity_limits_bound_the_step(g1_arms):
     assert res.q[0] == pytest.approx(q_bad[0] - m.velocity_limit[0] * dt)
 
 
-@pytest.mark.parametrize("bad", ["nan_target", "inf_target", "nan_q0", "inf_q0", "nan_dt"])
+@pytest.mark.parametrize("bad", ["nan_target", "inf_target", "nan_q0", "inf_q0", "nan_dt", "negative_dt",
+                                 "scaled_rotation", "reflection"])
 def test_invalid_input_leaves_q_unchanged(g1_arms, bad):
     m = g1_arms
     tasks = teleop_tasks()
@@ -136,8 +137,16 @@ def test_invalid_input_leaves_q_unchanged(g1_arms, bad):
         q0[3] = np.nan
     elif bad == "inf_q0":
         q0[5] = -np.inf
-    else:
+    elif bad == "nan_dt":
         dt = float("nan")
+    elif bad == "negative_dt":
+        dt = -0.01
+    elif bad == "scaled_rotation":
+        tg[0] = tg[0].copy()
+        tg[0][:3, :3] *= 1.01
+    else:
+        tg[1] = tg[1].copy()
+        tg[1][:3, 0] *= -1
     res = solver.solve(q0, tg, dt=dt)
     assert res.status == IKStatus.INVALID_INPUT and res.iterations == 0
     np.testing.assert_array_equal(res.q, q0)
@@ -145,6 +154,11 @@ def test_invalid_input_leaves_q_unchanged(g1_arms, bad):
     out = np.full(m.nq, 7.0)  # fast path: out is not written
     st = solver.solve_into(q0, solver.pack_targets(tg), out, dt)
     assert st == IKStatus.INVALID_INPUT and np.all(out == 7.0)
+    # a position-only task ignores its target's rotation block
+    tg = targets_at(m, q0 + 0.05 if np.all(np.isfinite(q0)) else m.neutral(), tasks)
+    tg[2] = np.eye(4) * 3.0
+    tg[2][3, 3], tg[2][:3, 3] = 1.0, tasks[2].current(m, m.neutral())[:3, 3]
+    assert solver.solve(m.neutral(), tg).status != IKStatus.INVALID_INPUT
     # the solver still works afterwards
     good = solver.solve(m.neutral() + 0.1, targets_at(m, m.neutral() + 0.12, tasks))
     assert good.status == IKStatus.CONVERGED

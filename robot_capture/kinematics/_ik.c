@@ -613,6 +613,24 @@ static int all_finite(const double *x, Py_ssize_t n) {
     return 1;
 }
 
+/* 1 if the rotation block of every target whose orientation is tracked is a rotation matrix
+ * (|R^T R - I| <= 1e-6 elementwise, det > 0) */
+static int targets_are_rotations(const SolverObject *s, const double *targets) {
+    for (int t = 0; t < s->nt; t++) {
+        if (s->ttype[t] == T_POSTURE || !(s->wo[t] > 0.0)) continue;
+        const double *T = targets + 16 * s->ttarget[t];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j <= i; j++) {
+                double d = T[i] * T[j] + T[4 + i] * T[4 + j] + T[8 + i] * T[8 + j] - (i == j ? 1.0 : 0.0);
+                if (fabs(d) > 1e-6) return 0;
+            }
+        double det = T[0] * (T[5] * T[10] - T[6] * T[9]) - T[1] * (T[4] * T[10] - T[6] * T[8]) +
+                     T[2] * (T[4] * T[9] - T[5] * T[8]);
+        if (!(det > 0.0)) return 0;
+    }
+    return 1;
+}
+
 /* the numeric core (no Python API calls) */
 static int solve_core(SolverObject *s, const double *q0, const double *targets, double *qout, double dt,
                       double *pe, double *oe, double *te) {
@@ -620,7 +638,8 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
     s->iterations = 0;
     s->nactive = 0;
     s->qp_rounds = 0;
-    if (!all_finite(q0, nq) || !all_finite(targets, 16 * (Py_ssize_t)s->ntarget) || !isfinite(dt)) {
+    if (!all_finite(q0, nq) || !all_finite(targets, 16 * (Py_ssize_t)s->ntarget) || !isfinite(dt) || dt < 0.0 ||
+        !targets_are_rotations(s, targets)) {
         for (int t = 0; t < s->nt; t++) pe[t] = oe[t] = te[t] = NAN;
         return ST_INVALID_INPUT;
     }

@@ -235,7 +235,9 @@ class IKSolver:
         Args:
             dt: time step (s) for velocity limits; None or 0 disables them.
         Returns:
-            :class:`IKResult`; NaN/inf input gives status INVALID_INPUT with ``q = q0``.
+            :class:`IKResult`; INVALID_INPUT with ``q = q0`` for NaN/inf in q0, targets or dt, a
+            negative dt, or a tracked target rotation that is not a rotation matrix
+            (``|R^T R - I| > 1e-6`` or ``det R <= 0``).
         Raises:
             ValueError: wrong shapes.
         """

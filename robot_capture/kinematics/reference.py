@@ -249,7 +249,11 @@ class ReferenceIKSolver:
         m = self.model
         q0 = np.asarray(q0, dtype=float)
         ntask = len(self.tasks)
-        if not np.all(np.isfinite(q0)) or any(not np.all(np.isfinite(T)) for T in targets):
+        rot_tasks = [k for k, t in enumerate(t for t in self.tasks if t.kind != "posture") if t.orientation_cost > 0]
+        bad_rot = any(np.abs(targets[k][:3, :3].T @ targets[k][:3, :3] - np.eye(3)).max() > 1e-6
+                      or np.linalg.det(targets[k][:3, :3]) <= 0 for k in rot_tasks)
+        if (not np.all(np.isfinite(q0)) or any(not np.all(np.isfinite(T)) for T in targets)
+                or not math.isfinite(dt) or dt < 0 or bad_rot):
             return q0.copy(), INVALID_INPUT, 0, np.full(ntask, np.nan), np.full(ntask, np.nan)
         lo, hi = m.lower.copy(), m.upper.copy()
         if dt > 0 and self.velocity_limits:
