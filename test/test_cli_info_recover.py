@@ -103,3 +103,29 @@ def test_console_entry_point_runs(gap_bag):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Messages:           411" in proc.stdout and "Gaps:" not in proc.stdout
+
+
+def test_live_bag_info_and_recover_refusal(tmp_path, capsys):
+    """While a writer holds the bag, `recover` refuses and `info` says it is being recorded."""
+    from robot_capture.bag.lock import LOCK_NAME, is_recording
+
+    w = BagWriter(tmp_path / "live", WriterOptions(metadata_interval_s=0.1, flush_interval_s=0.1))
+    w.add_topic("/j", "sensor_msgs/msg/JointState")
+    w.write("/j", b"\x00\x01\x00\x00" + bytes(64), T0)
+    try:
+        assert is_recording(tmp_path / "live")
+        import time
+
+        deadline = time.monotonic() + 3
+        while not (tmp_path / "live" / "metadata.yaml").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert main(["recover", str(tmp_path / "live")]) == 1
+        assert "being recorded" in capsys.readouterr().err
+        assert main(["info", str(tmp_path / "live")]) == 0
+        out = capsys.readouterr().out
+        assert "being recorded" in out and "Topic: /j" in out
+    finally:
+        w.close()
+    assert not is_recording(tmp_path / "live") and not (tmp_path / "live" / LOCK_NAME).exists()
+    assert main(["info", str(tmp_path / "live"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["message_count"] == 1

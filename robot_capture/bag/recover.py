@@ -38,7 +38,8 @@ from mcap.opcode import Opcode
 from mcap.reader import make_reader
 from mcap.records import Attachment, Channel, Chunk, Message, Metadata, Schema
 
-from robot_capture.bag.errors import NotABagError
+from robot_capture.bag.errors import BagError, NotABagError
+from robot_capture.bag.lock import LOCK_NAME, is_recording
 from robot_capture.bag.mcap_file import McapFileWriter
 from robot_capture.bag.metadata import (METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta,
                                         read_metadata, write_metadata)
@@ -273,12 +274,20 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
 
     Raises:
         NotABagError: not a directory, or no .mcap file in it.
+        BagError: a live process is still recording the bag.
         OSError: I/O failure while rewriting (originals are untouched until a rewrite
             is complete; then they are renamed, never deleted).
     """
     bag = Path(bag_dir)
     if not bag.is_dir():
         raise NotABagError(f"{bag}: not a bag directory")
+    if is_recording(bag):
+        raise BagError(f"{bag} is being recorded right now (its writer holds {LOCK_NAME}); "
+                       "stop the recording before recovering")
+    try:
+        (bag / LOCK_NAME).unlink()  # stale: its writer is gone (the lock is not data)
+    except OSError:
+        pass
     files = list_mcap_files(bag)
     if not files:
         raise NotABagError(f"{bag}: no .mcap files to recover")

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from robot_capture.bag.errors import (DISK_FULL_ERRNOS, BagClosedError, BagDiskFullError, BagError,
                                       BagWriteError)
+from robot_capture.bag.lock import RecordingLock
 from robot_capture.bag.mcap_file import COMPRESSIONS, McapFileWriter
 from robot_capture.bag.metadata import (BagMetadata, FileInfo, TopicMeta, serialized_metadata,
                                         write_metadata)
@@ -184,6 +185,7 @@ class BagWriter:
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise FileExistsError(f"bag directory {self.path} exists and is not empty")
         self.path.mkdir(parents=True, exist_ok=True)
+        self._reclock = RecordingLock(self.path)  # tells `recover`/`info` the bag is live
         self.name = self.path.name
         self._custom = {str(k): str(v) for k, v in (custom_data or {}).items()}
         self._topics: dict[str, _Topic] = {}
@@ -619,6 +621,7 @@ class BagWriter:
                 self._io_thread.join()
                 self._io_q = None
             self._closed = True
+            self._reclock.release()
             meta = self._final = self._metadata_locked()
             err = self._error
             try:

@@ -126,6 +126,26 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _live_info(args) -> int:
+    """A bag still being recorded: its files have no footer yet; show the periodic metadata.yaml."""
+    from robot_capture.bag.metadata import read_metadata
+
+    print(f"{args.bag}: being recorded right now (files are finished at the end of the episode)")
+    try:
+        m = read_metadata(args.bag)
+    except (OSError, ValueError):
+        print("no metadata.yaml written yet")
+        return 0
+    if args.json:
+        print(json.dumps({"recording": True, "message_count": m.message_count, "duration_s": m.duration_ns / 1e9,
+                          "topics": {t.name: t.message_count for t in m.topics}, "custom_data": m.custom_data}))
+        return 0
+    print(f"as of the last metadata.yaml: {m.message_count} messages over {m.duration_ns / 1e9:.3f} s")
+    for t in m.topics:
+        print(f"  Topic: {t.name} | Type: {t.type} | Count: {t.message_count}")
+    return 0
+
+
 def run(args) -> int:
     from robot_capture.bag.errors import BagError, NotABagError
 
@@ -135,6 +155,10 @@ def run(args) -> int:
         print(f"robot-capture info: {exc}", file=sys.stderr)
         return 2
     except (BagError, ValueError) as exc:
+        from robot_capture.bag.lock import is_recording
+
+        if Path(args.bag).is_dir() and is_recording(args.bag):
+            return _live_info(args)
         print(f"robot-capture info: {exc}", file=sys.stderr)
         return 1
     try:

@@ -24,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from robot_capture.bag.errors import NotABagError
+    from robot_capture.bag.errors import BagError, NotABagError
     from robot_capture.bag.recover import recover
 
     def progress(line):
@@ -36,6 +36,9 @@ def run(args) -> int:
     except NotABagError as exc:
         print(f"robot-capture recover: {exc}", file=sys.stderr)
         return 2
+    except BagError as exc:  # still being recorded
+        print(f"robot-capture recover: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"robot-capture recover: {exc}", file=sys.stderr)
         return 1
