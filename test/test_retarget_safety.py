@@ -192,3 +192,19 @@ def test_unknown_exo_joint_names_flag_through_retargeter(clip):
     pose = exo.pose_from_angles(names + ["mystery"], np.r_[readings, 0.0], stamp=0.0)
     out = Retargeter("g1").step(pose, 0.0)
     assert "unknown_joints" in out.flags and not out.held
+
+
+def test_malformed_input_is_flagged_not_raised():
+    from robot_capture.retarget.exo import ExoArmModel
+
+    r = Retargeter("g1")
+    pose = HumanPose({k: np.eye(3) for k in r.required_keypoints()}, 0.0)
+    out = r.step(pose, 0.0)
+    assert {"malformed", "held"} <= out.flags
+    exo = ExoArmModel.load()
+    p = exo.pose_from_angles(exo.joint_names, ["a"] * 14)
+    assert not p.valid and "malformed" in p.flags
+    assert "malformed" in r.step(p, 0.0).flags or "invalid_input" in r.step(p, 0.0).flags
+    dm = DirectJointMap(r.model, {"left_elbow_joint": {"source": "e"}})
+    q, flags = dm.map(["e"], ["x"])
+    assert "malformed" in flags and np.isnan(q).all()

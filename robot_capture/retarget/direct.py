@@ -58,7 +58,11 @@ class DirectJointMap:
             if i is None:
                 flags.add("missing_joints")
                 continue
-            v = float(positions[i])
+            try:
+                v = float(positions[i])
+            except (TypeError, ValueError):
+                flags.add("malformed")
+                continue
             if not np.isfinite(v):
                 flags.add("nan_input")
                 continue

@@ -194,9 +194,12 @@ class ExoArmModel:
             ``'unknown_joints'``; missing model joints flag ``'missing_joints'`` and make the
             pose invalid (the retargeter then holds).
         """
-        if len(names) != len(positions):
+        try:
+            if len(names) != len(positions):
+                raise ValueError("length mismatch")
+            ang, flags, valid = self._angles_array(list(names), positions)
+        except (ValueError, TypeError):
             return HumanPose({}, stamp, valid=False, flags=frozenset({"malformed"}))
-        ang, flags, valid = self._angles_array(list(names), positions)
         if not valid:
             return HumanPose({}, stamp, valid=False, flags=frozenset(flags))
         return HumanPose(self._fk_single(ang), stamp, flags=frozenset(flags))

@@ -353,13 +353,17 @@ class Retargeter:
         ``no_input``, ``invalid_input``, ``nan_input``, ``stale`` or ``missing_keypoints``
         (plus ``held``); source flags (e.g. ``unknown_joints``) are passed through.
         """
-        flags = set(pose.flags) if pose is not None else set()
-        stamp = pose.stamp if pose is not None else None
-        reason = self.check(pose, t, enabled)
+        flags = set(getattr(pose, "flags", ()) or ())
+        stamp = getattr(pose, "stamp", None)
+        try:
+            reason = self.check(pose, t, enabled)
+            if not reason:
+                kp = {k: np.asarray(pose.keypoints[k], dtype=float).reshape(1, 4, 4) for k in self.required_keypoints()}
+                targets = self.targets_batch(kp)[0]
+        except (ValueError, TypeError, AttributeError):  # wrong shapes/types: never crash, hold
+            reason = "malformed"
         if reason:
             return self._hold(t, stamp, reason, flags)
-        kp = {k: pose.keypoints[k][None] for k in self.required_keypoints()}
-        targets = self.targets_batch(kp)[0]
         return self.step_targets(targets, t, stamp, flags)
 
     def step_direct(self, q_target: np.ndarray, t: float, stamp: float, enabled: bool = True, flags=()):
