@@ -1,0 +1,305 @@
+"""recorder_node: record ROS 2 topics into one rosbag2 (MCAP) bag per episode.
+
+A thin rclpy shell over :class:`robot_capture.record.recorder.Recorder`.
+
+Subscriptions are ``raw=True`` (CDR bytes, never deserialized); the MessageInfo
+gives ``log_time`` = ``received_timestamp`` and ``publish_time`` =
+``source_timestamp`` (ns), plus the publication sequence number and publisher
+GID used to count drops. Topics are (re)discovered every
+``discovery_interval_s``; the subscription QoS adapts to the publishers' offers
+like rosbag2 (``robot_capture.bag.qos.adapt_request_to_offers``: best effort if
+any publisher is, transient local only if all are) with a history depth of at
+least ``qos_depth``; the offers go into the bag's ``offered_qos_profiles``.
+Executor: rclpy's SingleThreadedExecutor. The experimental EventsExecutor was
+tried (rclpy 9.1.2 wheels): ``spin_once`` raised SystemError and services went
+unanswered, so it is not used.
+
+Services (std_srvs/Trigger, node-private; ``message`` is the bag path or the error):
+    ~/start_episode          start an episode with the current task/operator/scene/notes
+    ~/stop_episode           stop with the label in parameter ``episode_success``
+                             (true/false; anything else = unlabelled ``unknown``),
+                             which is reset to ``unknown`` after every stop
+    ~/stop_episode_success   stop, labelled success
+    ~/stop_episode_failure   stop, labelled failure
+    ~/discard_episode        stop and delete the episode's bag directory
+    ~/split                  continue the episode in the next ``<name>_<n>.mcap``
+
+Parameters (``--ros-args -p name:=value``):
+    output_dir: "recordings"       topics: []  all: false  regex: ""  exclude: ""
+    task, operator, scene, notes: ""  (read at each start)   episode_success: "unknown"
+    compression: none|lz4|zstd ("zstd")  compression_level: -100 (= library default)
+    chunk_size: 4194304   max_bag_size: 0 (bytes, 0 = no split)   max_bag_duration_s: 0.0
+    flush_interval_s: 1.0 (bounds what a SIGKILL loses)   fsync: true
+    disk_min_free_mb: 1024.0 (disk guard; 0 = off)
+    robot: "" (attach its URDF and config/robots/<robot>.yaml)  urdf: ""  attach_configs: []
+    auto_start: false (start an episode at launch)   discovery_interval_s: 1.0
+    diagnostics_rate_hz: 1.0   qos_depth: 100
+
+Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` status
+(state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
+(rate_hz, messages, bytes, drops, gaps, max_gap_s, expected_period_s, problems).
+SIGINT/SIGTERM: the open episode is closed and metadata.yaml written.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import rclpy
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rcl_interfaces.msg import ParameterDescriptor
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from std_srvs.srv import Trigger
+
+from robot_capture.bag import WriterOptions
+from robot_capture.bag.qos import adapt_request_to_offers
+from robot_capture.nodes._qos import import_message, offered_qos, qos_from_dict, run_node
+from robot_capture.record.episode import EpisodeInfo
+from robot_capture.record.recorder import Recorder
+from robot_capture.record.selection import TopicSelection
+
+_OK, _WARN, _ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+PARAMS = {
+    "output_dir": "recordings", "topics": Parameter.Type.STRING_ARRAY, "all": False, "regex": "", "exclude": "",
+    "task": "", "operator": "", "scene": "", "notes": "",
+    "compression": "zstd", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
+    "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
+    "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
+    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "qos_depth": 100,
+}
+
+
+def _label(value) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    return True if v in ("true", "1", "yes", "success") else False if v in ("false", "0", "no", "failure") else None
+
+
+def _attachments(robot: str, urdf: str, configs) -> list[Path]:
+    out = [Path(p) for p in configs or [] if p]
+    if urdf:
+        out.insert(0, Path(urdf))
+    elif robot:
+        try:
+            from robot_capture.retarget.mapping import RobotMapping
+
+            m = RobotMapping.load(robot)
+            out.insert(0, Path(m.urdf))
+            yaml_path = getattr(m, "path", None)
+            if yaml_path is None:
+                from robot_capture.paths import config_dir
+
+                cand = config_dir() / "robots" / f"{robot}.yaml"
+                yaml_path = cand if cand.is_file() else None
+            if yaml_path:
+                out.append(Path(yaml_path))
+        except Exception as exc:  # noqa: BLE001 - a wrong robot name must not stop recording
+            print(f"recorder: cannot resolve robot {robot!r} for attachments: {exc}", file=sys.stderr)
+    return out
+
+
+class _StderrLog:
+    """Logger used after rclpy shut down (rosout is gone by then)."""
+
+    def _say(self, level, msg):
+        print(f"[{level}] [recorder]: {msg}", file=sys.stderr)
+
+    def info(self, msg):
+        self._say("INFO", msg)
+
+    def warning(self, msg):
+        self._say("WARN", msg)
+
+    def error(self, msg):
+        self._say("ERROR", msg)
+
+
+class RecorderNode(Node):
+    """The recorder node (see the module docstring for services and parameters)."""
+
+    def __init__(self, parameter_overrides=None, name: str = "recorder"):
+        super().__init__(name, parameter_overrides=parameter_overrides or [])
+        dyn = ParameterDescriptor(dynamic_typing=True)
+        for key, default in PARAMS.items():
+            self.declare_parameter(key, default)
+        self.declare_parameter("episode_success", "unknown", dyn)
+        p = self._p
+        level = int(p("compression_level"))
+        opts = WriterOptions(compression=str(p("compression")), compression_level=None if level == -100 else level,
+                             chunk_size=int(p("chunk_size")), max_bag_size=int(p("max_bag_size")),
+                             max_bag_duration_s=float(p("max_bag_duration_s")),
+                             flush_interval_s=float(p("flush_interval_s")), fsync=bool(p("fsync")))
+        self.selection = TopicSelection(topics=p("topics") or [], all=bool(p("all")), regex=p("regex") or None,
+                                        exclude=p("exclude") or None)
+        self.rec = Recorder(p("output_dir"), opts,
+                            attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
+                            disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
+        self._subs: dict[str, object] = {}
+        self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
+        self._depth = int(p("qos_depth"))
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        for srv, fn in (("start_episode", self._srv_start), ("stop_episode", self._srv_stop),
+                        ("stop_episode_success", lambda q, r: self._srv_stop(q, r, True)),
+                        ("stop_episode_failure", lambda q, r: self._srv_stop(q, r, False)),
+                        ("discard_episode", self._srv_discard), ("split", self._srv_split)):
+            self.create_service(Trigger, f"~/{srv}", fn)
+        self.create_timer(max(0.05, float(p("discovery_interval_s"))), self.discover)
+        rate = float(p("diagnostics_rate_hz"))
+        if rate > 0:
+            self.create_timer(1.0 / rate, self.publish_diagnostics)
+        self.discover()
+        if bool(p("auto_start")):
+            path = self.rec.start_episode(self._episode_info())
+            self.get_logger().info(f"auto_start: recording {path}")
+
+    def _p(self, name):
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:  # string arrays declared without a default
+            return None
+
+    def _episode_info(self) -> EpisodeInfo:
+        return EpisodeInfo(task=str(self._p("task")), operator=str(self._p("operator")),
+                           scene=str(self._p("scene")), notes=str(self._p("notes")))
+
+    # ---------------------------------------------------------------- discovery
+    def discover(self) -> None:
+        """Subscribe to every selected topic not yet subscribed; flag type changes."""
+        for topic, types in self.selection.select(self.get_topic_names_and_types()):
+            if topic in self._subs:
+                known = self.rec.topics.get(topic)
+                for t in types:
+                    if t != known:
+                        self.rec.add_topic(topic, t)  # counts and warns (once) on a type change
+                continue
+            if self._refused.get(topic) == tuple(types):
+                continue
+            self._subscribe(topic, types)
+
+    def _subscribe(self, topic: str, types: list[str]) -> None:
+        chosen, cls = None, None
+        for t in types:
+            cls = import_message(t)
+            if cls is not None:
+                chosen = t
+                break
+        if chosen is None:
+            self._refused[topic] = tuple(types)
+            self.rec.problem(topic, "unknown_type", f"topic {topic}: no installed message type among {types}; "
+                             "not recorded (install the interface package)")
+            return
+        if len(types) > 1:
+            self.rec.problem(topic, "type_change", f"topic {topic} has several types {types}; recording {chosen}")
+        offers = offered_qos(self, topic, chosen)
+        req = adapt_request_to_offers(offers)
+        depth = max([self._depth] + [int(o.get("depth", 0)) for o in offers])
+        if not self.rec.add_topic(topic, chosen, offers):
+            self._refused[topic] = tuple(types)
+            return
+        rec_on_message, rec_on_lost = self.rec.on_message, self.rec.on_lost
+
+        def callback(data, info, _topic=topic, _type=chosen):
+            gid = info.get("publisher_gid")
+            rec_on_message(_topic, _type, data, info["received_timestamp"], info["source_timestamp"],
+                           info.get("publication_sequence_number"), gid["data"] if gid else None)
+
+        events = SubscriptionEventCallbacks(
+            message_lost=lambda ev, _topic=topic: rec_on_lost(_topic, ev.total_count_change),
+            incompatible_qos=lambda ev, _topic=topic: self.rec.problem(
+                _topic, "incompatible_qos", f"topic {_topic}: a publisher's QoS is incompatible with the "
+                f"recorder's request ({req['reliability']}, {req['durability']})"),
+            use_default_callbacks=False)
+        try:
+            self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True,
+                                                         event_callbacks=events)
+        except Exception as exc:  # noqa: BLE001 - e.g. message_lost unsupported by an rmw
+            self.get_logger().warning(f"{topic}: subscribing with event callbacks failed ({exc}); retrying without")
+            self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True)
+        self.get_logger().info(f"recording {topic} [{chosen}] {req['reliability']}/{req['durability']}")
+
+    # ---------------------------------------------------------------- services
+    def _reply(self, response, fn):
+        try:
+            response.message = str(fn())
+            response.success = True
+        except Exception as exc:  # noqa: BLE001 - services report errors, never raise
+            response.success = False
+            response.message = str(exc)
+        return response
+
+    def _srv_start(self, _req, response):
+        return self._reply(response, lambda: self.rec.start_episode(self._episode_info()))
+
+    def _srv_stop(self, _req, response, success=None):
+        if success is None:
+            success = _label(self._p("episode_success"))
+
+        def stop():
+            path = self.rec.stop_episode(success)
+            self.set_parameters([Parameter("episode_success", value="unknown")])
+            return path
+
+        return self._reply(response, stop)
+
+    def _srv_discard(self, _req, response):
+        return self._reply(response, self.rec.discard_episode)
+
+    def _srv_split(self, _req, response):
+        return self._reply(response, self.rec.split)
+
+    # ---------------------------------------------------------------- diagnostics
+    def publish_diagnostics(self) -> None:
+        """Tick the recorder (rates, disk guard) and publish one DiagnosticArray."""
+        self.rec.tick()
+        s = self.rec.status()
+        arr = DiagnosticArray()
+        arr.header.stamp = self.get_clock().now().to_msg()
+        top = DiagnosticStatus(name="recorder", hardware_id=self.get_fully_qualified_name())
+        top.level = _ERROR if s["last_error"] else _OK
+        top.message = s["last_error"] or (f"recording {s['episode']}" if s["episode"] else "idle")
+        top.values = [KeyValue(key=k, value=str(v)) for k, v in (
+            ("state", s["state"]), ("episode", s["episode"]), ("episode_path", s["episode_path"]),
+            ("episode_elapsed_s", f"{s['episode_elapsed_s']:.1f}"),
+            ("disk_free_mb", f"{s['disk_free_bytes'] / 1e6:.0f}"), ("episodes_recorded", s["episodes_recorded"]),
+            ("topics", len(self._subs)))]
+        arr.status.append(top)
+        for topic, t in sorted(s["topics"].items()):
+            st = DiagnosticStatus(name=f"recorder: {topic}", hardware_id=t["type"])
+            bad = t["drops"] or t["problems"]
+            st.level = _WARN if bad else _OK
+            st.message = ", ".join(f"{k} x{n}" for k, n in t["problems"].items()) or (
+                f"{t['drops']} dropped" if t["drops"] else "ok")
+            st.values = [KeyValue(key=k, value=str(v)) for k, v in (
+                ("rate_hz", f"{t['rate_hz']:.2f}"), ("messages", t["messages"]), ("bytes", t["bytes"]),
+                ("drops", t["drops"]), ("gaps", t["gaps"]), ("max_gap_s", f"{t['max_gap_s']:.4f}"),
+                ("expected_period_s", f"{t['expected_period_s']:.4f}"), ("received", t["received"]),
+                ("problems", sum(t["problems"].values())))]
+            arr.status.append(st)
+        self._diag_pub.publish(arr)
+
+    def shutdown(self) -> None:
+        """Close the open episode (metadata.yaml written). Safe to call twice."""
+        self.rec.log = _StderrLog()  # the rclpy context may already be shut down (SIGINT/SIGTERM)
+        path = self.rec.close()
+        if path is not None:
+            print(f"recorder: episode closed: {path}", file=sys.stderr)
+
+
+def run(parameter_overrides=None, args=None) -> int:
+    """Run the node until SIGINT/SIGTERM (``parameter_overrides``: list of rclpy Parameters)."""
+    return run_node(lambda overrides: RecorderNode(overrides), "shutdown", args=args,
+                    parameter_overrides=parameter_overrides)
+
+
+def main(args=None) -> int:
+    """Entry point of ``ros2 run robot_capture recorder_node [--ros-args ...]``."""
+    return run(args=sys.argv if args is None else args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
