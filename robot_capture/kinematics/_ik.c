@@ -374,6 +374,8 @@ typedef struct {
     double *ttol_p, *ttol_o;                 /* per-task tolerances (see update_tolerances) */
     int max_iter, use_vel;
     /* workspace */
+    double *q_fk;                            /* configuration of the poses in `pose` (if fk_valid) */
+    int fk_valid;
     double *pose, *q, *qprev, *lo, *hi, *H, *g, *dq, *A, *rhs, *grad, *dlo, *dhi, *jbuf, *M, *err, *invd, *Hc, *gc, *dc;
     int *state, *fidx;
     /* outputs */
@@ -665,7 +667,12 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
     int status = ST_MAX_ITERATIONS, it = 0, stalled = 0;
     double E, E_acc = INFINITY, boost = 1.0;
     for (;;) {
-        kin_fk_list(s->kin, s->q, s->fk_list, s->n_fk, s->pose);
+        /* warm start from the previous solution: its FK is still in `pose` */
+        if (!s->fk_valid || memcmp(s->q, s->q_fk, sizeof(double) * (size_t)nq) != 0) {
+            kin_fk_list(s->kin, s->q, s->fk_list, s->n_fk, s->pose);
+            memcpy(s->q_fk, s->q, sizeof(double) * (size_t)nq);
+            s->fk_valid = 1;
+        }
         int conv = task_residuals(s, targets, pe, oe, te, &E);
         if (s->ntarget == 0) conv = stalled; /* posture-only: converged when the step vanishes */
         if (conv) { status = ST_CONVERGED; break; }
@@ -781,7 +788,7 @@ static void Solver_release(SolverObject *s) {
                     s->qref, s->dstart, s->dofs, s->ca_start, s->ca_link, s->ca_col, s->cb_start, s->cb_link,
                     s->cb_col, s->jstart, s->needed, s->pose, s->q, s->lo, s->hi, s->H, s->g, s->dq, s->A,
                     s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->M, s->err, s->state, s->fidx, s->invd, s->Hc,
-                    s->gc, s->dc, s->fk_list, s->cstart, s->cdofs, s->ttol_p, s->ttol_o, s->qprev};
+                    s->gc, s->dc, s->fk_list, s->cstart, s->cdofs, s->ttol_p, s->ttol_o, s->qprev, s->q_fk};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) free(ptrs[i]);
     if (s->have_out) {
         PyBuffer_Release(&s->out_task); PyBuffer_Release(&s->out_pos); PyBuffer_Release(&s->out_ori);
@@ -879,7 +886,8 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     free(mark);
     self->dstart[nt] = nd_tot; self->ca_start[nt] = na; self->cb_start[nt] = nb; self->jstart[nt] = jtot;
     self->ntarget = ntarget;
-    ALLOC(self->pose, 12 * nl, double); ALLOC(self->q, nq, double); ALLOC(self->qprev, nq, double); ALLOC(self->lo, nq, double);
+    ALLOC(self->pose, 12 * nl, double); ALLOC(self->q, nq, double); ALLOC(self->qprev, nq, double);
+    ALLOC(self->q_fk, nq, double); ALLOC(self->lo, nq, double);
     ALLOC(self->hi, nq, double); ALLOC(self->H, nq * nq, double); ALLOC(self->g, nq, double);
     ALLOC(self->dq, nq, double); ALLOC(self->A, nq * nq, double); ALLOC(self->rhs, nq, double);
     ALLOC(self->grad, nq, double); ALLOC(self->dlo, nq, double); ALLOC(self->dhi, nq, double);
