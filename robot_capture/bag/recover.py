@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 _MAGIC = b"\x89MCAP0\r\n"
 _CHUNK_REWRITE_SIZE = 4 * 1024 * 1024
+_PROGRESS_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -198,7 +199,7 @@ def _first_chunk_compression(buf, end: int) -> str:
     return "none"
 
 
-def _rebuild(path: Path, out: Path) -> tuple[_Scan | None, McapFileWriter | None, str]:
+def _rebuild(path: Path, out: Path, progress=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
     """Scan ``path`` and rewrite its complete records to ``out``. Returns (scan, writer
     (flushed, not finished), why the scan stopped); (None, None, why) if not MCAP."""
     with open(path, "rb") as f:
@@ -213,8 +214,12 @@ def _rebuild(path: Path, out: Path) -> tuple[_Scan | None, McapFileWriter | None
                            chunk_size=_CHUNK_REWRITE_SIZE, library="robot_capture recover")
         s = _Scan(w)
         pos = 8
+        next_report = _PROGRESS_BYTES
         try:
             while True:
+                if progress and pos >= next_report:
+                    progress(f"{path.name}: scanned {pos / 1e6:.0f} of {size / 1e6:.0f} MB")
+                    next_report += _PROGRESS_BYTES
                 if pos + 9 > size:
                     s.stopped_at = f"{size - pos} trailing byte(s) at byte {pos}" if pos < size else ""
                     break
@@ -332,7 +337,7 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             tmp = path.with_name(path.name + ".recovering")
             if tmp.exists():
                 tmp.unlink()
-            scan, w, why = _rebuild(path, tmp)
+            scan, w, why = _rebuild(path, tmp, progress)
             if scan is None or (not scan.channels and w.message_count == 0):
                 if w is not None:
                     w.close_fd()
