@@ -19,9 +19,13 @@
  *
  * with the Levenberg-Marquardt damping of Sugihara (2011), "Solvability-unconcerned inverse
  * kinematics by the Levenberg-Marquardt method", IEEE T-RO 27(5):984-991:
- * lambda = E(q) + w_bar, E = 1/2 sum_t e_t^T W_t e_t, w_bar = the user's `damping`.
+ * lambda = boost * (mu * E(q) + w_bar), E = 1/2 sum_t e_t^T W_t e_t, w_bar = `damping`,
+ * mu = `error_damping` (1 in the paper). Steps that raise E are rejected and boost grows 10x
+ * (classical LM acceptance); it shrinks 10x per accepted step, down to 1.
  * The box (position limits intersected with q0 -/+ vmax*dt) is handled by a clamp-aware
- * active-set re-solve of the damped normal equations (see box_qp). No allocation per solve;
+ * active-set re-solve of the damped normal equations (see box_qp), one small problem per
+ * independent block of joints (e.g. each arm). Convergence: every frame task within
+ * tolerance (scaled by sqrt(c_max / c) for lower-cost tasks). No allocation per solve;
  * the numeric core runs without the GIL. A solver object must not be used from two threads
  * at once (it raises RuntimeError if re-entered); use one solver per thread.
  */
