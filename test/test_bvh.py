@@ -175,3 +175,20 @@ def test_unknown_skeleton_is_a_clear_error(tmp_path):
     p.write_text(GOOD)
     with pytest.raises(ValueError, match="no known naming convention"):
         load_bvh(p)
+
+
+def test_openxr_hand_joints_where_present(data_dir):
+    from robot_capture.retarget.pose import OPENXR_HAND_JOINTS
+
+    cc = load_bvh(data_dir / "motion" / "cmu_02_05_punch_strike.bvh").human_poses()
+    for side in ("left", "right"):
+        names = [k[len(side) + 6:] for k in cc.keypoints if k.startswith(f"{side}_hand_")]
+        assert set(names) <= set(OPENXR_HAND_JOINTS)
+        assert {"wrist", "thumb_distal", "index_proximal", "little_distal"} <= set(names)
+        # phalanges are a few cm long and point along the hand (-z of the wrist frame)
+        a, b = cc.keypoints[f"{side}_hand_index_proximal"], cc.keypoints[f"{side}_hand_index_intermediate"]
+        assert 0.015 < np.median(np.linalg.norm(b[:, :3, 3] - a[:, :3, 3], axis=1)) < 0.06
+        dots = np.sum(cc.keypoints[f"{side}_hand_middle_proximal"][:, :3, 2] * cc.keypoints[f"{side}_wrist"][:, :3, 2], 1)
+        assert np.median(dots) > 0.8
+    cg = load_bvh(data_dir / "motion" / "cmu_131_01_start_walk_stop.bvh").human_poses()
+    assert not any("_hand_" in k for k in cg.keypoints)  # cgspeed has no finger joints

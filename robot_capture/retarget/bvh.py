@@ -240,8 +240,11 @@ class BvhClip:
         self._index = {j.name: k for k, j in enumerate(joints)}
         self.joint_names = [j.name for j in joints if not j.is_end]
         self._P = _axes_matrix(mapping.get("bvh_axes", {"forward": "+z", "left": "+x", "up": "+y"}))
-        for kp, spec in mapping["keypoints"].items():
-            for ref in self._refs(spec):
+        checks = [(kp, self._refs(spec)) for kp, spec in mapping["keypoints"].items()]
+        checks += [(f"hands.{side}", [h["wrist"], *h["thumb_side"], *h["joints"].values()])
+                   for side, h in (mapping.get("hands") or {}).items()]
+        for kp, refs in checks:
+            for ref in refs:
                 if ref not in self._index:
                     raise ValueError(f"{path}: mapping {self.convention!r} keypoint {kp!r} names "
                                      f"unknown BVH joint {ref!r}")
@@ -341,7 +344,11 @@ class BvhClip:
 
     def _compute(self):
         km = self.mapping["keypoints"]
-        refs = sorted({r for spec in km.values() for r in self._refs(spec)})
+        hands = self.mapping.get("hands") or {}
+        refs = {r for spec in km.values() for r in self._refs(spec)}
+        for h in hands.values():
+            refs |= {h["wrist"], *h["thumb_side"], *h["joints"].values()}
+        refs = sorted(refs)
         rot_refs = sorted({spec["rotation_from"] for spec in km.values() if "rotation_from" in spec})
         pos, rot = self._fk(refs, rot_names=rot_refs)
         n = self.n_frames
@@ -369,11 +376,42 @@ class BvhClip:
             world[kp] = T
         for kp, src in pending:
             world[kp][:, :3, :3] = world[src][:, :3, :3]
+        for side, h in hands.items():
+            world.update(self._hand_keypoints(side, h, pos, world[f"{side}_wrist"] if f"{side}_wrist" in world else None))
         self._world_pelvis = world["pelvis"].copy()
         inv = invert_transform(self._world_pelvis)
         body = {kp: inv @ T for kp, T in world.items()}
         stamps = np.arange(n) * self.frame_time
         self._batch = HumanPoseBatch(body, stamps)
+
+    @staticmethod
+    def _hand_keypoints(side, h, pos, wrist_T) -> dict:
+        """OpenXR hand keypoints present in the rig (see config ``hands``): world (N,4,4)."""
+        from robot_capture.retarget.pose import OPENXR_HAND_JOINTS
+
+        joints = h["joints"]
+        n = pos[h["wrist"]].shape[0]
+        thumb_side = pos[h["thumb_side"][1]] - pos[h["thumb_side"][0]]
+        out = {}
+        if wrist_T is not None:
+            out[f"{side}_hand_wrist"] = wrist_T.copy()
+            finger_dir = -wrist_T[:, :3, 2]
+        else:
+            finger_dir = None
+        for finger in ("thumb", "index", "middle", "ring", "little"):
+            chain = [(j, joints[j]) for j in OPENXR_HAND_JOINTS if j.startswith(finger + "_") and j in joints]
+            for k, (name, bone) in enumerate(chain):
+                if k + 1 < len(chain):
+                    z = pos[bone] - pos[chain[k + 1][1]]  # -z toward the next joint (the tip)
+                else:
+                    z = pos[chain[k - 1][1]] - pos[bone] if k > 0 else pos[h["wrist"]] - pos[bone]
+                hint = finger_dir if (finger == "thumb" and finger_dir is not None) else thumb_side
+                T = np.zeros((n, 4, 4))
+                T[:, :3, :3] = frame_from_axes(z, hint)
+                T[:, :3, 3] = pos[bone]
+                T[:, 3, 3] = 1.0
+                out[f"{side}_hand_{name}"] = T
+        return out
 
     def human_poses(self) -> HumanPoseBatch:
         """All frames as a :class:`HumanPoseBatch` in the pelvis body frame (cached)."""
