@@ -1,0 +1,45 @@
+"""``robot-capture play BAG``: run the player node in this process (see player_node)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "publish a bag's stored CDR bytes back onto ROS 2 topics"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "play", help=HELP,
+        description="Publish the messages of a rosbag2 MCAP bag directory as stored (CDR bytes, no "
+                    "deserialization), in receive-time order across split files, with each topic's "
+                    "recorded QoS.",
+        epilog="Example: robot-capture play recordings/20250101-120000_pick_0000 --rate 2 "
+               "--topics /joint_states --remap /joint_states:=/replay/joint_states --clock 100")
+    p.add_argument("bag", help="bag directory")
+    p.add_argument("-r", "--rate", type=float, default=1.0, help="speed factor (default 1.0)")
+    p.add_argument("-l", "--loop", action="store_true", help="play again and again until Ctrl-C")
+    p.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the first S seconds")
+    p.add_argument("--topics", nargs="+", default=[], help="only these topics")
+    p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish FROM under name TO")
+    p.add_argument("--clock", type=float, default=0.0, metavar="HZ",
+                   help="publish /clock (rosgraph_msgs/Clock) with the bag time at HZ (default off)")
+    p.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
+                   help="before playing, wait (up to 10 s) until each topic has N subscribers")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="sleep S seconds before playing")
+    return p
+
+
+def run(args) -> int:
+    from rclpy.parameter import Parameter
+
+    from robot_capture.nodes import player_node
+
+    params = [Parameter("bag", value=str(args.bag)), Parameter("rate", value=float(args.rate)),
+              Parameter("loop", value=bool(args.loop)), Parameter("start_offset_s", value=float(args.start_offset)),
+              Parameter("clock_hz", value=float(args.clock)),
+              Parameter("wait_for_subscribers", value=int(args.wait_for_subscribers)),
+              Parameter("start_delay_s", value=float(args.delay))]
+    if args.topics:
+        params.append(Parameter("topics", Parameter.Type.STRING_ARRAY, list(args.topics)))
+    if args.remap:
+        params.append(Parameter("remap", Parameter.Type.STRING_ARRAY, list(args.remap)))
+    return player_node.run(params, args=["robot-capture"])

@@ -1,0 +1,75 @@
+"""``robot-capture record``: run the recorder node in this process (see recorder_node)."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "record ROS 2 topics into episode bags (fronts the recorder node)"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "record", help=HELP,
+        description="Record ROS 2 topics into rosbag2 MCAP bag directories, one per episode, named "
+                    "<YYYYmmdd-HHMMSS>_<task-slug>_<seq> in --output. Messages are stored as received "
+                    "(raw CDR); QoS adapts to the publishers; new topics are picked up while recording. "
+                    "By default an episode starts at once; with --no-auto-start, drive episodes with the "
+                    "node's services (/recorder/start_episode, stop_episode, stop_episode_success, "
+                    "stop_episode_failure, discard_episode, split: std_srvs/Trigger). Status on /diagnostics.",
+        epilog="Ctrl-C or SIGTERM closes the open episode and writes metadata.yaml. "
+               "Example: robot-capture record -a -x '^/rosout$' --task 'pick cube' -o recordings")
+    p.add_argument("topics", nargs="*", help="topics to record")
+    p.add_argument("-a", "--all", action="store_true", help="record every (non-hidden) topic")
+    p.add_argument("-e", "--regex", default="", help="also record topics matching this regex (re.search)")
+    p.add_argument("-x", "--exclude", default="", help="never record topics matching this regex")
+    p.add_argument("-o", "--output", default="recordings", help="folder receiving the episode bags")
+    p.add_argument("--task", default="", help="task label (free text; the folder name uses a safe slug)")
+    p.add_argument("--operator", default="", help="operator label")
+    p.add_argument("--scene", default="", help="scene label")
+    p.add_argument("--notes", default="", help="free notes")
+    p.add_argument("--compression", choices=("none", "lz4", "zstd"), default="zstd", help="MCAP chunk compression")
+    p.add_argument("--compression-level", type=int, default=None, help="lz4/zstd level (default: library's)")
+    p.add_argument("--chunk-size", type=int, default=4 * 1024 * 1024, help="bytes per MCAP chunk (default 4 MiB)")
+    p.add_argument("--max-bag-size", type=int, default=0, help="split files at this many bytes (0: never)")
+    p.add_argument("--max-bag-duration", type=float, default=0.0, help="split files every S seconds (0: never)")
+    p.add_argument("--flush-interval", type=float, default=1.0,
+                   help="seconds of data a crash (SIGKILL) can lose at most (default 1)")
+    p.add_argument("--disk-min-free-mb", type=float, default=1024.0,
+                   help="stop the episode when free space drops below this (MB; 0: off)")
+    p.add_argument("--robot", default="", help="robot name: attach its URDF and mapping config")
+    p.add_argument("--urdf", default="", help="URDF file to attach (overrides --robot's)")
+    p.add_argument("--attach", action="append", default=[], metavar="FILE", help="config file to attach (repeat)")
+    p.add_argument("--no-auto-start", action="store_true", help="wait for ~/start_episode instead")
+    p.add_argument("--discovery-interval", type=float, default=1.0, help="topic discovery poll period (s)")
+    p.add_argument("--node-name", default="recorder", help="node name (services are /<name>/...)")
+    return p
+
+
+def overrides(args) -> list:
+    """rclpy Parameters equivalent to the CLI flags."""
+    from rclpy.parameter import Parameter
+
+    values = {
+        "output_dir": args.output, "all": bool(args.all), "regex": args.regex, "exclude": args.exclude,
+        "task": args.task, "operator": args.operator, "scene": args.scene, "notes": args.notes,
+        "compression": args.compression,
+        "compression_level": -100 if args.compression_level is None else int(args.compression_level),
+        "chunk_size": int(args.chunk_size), "max_bag_size": int(args.max_bag_size),
+        "max_bag_duration_s": float(args.max_bag_duration), "flush_interval_s": float(args.flush_interval),
+        "disk_min_free_mb": float(args.disk_min_free_mb), "robot": args.robot, "urdf": args.urdf,
+        "auto_start": not args.no_auto_start, "discovery_interval_s": float(args.discovery_interval),
+    }
+    out = [Parameter(k, value=v) for k, v in values.items()]
+    if args.topics:
+        out.append(Parameter("topics", Parameter.Type.STRING_ARRAY, list(args.topics)))
+    if args.attach:
+        out.append(Parameter("attach_configs", Parameter.Type.STRING_ARRAY, list(args.attach)))
+    return out
+
+
+def run(args) -> int:
+    if not (args.topics or args.all or args.regex):
+        print("error: give topics, --all or --regex")
+        return 2
+    from robot_capture.nodes import recorder_node
+
+    return recorder_node.run(overrides(args), args=["robot-capture", "--ros-args", "-r", f"__node:={args.node_name}"])

@@ -1,0 +1,159 @@
+"""player_node: publish a bag's stored CDR bytes back onto ROS 2 topics.
+
+Messages are published as stored (``Publisher.publish(bytes)``: no
+deserialization), in ``log_time`` order across split files, on the schedule of
+:class:`robot_capture.record.playback.PlaybackClock`. Each topic's publisher uses
+the QoS recorded in the bag's ``offered_qos_profiles``.
+
+Parameters (``--ros-args -p name:=value``):
+    bag: "" (bag directory, required)   rate: 1.0   loop: false   start_offset_s: 0.0
+    topics: [] (only these; empty = all)   remap: [] ("from:=to" strings)
+    clock_hz: 0.0 (publish rosgraph_msgs/Clock on /clock at this rate; 0 = off)
+    wait_for_subscribers: 0 (before playing, wait until every publisher has this many
+        subscriptions, up to wait_timeout_s: 10.0)   start_delay_s: 0.0
+Exits 0 when playback is done (never with ``loop``), on SIGINT/SIGTERM too.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from robot_capture.nodes._qos import import_message, qos_from_dict
+from robot_capture.record.playback import PlaybackClock, parse_remaps, publisher_qos
+
+PARAMS = {"bag": "", "rate": 1.0, "loop": False, "start_offset_s": 0.0, "topics": Parameter.Type.STRING_ARRAY,
+          "remap": Parameter.Type.STRING_ARRAY, "clock_hz": 0.0, "wait_for_subscribers": 0,
+          "wait_timeout_s": 10.0, "start_delay_s": 0.0}
+
+
+class PlayerNode(Node):
+    """Publishers for a bag's topics; :meth:`play` runs the schedule (see module docstring)."""
+
+    def __init__(self, parameter_overrides=None, name: str = "player"):
+        super().__init__(name, parameter_overrides=parameter_overrides or [])
+        for key, default in PARAMS.items():
+            self.declare_parameter(key, default)
+        from robot_capture.bag import BagReader
+
+        bag = str(self._p("bag") or "")
+        if not bag:
+            raise ValueError("parameter 'bag' (the bag directory) is required")
+        self.reader = BagReader(bag)
+        wanted = {"/" + t.lstrip("/") for t in (self._p("topics") or []) if t}
+        self.remap = parse_remaps(self._p("remap") or [])
+        self.clock = PlaybackClock(self.reader.metadata.starting_time_ns, float(self._p("rate")),
+                                   float(self._p("start_offset_s")))
+        self.pubs = {}
+        for topic, info in self.reader.topics.items():
+            if wanted and topic not in wanted:
+                continue
+            cls = import_message(info.type)
+            if cls is None:
+                self.get_logger().warning(f"{topic}: type {info.type} not installed; not played")
+                continue
+            out = self.remap.get(topic, topic)
+            self.pubs[topic] = self.create_publisher(cls, out, qos_from_dict(publisher_qos(info.qos)))
+        if wanted - set(self.reader.topics):
+            self.get_logger().warning(f"topics not in the bag: {sorted(wanted - set(self.reader.topics))}")
+        self.clock_pub = None
+        hz = float(self._p("clock_hz"))
+        if hz > 0:
+            from rosgraph_msgs.msg import Clock
+
+            self._Clock = Clock
+            self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+            self._clock_period = 1.0 / hz
+            self._clock_next = 0.0
+        self.published = 0
+
+    def _p(self, name):
+        try:
+            return self.get_parameter(name).value
+        except ParameterUninitializedException:
+            return None
+
+    def _tick_clock(self) -> None:
+        if self.clock_pub is None:
+            return
+        now = time.monotonic()
+        if now >= self._clock_next:
+            ns = self.clock.bag_now_ns()
+            msg = self._Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
+            self.clock_pub.publish(msg)
+            self._clock_next = now + self._clock_period
+
+    def _sleep_until_due(self, log_time_ns: int) -> bool:
+        while rclpy.ok(context=self.context):
+            self._tick_clock()
+            dt = self.clock.due_in(log_time_ns)
+            if dt <= 0:
+                return True
+            time.sleep(min(dt, 0.02))
+        return False
+
+    def wait_for_subscribers(self) -> bool:
+        """Wait until every publisher has ``wait_for_subscribers`` matches (or the timeout)."""
+        n = int(self._p("wait_for_subscribers"))
+        deadline = time.monotonic() + float(self._p("wait_timeout_s"))
+        while n > 0 and rclpy.ok(context=self.context) and time.monotonic() < deadline:
+            if all(p.get_subscription_count() >= n for p in self.pubs.values()):
+                return True
+            time.sleep(0.05)
+        return n <= 0
+
+    def play(self) -> int:
+        """Publish the bag (again and again with ``loop``); returns messages published."""
+        if not self.wait_for_subscribers():
+            self.get_logger().warning("not every topic has its subscribers; playing anyway")
+        delay = float(self._p("start_delay_s"))
+        if delay > 0:
+            time.sleep(delay)
+        topics = list(self.pubs)
+        while rclpy.ok(context=self.context):
+            self.clock.restart()
+            for m in self.reader.messages(topics=topics, start_ns=self.clock.start_ns):
+                if not self._sleep_until_due(m.log_time_ns):
+                    return self.published
+                self.pubs[m.topic].publish(m.data)
+                self.published += 1
+            if not bool(self._p("loop")):
+                break
+        return self.published
+
+
+def run(parameter_overrides=None, args=None) -> int:
+    """Play until done or SIGINT/SIGTERM. Returns the exit code."""
+    from robot_capture.ros_env import ensure_ament_prefix
+
+    ensure_ament_prefix()
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = PlayerNode(parameter_overrides)
+        n = node.play()
+        print(f"player: published {n} messages", file=sys.stderr)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(args=None) -> int:
+    """Entry point of ``ros2 run robot_capture player_node --ros-args -p bag:=DIR``."""
+    return run(args=sys.argv if args is None else args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
