@@ -3,8 +3,8 @@
 The load mirrors the recorder benchmark (issue 2): ``cameras`` x 640x480 rgb8 Image
 at 30 Hz, a 30-joint JointState at 1 kHz and a 200 Hz exoskeleton JointState
 (14 joints), for ``seconds`` of simulated time. Payloads are real CDR
-(``rclpy.serialization``); a pool of 8 distinct images per camera is reused so
-memory stays bounded. Both writers get identical messages, chunk size and chunk
+(``rclpy.serialization``); a pool of 12 distinct noise images is cycled so that
+memory stays bounded and no image repeats within a chunk. Both writers get identical messages, chunk size and chunk
 compression; the plain writer gets the same schemas and channels (profile ros2).
 
 Figures: payload MB/s over wall time and over process CPU time (the recorder's
@@ -33,7 +33,7 @@ def make_load(seconds: float = 10.0, cameras: int = 3, joints: int = 30, t0_ns: 
     streams = []
     pool = []
     rng = np.random.default_rng(0)
-    for k in range(8):
+    for k in range(12):
         m = Image()
         m.height, m.width, m.encoding, m.step = 480, 640, "rgb8", 1920
         m.header.frame_id = "cam_optical_frame"
@@ -43,7 +43,8 @@ def make_load(seconds: float = 10.0, cameras: int = 3, joints: int = 30, t0_ns: 
         topic = f"/camera/cam{c}/image_raw"
         types[topic] = "sensor_msgs/msg/Image"
         n = int(seconds * 30)
-        streams += [(t0_ns + int(i * 1e9 / 30) + c * 1000, topic, pool[(i + c) % 8]) for i in range(n)]
+        # consecutive images in the stream are distinct: no repeat within a chunk to flatter compression
+        streams += [(t0_ns + int(i * 1e9 / 30) + c * 1000, topic, pool[(i * cameras + c) % 12]) for i in range(n)]
 
     def js(nj, i):
         m = JointState()
