@@ -30,9 +30,11 @@ class RecordingLock:
         if fcntl is not None:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
+            except BlockingIOError:
                 os.close(self._fd)
                 raise BlockingIOError(f"{bag_dir} is being recorded by another process") from None
+            except OSError:
+                pass  # no flock on this filesystem (e.g. some NFS): record without the marker lock
         os.ftruncate(self._fd, 0)
         os.write(self._fd, f"{os.getpid()}\n".encode())
 
@@ -60,7 +62,9 @@ def is_recording(bag_dir) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
-    except OSError:
+    except BlockingIOError:
         return True
+    except OSError:
+        return False  # no flock support: cannot tell
     finally:
         os.close(fd)
