@@ -213,8 +213,16 @@ class BagWriter:
             self._io_q = queue.Queue(maxsize=int(opts.io_queue_chunks))
             self._io_thread = threading.Thread(target=self._io_loop, name=f"bag-io-{self.name}", daemon=True)
             self._io_thread.start()
-        with self._lock:
-            self._open_file()
+        try:
+            with self._lock:
+                self._open_file()
+        except BaseException:
+            if self._io_q is not None:
+                self._io_q.put(None)
+                self._io_thread.join()
+            self._reclock.release()
+            self._closed = True
+            raise
         self._stop = threading.Event()
         self._timer = None
         if opts.background_flush:
