@@ -7,7 +7,7 @@ import pytest
 from robot_capture.retarget.calibration import Calibration
 from robot_capture.retarget.exo import ExoArmModel
 from robot_capture.retarget.mapping import RobotMapping
-from robot_capture.retarget.pose import HumanPoseBatch, invert_transform
+from robot_capture.retarget.pose import HumanPoseBatch
 from robot_capture.retarget.retargeter import Retargeter, robot_calibration_rotations
 
 OPERATOR = {"upper_arm": 0.31, "forearm": 0.24, "torso_offset": [0.01, 0.0, 0.27],
