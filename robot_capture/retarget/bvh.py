@@ -165,9 +165,9 @@ def parse_bvh(text: str, path="<bvh>"):
     extra = [k for k, s in enumerate(lines[first + n_frames:], first + n_frames + 1) if s.strip()]
     if extra:
         raise _err(path, extra[0], f"more motion rows than Frames: {n_frames}")
-    try:
-        flat = np.array(" ".join(rows[:n_frames]).split(), dtype=float)
-        ok = flat.size == n_frames * n_ch and np.isfinite(flat).all()
+    try:  # fast path: numpy's C text parser; any problem -> the line scan below names the line
+        flat = np.loadtxt(rows[:n_frames], dtype=float, ndmin=2, comments=None) if n_frames else np.zeros((0, n_ch))
+        ok = flat.shape == (n_frames, n_ch) and np.isfinite(flat).all()
     except ValueError:
         ok = False
     if not ok:  # find the offending line for the message
