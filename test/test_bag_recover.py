@@ -51,9 +51,8 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("comp", ["none", "zstd"])
-def test_sigkill_mid_write_then_recover_loses_at_most_flush_interval(tmp_path, data_dir, comp):
-    flush = 0.5
+@pytest.mark.parametrize("comp,flush", [("none", 0.5), ("zstd", 1.0)])  # 1.0 s: the default
+def test_sigkill_mid_write_then_recover_loses_at_most_flush_interval(tmp_path, data_dir, comp, flush):
     bag = tmp_path / "killed"
     code = CHILD.format(test_dir=str(Path(__file__).parent), data_dir=str(data_dir), bag=str(bag), flush=flush,
                         comp=comp)
