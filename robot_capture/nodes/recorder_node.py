@@ -140,6 +140,7 @@ class RecorderNode(Node):
                             attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
                             disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
         self._subs: dict[str, object] = {}
+        self._seen_types: set[tuple[str, str]] = set()
         self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
         self._depth = int(p("qos_depth"))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -172,10 +173,10 @@ class RecorderNode(Node):
         """Subscribe to every selected topic not yet subscribed; flag type changes."""
         for topic, types in self.selection.select(self.get_topic_names_and_types()):
             if topic in self._subs:
-                known = self.rec.topics.get(topic)
                 for t in types:
-                    if t != known:
-                        self.rec.add_topic(topic, t)  # counts and warns (once) on a type change
+                    if (topic, t) not in self._seen_types:  # a new type on a recorded topic
+                        self._seen_types.add((topic, t))
+                        self.rec.add_topic(topic, t)  # counts (once per new type) and warns (once)
                 continue
             if self._refused.get(topic) == tuple(types):
                 continue
@@ -214,6 +215,7 @@ class RecorderNode(Node):
                 _topic, "incompatible_qos", f"topic {_topic}: a publisher's QoS is incompatible with the "
                 f"recorder's request ({req['reliability']}, {req['durability']})"),
             use_default_callbacks=False)
+        self._seen_types.update((topic, t) for t in types)
         try:
             self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True,
                                                          event_callbacks=events)
