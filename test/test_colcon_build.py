@@ -38,6 +38,9 @@ def _sourced_env(install: Path) -> dict:
     env = dict(kv.split("=", 1) for kv in out.decode().split("\0") if "=" in kv)
     # keep the venv's ament index (message packages from the ROS wheels) after ours
     env["AMENT_PREFIX_PATH"] = os.pathsep.join([env.get("AMENT_PREFIX_PATH", ""), sys.prefix]).strip(os.pathsep)
+    # node executables start with `#!/usr/bin/env python3`: this interpreter first, as in an
+    # activated venv (on a ROS install, the system python3 that has rclpy)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return env
 
 
