@@ -114,7 +114,7 @@ def ik_position_errors(reader: BagReader, node_hint: str = "retarget", wrist_onl
     """Largest IK position error per retarget diagnostics status, in metres.
 
     Reads ``/diagnostics`` (decoded from the bag's stored schema); for each
-    ``DiagnosticStatus`` whose name contains ``node_hint``, takes the key-values whose
+    ``DiagnosticStatus`` whose name starts with ``node_hint``, takes the key-values whose
     key looks like ``<task>.position_error*`` (values in m; keys ending in ``_mm`` are
     converted), only those of tasks whose name contains ``wrist_only`` when there are
     any (elbow and torso tasks are soft by design), and keeps the largest. The retarget
@@ -129,7 +129,7 @@ def ik_position_errors(reader: BagReader, node_hint: str = "retarget", wrist_onl
         if m.message is None:
             continue
         for st in m.message.status:
-            if node_hint not in st.name:
+            if not st.name.startswith(node_hint):  # "retarget: g1", not "recorder: /retarget/..."
                 continue
             vals, wrist = [], []
             for kv in st.values:
