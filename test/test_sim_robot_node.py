@@ -77,10 +77,15 @@ def test_robot_sim_follows_a_step(ros_node, sim_proc, g1_urdf):
     assert all(s[1]["right_elbow_joint"] <= model.upper[r] + 1e-9 for s in samples)
 
 
-def test_robot_sim_exits_cleanly_on_sigterm(sim_proc):
+def test_robot_sim_exits_cleanly_on_sigterm(ros_node, sim_proc):
     import signal
 
-    time.sleep(1.5)
+    from sensor_msgs.msg import JointState
+
+    node, ex = ros_node
+    got = []
+    node.create_subscription(JointState, "/joint_states", got.append, 10)
+    assert spin_until(ex, lambda: len(got) > 0), "node up (signal handlers installed)"
     code, out = stop_node(sim_proc, signal.SIGTERM)
     assert code == 0, out
     assert "Traceback" not in out, out

@@ -14,10 +14,13 @@ Topics: ``/camera/<name>/image_raw`` (sensor_msgs/Image, ``encoding`` rgb8|bgr8)
 """
 from __future__ import annotations
 
+import array
+
 import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from robot_capture.nodes._run import StartupError, run
@@ -47,6 +50,9 @@ class CameraNode(Node):
         if rate <= 0 or width <= 0 or height <= 0:
             raise StartupError(f"camera: rate_hz, width, height must be > 0 (got {rate}, {width}, {height})")
         self.width, self.height = width, height
+        # one frame buffer: rendered/converted into in place, handed to Image.data as array('B')
+        self._data = array.array("B", bytes(width * height * 3))
+        self._frame = np.frombuffer(self._data, dtype=np.uint8).reshape(height, width, 3)
         self.frame_id = f"{self.cam_name}_optical_frame"
         self.view = None
         self.cap = None
@@ -60,7 +66,9 @@ class CameraNode(Node):
             except (OSError, KeyError, ValueError) as e:
                 raise StartupError(f"camera {self.cam_name}: synthetic view of {robot!r}: {e}") from e
             self.view.set_joint_positions(list(locked), list(locked.values()))
-            self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10)
+            # raw: keep only the latest serialized state and decode it once per frame, not at 500 Hz
+            self._latest_state: bytes | None = None
+            self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10, raw=True)
             K = self.view.intrinsics.matrix()
         else:
             self.cap = cv2.VideoCapture(int(source) if source.lstrip("-").isdigit() else source)
@@ -94,13 +102,20 @@ class CameraNode(Node):
         info.p = np.hstack([K, np.zeros((3, 1))]).reshape(-1).tolist()
         return info
 
-    def _on_joint_states(self, msg: JointState) -> None:
-        self.view.set_joint_positions(msg.name, msg.position)
+    def _on_joint_states(self, data: bytes) -> None:
+        self._latest_state = data
 
     def _grab(self) -> np.ndarray | None:
-        """Next frame as RGB ``(H, W, 3)`` uint8, or None when no frame is available."""
+        """Next frame as RGB ``(H, W, 3)`` uint8 (``self._frame``), or None when no frame is available."""
         if self.view is not None:
-            return self.view.render()
+            if self._latest_state is not None:
+                data, self._latest_state = self._latest_state, None
+                try:
+                    msg = deserialize_message(data, JointState)
+                    self.view.set_joint_positions(msg.name, msg.position)
+                except Exception as e:  # noqa: BLE001 - a bad message never stops the camera
+                    self.get_logger().warning(f"bad /joint_states message: {e}", throttle_duration_sec=5.0)
+            return self.view.render(out=self._frame)
         ok, bgr = self.cap.read()
         if not ok and self.loop and self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -109,7 +124,7 @@ class CameraNode(Node):
             return None
         if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
             bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=self._frame)
 
     def _tick(self) -> None:
         rgb = self._grab()
@@ -125,12 +140,13 @@ class CameraNode(Node):
             msg.format = f"{self.encoding}; jpeg compressed bgr8"
             msg.data = buf.tobytes()
         else:
-            img = rgb if self.encoding == "rgb8" else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+            if self.encoding == "bgr8":
+                cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR, dst=rgb)
             msg = Image()
-            msg.height, msg.width = img.shape[:2]
+            msg.height, msg.width = self.height, self.width
             msg.encoding = self.encoding
-            msg.step = img.shape[1] * 3
-            msg.data = img.tobytes()
+            msg.step = self.width * 3
+            msg.data = self._data  # the frame was drawn straight into this buffer (no tobytes copy)
         msg.header.stamp = stamp
         msg.header.frame_id = self.frame_id
         self.pub.publish(msg)

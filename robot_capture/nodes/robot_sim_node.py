@@ -7,6 +7,7 @@ their locked values, positions and velocities) at ``rate_hz``. Dynamics and limi
 """
 from __future__ import annotations
 
+import array
 import time
 
 from rcl_interfaces.msg import ParameterDescriptor
@@ -39,6 +40,7 @@ class RobotSimNode(Node):
         self._warned: set[str] = set()
         self.pub = self.create_publisher(JointState, "/joint_states", 10)
         self.create_subscription(JointState, "/retarget/joint_command", self._on_command, 10)
+        self._msg = joint_state_msg(self.get_clock().now().to_msg(), self.sim.joint_names, self.sim.q, self.sim.qd)
         self._last = time.monotonic()
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
@@ -58,7 +60,11 @@ class RobotSimNode(Node):
         dt = min(max(now - self._last, 0.0), 0.1)  # a stalled process does not jump
         self._last = now
         self.sim.step(dt)
-        self.pub.publish(joint_state_msg(self.get_clock().now().to_msg(), self.sim.joint_names, self.sim.q, self.sim.qd))
+        msg = self._msg  # reused: names set once; array.array takes rclpy's fast path
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.position = array.array("d", self.sim.q.tobytes())
+        msg.velocity = array.array("d", self.sim.qd.tobytes())
+        self.pub.publish(msg)
 
 
 def main(args=None) -> int:

@@ -91,7 +91,9 @@ class RobotView:
         T = poses[self.camera_index]
         return body_to_optical(T) if self.camera_convention == "body" else T
 
-    def render(self) -> np.ndarray:
-        """The current frame, ``(height, width, 3)`` uint8 RGB (a buffer reused between calls)."""
+    def render(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The current frame, ``(height, width, 3)`` uint8 RGB, drawn into ``out`` (default: a buffer
+        reused between calls)."""
         poses = self.model.fk_all(self.q)
-        return self.renderer.render(poses[:, :3, 3], self.camera_pose(poses), out=self._buffer)
+        return self.renderer.render(poses[:, :3, 3], self.camera_pose(poses),
+                                    out=self._buffer if out is None else out)
