@@ -82,7 +82,7 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
                           "/exo/joint_states": JointState, "/camera/head/image_raw": Image})
             client.wait_for_recorder()
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
-            client.spin_for(1.0)  # the recorder matches every publisher
+            client.spin_for(2.0)  # the recorder matches every publisher; start-up load settles
             assert sup.check() == []
             client.start_episode(task="e2e pour water", operator="pytest", scene="sim")
             client.spin_for(KEEP_S)

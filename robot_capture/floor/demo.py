@@ -92,7 +92,7 @@ def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str 
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
             if sup.check():
                 raise RuntimeError("a node died during start-up")
-            client.spin_for(1.0)  # let the recorder match every publisher
+            client.spin_for(2.0)  # let the recorder match every publisher and start-up load settle
             _say(out, f"floor up in {time.monotonic() - t_start:.1f} s; data flowing on {len(client.counts)} topics")
             for i in range(episodes):
                 success = i % 2 == 0  # a failed demonstration too, to show the label
