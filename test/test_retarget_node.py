@@ -61,6 +61,14 @@ class Io:
                           and self.enable_pub.get_subscription_count() > 0
                           and self.node.count_publishers("/retarget/joint_command") > 0)
 
+    def warm_up(self, names, positions):
+        """Send until a command comes back (both ends matched), then forget the outputs."""
+        ok = spin_until(self.ex, lambda: self.send(names, positions) is not None
+                        and spin_until(self.ex, lambda: bool(self.cmds), timeout=0.05))
+        spin_until(self.ex, lambda: False, timeout=0.2)
+        self.cmds.clear(), self.targets.clear(), self.diags.clear()
+        return ok
+
     def send(self, names, positions):
         msg = self.JointState(name=list(names), position=[float(v) for v in positions])
         msg.header.stamp = self.node.get_clock().now().to_msg()
@@ -103,6 +111,7 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
     try:
         io = Io(*ros_node)
         assert io.wait_matched(), "retarget node did not come up"
+        assert io.warm_up(names, readings[0])
         # a real motion stream, 100 frames at ~100 Hz: one command per input, each with the input's stamp
         stamps = []
         for i in range(100):
@@ -171,6 +180,7 @@ def test_deadman_holds_the_robot(ros_node, exo_stream):
     try:
         io = Io(*ros_node)
         assert io.wait_matched()
+        assert io.warm_up(names, readings[0])
 
         def run(frames):
             out = []
@@ -205,6 +215,7 @@ def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream):
     try:
         io = Io(*ros_node)
         assert io.wait_matched()
+        assert io.warm_up(names, readings[0])
         sent = []
         t0 = time.monotonic()
         i = 0
@@ -218,6 +229,46 @@ def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream):
         assert len(outs) == len(io.cmds), "every command stamp is an input stamp"
         assert 50 <= len(io.cmds) <= 130, f"{len(io.cmds)} commands in ~2 s at 50 Hz"
         assert io.diags, "diagnostics published on their own timer"
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out
+
+
+def test_vr_source_round_trip(ros_node):
+    from geometry_msgs.msg import PoseStamped
+
+    from robot_capture.nodes._convert import matrix_to_pose
+    from robot_capture.sim.replay import ClipReplay
+
+    replay = ClipReplay("cmu_02_05_punch_strike", exo=False)
+    proc = start_node("robot_capture.nodes.retarget_node",
+                      {"robot": "g1", "source": "vr", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
+    try:
+        io = Io(*ros_node)
+        node, ex = ros_node
+        pubs = {n: node.create_publisher(PoseStamped, f"/vr/{n}", 10) for n in ("head", "left_wrist", "right_wrist")}
+        assert spin_until(ex, lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
+                          and node.count_publishers("/retarget/joint_command") > 0)
+
+        def send(i):
+            stamp = node.get_clock().now().to_msg()
+            for n, p in pubs.items():
+                msg = PoseStamped()
+                msg.header.stamp = stamp
+                msg.header.frame_id = "vr_world"
+                msg.pose = matrix_to_pose(replay.vr[n][i])
+                p.publish(msg)
+            spin_until(ex, lambda: False, timeout=0.02)
+            return stamp
+
+        # warm up until every tracker subscription has matched (discovery is not symmetric)
+        assert spin_until(ex, lambda: send(0) and len(io.cmds) > 0)
+        spin_until(ex, lambda: False, timeout=0.2)
+        io.cmds.clear()
+        stamps = [send(i) for i in range(1, 41)]
+        assert spin_until(ex, lambda: len(io.cmds) >= 40), f"{len(io.cmds)} commands for 40 VR frames"
+        assert [(c.header.stamp.sec, c.header.stamp.nanosec) for c in io.cmds] == [(s.sec, s.nanosec) for s in stamps]
+        assert io.flags_for(stamps[-1])[0] == set()
     finally:
         code, out = stop_node(proc)
     assert code == 0, out

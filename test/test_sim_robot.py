@@ -88,3 +88,17 @@ def test_follows_g1_urdf_limits(g1_urdf):
             f.step(0.002)
             assert np.all(f.q >= lo - 1e-12) and np.all(f.q <= hi + 1e-12)
             assert np.all(np.abs(f.q - q_prev) <= vmax * 0.002 + 1e-12)
+
+
+def test_load_robot_from_the_mapping_locks_the_legs():
+    from robot_capture.retarget.mapping import RobotMapping
+    from robot_capture.sim.robots import load_robot
+
+    model, locked = load_robot("g1")
+    assert model.nq == 29, "the simulator models every movable joint"
+    assert set(locked) == set(RobotMapping.load("g1").locked_joints)
+    assert all("hip" in n or "knee" in n or "ankle" in n for n in locked)
+    with pytest.raises(KeyError):
+        load_robot("g2")
+    with pytest.raises(FileNotFoundError):
+        load_robot("g1", urdf="/nonexistent.urdf")
