@@ -33,7 +33,11 @@ Parameters (``--ros-args -p name:=value``):
     disk_min_free_mb: 1024.0 (disk guard; 0 = off)
     robot: "" (attach its URDF and config/robots/<robot>.yaml)  urdf: ""  attach_configs: []
     auto_start: false (start an episode at launch)   discovery_interval_s: 1.0
-    diagnostics_rate_hz: 1.0   qos_depth: 100
+    diagnostics_rate_hz: 1.0
+    qos_depth: 1000 (subscription history depth; the DDS reader buffers this many messages
+        while the Python thread is not scheduled: 1 s at 1 kHz)
+    qos_depth_large: 100 (the same for large-message types: Image, CompressedImage,
+        PointCloud2, ...; bounds memory to ~100 frames per topic)
 
 Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` status
 (state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
@@ -69,8 +73,17 @@ PARAMS = {
     "compression": "zstd", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
-    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "qos_depth": 100,
+    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "qos_depth": 1000, "qos_depth_large": 100,
 }
+
+
+_LARGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2",
+                "sensor_msgs/msg/PointCloud", "sensor_msgs/msg/LaserScan", "nav_msgs/msg/OccupancyGrid",
+                "theora_image_transport/msg/Packet", "ffmpeg_image_transport_msgs/msg/FFMPEGPacket")
+
+
+def _is_large(type_name: str) -> bool:
+    return type_name in _LARGE_TYPES
 
 
 def _label(value) -> bool | None:
@@ -143,6 +156,7 @@ class RecorderNode(Node):
         self._seen_types: set[tuple[str, str]] = set()
         self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
         self._depth = int(p("qos_depth"))
+        self._depth_large = int(p("qos_depth_large"))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         for srv, fn in (("start_episode", self._srv_start), ("stop_episode", self._srv_stop),
                         ("stop_episode_success", lambda q, r: self._srv_stop(q, r, True)),
@@ -198,7 +212,8 @@ class RecorderNode(Node):
             self.rec.problem(topic, "type_change", f"topic {topic} has several types {types}; recording {chosen}")
         offers = offered_qos(self, topic, chosen)
         req = adapt_request_to_offers(offers)
-        depth = max([self._depth] + [int(o.get("depth", 0)) for o in offers])
+        base = self._depth_large if _is_large(chosen) else self._depth
+        depth = max([base] + [int(o.get("depth", 0)) for o in offers])
         if not self.rec.add_topic(topic, chosen, offers):
             self._refused[topic] = tuple(types)
             return

@@ -8,10 +8,11 @@ Definitions:
 * ``rate_hz``: messages received over the last status window (``window()`` call
   to ``window()`` call, normally 1 s) divided by its length.
 * ``messages``/``bytes``: written into the current episode.
-* ``drops``: messages known to be lost in the current episode:
+* ``drops``: messages known to be lost in the current episode, the larger of
   (a) gaps in a publisher's ``publication_sequence_number`` (rmw MessageInfo;
   Fast DDS numbers each writer's samples 1, 2, 3, ...), per publisher GID, and
   (b) DDS ``message_lost`` events (``QoSMessageLostInfo.total_count_change``).
+  The two usually see the same losses, so they are not added.
   A message lost on the publisher's own side (its history overflowed before
   sending) is invisible to both.
 * ``max_gap_s``: the largest interval between consecutive receptions in the
@@ -40,6 +41,8 @@ class TopicStats:
     messages: int = 0
     bytes: int = 0
     drops: int = 0
+    seq_drops: int = 0
+    lost_events: int = 0
     gaps: int = 0
     max_gap_s: float = 0.0
     expected_period_s: float = 0.0
@@ -65,7 +68,8 @@ class TopicStats:
             key = publisher or b""
             prev = self._seq.get(key)
             if prev is not None and seq > prev + 1:
-                self.drops += seq - prev - 1
+                self.seq_drops += seq - prev - 1
+                self.drops = max(self.seq_drops, self.lost_events)
             if prev is None or seq > prev:
                 self._seq[key] = seq
 
@@ -84,7 +88,8 @@ class TopicStats:
 
     def on_lost(self, count: int) -> None:
         """``count`` messages reported lost by the middleware (message_lost event)."""
-        self.drops += max(0, int(count))
+        self.lost_events += max(0, int(count))
+        self.drops = max(self.seq_drops, self.lost_events)
 
     def on_problem(self, kind: str) -> int:
         """Count a problem of ``kind``; returns the new count (1 = first time: warn)."""
@@ -94,7 +99,7 @@ class TopicStats:
 
     def reset_episode(self) -> None:
         """Zero the per-episode counters (at episode start). Keeps sequence tracking."""
-        self.messages = self.bytes = self.drops = self.gaps = 0
+        self.messages = self.bytes = self.drops = self.seq_drops = self.lost_events = self.gaps = 0
         self.max_gap_s = 0.0
         self._ep_last_ns = 0
 
