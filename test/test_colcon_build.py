@@ -154,6 +154,16 @@ def test_dockerfile_provides_every_package_xml_dependency():
             continue
         missing.append(dep)
     assert not missing, f"Dockerfile does not install package.xml dependencies {missing}"
+    # and every install_requires of setup.py, as the apt package or from PyPI
+    setup_py = (REPO / "setup.py").read_text()
+    block = setup_py[setup_py.index("install_requires=["):]
+    block = block[:block.index("]")]
+    reqs = [re.split(r"[<>=!~ \[]", r)[0] for r in re.findall(r'"([^"]+)"', block)]
+    apt_of = {"numpy": "python3-numpy", "scipy": "python3-scipy", "opencv-python-headless": "python3-opencv",
+              "PyYAML": "python3-yaml", "lz4": "python3-lz4", "zstandard": "python3-zstandard"}
+    uncovered = [r for r in reqs if not (r in apt_of and re.search(rf"\s{apt_of[r]}\s", docker))
+                 and f'"{r}' not in docker]
+    assert reqs and not uncovered, f"Dockerfile does not install setup.py install_requires {uncovered}"
     assert "--shm-size" in (REPO / ".github/workflows/ci.yml").read_text()
     # the image must never pip-install the ROS wheels over the system rclpy
     code = "\n".join(ln for ln in docker.splitlines() if not ln.lstrip().startswith("#"))
