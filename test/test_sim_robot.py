@@ -102,3 +102,18 @@ def test_load_robot_from_the_mapping_locks_the_legs():
         load_robot("g2")
     with pytest.raises(FileNotFoundError):
         load_robot("g1", urdf="/nonexistent.urdf")
+
+
+def test_ticker_returns_every_due_sample_on_the_grid():
+    from robot_capture.sim.ticker import Ticker
+
+    t = Ticker(500.0, t0_ns=1_000_000_000, max_catchup=10)
+    assert t.due(999_000_000) == []
+    assert t.due(1_000_000_000) == [(0, 1_000_000_000)]
+    assert t.due(1_001_000_000) == []  # half a period later
+    assert t.due(1_006_500_000) == [(1, 1_002_000_000), (2, 1_004_000_000), (3, 1_006_000_000)]  # a late call catches up
+    got = t.due(1_100_000_000)  # a 94 ms stall: only the last 10 samples, the rest skipped
+    assert [k for k, _ in got] == list(range(41, 51)) and t.skipped == 37
+    assert got[-1][1] == 1_100_000_000
+    with pytest.raises(ValueError):
+        Ticker(0.0, 0)

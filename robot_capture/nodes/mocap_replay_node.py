@@ -1,6 +1,8 @@
 """mocap_replay node: a BVH clip (real human motion) standing in for an operator.
 
-Publishes, at the clip's frame rate times ``speed`` (stamps = now):
+Publishes, at the clip's frame rate times ``speed`` (stamps = now: each frame's nominal
+time on a fixed grid from the start, :class:`robot_capture.sim.ticker.Ticker`, so a late
+timer call catches up instead of dropping frames):
 
 * ``/exo/joint_states`` (sensor_msgs/JointState): the readings the exoskeleton arm model
   would give (``ExoArmModel.angles_from_pose``), if ``publish_exo``;
@@ -17,9 +19,10 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from robot_capture.nodes._convert import joint_state_msg, matrix_to_pose
+from robot_capture.nodes._convert import joint_state_msg, matrix_to_pose, ns_to_stamp
 from robot_capture.nodes._run import StartupError, run
 from robot_capture.sim.replay import VR_NAMES, ClipReplay
+from robot_capture.sim.ticker import Ticker
 
 DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
 
@@ -43,23 +46,26 @@ class MocapReplayNode(Node):
             raise StartupError(f"mocap_replay: cannot load clip {clip!r}: {e}") from e
         self.exo_pub = self.create_publisher(JointState, "/exo/joint_states", 10) if publish_exo else None
         self.vr_pubs = {n: self.create_publisher(PoseStamped, f"/vr/{n}", 10) for n in VR_NAMES} if publish_vr else {}
-        self.tick = 0
         self._ended = False
-        self.create_timer(self.replay.period_s, self._publish)
+        self.ticker = Ticker(self.replay.rate_hz, self.get_clock().now().nanoseconds)
+        self.create_timer(self.replay.period_s, self._on_timer)
         self.get_logger().info(
             f"mocap_replay: {self.replay.path.name} {self.replay.n_frames} frames at {self.replay.rate_hz:.3f} Hz"
             f"{' (loop)' if loop else ''}; exo={publish_exo} vr={publish_vr}"
         )
 
-    def _publish(self) -> None:
-        i = self.replay.frame_index(self.tick)
+    def _on_timer(self) -> None:
+        for k, stamp_ns in self.ticker.due(self.get_clock().now().nanoseconds):
+            self._publish(k, stamp_ns)
+
+    def _publish(self, tick: int, stamp_ns: int) -> None:
+        i = self.replay.frame_index(tick)
         if i is None:
             if not self._ended:
                 self._ended = True
                 self.get_logger().info("mocap_replay: clip ended (loop: false)")
             return
-        self.tick += 1
-        stamp = self.get_clock().now().to_msg()
+        stamp = ns_to_stamp(stamp_ns)
         if self.exo_pub is not None:
             self.exo_pub.publish(joint_state_msg(stamp, self.replay.exo_names, self.replay.exo_positions[i]))
         for name, pub in self.vr_pubs.items():

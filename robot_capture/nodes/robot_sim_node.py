@@ -2,22 +2,24 @@
 
 Subscribes ``/retarget/joint_command`` (sensor_msgs/JointState, robot joint names) and
 publishes ``/joint_states`` (sensor_msgs/JointState: every movable joint, locked ones at
-their locked values, positions and velocities) at ``rate_hz``. Dynamics and limits:
+their locked values, positions and velocities) at ``rate_hz``, on a fixed sample grid
+(:class:`robot_capture.sim.ticker.Ticker`: stamps are the sample times, late timer calls
+catch up so the average rate is exact). Dynamics and limits:
 :class:`robot_capture.sim.robot_sim.FirstOrderFollower`.
 """
 from __future__ import annotations
 
 import array
-import time
 
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from robot_capture.nodes._convert import joint_state_msg
+from robot_capture.nodes._convert import joint_state_msg, ns_to_stamp
 from robot_capture.nodes._run import StartupError, run
 from robot_capture.sim.robot_sim import FirstOrderFollower
 from robot_capture.sim.robots import load_robot
+from robot_capture.sim.ticker import Ticker
 
 
 class RobotSimNode(Node):
@@ -41,7 +43,8 @@ class RobotSimNode(Node):
         self.pub = self.create_publisher(JointState, "/joint_states", 10)
         self.create_subscription(JointState, "/retarget/joint_command", self._on_command, 10)
         self._msg = joint_state_msg(self.get_clock().now().to_msg(), self.sim.joint_names, self.sim.q, self.sim.qd)
-        self._last = time.monotonic()
+        self.ticker = Ticker(rate, self.get_clock().now().nanoseconds)
+        self._last_ns = None
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f"robot_sim: {model.name} {len(model.joint_names)} joints ({len(locked)} locked), "
@@ -56,15 +59,16 @@ class RobotSimNode(Node):
             self.get_logger().warning(f"joint_command names unknown to the robot (ignored): {new}")
 
     def _tick(self) -> None:
-        now = time.monotonic()
-        dt = min(max(now - self._last, 0.0), 0.1)  # a stalled process does not jump
-        self._last = now
-        self.sim.step(dt)
-        msg = self._msg  # reused: names set once; array.array takes rclpy's fast path
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.position = array.array("d", self.sim.q.tobytes())
-        msg.velocity = array.array("d", self.sim.qd.tobytes())
-        self.pub.publish(msg)
+        # every sample due on the fixed grid (a burst after a stall), stamped at its sample time
+        for _k, stamp_ns in self.ticker.due(self.get_clock().now().nanoseconds):
+            dt = 0.0 if self._last_ns is None else (stamp_ns - self._last_ns) * 1e-9
+            self._last_ns = stamp_ns
+            self.sim.step(min(dt, 0.1))
+            msg = self._msg  # reused: names set once; array.array takes rclpy's fast path
+            msg.header.stamp = ns_to_stamp(stamp_ns)
+            msg.position = array.array("d", self.sim.q.tobytes())
+            msg.velocity = array.array("d", self.sim.qd.tobytes())
+            self.pub.publish(msg)
 
 
 def main(args=None) -> int:

@@ -18,7 +18,11 @@ Sources:
 Deadman: with ``require_enable`` the robot holds until ``set_enable(True)``; otherwise it
 runs unless ``set_enable(False)`` was the last word.
 
-Times are float seconds; the retargeter judges staleness from ``t - pose.stamp``.
+Times are float seconds; staleness is ``t - pose.stamp`` with ``t`` the clock at the step.
+With one output per input (``rate_hz`` 0) a fresh input is retargeted at its own stamp, so
+the filter's dt is the operator's sampling interval (not arrival jitter) and a live run of
+a clip matches the offline retarget of that clip; with a fixed rate the filter runs on the
+clock (the input is resampled).
 """
 from __future__ import annotations
 
@@ -75,6 +79,9 @@ class LiveRetarget:
         self.mapping = mapping
         self.source = source
         self.retargeter = Retargeter(mapping, calibration=calibration, rate_hz=rate_hz or None)
+        # one output per input: filter on the inputs' sample times (their stamps), as the
+        # offline path does on clip times; a fixed output rate resamples on the clock.
+        self.filter_on_stamps = not rate_hz
         self.model = self.retargeter.model if hasattr(self.retargeter, "model") else mapping.robot_model()
         self.joint_names = list(self.model.joint_names)
         self.lower, self.upper = np.asarray(self.model.lower), np.asarray(self.model.upper)
@@ -181,7 +188,11 @@ class LiveRetarget:
         if self.direct is not None:
             out = self._step_direct(t)
         else:
-            out = self.retargeter.step(self.pose, t, enabled=self.enabled)
+            t_step = t
+            stamp = getattr(self.pose, "stamp", None)
+            if self.filter_on_stamps and stamp is not None and 0.0 <= t - stamp <= self.mapping.stale_after_s:
+                t_step = stamp  # fresh input: the filter's dt is the sampling interval
+            out = self.retargeter.step(self.pose, t_step, enabled=self.enabled)
         self._account(out)
         self._last_output = out
         return out, self.token
