@@ -140,6 +140,34 @@ def test_child_death_is_reported_and_graph_stops(dummy_env):
     assert "[retarget] dying on purpose" in out.getvalue()
 
 
+def test_optional_camera_death_is_reported_and_graph_keeps_running(dummy_env):
+    log = dummy_env
+    specs = [_spec("recorder", "recorder", log), _spec("camera", "camera_head", log, behaviour="die", die_after_s=0.2)]
+    specs[1].required = False
+    out = io.StringIO()
+    sup = launcher.Supervisor(specs, out=out)
+    stop = threading.Event()
+    sup.start()
+    try:
+        assert _wait_started(log, ["recorder", "camera_head"])
+        deadline = time.monotonic() + 15
+        while "exited unexpectedly" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        threading.Timer(1.0, stop.set).start()
+        rc = sup.spin(stop)
+        assert rc == 0 and sup.alive() == ["recorder"]
+    finally:
+        codes = sup.shutdown()
+    assert codes == {"camera_head": 3, "recorder": 0}
+    text = out.getvalue()
+    assert "node camera_head exited unexpectedly with code 3" in text and "optional node(s) gone" in text
+
+
+def test_graph_marks_cameras_optional():
+    specs = graph.build(None, sim=True)
+    assert {s.role for s in specs if not s.required} == {"camera"}
+
+
 def test_sigint_ignoring_node_is_escalated(dummy_env):
     log = dummy_env
     specs = [_spec("recorder", "recorder", log), _spec("camera", "camera_x", log, timeout=0.5, behaviour="ignore_sigint")]

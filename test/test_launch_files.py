@@ -54,6 +54,10 @@ def _fake_launch_modules():
             assert default_value is None or isinstance(default_value, str)
             self.name, self.default_value, self.description = name, default_value, description
 
+    class Shutdown:
+        def __init__(self, *, reason="reason not given", **kwargs):
+            self.reason = reason
+
     class OpaqueFunction:
         def __init__(self, *, function, args=None, kwargs=None, **left_over_kwargs):
             assert callable(function)
@@ -77,6 +81,7 @@ def _fake_launch_modules():
     launch.LaunchDescription = LaunchDescription
     actions.DeclareLaunchArgument = DeclareLaunchArgument
     actions.OpaqueFunction = OpaqueFunction
+    actions.Shutdown = Shutdown
     launch.actions = actions
     ros_actions.Node = Node
     launch_ros.actions = ros_actions
@@ -127,6 +132,9 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
     for node, spec in zip(nodes, specs):
         assert node.name == spec.name
         assert node.kwargs["output"] == "screen"
+        on_exit = node.kwargs["on_exit"]
+        assert (on_exit is None) == (spec.role == "camera")
+        assert on_exit is None or type(on_exit[0]).__name__ == "Shutdown"
         float(node.kwargs["sigterm_timeout"])
         (pfile,) = node.parameters
         assert yaml.safe_load(Path(pfile).read_text())["/**"]["ros__parameters"] == spec.parameters

@@ -77,6 +77,8 @@ class NodeSpec:
             or homogeneous lists of those (never empty lists, never None).
         remappings: ``[(from, to), ...]`` ROS remapping rules.
         shutdown_timeout_s: how long a SIGINT may take before escalation.
+        required: the station cannot work without it; when it dies, ``up`` (and launch)
+            shut the graph down. Cameras are optional: their death is only reported.
     """
 
     role: str
@@ -87,6 +89,7 @@ class NodeSpec:
     parameters: dict = field(default_factory=dict)
     remappings: list = field(default_factory=list)
     shutdown_timeout_s: float = 5.0
+    required: bool = True
 
     @property
     def start_rank(self) -> int:
@@ -303,7 +306,8 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         merged = {**params, **(extra.get(name) or {})}
         specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
                               parameters=_clean_params(merged, f"node {name}"),
-                              remappings=list(remappings), shutdown_timeout_s=timeout))
+                              remappings=list(remappings), shutdown_timeout_s=timeout,
+                              required=role != "camera"))
 
     add("recorder", "recorder", {
         "output_dir": os.path.abspath(os.path.expanduser(str(cfg.get("output_dir") or "recordings"))),

@@ -11,8 +11,9 @@ Each :class:`~robot_capture.floor.graph.NodeSpec` runs as a child process::
   the recorder at once (data sources stop first), wait, then SIGINT to the recorder
   and wait for it to close its open episode and write ``metadata.yaml``. A node that
   ignores SIGINT for its ``shutdown_timeout_s`` gets SIGTERM, then SIGKILL.
-* A child that exits while the graph is up is reported at once; by default the rest
-  of the graph is then shut down in order (``keep_going=False``).
+* A child that exits while the graph is up is reported at once; if it is a
+  required node (all but cameras) the rest of the graph is then shut down in order,
+  unless ``keep_going``. A camera that dies (e.g. no device) is only reported.
 * Children get ``PR_SET_PDEATHSIG`` (Linux), so a SIGKILLed supervisor leaves no
   orphans (they get SIGTERM, which rclpy handles like SIGINT).
 
@@ -137,14 +138,19 @@ class Supervisor:
         return [n for n, ch in self.children.items() if ch.proc.poll() is None]
 
     def spin(self, stop: threading.Event, keep_going: bool = False, poll_s: float = 0.1) -> int:
-        """Watch the children until ``stop`` is set, or a child dies (unless ``keep_going``).
+        """Watch the children until ``stop`` is set, or a required child dies (unless ``keep_going``).
 
-        Returns 0 when stopped by ``stop``, 1 when a child died.
+        Returns 0 when stopped by ``stop``, 1 when a required child died.
         """
         while not stop.wait(poll_s):
             died = self.check()
-            if died and not keep_going:
+            required = [n for n, _rc in died if self.children[n].spec.required]
+            if required and not keep_going:
+                self.log(f"required node(s) {', '.join(required)} gone: shutting the graph down")
                 return 1
+            if died and not required:
+                self.log("optional node(s) gone, the rest keeps running: "
+                         + ", ".join(n for n, _rc in died))
             if keep_going and not self.alive():
                 self.log("every node has exited")
                 return 1

@@ -10,7 +10,8 @@ default_value=, description=)``, ``launch.actions.OpaqueFunction(function=, kwar
 whose function gets the ``LaunchContext`` and returns actions,
 ``LaunchContext.launch_configurations`` (dict of str), and
 ``launch_ros.actions.Node(package=, executable=, name=, parameters=[path],
-remappings=[(from, to)], output='screen', sigterm_timeout=str)``. Each node's
+remappings=[(from, to)], output='screen', sigterm_timeout=str, on_exit=[...])`` and
+``launch.actions.Shutdown(reason=)``. Each node's
 parameters are passed as the same params file ``up`` writes
 (:func:`robot_capture.floor.graph.write_params_file`), so both paths hand the nodes
 identical values. ``launch`` and ``launch_ros`` are imported only inside the
@@ -37,6 +38,7 @@ def node_actions(context, sim: bool):
     Raises:
         FileNotFoundError, ValueError, KeyError: as :func:`graph.build` (launch reports them).
     """
+    from launch.actions import Shutdown
     from launch_ros.actions import Node
 
     values = {name: context.launch_configurations.get(name, default)
@@ -55,6 +57,8 @@ def node_actions(context, sim: bool):
             output="screen",
             # the recorder needs time to close its episode on SIGINT before escalation
             sigterm_timeout=str(spec.shutdown_timeout_s),
+            # as `up`: a required node's exit ends the launch (cameras are optional)
+            on_exit=[Shutdown(reason=f"required node {spec.name} exited")] if spec.required else None,
         ))
     return actions
 
