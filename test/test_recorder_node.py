@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,40 @@ def test_cli_record_sigterm_writes_metadata(tmp_path, ros):
     from robot_capture.bag import BagReader
 
     assert BagReader(bag).topics["/js"].count == 100
+
+
+def test_transient_local_kept_best_effort_adapted_rate_in_diagnostics(tmp_path, ros):
+    """A latched (transient-local) message published before the recorder exists is recorded;
+    a best-effort publisher is recorded best-effort; /diagnostics reports the topic rate."""
+    from std_msgs.msg import String
+    from sensor_msgs.msg import JointState
+
+    from robot_capture.bag import BagReader
+
+    latched = ros.publisher(String, "/robot_description", depth=1, transient_local=True)
+    latched.publish(String(data="<robot name='g1'/>"))
+    be = ros.publisher(JointState, "/be", depth=10, best_effort=True)
+    ros.spin_for(0.2)
+    out = tmp_path / "out"
+    rec = NodeProc(tmp_path, output_dir=str(out), topics=["/robot_description", "/be"], auto_start=True,
+                   disk_min_free_mb=0.0, discovery_interval_s=0.3)
+    try:
+        ros.listen_diagnostics()
+        assert ros.wait_subscribed(be) and ros.wait_subscribed(latched), rec.output()
+        ros.spin_for(0.3)
+        t_end = time.monotonic() + 3.0
+        i = 0
+        while time.monotonic() < t_end:
+            be.publish(js_msg(i))
+            i += 1
+            ros.spin_for(0.02)  # ~50 Hz (spin granularity makes it a little less)
+        d = ros.diag_values("recorder: /be")
+        assert 25.0 < float(d["rate_hz"]) < 60.0, d
+    finally:
+        assert rec.stop() == 0, rec.output()
+    (bag,) = _bags(out)
+    r = BagReader(bag)
+    assert [bytes(m.data) for m in r.messages(topics=["/robot_description"])] != []
+    assert r.topics["/robot_description"].qos[0]["durability"] == "transient_local"
+    assert r.topics["/be"].qos[0]["reliability"] == "best_effort"
+    assert r.topics["/be"].count >= 0.9 * i
