@@ -77,6 +77,7 @@ def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
+    from robot_capture.bag.errors import BagError
     from robot_capture.ros_env import ensure_ament_prefix
 
     ensure_ament_prefix()
@@ -90,7 +91,7 @@ def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
     finally:

@@ -129,6 +129,7 @@ class PlayerNode(Node):
 
 def run(parameter_overrides=None, args=None) -> int:
     """Play until done or SIGINT/SIGTERM. Returns the exit code."""
+    from robot_capture.bag.errors import BagError
     from robot_capture.ros_env import ensure_ament_prefix
 
     ensure_ament_prefix()
@@ -141,7 +142,7 @@ def run(parameter_overrides=None, args=None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

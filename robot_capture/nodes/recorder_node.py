@@ -167,10 +167,16 @@ class RecorderNode(Node):
         rate = float(p("diagnostics_rate_hz"))
         if rate > 0:
             self.create_timer(1.0 / rate, self.publish_diagnostics)
+        else:  # no diagnostics: the disk guard and rate windows still tick at 1 Hz
+            self.create_timer(1.0, self.rec.tick)
         self.discover()
         if bool(p("auto_start")):
-            path = self.rec.start_episode(self._episode_info())
-            self.get_logger().info(f"auto_start: recording {path}")
+            try:
+                path = self.rec.start_episode(self._episode_info())
+                self.get_logger().info(f"auto_start: recording {path}")
+            except Exception as exc:  # noqa: BLE001 - e.g. disk low: keep serving, report on /diagnostics
+                self.rec.last_error = f"auto_start failed: {exc}"
+                self.get_logger().error(self.rec.last_error)
 
     def _p(self, name):
         try:
