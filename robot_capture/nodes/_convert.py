@@ -10,6 +10,7 @@ sign-robust trace method for matrix -> quaternion.
 from __future__ import annotations
 
 import math
+import struct
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -139,3 +140,23 @@ def diagnostic_status(name: str, level: int, message: str, values: Mapping[str, 
     st.hardware_id = hardware_id
     st.values = [KeyValue(key=str(k), value=(f"{v:.6g}" if isinstance(v, float) else str(v))) for k, v in values.items()]
     return st
+
+
+def pose_array_cdr(sec: int, nanosec: int, frame_id: str, T: np.ndarray) -> bytes:
+    """Serialized ``geometry_msgs/PoseArray`` (little-endian XCDR1, as rmw_fastrtps writes it) from
+    ``(n, 4, 4)`` poses, for ``Publisher.publish(bytes)``: about 2x cheaper than building n ``Pose``
+    messages in Python, and no serialization at publish. Layout (OMG CDR): 4-byte encapsulation header, then the message with
+    each primitive aligned to its size relative to the end of that header.
+    """
+    T = np.asarray(T, dtype=float).reshape(-1, 4, 4)
+    fid = frame_id.encode("utf-8") + b"\x00"
+    head = struct.pack("<4siiI", b"\x00\x01\x00\x00", int(sec), int(nanosec), len(fid)) + fid
+    body_len = len(head) - 4
+    head += b"\x00" * ((-body_len) % 4) + struct.pack("<I", len(T))
+    body_len = len(head) - 4
+    if not len(T):
+        return head
+    parts = [head, b"\x00" * ((-body_len) % 8)]
+    for M in T.tolist():  # plain floats: cheaper than numpy for a handful of 4x4s
+        parts.append(struct.pack("<7d", M[0][3], M[1][3], M[2][3], *matrix_to_quat(M)))
+    return b"".join(parts)

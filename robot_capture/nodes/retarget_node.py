@@ -21,7 +21,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
-from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_msg,
+from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_cdr,
                                           pose_array_to_matrices, pose_to_matrix, stamp_to_sec)
 from robot_capture.nodes._run import StartupError, run
 
@@ -120,8 +120,8 @@ class RetargetNode(Node):
         try:
             targets = out.targets  # empty while holding: no new targets
             if targets:
-                frames = [f for f in out.target_frames if f in targets]
-                self.targets_pub.publish(pose_array_msg(stamp, self.base_frame, [targets[f] for f in frames]))
+                T = [targets[f] for f in out.target_frames if f in targets]
+                self.targets_pub.publish(pose_array_cdr(stamp.sec, stamp.nanosec, self.base_frame, T))
             for w in out.warnings or ():
                 self.get_logger().warning(w)
             if self.diag_per_command:
