@@ -1,7 +1,7 @@
 """robot_capture.floor.launcher: spawning, output prefixes, ordered shutdown, deaths.
 
 Children here are a small dummy node module (no ROS) started through the real
-``python -m robot_capture.floor._child <module> --ros-args ...`` path, so the command
+``python .../robot_capture/floor/_child.py <module> --ros-args ...`` path, so the command
 line, params file and signal handling are the ones ``robot-capture up`` uses.
 """
 from __future__ import annotations
@@ -46,7 +46,8 @@ DUMMY = textwrap.dedent('''
             stop.append(signum)
         signal.signal(signal.SIGINT, on_sig)
         signal.signal(signal.SIGTERM, on_sig)
-        record("start", pid=os.getpid(), ppid=os.getppid(), params=params)
+        import robot_capture
+        record("start", pid=os.getpid(), ppid=os.getppid(), params=params, pkg=robot_capture.__file__)
         print(f"hello from {name}", flush=True)
         t0 = time.monotonic()
         while not stop:
@@ -65,7 +66,7 @@ def dummy_env(tmp_path, monkeypatch):
     mod_dir = tmp_path / "mods"
     mod_dir.mkdir()
     (mod_dir / "dummy_node.py").write_text(DUMMY)
-    pp = os.pathsep.join([str(mod_dir), os.environ.get("PYTHONPATH", "")])
+    pp = os.pathsep.join(p for p in [str(mod_dir), os.environ.get("PYTHONPATH", "")] if p)  # no '' (= cwd)
     monkeypatch.setenv("PYTHONPATH", pp)
     return tmp_path / "events.jsonl"
 
@@ -118,6 +119,25 @@ def test_ordered_shutdown_recorder_last(dummy_env, tmp_path):
     for s in specs:
         assert f"[{s.name}] hello from {s.name}" in text
     assert not sup.workdir.exists()  # its temp params dir is removed
+
+
+def test_children_import_the_installed_package_not_the_cwd(dummy_env, tmp_path, monkeypatch):
+    """A source checkout in the working directory must not shadow the package the supervisor runs."""
+    import robot_capture
+
+    log = dummy_env
+    shadow = tmp_path / "cwd"
+    (shadow / "robot_capture").mkdir(parents=True)
+    (shadow / "robot_capture" / "__init__.py").write_text("raise ImportError('shadow checkout imported')\n")
+    monkeypatch.chdir(shadow)
+    sup = launcher.Supervisor([_spec("recorder", "recorder", log)], out=io.StringIO())
+    sup.start()
+    try:
+        assert _wait_started(log, ["recorder"])
+    finally:
+        sup.shutdown()
+    start = next(e for e in _events(log) if e["event"] == "start")
+    assert start["pkg"] == robot_capture.__file__
 
 
 def test_child_death_is_reported_and_graph_stops(dummy_env):

@@ -1,16 +1,24 @@
 """Child-process entry used by :mod:`robot_capture.floor.launcher`.
 
-``python -m robot_capture.floor._child <module> [args...]`` arranges (Linux) to get
-SIGTERM when the supervisor dies (``prctl(PR_SET_PDEATHSIG)``), exits at once if the
-supervisor is already gone, then runs ``<module>.main()`` with ``sys.argv`` =
-``[<module>, args...]``.
+``python <path>/_child.py <module> [args...]`` arranges (Linux) to get SIGTERM when
+the supervisor dies (``prctl(PR_SET_PDEATHSIG)``), exits at once if the supervisor is
+already gone, then runs ``<module>.main()`` with ``sys.argv`` = ``[<module>, args...]``.
+
+It is started as a script, not with ``-m``: ``python -m`` would put the current
+directory first on ``sys.path``, so that a source checkout in the working directory
+(without its built C extension) would shadow the installed package. The script's own
+directory, which Python puts first instead, is removed before anything is imported.
 """
 from __future__ import annotations
 
-import importlib
 import os
-import signal
 import sys
+
+if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import importlib  # noqa: E402
+import signal  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
 

@@ -2,7 +2,7 @@
 
 Each :class:`~robot_capture.floor.graph.NodeSpec` runs as a child process::
 
-    python -m robot_capture.floor._child <module> --ros-args -r __node:=<name>
+    python .../robot_capture/floor/_child.py <module> --ros-args -r __node:=<name>
         --params-file <workdir>/<name>.params.yaml [-r from:=to ...]
 
 * Output: every line a child prints is echoed as ``[<name>] <line>``.
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
-from robot_capture.floor import graph
+from robot_capture.floor import _child, graph
 from robot_capture.floor.graph import NodeSpec
 
 
@@ -95,7 +95,8 @@ class Supervisor:
 
     # ------------------------------------------------------------------ start
     def _default_command(self, spec: NodeSpec, params_file: Path) -> list[str]:
-        return [self.python, "-m", "robot_capture.floor._child", spec.module,
+        # a script path, not `-m`: see robot_capture.floor._child (cwd must not shadow the install)
+        return [self.python, str(Path(_child.__file__).resolve()), spec.module,
                 *graph.ros_arguments(spec, params_file)]
 
     def start(self) -> None:
