@@ -51,6 +51,12 @@ def parse_args(argv=None):
     p.add_argument("--rates", type=float, nargs="*", default=[200.0, 1000.0], help="latency: input rates, Hz")
     p.add_argument("--duration", type=float, default=10.0, help="latency: seconds per rate")
     p.add_argument("--latency-clip", default="cmu_02_05_punch_strike.bvh", help="latency: clip for exo readings")
+    p.add_argument("--nice", type=int, default=0,
+                   help="latency: niceness for the node and this process (e.g. -10, needs privileges), as a "
+                        "station would raise the teleop path's priority; 0 = unchanged (default)")
+    p.add_argument("--rt", type=int, default=0, metavar="PRIO",
+                   help="latency: run the node and this process under SCHED_FIFO priority PRIO (needs privileges), "
+                        "as a control station runs its teleop loop; 0 = normal scheduling (default)")
     p.add_argument("--quick", action="store_true", help="short run: 3 s per rate, 2 clips, 1 repeat")
     p.add_argument("--skip-offline", action="store_true")
     p.add_argument("--skip-latency", action="store_true")
@@ -95,13 +101,23 @@ def bench_offline(robot: str, clips: list[Path], repeat: int) -> list[dict]:
 
 # ----------------------------------------------------------------------------- latency
 
-def _start_node(robot: str, env: dict) -> subprocess.Popen:
+def _set_priority(nice: int = 0, rt: int = 0) -> None:
+    """Lower niceness and/or SCHED_FIFO for the calling process (threads created later inherit it)."""
+    if nice:
+        os.nice(nice)
+    if rt:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt))
+
+
+def _start_node(robot: str, env: dict, nice: int = 0, rt: int = 0) -> subprocess.Popen:
     args = [sys.executable, "-m", "robot_capture.nodes.retarget_node", "--ros-args",
             "-p", f"robot:={robot}", "-p", "source:=exo", "-p", "rate_hz:=0.0", "-p", "diagnostics_rate_hz:=1.0"]
-    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=(lambda: _set_priority(nice, rt)) if (nice or rt) else None)
 
 
-def bench_latency(robot: str, rates: list[float], duration: float, clip_name: str) -> list[dict]:
+def bench_latency(robot: str, rates: list[float], duration: float, clip_name: str, nice: int = 0,
+                  rt: int = 0) -> list[dict]:
     from robot_capture.ros_env import ensure_ament_prefix
 
     ensure_ament_prefix()
@@ -115,7 +131,9 @@ def bench_latency(robot: str, rates: list[float], duration: float, clip_name: st
 
     replay = ClipReplay(clip_name, vr=False)
     names, readings = replay.exo_names, replay.exo_positions
-    proc = _start_node(robot, dict(os.environ))
+    proc = _start_node(robot, dict(os.environ), nice, rt)
+    old_nice, old_sched = os.nice(0), os.sched_getscheduler(0)
+    _set_priority(nice, rt)
     rclpy.init()
     node = rclpy.create_node("retarget_bench")
     ex = EventsExecutor()
@@ -176,6 +194,10 @@ def bench_latency(robot: str, rates: list[float], duration: float, clip_name: st
         ex.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+        if rt:
+            os.sched_setscheduler(0, old_sched, os.sched_param(0))
+        if nice:
+            os.setpriority(os.PRIO_PROCESS, 0, old_nice)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             try:
@@ -199,9 +221,10 @@ def main(argv=None) -> int:
             clips = clips[:2]
     offline, latency = [], []
     if not args.skip_latency:  # first, before the offline part pins this process to one core
-        print(f"retarget_node latency through DDS, {args.robot}, exo input, rate_hz 0 ({args.duration:g} s per rate):",
-              flush=True)
-        latency = bench_latency(args.robot, args.rates, args.duration, args.latency_clip)
+        print(f"retarget_node latency through DDS, {args.robot}, exo input, rate_hz 0 ({args.duration:g} s per rate"
+              f"{f', nice {args.nice}' if args.nice else ''}{f', SCHED_FIFO {args.rt}' if args.rt else ''}; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} cores):", flush=True)
+        latency = bench_latency(args.robot, args.rates, args.duration, args.latency_clip, args.nice, args.rt)
     if not args.skip_offline:
         print(f"offline retarget, {args.robot}, source bvh, one core (best of {args.repeat}):", flush=True)
         offline = bench_offline(args.robot, clips, args.repeat)
