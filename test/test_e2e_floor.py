@@ -42,6 +42,16 @@ FILTER_TOL_P95_RAD = 1e-3
 FILTER_TOL_MAX_RAD = 1e-2
 
 
+def _cli() -> list[str]:
+    """The installed `robot-capture` (as a user runs it); `python -m robot_capture.cli` would
+    import a source checkout in the working directory instead of the installed package."""
+    import shutil
+
+    exe = Path(sys.executable).parent / "robot-capture"
+    found = str(exe) if exe.exists() else shutil.which("robot-capture")
+    return [found] if found else [sys.executable, "-m", "robot_capture.cli"]
+
+
 def _stamp_ns(stamp) -> int:
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
@@ -147,7 +157,7 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
 
     # ---- joint commands == offline `robot-capture retarget --source exo` of the same clip
     traj = tmp_path / "offline.npz"
-    res_cli = subprocess.run([sys.executable, "-m", "robot_capture.cli", "retarget", CLIP, "--robot", "g1",
+    res_cli = subprocess.run([*_cli(), "retarget", CLIP, "--robot", "g1",
                               "--source", "exo", "--out", str(traj), "--quiet"],
                              capture_output=True, text=True, timeout=120)
     assert res_cli.returncode == 0, res_cli.stdout + res_cli.stderr
@@ -213,7 +223,7 @@ def test_sigterm_on_up_mid_episode_leaves_a_complete_bag(tmp_path):
     out_dir = tmp_path / "episodes"
     log_path = tmp_path / "up.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "robot_capture.cli", "up", "--sim", "--clip", CLIP,
+        proc = subprocess.Popen([*_cli(), "up", "--sim", "--clip", CLIP,
                                  "--cameras", "none", "--output-dir", str(out_dir), "--task", "sigterm test"],
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
