@@ -39,5 +39,26 @@ def g1_urdf(data_dir) -> Path:
     return data_dir / "robots" / "unitree_g1" / "g1_29dof_rev_1_0.urdf"
 
 
+@pytest.fixture
+def ros_node(request):
+    """An rclpy node in its own context with a SingleThreadedExecutor: ``(node, executor)``.
+
+    For DDS tests (mark them ``ros``); torn down after the test.
+    """
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    node = rclpy.create_node(f"test_{request.node.name}".replace("[", "_").replace("]", "").replace("-", "_")[:60],
+                             context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
+    yield node, ex
+    ex.shutdown()
+    node.destroy_node()
+    rclpy.shutdown(context=ctx)
+
+
 def pytest_report_header(config):
     return f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} python={sys.version.split()[0]}"
