@@ -9,20 +9,6 @@ from ros_util import spin_until, start_node, stop_node
 pytestmark = pytest.mark.ros
 
 
-@pytest.fixture
-def ros_node():
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("test_camera_observer", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    yield node, ex
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=ctx)
 
 
 def _frame(msg):

@@ -30,7 +30,7 @@ def test_clip_replay_loop_speed_and_errors(tmp_path):
     assert r.frame_index(170) == 170 and r.frame_index(171) is None
     r.loop = True
     assert r.frame_index(171) == 0 and r.frame_index(171 * 2 + 5) == 5
-    with pytest.raises(FileNotFoundError, match="cmu_02_01_walk.bvh"):
+    with pytest.raises(FileNotFoundError, match="no_such_clip"):
         resolve_clip("no_such_clip")
     with pytest.raises(ValueError):
         ClipReplay("cmu_02_01_walk", speed=0.0)
@@ -41,21 +41,15 @@ def test_clip_replay_loop_speed_and_errors(tmp_path):
 
 
 @pytest.mark.ros
-def test_node_publishes_at_the_clip_rate(data_dir):
-    import rclpy
+def test_node_publishes_at_the_clip_rate(ros_node):
     from geometry_msgs.msg import PoseStamped
-    from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
     from ros_util import spin_until, start_node, stop_node
 
     ref = ClipReplay("cmu_02_05_punch_strike", vr=False)
     proc = start_node("robot_capture.nodes.mocap_replay_node", {"clip": "cmu_02_05_punch_strike", "loop": True})
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("test_mocap_observer", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
+    node, ex = ros_node
     try:
         exo, heads, wrists = [], [], []
         node.create_subscription(JointState, "/exo/joint_states", lambda m: exo.append((time.monotonic(), m)), 100)
@@ -77,26 +71,17 @@ def test_node_publishes_at_the_clip_rate(data_dir):
         stamp = m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
         assert abs(now - stamp) < 0.5e9, "stamps are now"
     finally:
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
         code, out = stop_node(proc)
     assert code == 0, out
 
 
 @pytest.mark.ros
-def test_node_without_loop_stops_after_the_last_frame():
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+def test_node_without_loop_stops_after_the_last_frame(ros_node):
     from sensor_msgs.msg import JointState
 
     from ros_util import spin_until, start_node, stop_node
 
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("test_mocap_noloop", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
+    node, ex = ros_node
     exo = []
     node.create_subscription(JointState, "/exo/joint_states", exo.append, 1000)
     # subscribe first so that no frame is missed, then start the node
@@ -108,9 +93,6 @@ def test_node_without_loop_stops_after_the_last_frame():
         assert 150 <= len(exo) <= 171, len(exo)
         assert proc.poll() is None, "the node keeps running after the clip"
     finally:
-        ex.shutdown()
-        node.destroy_node()
-        rclpy.shutdown(context=ctx)
         code, out = stop_node(proc)
     assert code == 0, out
     assert "clip ended" in out

@@ -22,20 +22,6 @@ def exo_stream(data_dir):
     return list(exo.joint_names), exo.angles_from_poses(clip.human_poses())
 
 
-@pytest.fixture
-def ros_node():
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("test_retarget_io", context=ctx)
-    ex = SingleThreadedExecutor(context=ctx)
-    ex.add_node(node)
-    yield node, ex
-    ex.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=ctx)
 
 
 class Io:

@@ -15,38 +15,18 @@ clip restarts after its last frame.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
+from robot_capture.floor.graph import resolve_clip  # clip name or path -> path (one implementation)
+
 VR_NAMES = ("head", "left_wrist", "right_wrist")
-
-
-def resolve_clip(clip: str) -> Path:
-    """A clip name in ``shared/data/motion`` (with or without ``.bvh``) or a path -> an existing path.
-
-    Raises:
-        FileNotFoundError: neither exists (the message lists the shipped clips).
-    """
-    p = Path(os.path.expanduser(str(clip)))
-    if p.is_file():
-        return p
-    from robot_capture.paths import data_dir
-
-    motion = data_dir() / "motion"
-    for cand in (motion / str(clip), motion / f"{clip}.bvh"):
-        if cand.is_file():
-            return cand
-    shipped = sorted(x.name for x in motion.glob("*.bvh"))
-    raise FileNotFoundError(f"clip {clip!r} is neither a file nor one of {motion}: {shipped}")
 
 
 class ClipReplay:
     """Precomputed per-frame replay of one BVH clip.
 
     Args:
-        clip: clip name or path (:func:`resolve_clip`).
+        clip: clip name in ``shared/data/motion`` (with or without ``.bvh``) or a path.
         exo: compute exoskeleton readings; ``exo_config``: exo arm model YAML ('' = shipped).
         vr: compute VR head/wrist poses.
         speed: playback speed factor (> 0).
