@@ -93,6 +93,7 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
                           "/exo/joint_states": JointState, "/camera/head/image_raw": Image})
             client.wait_for_recorder()
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
+            client.unwatch()  # leave the CPU to the floor while recording
             client.spin_for(2.0)  # the recorder matches every publisher; start-up load settles
             assert sup.check() == []
             client.start_episode(task="e2e pour water", operator="pytest", scene="sim")
@@ -233,6 +234,7 @@ def test_sigterm_on_up_mid_episode_leaves_a_complete_bag(tmp_path):
             client.watch({"/retarget/joint_command": JointState, "/joint_states": JointState})
             client.wait_for_recorder()
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
+            client.unwatch()
             client.spin_for(1.0)
             client.start_episode()
             client.spin_for(2.5)

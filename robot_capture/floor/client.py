@@ -105,6 +105,12 @@ class EpisodeClient:
             self._subs[topic] = self.node.create_subscription(msg_type, topic, cb, qos_profile_sensor_data,
                                                               raw=True)
 
+    def unwatch(self) -> None:
+        """Drop the watch subscriptions (keeps ``counts``): no CPU spent on them while recording."""
+        for sub in self._subs.values():
+            self.node.destroy_subscription(sub)
+        self._subs.clear()
+
     def wait_for_data(self, topics: Iterable[str], min_messages: int = 3, timeout_s: float = 30.0) -> None:
         """Block until each watched topic in ``topics`` has ``min_messages``.
 

@@ -90,6 +90,7 @@ def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str 
             client.watch(_watch_types(expected))
             client.wait_for_recorder()
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
+            client.unwatch()  # the recorder is the one that listens from here on
             if sup.check():
                 raise RuntimeError("a node died during start-up")
             client.spin_for(2.0)  # let the recorder match every publisher and start-up load settle
