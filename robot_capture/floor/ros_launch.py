@@ -19,6 +19,8 @@ functions: this module imports without them.
 """
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 
 from robot_capture.floor import graph
@@ -45,6 +47,7 @@ def node_actions(context, sim: bool):
               for name, (default, _help) in declared_arguments(sim).items()}
     specs = graph.build(values.pop("config") or None, overrides=values, sim=sim)
     workdir = tempfile.mkdtemp(prefix="robot_capture_launch_")
+    atexit.register(shutil.rmtree, workdir, True)  # the params files outlive the nodes' start only
     actions = []
     for spec in specs:
         params_file = graph.write_params_file(spec, workdir)
