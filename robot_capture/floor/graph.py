@@ -194,14 +194,22 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
 
 
 def resolve_clip(clip: str) -> Path:
-    """A clip name in ``shared/data/motion`` or a path -> an existing path (as mocap_replay resolves it).
+    """A clip name in ``shared/data/motion`` or a path -> an existing path.
 
     Raises:
         FileNotFoundError: neither exists (lists the shipped clips).
     """
-    from robot_capture.sim.replay import resolve_clip as _resolve
+    p = Path(os.path.expanduser(str(clip)))
+    if p.is_file():
+        return p.resolve()
+    from robot_capture.paths import data_dir
 
-    return Path(_resolve(clip)).resolve()
+    motion = data_dir() / "motion"
+    for cand in (motion / str(clip), motion / f"{clip}.bvh"):
+        if cand.is_file():
+            return cand
+    shipped = sorted(x.name for x in motion.glob("*.bvh"))
+    raise FileNotFoundError(f"clip {clip!r} not found as a path or in {motion} (shipped: {shipped})")
 
 
 def clip_rate_hz(path: str | os.PathLike) -> float:
