@@ -4,7 +4,8 @@
 Load, published from a separate process: ``3 x camera-scale`` 640x480 rgb8 Image at
 30 Hz (``/camera/cam<k>/image_raw``), a 30-joint JointState at 1 kHz (``/joint_states``)
 and a 14-joint exoskeleton JointState at 200 Hz (``/exo/joint_states``), all reliable
-(cameras depth 10, joint states depth 100), on one absolute-deadline schedule. Camera
+with KEEP_LAST depth = 1 s of messages (``--pub-depth-s``), on one absolute-deadline schedule
+that resyncs after a >100 ms stall (counted as "late events": a sign of CPU contention). Camera
 frames are uniform noise from a pool of 8 per camera (incompressible: a worst case for
 zstd/lz4 CPU; real images compress ~7 %, ENVIRONMENT.md). The
 recorder node runs as its own process (``python -m robot_capture.nodes.recorder_node``,
@@ -50,7 +51,7 @@ POOL = 8  # distinct random frames per camera
 
 
 # ------------------------------------------------------------------ publisher process
-def run_publisher(duration: float, cameras: int, ready_timeout: float = 30.0) -> dict:
+def run_publisher(duration: float, cameras: int, depth_s: float = 1.0, ready_timeout: float = 30.0) -> dict:
     """Publish the load for ``duration`` s once every topic has a subscriber; returns counts."""
     import numpy as np
     import rclpy
@@ -75,7 +76,8 @@ def run_publisher(duration: float, cameras: int, ready_timeout: float = 30.0) ->
     exo.name = [f"exo_{i}" for i in range(14)]
     topics["/joint_states"] = (JointState, 100, JS_HZ, js)
     topics["/exo/joint_states"] = (JointState, 100, EXO_HZ, exo)
-    pubs = {t: node.create_publisher(cls, t, QoSProfile(depth=d)) for t, (cls, d, _hz, _m) in topics.items()}
+    pubs = {t: node.create_publisher(cls, t, QoSProfile(depth=max(10, round(hz * depth_s))))
+            for t, (cls, _d, hz, _m) in topics.items()}
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline and not all(p.get_subscription_count() > 0 for p in pubs.values()):
         time.sleep(0.05)
@@ -85,6 +87,7 @@ def run_publisher(duration: float, cameras: int, ready_timeout: float = 30.0) ->
     t0 = time.monotonic()
     heap = [(t0, t) for t in topics]
     heapq.heapify(heap)
+    anchor = {t: (t0, 0) for t in topics}  # (time, count) the schedule of a topic counts from
     end = t0 + duration
     late = 0
     while heap:
@@ -92,12 +95,13 @@ def run_publisher(duration: float, cameras: int, ready_timeout: float = 30.0) ->
         if due >= end:
             continue
         now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > 0.1:
-            late += 1
         cls, _d, hz, msg = topics[topic]
         n = counts[topic]
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 0.1:  # stalled > 100 ms (CPU contention): resync, do not burst the backlog
+            late += 1
+            anchor[topic] = (now, n)
         stamp = time.time_ns()
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 1_000_000_000)
         if cls is JointState:
@@ -110,7 +114,8 @@ def run_publisher(duration: float, cameras: int, ready_timeout: float = 30.0) ->
             msg.data = pools[topic][n % POOL]
             pubs[topic].publish(msg)
         counts[topic] = n + 1
-        heapq.heappush(heap, (t0 + (n + 1) / hz, topic))
+        a_t, a_n = anchor[topic]
+        heapq.heappush(heap, (a_t + (n + 1 - a_n) / hz, topic))
     wall = time.monotonic() - t0
     time.sleep(1.0)  # let reliable delivery finish
     node.destroy_node()
@@ -130,7 +135,7 @@ def _dir_bytes(path: Path) -> int:
 
 
 def run_once(duration: float, cameras: int, compression: str, level, chunk_size: int, out_dir: Path,
-             transport: str = "default") -> dict:
+             transport: str = "default", pub_depth_s: float = 1.0) -> dict:
     env = dict(os.environ)
     if transport == "large_data":
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
@@ -149,7 +154,8 @@ def run_once(duration: float, cameras: int, compression: str, level, chunk_size:
     try:
         time.sleep(1.0)
         pub = subprocess.Popen([sys.executable, __file__, "--publisher", "--duration", str(duration),
-                                "--cameras", str(cameras)], stdout=subprocess.PIPE, env=env, text=True)
+                                "--cameras", str(cameras), "--pub-depth-s", str(pub_depth_s)],
+                               stdout=subprocess.PIPE, env=env, text=True)
         # CPU window: from the publisher's first message to its report (1 s after its last message,
         # so the recorder's catching up is included)
         line = pub.stdout.readline()
@@ -201,6 +207,9 @@ def main(argv=None) -> int:
                     help="Fast DDS builtin transports for both processes: default (SHM+UDP, 64 kB "
                          "fragments), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: SHM/TCP, no "
                          "fragmentation), or both in turn (default)")
+    ap.add_argument("--pub-depth-s", type=float, default=1.0,
+                    help="publishers' KEEP_LAST depth in seconds of messages (default 1 s: 30 frames, "
+                         "1000 joint states); the recorder cannot deepen a publisher's history")
     ap.add_argument("--writer-seconds", type=float, default=10.0, help="seconds of load for writer-only figures")
     ap.add_argument("--keep", action="store_true", help="keep the bags (printed paths)")
     ap.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
@@ -210,7 +219,7 @@ def main(argv=None) -> int:
 
     ensure_ament_prefix()
     if a.publisher:
-        print(json.dumps(run_publisher(a.duration, a.cameras)), flush=True)
+        print(json.dumps(run_publisher(a.duration, a.cameras, a.pub_depth_s)), flush=True)
         return 0
     scales = [a.camera_scale] if a.camera_scale else [1, 2]
     tmp = Path(tempfile.mkdtemp(prefix="rc_recbench_"))
@@ -225,7 +234,7 @@ def main(argv=None) -> int:
             cams = 3 * scale
             out = tmp / f"x{scale}_{transport}" / "out"
             out.mkdir(parents=True)
-            res = run_once(a.duration, cams, a.compression, a.level, a.chunk_size, out, transport)
+            res = run_once(a.duration, cams, a.compression, a.level, a.chunk_size, out, transport, a.pub_depth_s)
             print(f"\n== {cams} cameras 640x480 rgb8 @30 Hz + JointState 30 joints @1 kHz + exo 14 joints @200 Hz, "
                   f"transport {transport} (load avg {os.getloadavg()[0]:.2f})")
             results.append((cams, transport, res))
