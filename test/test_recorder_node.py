@@ -319,3 +319,32 @@ def test_transient_local_kept_best_effort_adapted_rate_in_diagnostics(tmp_path, 
     assert r.topics["/robot_description"].qos[0]["durability"] == "transient_local"
     assert r.topics["/be"].qos[0]["reliability"] == "best_effort"
     assert r.topics["/be"].count >= 0.9 * i
+
+
+def test_auto_start_refused_on_low_disk_is_reported_not_fatal(tmp_path, monkeypatch):
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import Trigger
+
+    from robot_capture.nodes.recorder_node import RecorderNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    orig_init = Node.__init__
+    monkeypatch.setattr(Node, "__init__", lambda self, name, **kw: orig_init(self, name, context=ctx, **kw))
+    node = None
+    try:
+        node = RecorderNode([Parameter("output_dir", value=str(tmp_path)), Parameter("topics", value=["/a"]),
+                             Parameter("auto_start", value=True), Parameter("disk_min_free_mb", value=1e12)],
+                            name="rec_lowdisk")
+        assert node.rec.episode is None and "auto_start failed" in node.rec.last_error
+        node.publish_diagnostics()  # reports, does not raise
+        res = node._srv_start(Trigger.Request(), Trigger.Response())
+        assert not res.success and "MB free" in res.message
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.shutdown(context=ctx)
