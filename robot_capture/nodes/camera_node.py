@@ -19,7 +19,9 @@ import array
 import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
+import rclpy
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
@@ -56,6 +58,7 @@ class CameraNode(Node):
         self.frame_id = f"{self.cam_name}_optical_frame"
         self.view = None
         self.cap = None
+        self._state_node = self._state_sub = None
         if source == "synthetic":
             from robot_capture.sim.robots import load_robot
             from robot_capture.sim.synthetic_camera import RobotView
@@ -66,9 +69,17 @@ class CameraNode(Node):
             except (OSError, KeyError, ValueError) as e:
                 raise StartupError(f"camera {self.cam_name}: synthetic view of {robot!r}: {e}") from e
             self.view.set_joint_positions(list(locked), list(locked.values()))
-            # raw: keep only the latest serialized state and decode it once per frame, not at 500 Hz
+            # Only the newest /joint_states matters, once per frame. A KEEP_LAST(1) reader on a
+            # helper node that is never spun holds it; the frame tick takes it, so Python does
+            # not wake at the 500 Hz state rate. (Fallback: a raw callback keeping the latest.)
             self._latest_state: bytes | None = None
-            self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10, raw=True)
+            self._state_node = rclpy.create_node(f"_{self.get_name()}_joint_states", context=self.context)
+            self._state_sub = self._state_node.create_subscription(
+                JointState, "/joint_states", lambda _m: None, QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST))
+            if not hasattr(self._state_sub.handle, "take_message"):  # other rclpy versions
+                self._state_node.destroy_node()
+                self._state_node = self._state_sub = None
+                self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10, raw=True)
             K = self.view.intrinsics.matrix()
         else:
             self.cap = cv2.VideoCapture(int(source) if source.lstrip("-").isdigit() else source)
@@ -105,16 +116,24 @@ class CameraNode(Node):
     def _on_joint_states(self, data: bytes) -> None:
         self._latest_state = data
 
+    def _take_state(self) -> JointState | None:
+        """The newest /joint_states since the last frame, or None."""
+        if self._state_sub is not None:
+            with self._state_sub.handle:
+                taken = self._state_sub.handle.take_message(JointState, False)
+            return taken[0] if taken else None
+        data, self._latest_state = self._latest_state, None
+        return deserialize_message(data, JointState) if data is not None else None
+
     def _grab(self) -> np.ndarray | None:
         """Next frame as RGB ``(H, W, 3)`` uint8 (``self._frame``), or None when no frame is available."""
         if self.view is not None:
-            if self._latest_state is not None:
-                data, self._latest_state = self._latest_state, None
-                try:
-                    msg = deserialize_message(data, JointState)
+            try:
+                msg = self._take_state()
+                if msg is not None:
                     self.view.set_joint_positions(msg.name, msg.position)
-                except Exception as e:  # noqa: BLE001 - a bad message never stops the camera
-                    self.get_logger().warning(f"bad /joint_states message: {e}", throttle_duration_sec=5.0)
+            except Exception as e:  # noqa: BLE001 - a bad message never stops the camera
+                self.get_logger().warning(f"bad /joint_states message: {e}", throttle_duration_sec=5.0)
             return self.view.render(out=self._frame)
         ok, bgr = self.cap.read()
         if not ok and self.loop and self.cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
@@ -156,6 +175,8 @@ class CameraNode(Node):
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
+        if getattr(self, "_state_node", None) is not None:
+            self._state_node.destroy_node()
 
 
 def main(args=None) -> int:
