@@ -40,6 +40,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--attach", action="append", default=[], metavar="FILE", help="config file to attach (repeat)")
     p.add_argument("--no-auto-start", action="store_true", help="wait for ~/start_episode instead")
     p.add_argument("--discovery-interval", type=float, default=1.0, help="topic discovery poll period (s)")
+    p.add_argument("--status-every", type=float, default=10.0, metavar="S",
+                   help="print a progress line (messages, MB, drops, disk free) every S s (0: off)")
     p.add_argument("--node-name", default="recorder", help="node name (services are /<name>/...)")
     return p
 
@@ -57,6 +59,7 @@ def overrides(args) -> list:
         "max_bag_duration_s": float(args.max_bag_duration), "flush_interval_s": float(args.flush_interval),
         "disk_min_free_mb": float(args.disk_min_free_mb), "robot": args.robot, "urdf": args.urdf,
         "auto_start": not args.no_auto_start, "discovery_interval_s": float(args.discovery_interval),
+        "status_log_s": float(args.status_every),
     }
     out = [Parameter(k, value=v) for k, v in values.items()]
     if args.topics:

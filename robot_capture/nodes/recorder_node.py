@@ -33,7 +33,7 @@ Parameters (``--ros-args -p name:=value``):
     disk_min_free_mb: 1024.0 (disk guard; 0 = off)
     robot: "" (attach its URDF and config/robots/<robot>.yaml)  urdf: ""  attach_configs: []
     auto_start: false (start an episode at launch)   discovery_interval_s: 1.0
-    diagnostics_rate_hz: 1.0
+    diagnostics_rate_hz: 1.0   status_log_s: 0.0 (log a one-line progress summary this often; 0 = off)
     qos_depth: 1000 (subscription history depth; the DDS reader buffers this many messages
         while the Python thread is not scheduled: 1 s at 1 kHz)
     qos_depth_large: 100 (the same for large-message types: Image, CompressedImage,
@@ -73,7 +73,7 @@ PARAMS = {
     "compression": "zstd", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
-    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "qos_depth": 1000, "qos_depth_large": 100,
+    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100,
 }
 
 
@@ -169,6 +169,8 @@ class RecorderNode(Node):
             self.create_timer(1.0 / rate, self.publish_diagnostics)
         else:  # no diagnostics: the disk guard and rate windows still tick at 1 Hz
             self.create_timer(1.0, self.rec.tick)
+        if float(p("status_log_s")) > 0:
+            self.create_timer(float(p("status_log_s")), self.log_status)
         self.discover()
         if bool(p("auto_start")):
             try:
@@ -304,6 +306,18 @@ class RecorderNode(Node):
                 ("problems", sum(t["problems"].values())))]
             arr.status.append(st)
         self._diag_pub.publish(arr)
+
+    def log_status(self) -> None:
+        """One progress line: episode, elapsed, messages, MB, drops, disk free."""
+        s = self.rec.status()
+        t = s["topics"].values()
+        if s["episode"]:
+            msg = (f"recording {s['episode']}: {s['episode_elapsed_s']:.0f} s, {sum(x['messages'] for x in t)} msgs, "
+                   f"{sum(x['bytes'] for x in t) / 1e6:.1f} MB, {sum(x['drops'] for x in t)} dropped, "
+                   f"{len(self._subs)} topics, {s['disk_free_bytes'] / 1e9:.1f} GB free")
+        else:
+            msg = f"idle ({len(self._subs)} topics){': ' + s['last_error'] if s['last_error'] else ''}"
+        self.get_logger().info(msg)
 
     def shutdown(self) -> None:
         """Close the open episode (metadata.yaml written). Safe to call twice."""
