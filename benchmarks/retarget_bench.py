@@ -57,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--rt", type=int, default=0, metavar="PRIO",
                    help="latency: run the node and this process under SCHED_FIFO priority PRIO (needs privileges), "
                         "as a control station runs its teleop loop; 0 = normal scheduling (default)")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="latency: skip the echo-node baseline (DDS + rclpy round trip without retargeting)")
+    p.add_argument("--echo-node", action="store_true", help=argparse.SUPPRESS)  # internal: run the baseline node
     p.add_argument("--quick", action="store_true", help="short run: 3 s per rate, 2 clips, 1 repeat")
     p.add_argument("--skip-offline", action="store_true")
     p.add_argument("--skip-latency", action="store_true")
@@ -109,15 +112,35 @@ def _set_priority(nice: int = 0, rt: int = 0) -> None:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(rt))
 
 
-def _start_node(robot: str, env: dict, nice: int = 0, rt: int = 0) -> subprocess.Popen:
-    args = [sys.executable, "-m", "robot_capture.nodes.retarget_node", "--ros-args",
-            "-p", f"robot:={robot}", "-p", "source:=exo", "-p", "rate_hz:=0.0", "-p", "diagnostics_rate_hz:=1.0"]
+def echo_node_main() -> int:
+    """Baseline node: /exo/joint_states -> /retarget/joint_command unchanged (same executor and
+    shutdown as the real nodes), so the table separates DDS + rclpy cost from retargeting."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    from robot_capture.nodes._run import run
+
+    class Echo(Node):
+        def __init__(self):
+            super().__init__("retarget_echo")
+            pub = self.create_publisher(JointState, "/retarget/joint_command", 10)
+            self.create_subscription(JointState, "/exo/joint_states", pub.publish, 50)
+
+    return run(Echo, [sys.argv[0]])
+
+
+def _start_node(robot: str, env: dict, nice: int = 0, rt: int = 0, echo: bool = False) -> subprocess.Popen:
+    if echo:
+        args = [sys.executable, os.path.abspath(__file__), "--echo-node"]
+    else:
+        args = [sys.executable, "-m", "robot_capture.nodes.retarget_node", "--ros-args",
+                "-p", f"robot:={robot}", "-p", "source:=exo", "-p", "rate_hz:=0.0", "-p", "diagnostics_rate_hz:=1.0"]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=(lambda: _set_priority(nice, rt)) if (nice or rt) else None)
 
 
 def bench_latency(robot: str, rates: list[float], duration: float, clip_name: str, nice: int = 0,
-                  rt: int = 0) -> list[dict]:
+                  rt: int = 0, echo: bool = False) -> list[dict]:
     from robot_capture.ros_env import ensure_ament_prefix
 
     ensure_ament_prefix()
@@ -131,7 +154,7 @@ def bench_latency(robot: str, rates: list[float], duration: float, clip_name: st
 
     replay = ClipReplay(clip_name, vr=False)
     names, readings = replay.exo_names, replay.exo_positions
-    proc = _start_node(robot, dict(os.environ), nice, rt)
+    proc = _start_node(robot, dict(os.environ), nice, rt, echo)
     old_nice, old_sched = os.nice(0), os.sched_getscheduler(0)
     _set_priority(nice, rt)
     rclpy.init()
@@ -183,7 +206,7 @@ def bench_latency(robot: str, rates: list[float], duration: float, clip_name: st
             lat = np.array([(received[k] - (k[0] * 1_000_000_000 + k[1])) * 1e-6 for k in sent if k in received])
             missed = sum(1 for k in sent if k not in received)
             span = (sent[-1][0] - sent[0][0]) + (sent[-1][1] - sent[0][1]) * 1e-9 if len(sent) > 1 else math.nan
-            rows.append(dict(rate=rate, sent=len(sent), achieved=(len(sent) - 1) / span if span else math.nan,
+            rows.append(dict(node="echo (baseline)" if echo else "retarget_node", rate=rate, sent=len(sent), achieved=(len(sent) - 1) / span if span else math.nan,
                              p50=float(np.percentile(lat, 50)) if lat.size else math.nan,
                              p99=float(np.percentile(lat, 99)) if lat.size else math.nan,
                              max=float(lat.max()) if lat.size else math.nan, missed=missed))
@@ -210,6 +233,8 @@ def bench_latency(robot: str, rates: list[float], duration: float, clip_name: st
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.echo_node:
+        return echo_node_main()
     if args.quick:
         args.duration, args.repeat = 3.0, 1
     motion = data_dir() / "motion"
@@ -225,6 +250,10 @@ def main(argv=None) -> int:
               f"{f', nice {args.nice}' if args.nice else ''}{f', SCHED_FIFO {args.rt}' if args.rt else ''}; load average {os.getloadavg()[0]:.1f} "
               f"on {os.cpu_count()} cores):", flush=True)
         latency = bench_latency(args.robot, args.rates, args.duration, args.latency_clip, args.nice, args.rt)
+        if not args.no_baseline:
+            print("baseline: echo node (same DDS path, no retargeting):", flush=True)
+            latency += bench_latency(args.robot, args.rates, args.duration, args.latency_clip, args.nice, args.rt,
+                                     echo=True)
     if not args.skip_offline:
         print(f"offline retarget, {args.robot}, source bvh, one core (best of {args.repeat}):", flush=True)
         offline = bench_offline(args.robot, clips, args.repeat)
@@ -241,11 +270,12 @@ def main(argv=None) -> int:
         print(f"target >= 20,000 frames/s (retarget, one core): {'MET' if core >= 20000 else 'NOT MET'}")
         print()
     if latency:
-        print("| input rate | sent | p50 (ms) | p99 (ms) | max (ms) | missed |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("| node | input rate | sent | p50 (ms) | p99 (ms) | max (ms) | missed |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for r in latency:
-            print(f"| {r['rate']:.0f} Hz | {r['sent']} | {r['p50']:.3f} | {r['p99']:.3f} | {r['max']:.2f} | {r['missed']} |")
-        r200 = [r for r in latency if r["rate"] == 200.0]
+            print(f"| {r['node']} | {r['rate']:.0f} Hz | {r['sent']} | {r['p50']:.3f} | {r['p99']:.3f} | {r['max']:.2f} "
+                  f"| {r['missed']} |")
+        r200 = [r for r in latency if r["rate"] == 200.0 and r["node"] == "retarget_node"]
         if r200:
             ok = r200[0]["p99"] <= 2.0 and r200[0]["missed"] == 0
             print(f"target p99 <= 2 ms at 200 Hz, none missed: {'MET' if ok else 'NOT MET'}")
