@@ -45,7 +45,7 @@ class CameraNode(Node):
         urdf = p("urdf", "", d("synthetic: URDF path overriding the robot's")).value
         view = p("view", "head", d("synthetic: 'head' (robot head camera) or 'front' (external)")).value
         camera_link = p("camera_link", "", d("synthetic head view: camera link (default: auto)")).value
-        hfov = float(p("hfov_deg", 90.0, d("synthetic: horizontal field of view, deg")).value)
+        hfov = float(p("hfov_deg", 120.0, d("synthetic: horizontal field of view, deg (wide, like a teleop head camera)")).value)
         self.loop = bool(p("loop", True, d("video file: restart at the end")).value)
         if self.encoding not in ("rgb8", "bgr8"):
             raise StartupError(f"camera: encoding must be rgb8 or bgr8, got {self.encoding!r}")

@@ -8,7 +8,7 @@ robot (no locked joints), the latest joint positions, and a pinhole
   the first of ``HEAD_CAMERA_LINKS`` present in the URDF; links named in body convention
   (x forward, z up) are turned into the optical frame (z forward, x right, y down).
   Frames move with the torso/head joints.
-* ``front``: a fixed external camera at (1.7, 0.7, 0.5) m in the base frame, looking at the base
+* ``front``: a fixed external camera at (1.25, 0.55, 0.25) m in the base frame, looking at (0, 0, -0.15)
   origin (three-quarter whole-body view).
 
 Units: m, rad. Images are ``(height, width, 3)`` uint8 RGB.
@@ -47,7 +47,7 @@ class RobotView:
         KeyError: ``camera_link`` is not a link of the model (message suggests close names).
     """
 
-    def __init__(self, model, width: int = 640, height: int = 480, hfov_deg: float = 90.0,
+    def __init__(self, model, width: int = 640, height: int = 480, hfov_deg: float = 120.0,
                  view: str = "head", camera_link: str | None = None, camera_convention: str = "body") -> None:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; expected one of {VIEWS}")
@@ -69,7 +69,7 @@ class RobotView:
         poses = model.fk_all(self.q)
         ground = float(poses[:, 2, 3].min())
         self.renderer = StickRenderer(model.link_parent, model.frame_names, self.intrinsics, grid_z=ground)
-        self._front = look_at((1.7, 0.7, 0.5), (0.0, 0.0, 0.0))
+        self._front = look_at((1.25, 0.55, 0.25), (0.0, 0.0, -0.15))
         self._buffer = np.empty((height, width, 3), dtype=np.uint8)
 
     def set_joint_positions(self, names: Sequence[str], positions: Sequence[float]) -> int:
