@@ -86,6 +86,17 @@ def _is_large(type_name: str) -> bool:
     return type_name in _LARGE_TYPES
 
 
+def _bool(value) -> bool:
+    return _label(value) is True
+
+
+def _regex(value) -> str | None:
+    """A regex parameter; a list (from a YAML config) is OR-ed."""
+    if isinstance(value, (list, tuple)):
+        value = "|".join(f"(?:{v})" for v in value if v)
+    return str(value) if value else None
+
+
 def _label(value) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -137,18 +148,21 @@ class RecorderNode(Node):
 
     def __init__(self, parameter_overrides=None, name: str = "recorder"):
         super().__init__(name, parameter_overrides=parameter_overrides or [])
-        dyn = ParameterDescriptor(dynamic_typing=True)
+        dyn = ParameterDescriptor(dynamic_typing=True)  # `-p disk_min_free_mb:=0` (an int) must not crash
         for key, default in PARAMS.items():
-            self.declare_parameter(key, default)
+            if isinstance(default, Parameter.Type):
+                self.declare_parameter(key, default)
+            else:
+                self.declare_parameter(key, default, dyn)
         self.declare_parameter("episode_success", "unknown", dyn)
         p = self._p
         level = int(p("compression_level"))
         opts = WriterOptions(compression=str(p("compression")), compression_level=None if level == -100 else level,
                              chunk_size=int(p("chunk_size")), max_bag_size=int(p("max_bag_size")),
                              max_bag_duration_s=float(p("max_bag_duration_s")),
-                             flush_interval_s=float(p("flush_interval_s")), fsync=bool(p("fsync")))
-        self.selection = TopicSelection(topics=p("topics") or [], all=bool(p("all")), regex=p("regex") or None,
-                                        exclude=p("exclude") or None)
+                             flush_interval_s=float(p("flush_interval_s")), fsync=_bool(p("fsync")))
+        self.selection = TopicSelection(topics=p("topics") or [], all=_bool(p("all")), regex=_regex(p("regex")),
+                                        exclude=_regex(p("exclude")))
         self.rec = Recorder(p("output_dir"), opts,
                             attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
                             disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
@@ -172,7 +186,7 @@ class RecorderNode(Node):
         if float(p("status_log_s")) > 0:
             self.create_timer(float(p("status_log_s")), self.log_status)
         self.discover()
-        if bool(p("auto_start")):
+        if _bool(p("auto_start")):
             try:
                 path = self.rec.start_episode(self._episode_info())
                 self.get_logger().info(f"auto_start: recording {path}")
