@@ -147,6 +147,14 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
         flags, _ = io.flags_for(s)
         assert {"nan_input", "held"} <= flags, flags
 
+        # stale input (stamped 1 s ago): held and flagged
+        msg = io.JointState(name=names, position=[float(v) for v in readings[101]])
+        now_ns = io.node.get_clock().now().nanoseconds - 1_000_000_000
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+        io.pub.publish(msg)
+        assert io.cmd_for(msg.header.stamp) is not None
+        assert {"stale", "held"} <= io.flags_for(msg.header.stamp)[0]
+
         # mismatched name/position lengths: held, node alive
         msg = io.JointState(name=names, position=[0.0])
         msg.header.stamp = io.node.get_clock().now().to_msg()

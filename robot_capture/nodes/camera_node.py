@@ -140,6 +140,7 @@ class CameraNode(Node):
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self.cap.read()
         if not ok:
+            self.get_logger().warning(f"camera {self.cam_name}: no frame from the source", throttle_duration_sec=5.0)
             return None
         if bgr.shape[0] != self.height or bgr.shape[1] != self.width:
             bgr = cv2.resize(bgr, (self.width, self.height), interpolation=cv2.INTER_AREA)

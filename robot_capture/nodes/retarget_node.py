@@ -117,6 +117,11 @@ class RetargetNode(Node):
             return
         out, stamp = res
         self.cmd_pub.publish(joint_state_msg(stamp, out.joint_names, out.q, out.qd))
+        if "stale" in out.flags:
+            age = now.nanoseconds * 1e-9 - (out.stamp if out.stamp is not None else float("nan"))
+            self.get_logger().warning(
+                f"holding: input is {age:.3f} s old (limit {self.live.mapping.stale_after_s} s); "
+                "are the input stamps on this clock?", throttle_duration_sec=5.0)
         try:
             targets = out.targets  # empty while holding: no new targets
             if targets:
