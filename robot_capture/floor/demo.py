@@ -12,7 +12,9 @@
 """
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -77,6 +79,22 @@ def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str 
     _say(out, f"episodes -> {output_dir} (node output: floor.log)")
 
     log_path = output_dir / "floor.log"
+    old_term = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops the demo like Ctrl-C
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        return _run(specs, expected, output_dir, log_path, episodes, episode_s, out, strict, t_start)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _raise_interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def _run(specs, expected, output_dir: Path, log_path: Path, episodes: int, episode_s: float, out: TextIO,
+         strict: bool, t_start: float) -> int:
     recorded: list[str] = []
     failed = False
     with open(log_path, "w", encoding="utf-8") as log:
