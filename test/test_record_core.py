@@ -201,3 +201,17 @@ def test_enospc_from_writer_stops_episode(tmp_path):
     assert r.topics["/js"].count == 3
     assert r.metadata_records()["episode"]["stop_reason"] == "disk_full"
     assert Path(path / "metadata.yaml").is_file()
+
+
+def test_offered_qos_refresh_applies_to_next_episode(tmp_path):
+    rec = Recorder(tmp_path, disk_min_free_bytes=0)
+    rec.add_topic("/js", JS, [{"reliability": "reliable"}])
+    p1 = rec.start_episode(EpisodeInfo(task="a"))
+    rec.set_offered_qos("/js", [{"reliability": "best_effort"}, {"reliability": "reliable"}])
+    rec.on_message("/js", JS, _cdr_js(0), 1)
+    rec.stop_episode()
+    p2 = rec.start_episode(EpisodeInfo(task="b"))
+    rec.on_message("/js", JS, _cdr_js(1), 2)
+    rec.stop_episode()
+    assert [q["reliability"] for q in BagReader(p1).topics["/js"].qos] == ["reliable"]
+    assert [q["reliability"] for q in BagReader(p2).topics["/js"].qos] == ["best_effort", "reliable"]

@@ -209,6 +209,8 @@ class RecorderNode(Node):
         """Subscribe to every selected topic not yet subscribed; flag type changes."""
         for topic, types in self.selection.select(self.get_topic_names_and_types()):
             if topic in self._subs:
+                if self.rec.episode is None:  # between episodes: the next bag gets the current offers
+                    self.rec.set_offered_qos(topic, offered_qos(self, topic, self.rec.topics.get(topic)))
                 for t in types:
                     if (topic, t) not in self._seen_types:  # a new type on a recorded topic
                         self._seen_types.add((topic, t))

@@ -129,6 +129,14 @@ class Recorder:
                 self._writer_add_topic(name)
             return True
 
+    def set_offered_qos(self, name: str, offered_qos_profiles: list) -> None:
+        """Refresh the offered QoS profiles of a registered topic (used from the next episode on;
+        a bag's channels cannot change once written)."""
+        with self._lock:
+            known = self._topics.get(name)
+            if known is not None and offered_qos_profiles:
+                self._topics[name] = (known[0], list(offered_qos_profiles))
+
     @property
     def topics(self) -> dict[str, str]:
         """Registered topics: ``{name: type}``."""
