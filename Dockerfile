@@ -42,5 +42,5 @@ ENV ROBOT_CAPTURE_DATA=/data
 # colcon test runs pytest on the package (setup.cfg: testpaths = test) with the install
 # space sourced; `colcon test-result` turns test failures into a non-zero exit.
 CMD ["bash", "-c", ". /opt/ros/jazzy/setup.sh && . /ws/install/setup.sh && \
-colcon test --event-handlers console_direct+ --pytest-args -n 2 && \
+colcon test --event-handlers console_direct+ --pytest-args -n 2 --dist loadgroup && \
 colcon test-result --verbose"]

@@ -26,7 +26,7 @@ demo: $(STAMP)
 # pytest (not `python -m pytest`) so that the installed package, with its built
 # C extension, is what the tests import.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n 2 $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/ik_bench.py

@@ -27,7 +27,8 @@ import yaml
 from robot_capture.floor import graph, qa
 from robot_capture.floor.demo import list_bags
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow]
+# one simulated floor at a time: with `pytest -n 2 --dist loadgroup` (Makefile) these tests share a worker
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor")]
 
 CLIP = "cmu_05_02_dance_expressive_arms.bvh"  # 60 Hz, 9.4 s of expressive arm motion
 KEEP_S = 4.0

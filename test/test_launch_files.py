@@ -176,6 +176,7 @@ def test_launch_files_with_real_launch(sim, tmp_path):
 
 @pytest.mark.ros
 @pytest.mark.slow
+@pytest.mark.xdist_group("sim_floor")
 @pytest.mark.skipif(shutil.which("ros2") is None or _real_launch() is None,
                     reason="needs a ROS install with `ros2 launch` and the package built by colcon (CI image)")
 def test_ros2_launch_sim_records_a_complete_episode(tmp_path):
