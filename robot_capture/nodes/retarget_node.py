@@ -123,7 +123,8 @@ class RetargetNode(Node):
                 f"holding: input is {age:.3f} s old (limit {self.live.mapping.stale_after_s} s); "
                 "are the input stamps on this clock?", throttle_duration_sec=5.0)
         try:
-            targets = out.targets  # empty while holding: no new targets
+            # targets: empty while holding; not built when nobody subscribes
+            targets = out.targets if self.targets_pub.get_subscription_count() else None
             if targets:
                 T = [targets[f] for f in out.target_frames if f in targets]
                 self.targets_pub.publish(pose_array_cdr(stamp.sec, stamp.nanosec, self.base_frame, T))
