@@ -173,3 +173,77 @@ def image_msg(i: int, w: int = 64, h: int = 48):
 
 def wait_file(path: Path, timeout=20.0) -> bool:
     return wait_until(lambda: Path(path).exists(), timeout)
+
+
+def _norm(v):
+    import array
+
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    if isinstance(v, array.array):
+        return v.tobytes() if v.typecode in "bB" else list(v)
+    if hasattr(v, "tolist"):  # numpy
+        return v.tolist()
+    return v
+
+
+def same_message(rclpy_msg, decoded) -> bool:
+    """Field-by-field equality of an rclpy message and an mcap_ros2 decoded one (recursive)."""
+    fields = getattr(rclpy_msg, "get_fields_and_field_types", None)
+    if fields is None:
+        a, b = _norm(rclpy_msg), _norm(decoded)
+        if isinstance(a, bytes) and len(a) == 1 and isinstance(b, int):  # ROS `byte`: rclpy bytes, mcap_ros2 int
+            a = a[0]
+        if isinstance(a, list) and isinstance(b, (bytes, bytearray)):
+            b = list(b)
+        if isinstance(b, list) and isinstance(a, (bytes, bytearray)):
+            a = list(a)
+        if isinstance(a, list) and a and hasattr(a[0], "get_fields_and_field_types"):
+            return len(a) == len(b) and all(same_message(x, y) for x, y in zip(a, b))
+        return a == b
+    return all(same_message(getattr(rclpy_msg, f), getattr(decoded, f)) for f in fields())
+
+
+def check_bag_readers(bag: Path) -> dict[str, int]:
+    """Read ``bag`` fully three ways and check they agree; returns {topic: count}.
+
+    (a) mcap_ros2 decoding with the bag's own schemas, (b) rclpy deserialization of the raw
+    records (BagReader), field by field equal to (a); (c) rosbags' rosbag2 Reader on the
+    directory: same topics, types and counts (decoding is not asked of rosbags here: its CDR
+    decoder rejects Fast-CDR's JointState padding, ENVIRONMENT.md)."""
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+
+    from robot_capture.bag import BagReader
+    from robot_capture.nodes._qos import import_message
+
+    r = BagReader(bag)
+    raw = [(m.topic, m.type, bytes(m.data)) for m in r.messages()]
+    decoded = []
+    for f in r.files:
+        with open(f, "rb") as h:
+            for _s, ch, _m, dec in make_reader(h, decoder_factories=[DecoderFactory()]).iter_decoded_messages(
+                    log_time_order=True):
+                decoded.append((ch.topic, dec))
+    assert len(raw) == len(decoded) == r.metadata.message_count
+    by_topic_raw, by_topic_dec = {}, {}
+    for t, ty, d in raw:
+        by_topic_raw.setdefault(t, []).append((ty, d))
+    for t, d in decoded:
+        by_topic_dec.setdefault(t, []).append(d)
+    for t, items in by_topic_raw.items():
+        assert len(items) == len(by_topic_dec[t])
+        cls = import_message(items[0][0])
+        for (_ty, data), dec in zip(items, by_topic_dec[t]):
+            assert same_message(deserialize_message(data, cls), dec), f"{t}: rclpy and mcap_ros2 disagree"
+    counts = {t: len(v) for t, v in by_topic_raw.items()}
+    with Reader(bag) as rb:
+        got = {}
+        for c in rb.connections:
+            got[c.topic] = (c.msgtype, c.msgcount)
+        assert {t: c for t, (_ty, c) in got.items() if c} == counts
+        for t in counts:
+            assert got[t][0] == r.topics[t].type
+    return counts

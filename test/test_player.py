@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from _recorder_harness import NodeProc, TestRos, image_msg, js_msg
+from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
 from robot_capture.record.playback import PlaybackClock, parse_remaps, publisher_qos
 
 T0 = 1_700_000_000_000_000_000
@@ -73,12 +73,16 @@ def test_play_then_record_round_trip_same_bytes(tmp_path):
     rec = NodeProc(tmp_path, output_dir=str(out), topics=["/js", "/cam/image_raw"], auto_start=True,
                    disk_min_free_mb=0.0, discovery_interval_s=0.2)
     try:
-        player = _cli("play", str(src), "--wait-for-subscribers", "1", "--rate", "2", log=tmp_path / "play.log")
+        # --delay: a best-effort writer can see the reader before the reader sees it; samples sent in
+        # that window are dropped by DDS (no resend for best effort), so let discovery settle
+        player = _cli("play", str(src), "--wait-for-subscribers", "1", "--delay", "1.0", "--rate", "2",
+                      log=tmp_path / "play.log")
         assert player.wait(60) == 0, (tmp_path / "play.log").read_text()
         time.sleep(1.0)
     finally:
         assert rec.stop() == 0, rec.output()
     (bag,) = [p for p in out.iterdir() if p.is_dir()]
+    assert check_bag_readers(bag) == check_bag_readers(src)
     a, b = BagReader(src), BagReader(bag)
     assert {t: (i.type, i.count) for t, i in a.topics.items()} == {t: (i.type, i.count) for t, i in b.topics.items()}
     for topic in a.topics:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from _recorder_harness import NodeProc, TestRos, image_msg, js_msg
+from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
@@ -174,6 +174,8 @@ def test_episode_roundtrip_three_readers_split_labels_diagnostics(tmp_path, ros,
         assert ros.call("/recorder/stop_episode").success  # episode_success was reset to unknown
         assert BagReader(res.message).metadata_records()["episode"]["success"] == "unknown"
         assert [b.name[-4:] for b in _bags(out)] == ["0000", "0001", "0003"]
+        for b in _bags(out):
+            check_bag_readers(b)
         assert rec.alive()
     finally:
         assert rec.stop() == 0, rec.output()
@@ -215,6 +217,7 @@ def test_hostile_task_and_type_change(tmp_path, ros):
     assert len(list(tmp_path.rglob("metadata.yaml"))) == 1  # nothing written anywhere else
     from robot_capture.bag import BagReader
 
+    assert check_bag_readers(bags[0])["/x"] == 40
     r = BagReader(bags[0])
     assert r.topics["/x"].type == "sensor_msgs/msg/JointState" and r.topics["/x"].count == 40
     assert r.metadata_records()["episode"]["task"] == hostile[:4096]
@@ -282,6 +285,7 @@ def test_cli_record_sigterm_writes_metadata(tmp_path, ros):
     from robot_capture.bag import BagReader
 
     assert BagReader(bag).topics["/js"].count == 100
+    assert check_bag_readers(bag)["/js"] == 100
 
 
 def test_transient_local_kept_best_effort_adapted_rate_in_diagnostics(tmp_path, ros):
@@ -315,6 +319,7 @@ def test_transient_local_kept_best_effort_adapted_rate_in_diagnostics(tmp_path, 
     finally:
         assert rec.stop() == 0, rec.output()
     (bag,) = _bags(out)
+    check_bag_readers(bag)
     r = BagReader(bag)
     assert [bytes(m.data) for m in r.messages(topics=["/robot_description"])] != []
     assert r.topics["/robot_description"].qos[0]["durability"] == "transient_local"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _recorder_harness import NodeProc, TestRos, image_msg, js_msg
+from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
 from ros_util import wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
@@ -77,6 +77,7 @@ def test_sigkill_then_recover_loses_at_most_flush_interval(tmp_path, ros):
         BagReader(bag)
     report = recover(bag)
     got = _indices(bag)
+    assert check_bag_readers(bag)["/js"] == len(got)
     assert report.message_count >= len(got) > 0
     assert got == list(range(len(got))), "recovered messages must be a gap-free prefix"
     must_have = sum(1 for t in sent_t if t < t_kill - flush_s - 0.25)  # flush interval + delivery/I/O slack
@@ -157,6 +158,7 @@ def test_disk_full_stops_episode_cleanly(tmp_path, ros, small_fs, method):
         r = BagReader(bag)
     got = [deserialize_message(bytes(m.data), Image) for m in r.messages()]
     assert 0 < len(got) < len(sent)
+    assert check_bag_readers(bag)["/cam"] == len(got)
     assert got == sent[:len(got)], "what was written is intact and in order"
     assert r.metadata_records().get("episode", {}).get("stop_reason", "disk_full") == "disk_full"
 
@@ -191,3 +193,4 @@ def test_disk_guard_threshold(tmp_path, ros, small_fs):
     assert (bag / "metadata.yaml").is_file()
     assert r.metadata_records()["episode"]["stop_reason"] == "disk_low"
     assert r.topics["/cam"].count > 0
+    assert check_bag_readers(bag)["/cam"] == r.topics["/cam"].count

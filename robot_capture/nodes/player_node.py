@@ -9,8 +9,8 @@ Parameters (``--ros-args -p name:=value``):
     bag: "" (bag directory, required)   rate: 1.0   loop: false   start_offset_s: 0.0
     topics: [] (only these; empty = all)   remap: [] ("from:=to" strings)
     clock_hz: 0.0 (publish rosgraph_msgs/Clock on /clock at this rate; 0 = off)
-    wait_for_subscribers: 0 (before playing, wait until every publisher has this many
-        subscriptions, up to wait_timeout_s: 10.0)   start_delay_s: 0.0
+    wait_for_subscribers: 0 (before playing, wait until every publisher, /clock's too, has
+        this many subscriptions, up to wait_timeout_s: 10.0)   start_delay_s: 0.0
 Exits 0 when playback is done (never with ``loop``), on SIGINT/SIGTERM too.
 """
 from __future__ import annotations
@@ -102,7 +102,8 @@ class PlayerNode(Node):
         n = int(self._p("wait_for_subscribers"))
         deadline = time.monotonic() + float(self._p("wait_timeout_s"))
         while n > 0 and rclpy.ok(context=self.context) and time.monotonic() < deadline:
-            if all(p.get_subscription_count() >= n for p in self.pubs.values()):
+            pubs = list(self.pubs.values()) + ([self.clock_pub] if self.clock_pub is not None else [])
+            if all(p.get_subscription_count() >= n for p in pubs):
                 return True
             time.sleep(0.05)
         return n <= 0
