@@ -117,3 +117,24 @@ def test_direct_joint_mode(g1):
 def test_unknown_source_is_rejected(g1):
     with pytest.raises(ValueError, match="source"):
         LiveRetarget(g1, "joystick")
+
+
+def test_vr_hands_join_the_next_pose(g1, replay):
+    from robot_capture.retarget.pose import OPENXR_HAND_JOINTS, hand_keypoint
+
+    live = LiveRetarget(g1, "vr", rate_hz=0)
+    wrist = replay.vr["left_wrist"][0]
+    hand = []
+    for j in range(len(OPENXR_HAND_JOINTS)):  # joints spread 1 cm apart along the wrist's -z
+        T = wrist.copy()
+        T[:3, 3] -= 0.01 * j * wrist[:3, 2]
+        hand.append(T)
+    live.on_vr_hand("left", hand)
+    for n in ("head", "left_wrist", "right_wrist"):
+        live.on_vr(n, replay.vr[n][0], 0.0)
+    tip = live.pose.position(hand_keypoint("left", OPENXR_HAND_JOINTS[-1]))
+    base = live.pose.position(hand_keypoint("left", OPENXR_HAND_JOINTS[0]))
+    assert np.linalg.norm(tip - base) == pytest.approx(0.01 * (len(OPENXR_HAND_JOINTS) - 1))
+    assert not live.pose.has(hand_keypoint("right", "palm"))
+    with pytest.raises(ValueError):
+        live.on_vr_hand("middle", hand)
