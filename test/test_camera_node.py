@@ -107,3 +107,17 @@ def test_video_file_source(ros_node, tmp_path):
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"source": 7}, "failed to open"),            # an int from YAML/CLI is a device index, not a type error
+    ({"width": "wide"}, "parameter 'width'"),      # a clear error for a value that is no int
+])
+def test_parameter_types_are_forgiving_and_errors_clear(params, message):
+    proc = start_node("robot_capture.nodes.camera_node", params)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        code, out = stop_node(proc)
+    assert code == 1, out
+    assert message in out and "Traceback" not in out, out

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ros
 @pytest.fixture
 def sim_proc(g1_urdf):
     proc = start_node("robot_capture.nodes.robot_sim_node",
-                      {"urdf": str(g1_urdf), "rate_hz": 500.0, "time_constant_s": 0.1})
+                      {"urdf": str(g1_urdf), "rate_hz": 500, "time_constant_s": 0.1})
     yield proc
     stop_node(proc)
 

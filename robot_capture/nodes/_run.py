@@ -76,3 +76,30 @@ def run(node_factory: Callable[[], object], args=None, executor: str = "events")
         for s, h in previous.items():
             signal.signal(s, h)
     return status
+
+
+def declare(node, name: str, default, description: str):
+    """Declare a parameter that accepts any YAML/CLI type and return it as ``type(default)``.
+
+    ``rate_hz: 100`` (an int) thus works for a float parameter, ``source: 0`` for a string one,
+    and ``"true"``/``"false"`` strings for booleans.
+
+    Raises:
+        StartupError: the value cannot be converted (message names the parameter).
+    """
+    from rcl_interfaces.msg import ParameterDescriptor
+
+    value = node.declare_parameter(
+        name, default, ParameterDescriptor(description=description, dynamic_typing=True)).value
+    kind = type(default)
+    try:
+        if kind is bool and isinstance(value, str):
+            low = value.strip().lower()
+            if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                raise ValueError(value)
+            return low in ("true", "1", "yes", "on")
+        if kind in (int, float) and isinstance(value, bool):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise StartupError(f"parameter {name!r}: expected {kind.__name__}, got {value!r}") from None

@@ -18,35 +18,33 @@ import array
 
 import cv2
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
-from robot_capture.nodes._run import StartupError, run
+from robot_capture.nodes._run import StartupError, declare, run
 
 
 class CameraNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera", **kwargs)
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        p = self.declare_parameter
-        self.cam_name = p("name", "head", d("camera name: topics /camera/<name>/...")).value
-        source = str(p("source", "synthetic", d("'synthetic', a cv2.VideoCapture device index or a video file")).value)
-        width = int(p("width", 640, d("image width, px")).value)
-        height = int(p("height", 480, d("image height, px")).value)
-        rate = float(p("rate_hz", 30.0, d("publish rate, Hz")).value)
-        self.compressed = bool(p("compressed", False, d("publish JPEG CompressedImage on .../image_raw/compressed")).value)
-        self.jpeg_quality = int(p("jpeg_quality", 80, d("JPEG quality 1-100 (compressed only)")).value)
-        self.encoding = p("encoding", "rgb8", d("Image encoding: rgb8 or bgr8")).value
-        robot = p("robot", "g1", d("synthetic: robot mapping name or YAML path")).value
-        urdf = p("urdf", "", d("synthetic: URDF path overriding the robot's")).value
-        view = p("view", "head", d("synthetic: 'head' (robot head camera) or 'front' (external)")).value
-        camera_link = p("camera_link", "", d("synthetic head view: camera link (default: auto)")).value
-        hfov = float(p("hfov_deg", 120.0, d("synthetic: horizontal field of view, deg (wide, like a teleop head camera)")).value)
-        self.loop = bool(p("loop", True, d("video file: restart at the end")).value)
+        p = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        self.cam_name = p("name", "head", "camera name: topics /camera/<name>/...")
+        source = p("source", "synthetic", "'synthetic', a cv2.VideoCapture device index or a video file")
+        width = p("width", 640, "image width, px")
+        height = p("height", 480, "image height, px")
+        rate = p("rate_hz", 30.0, "publish rate, Hz")
+        self.compressed = p("compressed", False, "publish JPEG CompressedImage on .../image_raw/compressed")
+        self.jpeg_quality = p("jpeg_quality", 80, "JPEG quality 1-100 (compressed only)")
+        self.encoding = p("encoding", "rgb8", "Image encoding: rgb8 or bgr8")
+        robot = p("robot", "g1", "synthetic: robot mapping name or YAML path")
+        urdf = p("urdf", "", "synthetic: URDF path overriding the robot's")
+        view = p("view", "head", "synthetic: 'head' (robot head camera) or 'front' (external)")
+        camera_link = p("camera_link", "", "synthetic head view: camera link (default: auto)")
+        hfov = p("hfov_deg", 120.0, "synthetic: horizontal field of view, deg (wide, like a teleop head camera)")
+        self.loop = p("loop", True, "video file: restart at the end")
         if self.encoding not in ("rgb8", "bgr8"):
             raise StartupError(f"camera: encoding must be rgb8 or bgr8, got {self.encoding!r}")
         if rate <= 0 or width <= 0 or height <= 0:

@@ -15,12 +15,11 @@ the node stops publishing after the last frame and keeps running.
 from __future__ import annotations
 
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from robot_capture.nodes._convert import joint_state_msg, matrix_to_pose, ns_to_stamp
-from robot_capture.nodes._run import StartupError, run
+from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.replay import VR_NAMES, ClipReplay
 from robot_capture.sim.ticker import Ticker
 
@@ -30,15 +29,14 @@ DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
 class MocapReplayNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("mocap_replay", **kwargs)
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        p = self.declare_parameter
-        clip = p("clip", DEFAULT_CLIP, d("BVH clip: a name in shared/data/motion or a path")).value
-        loop = bool(p("loop", True, d("restart the clip after its last frame")).value)
-        speed = float(p("speed", 1.0, d("playback speed factor")).value)
-        publish_exo = bool(p("publish_exo", True, d("publish /exo/joint_states")).value)
-        publish_vr = bool(p("publish_vr", True, d("publish /vr/head, /vr/left_wrist, /vr/right_wrist")).value)
-        exo_config = p("exo_config", "", d("exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")).value
-        self.frame_id = p("frame_id", "vr_world", d("frame of the VR poses")).value
+        p = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        clip = p("clip", DEFAULT_CLIP, "BVH clip: a name in shared/data/motion or a path")
+        loop = p("loop", True, "restart the clip after its last frame")
+        speed = p("speed", 1.0, "playback speed factor")
+        publish_exo = p("publish_exo", True, "publish /exo/joint_states")
+        publish_vr = p("publish_vr", True, "publish /vr/head, /vr/left_wrist, /vr/right_wrist")
+        exo_config = p("exo_config", "", "exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")
+        self.frame_id = p("frame_id", "vr_world", "frame of the VR poses")
         try:
             self.replay = ClipReplay(clip, exo=publish_exo, vr=publish_vr, exo_config=exo_config,
                                      speed=speed, loop=loop)

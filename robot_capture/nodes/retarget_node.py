@@ -16,28 +16,26 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
 from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_cdr,
                                           pose_array_to_matrices, pose_to_matrix, stamp_to_sec)
-from robot_capture.nodes._run import StartupError, run
+from robot_capture.nodes._run import StartupError, declare, run
 
 
 class RetargetNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("retarget", **kwargs)
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        p = self.declare_parameter
-        robot = p("robot", "g1", d("robot mapping: name in config/robots or a mapping YAML path")).value
-        self.source = p("source", "exo", d("human input: exo | vr | direct (exo with the robot's joint layout)")).value
-        self.rate = float(p("rate_hz", 100.0, d("command rate, Hz; 0 = one command per input message")).value)
-        require_enable = bool(p("require_enable", False, d("hold until /retarget/enable is true")).value)
-        calibration = p("calibration", "", d("operator calibration YAML ('' = mapping defaults)")).value
-        exo_config = p("exo_config", "", d("exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")).value
-        diag_rate = float(p("diagnostics_rate_hz", 1.0, d("/diagnostics rate, Hz; 0 = one per command")).value)
+        p = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        robot = p("robot", "g1", "robot mapping: name in config/robots or a mapping YAML path")
+        self.source = p("source", "exo", "human input: exo | vr | direct (exo with the robot's joint layout)")
+        self.rate = p("rate_hz", 100.0, "command rate, Hz; 0 = one command per input message")
+        require_enable = p("require_enable", False, "hold until /retarget/enable is true")
+        calibration = p("calibration", "", "operator calibration YAML ('' = mapping defaults)")
+        exo_config = p("exo_config", "", "exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")
+        diag_rate = p("diagnostics_rate_hz", 1.0, "/diagnostics rate, Hz; 0 = one per command")
         if self.rate < 0 or diag_rate < 0:
             raise StartupError(f"rate_hz ({self.rate}) and diagnostics_rate_hz ({diag_rate}) must be >= 0")
         try:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import array
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from robot_capture.nodes._convert import joint_state_msg, ns_to_stamp
-from robot_capture.nodes._run import StartupError, run
+from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.robot_sim import FirstOrderFollower
 from robot_capture.sim.robots import load_robot
 from robot_capture.sim.ticker import Ticker
@@ -25,11 +24,11 @@ from robot_capture.sim.ticker import Ticker
 class RobotSimNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("robot_sim", **kwargs)
-        d = lambda text: ParameterDescriptor(description=text)  # noqa: E731
-        robot = self.declare_parameter("robot", "g1", d("robot mapping name (config/robots) or mapping YAML path")).value
-        urdf = self.declare_parameter("urdf", "", d("URDF path; overrides the robot's URDF (nothing locked)")).value
-        rate = float(self.declare_parameter("rate_hz", 500.0, d("/joint_states publish rate, Hz")).value)
-        tau = float(self.declare_parameter("time_constant_s", 0.05, d("first-order time constant, s")).value)
+        p = lambda name, default, text: declare(self, name, default, text)  # noqa: E731
+        robot = p("robot", "g1", "robot mapping name (config/robots) or mapping YAML path")
+        urdf = p("urdf", "", "URDF path; overrides the robot's URDF (nothing locked)")
+        rate = p("rate_hz", 500.0, "/joint_states publish rate, Hz")
+        tau = p("time_constant_s", 0.05, "first-order time constant, s")
         if rate <= 0 or tau <= 0:
             raise StartupError(f"rate_hz ({rate}) and time_constant_s ({tau}) must be > 0")
         try:
