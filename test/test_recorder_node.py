@@ -196,8 +196,9 @@ def test_hostile_task_and_type_change(tmp_path, ros):
             ros.spin_for(0.01)
         # a bad publisher in another process: same topic, another type (Fast DDS refuses it in-process)
         other = subprocess.Popen([sys.executable, "-c", BAD_PUBLISHER])
-        try:
-            ros.spin_for(2.0)
+        try:  # wait until the recorder has seen the second type (process start + discovery: up to ~5 s)
+            assert ros.spin_until(lambda: ros.diag_values("recorder: /x").get("problems") == "1", 30), \
+                ros.diag_values("recorder: /x")
             for i in range(20, 40):
                 pub.publish(js_msg(i))
                 ros.spin_for(0.01)
