@@ -161,3 +161,13 @@ def test_up_dry_run_prints_the_graph(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "robot_capture.cli", "up", "--clip", "nope.bvh", "--sim"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "nope.bvh" in bad.stderr
+
+
+def test_nice_from_config_and_override():
+    assert all(s.nice == 0 for s in graph.build(None, sim=True))
+    specs = graph.build(None, sim=True, overrides={"nice": "-5"})
+    assert {s.nice for s in specs} == {-5}
+    with pytest.raises(ValueError, match="integer"):
+        graph.build(None, overrides={"nice": "high"})
+    with pytest.raises(ValueError, match="-20..19"):
+        graph.build(None, overrides={"nice": "-40"})

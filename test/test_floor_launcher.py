@@ -47,7 +47,8 @@ DUMMY = textwrap.dedent('''
         signal.signal(signal.SIGINT, on_sig)
         signal.signal(signal.SIGTERM, on_sig)
         import robot_capture
-        record("start", pid=os.getpid(), ppid=os.getppid(), params=params, pkg=robot_capture.__file__)
+        record("start", pid=os.getpid(), ppid=os.getppid(), params=params, pkg=robot_capture.__file__,
+               nice=os.getpriority(os.PRIO_PROCESS, 0))
         print(f"hello from {name}", flush=True)
         t0 = time.monotonic()
         while not stop:
@@ -138,6 +139,21 @@ def test_children_import_the_installed_package_not_the_cwd(dummy_env, tmp_path, 
         sup.shutdown()
     start = next(e for e in _events(log) if e["event"] == "start")
     assert start["pkg"] == robot_capture.__file__
+
+
+def test_children_get_the_configured_niceness(dummy_env):
+    log = dummy_env
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    specs = [_spec("recorder", "recorder", log), _spec("retarget", "retarget", log)]
+    specs[1].nice = 3  # raising niceness is always permitted
+    sup = launcher.Supervisor(specs, out=io.StringIO())
+    sup.start()
+    try:
+        assert _wait_started(log, ["recorder", "retarget"])
+    finally:
+        sup.shutdown()
+    nice = {e["name"]: e["nice"] for e in _events(log) if e["event"] == "start"}
+    assert nice == {"recorder": base, "retarget": min(19, base + 3)}
 
 
 def test_child_death_is_reported_and_graph_stops(dummy_env):

@@ -103,7 +103,7 @@ class _Context:
 
 def _check(ld, sim, node_cls, run_opaque, overrides):
     args = {e.name: e for e in ld.entities if type(e).__name__ == "DeclareLaunchArgument"}
-    want_args = {"config", "robot", "output_dir", "task", "operator", "scene", "topics", "cameras"}
+    want_args = {"config", "robot", "output_dir", "task", "operator", "scene", "topics", "cameras", "nice"}
     if sim:
         want_args |= {"clip", "loop"}
     assert set(args) == want_args
@@ -122,6 +122,8 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
         monkeypatch.setitem(sys.modules, name, mod)
     ld = _load(LAUNCH_DIR / ("sim.launch.py" if sim else "capture.launch.py"))
     overrides = {"task": "pour water", "operator": "bob", "output_dir": str(tmp_path)}
+    if sim:
+        overrides["nice"] = "-5"
 
     def run_opaque(op, ov):
         configs = {k: d for k, (d, _h) in (graph.LAUNCH_ARGUMENTS | (graph.SIM_LAUNCH_ARGUMENTS if sim else {})).items()}
@@ -135,6 +137,7 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
         on_exit = node.kwargs["on_exit"]
         assert (on_exit is None) == (spec.role == "camera")
         assert on_exit is None or type(on_exit[0]).__name__ == "Shutdown"
+        assert node.kwargs["prefix"] == ("nice -n -5" if sim else None)
         float(node.kwargs["sigterm_timeout"])
         (pfile,) = node.parameters
         assert yaml.safe_load(Path(pfile).read_text())["/**"]["ros__parameters"] == spec.parameters

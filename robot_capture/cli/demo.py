@@ -27,6 +27,9 @@ def add_parser(sub):
     p.add_argument("--episodes", type=int, default=3, help="number of episodes (default 3)")
     p.add_argument("--episode-seconds", type=float, default=5.0, help="length of each episode in s (default 5)")
     p.add_argument("--config", default=None, help="station config YAML (default: the shipped config/floor.yaml)")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness of the floor's nodes, e.g. -5 to keep other work on the machine from "
+                        "starving them (needs CAP_SYS_NICE; default 0)")
     p.add_argument("--strict", action="store_true", help="exit 1 when an episode fails QA")
     return p
 
@@ -35,4 +38,5 @@ def run(args) -> int:
     from robot_capture.floor.demo import run_demo
 
     return run_demo(output_dir=args.output_dir, robot=args.robot, clip=args.clip, episodes=args.episodes,
-                    episode_s=args.episode_seconds, config=args.config, strict=args.strict)
+                    episode_s=args.episode_seconds, config=args.config, strict=args.strict,
+                    nice=args.nice)

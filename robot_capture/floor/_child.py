@@ -2,7 +2,8 @@
 
 ``python <path>/_child.py <module> [args...]`` arranges (Linux) to get SIGTERM when
 the supervisor dies (``prctl(PR_SET_PDEATHSIG)``), exits at once if the supervisor is
-already gone, then runs ``<module>.main()`` with ``sys.argv`` = ``[<module>, args...]``.
+already gone, applies the niceness in ``$ROBOT_CAPTURE_NICE`` (if any), then runs
+``<module>.main()`` with ``sys.argv`` = ``[<module>, args...]``.
 
 It is started as a script, not with ``-m``: ``python -m`` would put the current
 directory first on ``sys.path``, so that a source checkout in the working directory
@@ -38,12 +39,24 @@ def _die_with_parent() -> None:
         sys.exit(1)  # the supervisor died before prctl took effect
 
 
+def _renice() -> None:
+    """Apply ``$ROBOT_CAPTURE_NICE`` (set by the supervisor); say so if not permitted."""
+    value = os.environ.get("ROBOT_CAPTURE_NICE", "")
+    if not value or int(value) == 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, int(value))
+    except (PermissionError, OSError) as exc:
+        print(f"[floor] cannot set nice {value} ({exc}); running at normal priority", file=sys.stderr)
+
+
 def main() -> int:
     if len(sys.argv) < 2:
-        print("usage: python -m robot_capture.floor._child MODULE [args...]", file=sys.stderr)
+        print("usage: python .../robot_capture/floor/_child.py MODULE [args...]", file=sys.stderr)
         return 2
     module = sys.argv[1]
     _die_with_parent()
+    _renice()
     sys.argv = [module, *sys.argv[2:]]
     mod = importlib.import_module(module)
     rc = mod.main()

@@ -55,7 +55,7 @@ def list_bags(output_dir: Path) -> list[Path]:
 
 def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str = DEFAULT_CLIP,
              episodes: int = 3, episode_s: float = 5.0, config: str | None = None,
-             out: TextIO | None = None, strict: bool = False) -> int:
+             out: TextIO | None = None, strict: bool = False, nice: int = 0) -> int:
     """Run the demo; return 0 when every episode was recorded and is readable
     (and, with ``strict``, passes QA), else 1.
 
@@ -71,7 +71,8 @@ def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str 
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     specs = graph.build(config, sim=True, overrides={
-        "robot": robot, "clip": clip, "output_dir": str(output_dir), "task": TASK, "operator": OPERATOR})
+        "robot": robot, "clip": clip, "output_dir": str(output_dir), "task": TASK, "operator": OPERATOR,
+        "nice": str(nice) if nice else ""})
     expected = graph.expected_topics(specs)
     clip_path = next(s.parameters["clip"] for s in specs if s.role == "mocap_replay")
     _say(out, f"robot {robot}, clip {Path(clip_path).name}, {len(specs)} nodes: "

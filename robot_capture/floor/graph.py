@@ -10,7 +10,7 @@ with which parameters. Both bring-ups read it, so they cannot drift apart:
 
 ROS-free: no rclpy or launch import here.
 
-Config schema (see the commented ``config/floor.yaml``): ``robot``, ``output_dir``,
+Config schema (see the commented ``config/floor.yaml``): ``robot``, ``output_dir``, ``nice``,
 ``episode`` {task, operator, scene, notes}, ``retarget`` {source, rate_hz},
 ``record`` {topics, compression}, ``cameras`` {name: {source, rate_hz, width, height,
 compressed}}, ``parameters`` {node name: {extra parameters}}, ``sim`` {clip, loop,
@@ -43,7 +43,7 @@ EXECUTABLES = {
 # Shutdown is the reverse of start except that the recorder always goes last.
 _START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
 
-TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim"}
+TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice"}
 VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
 
 # Launch arguments shared by capture.launch.py and sim.launch.py, and by `up` as flags.
@@ -57,6 +57,7 @@ LAUNCH_ARGUMENTS = {
     "scene": ("", "episode scene label"),
     "topics": ("", "topics to record, comma- or space-separated (replaces record.topics)"),
     "cameras": ("", "'none' to run no camera node; else comma-separated camera names to keep"),
+    "nice": ("", "niceness of every node process, e.g. -5 for priority over other work (needs CAP_SYS_NICE)"),
 }
 SIM_LAUNCH_ARGUMENTS = {
     "clip": ("", "BVH clip for mocap_replay: a name in shared/data/motion or a path"),
@@ -79,6 +80,9 @@ class NodeSpec:
         shutdown_timeout_s: how long a SIGINT may take before escalation.
         required: the station cannot work without it; when it dies, ``up`` (and launch)
             shut the graph down. Cameras are optional: their death is only reported.
+        nice: scheduling niceness of the process (config ``nice``; 0 = inherit). Negative
+            values (higher priority, as on a robot PC) need CAP_SYS_NICE; without it the
+            node runs at normal priority and says so.
     """
 
     role: str
@@ -90,6 +94,7 @@ class NodeSpec:
     remappings: list = field(default_factory=list)
     shutdown_timeout_s: float = 5.0
     required: bool = True
+    nice: int = 0
 
     @property
     def start_rank(self) -> int:
@@ -186,6 +191,11 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
                 if missing:
                     raise KeyError(f"cameras {missing} not in config (have {sorted(cams)})")
                 out["cameras"] = {n: cams[n] for n in names}
+        elif key == "nice":
+            try:
+                out["nice"] = int(value)
+            except ValueError:
+                raise ValueError(f"nice must be an integer, got {value!r}") from None
         elif key == "clip":
             out.setdefault("sim", {})["clip"] = str(value)
         elif key == "loop":
@@ -299,6 +309,9 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
     rec = cfg.get("record") or {}
     simc = cfg.get("sim") or {}
     config_path = cfg.get("_path", "")
+    nice = int(cfg.get("nice", 0) or 0)
+    if not -20 <= nice <= 19:
+        raise ValueError(f"nice must be within -20..19, got {nice}")
     specs: list[NodeSpec] = []
 
     def add(role, name, params, timeout=5.0, remappings=()):
@@ -306,7 +319,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         merged = {**params, **(extra.get(name) or {})}
         specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
                               parameters=_clean_params(merged, f"node {name}"),
-                              remappings=list(remappings), shutdown_timeout_s=timeout,
+                              remappings=list(remappings), shutdown_timeout_s=timeout, nice=nice,
                               required=role != "camera"))
 
     add("recorder", "recorder", {
