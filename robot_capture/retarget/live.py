@@ -82,7 +82,7 @@ class LiveRetarget:
         # one output per input: filter on the inputs' sample times (their stamps), as the
         # offline path does on clip times; a fixed output rate resamples on the clock.
         self.filter_on_stamps = not rate_hz
-        self.model = self.retargeter.model if hasattr(self.retargeter, "model") else mapping.robot_model()
+        self.model = self.retargeter.model
         self.joint_names = list(self.model.joint_names)
         self.lower, self.upper = np.asarray(self.model.lower), np.asarray(self.model.upper)
         self.require_enable = bool(require_enable)
