@@ -261,6 +261,9 @@ def test_sigterm_on_up_mid_episode_leaves_a_complete_bag(tmp_path):
     assert len(bags) == 1, sorted(p.name for p in out_dir.rglob("*"))
     bag = bags[0]
     meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    # closed by the recorder on the way down, not found half-written
+    assert meta["custom_data"]["episode.stop_reason"] == "shutdown"
+    assert meta["custom_data"]["episode.task"] == "sigterm test"
     with BagReader(bag) as r:  # raises IncompleteBagFileError for a file without footer
         counts = {}
         for m in r.messages():
