@@ -14,9 +14,14 @@
    node copies the input stamp, so latency = arrival time - input stamp (one clock, one
    machine): DDS in + deserialize + exo FK + IK + filter + serialize + DDS out. A frame
    is missed if no command with its stamp arrives within 0.5 s after the run.
-   Target: p99 <= 2 ms at 200 Hz with no missed frames.
+   Target: p99 <= 2 ms at 200 Hz with no missed frames. A baseline row runs an echo node
+   (same executor and DDS path, no retargeting) so the table separates the machine's
+   DDS + rclpy latency from the retargeting cost. On a shared, loaded machine the tail is
+   scheduling noise; ``--rt PRIO`` runs both processes under SCHED_FIFO, as a control
+   station runs its teleop loop (e.g. ``chrt -f 20 ros2 run robot_capture retarget_node``).
 
     python benchmarks/retarget_bench.py                  # full run (10 s per rate)
+    python benchmarks/retarget_bench.py --rt 20          # latency with real-time priority (root)
     python benchmarks/retarget_bench.py --quick          # 3 s per rate, 2 clips
     python benchmarks/retarget_bench.py --skip-latency   # offline only
 """
