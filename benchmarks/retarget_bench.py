@@ -5,7 +5,10 @@
    with ``robot_capture.retarget.offline`` (source ``bvh``), pinned to one CPU core with
    single-threaded BLAS. Prints frames/s of the retarget itself (``retarget_poses``: targets,
    IK, filter, limits over the clip's HumanPoseBatch) and end to end (BVH parse + keypoints +
-   calibration + retarget, i.e. ``retarget_clip``). Target: >= 20,000 frames/s on one core.
+   calibration + retarget, i.e. ``retarget_clip``), per CPU-second of the benchmark thread
+   (``time.thread_time``: time the core actually spent, so other load on a shared machine
+   does not count) and, for the retarget, also per wall second. Best of ``--repeat`` runs.
+   Target: >= 20,000 frames/s on one core.
 
 2. Latency: ``retarget_node`` runs in its own process (``rate_hz: 0``, one command per input,
    source ``exo``, EventsExecutor); this process publishes real exoskeleton readings
@@ -52,7 +55,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--robot", default="g1", help="robot mapping (default g1)")
     p.add_argument("--clips", nargs="*", default=None, help="clip names (default: every shipped clip)")
-    p.add_argument("--repeat", type=int, default=3, help="offline: timed runs per clip (best is reported)")
+    p.add_argument("--repeat", type=int, default=5, help="offline: timed runs per clip (best is reported)")
     p.add_argument("--rates", type=float, nargs="*", default=[200.0, 1000.0], help="latency: input rates, Hz")
     p.add_argument("--duration", type=float, default=10.0, help="latency: seconds per rate")
     p.add_argument("--latency-clip", default="cmu_02_05_punch_strike.bvh", help="latency: clip for exo readings")
@@ -88,22 +91,25 @@ def bench_offline(robot: str, clips: list[Path], repeat: int) -> list[dict]:
         clip = load_bvh(path)
         batch = clip.human_poses()
         retargeter = Retargeter(robot, Calibration.from_poses(batch))
-        best_core, best_e2e = math.inf, math.inf
+        best = {"core_cpu": math.inf, "core_wall": math.inf, "e2e_cpu": math.inf}
         for _ in range(repeat):
             retargeter.reset()
-            t0 = time.perf_counter()
+            c0, t0 = time.thread_time(), time.perf_counter()
             res = retarget_poses(batch, retargeter)
-            best_core = min(best_core, time.perf_counter() - t0)
-            t0 = time.perf_counter()
+            best["core_cpu"] = min(best["core_cpu"], time.thread_time() - c0)
+            best["core_wall"] = min(best["core_wall"], time.perf_counter() - t0)
+            c0 = time.thread_time()
             retarget_clip(path, robot=robot, source="bvh")
-            best_e2e = min(best_e2e, time.perf_counter() - t0)
+            best["e2e_cpu"] = min(best["e2e_cpu"], time.thread_time() - c0)
         n = clip.n_frames
         werr = np.asarray(res.wrist_errors, dtype=float)
-        rows.append(dict(clip=path.name, frames=n, fps_core=n / best_core, fps_e2e=n / best_e2e,
+        rows.append(dict(clip=path.name, frames=n, fps_core=n / best["core_cpu"], fps_wall=n / best["core_wall"],
+                         fps_e2e=n / best["e2e_cpu"],
                          wrist_p95_mm=float(np.nanpercentile(werr, 95)) * 1e3 if werr.size else math.nan))
         r = rows[-1]
-        print(f"  {r['clip']:<42} {n:>5} frames  retarget {r['fps_core']:>9,.0f} frames/s  "
-              f"end-to-end {r['fps_e2e']:>9,.0f} frames/s  wrist p95 {r['wrist_p95_mm']:.1f} mm", flush=True)
+        print(f"  {r['clip']:<42} {n:>5} frames  retarget {r['fps_core']:>9,.0f} frames/CPU-s "
+              f"({r['fps_wall']:>7,.0f} wall)  end-to-end {r['fps_e2e']:>7,.0f} frames/CPU-s  "
+              f"wrist p95 {r['wrist_p95_mm']:.1f} mm", flush=True)
     return rows
 
 
@@ -264,15 +270,16 @@ def main(argv=None) -> int:
         offline = bench_offline(args.robot, clips, args.repeat)
     print()
     if offline:
-        print(f"| clip | frames | retarget frames/s | end-to-end frames/s | wrist p95 (mm) |")
-        print("|---|---:|---:|---:|---:|")
+        print("| clip | frames | retarget frames/s (CPU time) | retarget frames/s (wall) | end-to-end frames/s (CPU time) "
+              "| wrist p95 (mm) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for r in offline:
-            print(f"| {r['clip']} | {r['frames']} | {r['fps_core']:,.0f} | {r['fps_e2e']:,.0f} | {r['wrist_p95_mm']:.1f} |")
+            print(f"| {r['clip']} | {r['frames']} | {r['fps_core']:,.0f} | {r['fps_wall']:,.0f} | {r['fps_e2e']:,.0f} "
+                  f"| {r['wrist_p95_mm']:.1f} |")
         total = sum(r["frames"] for r in offline)
-        core = total / sum(r["frames"] / r["fps_core"] for r in offline)
-        e2e = total / sum(r["frames"] / r["fps_e2e"] for r in offline)
-        print(f"| **all ({len(offline)} clips)** | {total} | {core:,.0f} | {e2e:,.0f} | |")
-        print(f"target >= 20,000 frames/s (retarget, one core): {'MET' if core >= 20000 else 'NOT MET'}")
+        core, wall, e2e = (total / sum(r["frames"] / r[k] for r in offline) for k in ("fps_core", "fps_wall", "fps_e2e"))
+        print(f"| **all ({len(offline)} clips)** | {total} | {core:,.0f} | {wall:,.0f} | {e2e:,.0f} | |")
+        print(f"target >= 20,000 frames/s (retarget, one core, per CPU-second): {'MET' if core >= 20000 else 'NOT MET'}")
         print()
     if latency:
         print("| node | input rate | sent | p50 (ms) | p99 (ms) | max (ms) | missed |")

@@ -17,7 +17,7 @@ def test_retarget_bench_smoke():
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    assert "| cmu_02_01_walk.bvh | 171 |" in out
+    assert "| cmu_02_01_walk.bvh | 171 |" in out and "MET" in out
     assert "| retarget_node | 200 Hz |" in out and "| echo (baseline) | 200 Hz |" in out
     row = next(line for line in out.splitlines() if line.startswith("| retarget_node | 200 Hz"))
     sent = int(row.split("|")[3])
