@@ -27,8 +27,9 @@ Finding (this machine): with Fast DDS's default transports, 640x480 frames trave
 fragments and, under CPU contention, frames and 1 kHz joint states are lost before they
 reach the recorder (the recorder itself stays well under one core); with
 ``FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA`` set for every process on the floor, nothing
-is lost. The recorder cannot impose it alone: a LARGE_DATA participant has no UDP data
-locators, so publishers on other hosts with default transports would not reach it.
+is lost. The recorder cannot impose it alone: with only the recorder on LARGE_DATA
+(``--transport recorder_large_data``) discovery matches but no data arrives at all (it has
+no UDP data locators), so the setting must be the same for every process on the floor.
 """
 from __future__ import annotations
 
@@ -137,12 +138,15 @@ def _dir_bytes(path: Path) -> int:
 def run_once(duration: float, cameras: int, compression: str, level, chunk_size: int, out_dir: Path,
              transport: str = "default", pub_depth_s: float = 1.0) -> dict:
     env = dict(os.environ)
+    env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+    rec_env = dict(env)
+    if transport in ("large_data", "recorder_large_data"):
+        rec_env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
     if transport == "large_data":
         env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    else:
-        env.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     env["ROS_DOMAIN_ID"] = str(random.randint(150, 230))
     env.setdefault("ROS_LOG_DIR", tempfile.mkdtemp(prefix="rc_bench_log_"))
+    rec_env.update(ROS_DOMAIN_ID=env["ROS_DOMAIN_ID"], ROS_LOG_DIR=env["ROS_LOG_DIR"])
     params = ["-p", f"output_dir:={out_dir}", "-p", "regex:=^/(camera|joint_states|exo)", "-p", "auto_start:=true",
               "-p", f"compression:={compression}", "-p", f"chunk_size:={chunk_size}", "-p", "task:=throughput",
               "-p", "disk_min_free_mb:=500.0", "-p", "discovery_interval_s:=0.5"]
@@ -150,7 +154,7 @@ def run_once(duration: float, cameras: int, compression: str, level, chunk_size:
         params += ["-p", f"compression_level:={level}"]
     rec_log = open(out_dir.parent / f"recorder_{cameras}cam.log", "wb")
     rec = subprocess.Popen([sys.executable, "-m", "robot_capture.nodes.recorder_node", "--ros-args", *params],
-                           stdout=rec_log, stderr=subprocess.STDOUT, env=env)
+                           stdout=rec_log, stderr=subprocess.STDOUT, env=rec_env)
     try:
         time.sleep(1.0)
         pub = subprocess.Popen([sys.executable, __file__, "--publisher", "--duration", str(duration),
@@ -203,10 +207,10 @@ def main(argv=None) -> int:
                     help="recorder chunk compression (default zstd: the recorder's default)")
     ap.add_argument("--level", type=int, default=None, help="compression level (default: library default)")
     ap.add_argument("--chunk-size", type=int, default=4 * 1024 * 1024)
-    ap.add_argument("--transport", choices=("default", "large_data", "both"), default="both",
+    ap.add_argument("--transport", choices=("default", "large_data", "recorder_large_data", "both"), default="both",
                     help="Fast DDS builtin transports for both processes: default (SHM+UDP, 64 kB "
                          "fragments), large_data (FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA: SHM/TCP, no "
-                         "fragmentation), or both in turn (default)")
+                         "fragmentation), recorder_large_data (only the recorder), or both = default then large_data")
     ap.add_argument("--pub-depth-s", type=float, default=1.0,
                     help="publishers' KEEP_LAST depth in seconds of messages (default 1 s: 30 frames, "
                          "1000 joint states); the recorder cannot deepen a publisher's history")
