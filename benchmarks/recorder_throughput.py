@@ -57,7 +57,6 @@ def run_publisher(duration: float, cameras: int, depth_s: float = 1.0, ready_tim
     import numpy as np
     import rclpy
     from rclpy.qos import QoSProfile
-    from rclpy.serialization import serialize_message
     from sensor_msgs.msg import Image, JointState
 
     rclpy.init()

@@ -6,14 +6,12 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
-from ros_util import wait_until
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 

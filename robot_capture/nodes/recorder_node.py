@@ -51,7 +51,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import rclpy
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
