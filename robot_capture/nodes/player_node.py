@@ -10,7 +10,9 @@ Parameters (``--ros-args -p name:=value``):
     topics: [] (only these; empty = all)   remap: [] ("from:=to" strings)
     clock_hz: 0.0 (publish rosgraph_msgs/Clock on /clock at this rate; 0 = off)
     wait_for_subscribers: 0 (before playing, wait until every publisher, /clock's too, has
-        this many subscriptions, up to wait_timeout_s: 10.0)   start_delay_s: 0.0
+        this many subscriptions, up to wait_timeout_s: 10.0, then 0.5 s more: a writer can
+        match a reader before the reader matches it, and best-effort samples sent in between
+        are dropped)   start_delay_s: 0.0
 Exits 0 when playback is done (never with ``loop``), on SIGINT/SIGTERM too.
 """
 from __future__ import annotations
@@ -104,6 +106,7 @@ class PlayerNode(Node):
         while n > 0 and rclpy.ok(context=self.context) and time.monotonic() < deadline:
             pubs = list(self.pubs.values()) + ([self.clock_pub] if self.clock_pub is not None else [])
             if all(p.get_subscription_count() >= n for p in pubs):
+                time.sleep(0.5)  # the subscriber side may not have matched us yet (best effort drops)
                 return True
             time.sleep(0.05)
         return n <= 0
