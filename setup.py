@@ -111,7 +111,7 @@ setup(
             "ros-visualization-msgs",
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20",
+        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result"],
         # optional IK baselines for benchmarks/ik_bench.py
         "bench": ["pin", "pin-pink", "daqp", "placo", "matplotlib"],
