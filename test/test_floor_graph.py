@@ -171,3 +171,11 @@ def test_nice_from_config_and_override():
         graph.build(None, overrides={"nice": "high"})
     with pytest.raises(ValueError, match="-20..19"):
         graph.build(None, overrides={"nice": "-40"})
+
+
+def test_dds_transport_from_config_and_override():
+    assert all(s.env == {} for s in graph.build(None, sim=True))
+    specs = graph.build(None, sim=True, overrides={"dds_transport": "large_data"})
+    assert [s.env for s in specs] == [{"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}] * len(specs)
+    with pytest.raises(ValueError, match="dds_transport must be one of"):
+        graph.build(None, overrides={"dds_transport": "carrier_pigeon"})

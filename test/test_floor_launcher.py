@@ -48,7 +48,7 @@ DUMMY = textwrap.dedent('''
         signal.signal(signal.SIGTERM, on_sig)
         import robot_capture
         record("start", pid=os.getpid(), ppid=os.getppid(), params=params, pkg=robot_capture.__file__,
-               nice=os.getpriority(os.PRIO_PROCESS, 0))
+               nice=os.getpriority(os.PRIO_PROCESS, 0), transport=os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"))
         print(f"hello from {name}", flush=True)
         t0 = time.monotonic()
         while not stop:
@@ -154,6 +154,21 @@ def test_children_get_the_configured_niceness(dummy_env):
         sup.shutdown()
     nice = {e["name"]: e["nice"] for e in _events(log) if e["event"] == "start"}
     assert nice == {"recorder": base, "retarget": min(19, base + 3)}
+
+
+def test_children_get_the_spec_environment(dummy_env, monkeypatch):
+    log = dummy_env
+    monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
+    specs = [_spec("recorder", "recorder", log), _spec("retarget", "retarget", log)]
+    specs[0].env = graph.dds_environment("large_data")
+    sup = launcher.Supervisor(specs, out=io.StringIO())
+    sup.start()
+    try:
+        assert _wait_started(log, ["recorder", "retarget"])
+    finally:
+        sup.shutdown()
+    got = {e["name"]: e["transport"] for e in _events(log) if e["event"] == "start"}
+    assert got == {"recorder": "LARGE_DATA", "retarget": None}
 
 
 def test_child_death_is_reported_and_graph_stops(dummy_env):

@@ -103,7 +103,8 @@ class _Context:
 
 def _check(ld, sim, node_cls, run_opaque, overrides):
     args = {e.name: e for e in ld.entities if type(e).__name__ == "DeclareLaunchArgument"}
-    want_args = {"config", "robot", "output_dir", "task", "operator", "scene", "topics", "cameras", "nice"}
+    want_args = {"config", "robot", "output_dir", "task", "operator", "scene", "topics", "cameras", "nice",
+                 "dds_transport"}
     if sim:
         want_args |= {"clip", "loop"}
     assert set(args) == want_args
@@ -124,6 +125,7 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
     overrides = {"task": "pour water", "operator": "bob", "output_dir": str(tmp_path)}
     if sim:
         overrides["nice"] = "-5"
+        overrides["dds_transport"] = "LARGE_DATA"
 
     def run_opaque(op, ov):
         configs = {k: d for k, (d, _h) in (graph.LAUNCH_ARGUMENTS | (graph.SIM_LAUNCH_ARGUMENTS if sim else {})).items()}
@@ -138,6 +140,7 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
         assert (on_exit is None) == (spec.role == "camera")
         assert on_exit is None or type(on_exit[0]).__name__ == "Shutdown"
         assert node.kwargs["prefix"] == ("nice -n -5" if sim else None)
+        assert node.kwargs["additional_env"] == ({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"} if sim else None)
         float(node.kwargs["sigterm_timeout"])
         (pfile,) = node.parameters
         assert yaml.safe_load(Path(pfile).read_text())["/**"]["ros__parameters"] == spec.parameters

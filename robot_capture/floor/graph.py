@@ -11,6 +11,7 @@ with which parameters. Both bring-ups read it, so they cannot drift apart:
 ROS-free: no rclpy or launch import here.
 
 Config schema (see the commented ``config/floor.yaml``): ``robot``, ``output_dir``, ``nice``,
+``dds_transport``,
 ``episode`` {task, operator, scene, notes}, ``retarget`` {source, rate_hz},
 ``record`` {topics, compression}, ``cameras`` {name: {source, rate_hz, width, height,
 compressed}}, ``parameters`` {node name: {extra parameters}}, ``sim`` {clip, loop,
@@ -43,7 +44,13 @@ EXECUTABLES = {
 # Shutdown is the reverse of start except that the recorder always goes last.
 _START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
 
-TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice"}
+TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice",
+            "dds_transport"}
+# Fast DDS builtin transport sets (FASTDDS_BUILTIN_TRANSPORTS, Fast DDS >= 2.13). LARGE_DATA
+# (TCP + shared memory for data, UDP discovery) is what makes 3-6 raw 640x480 cameras loss-free
+# here (benchmarks/recorder_throughput.py); every participant on the station must use the same
+# set, or data does not flow between them.
+DDS_TRANSPORTS = ("DEFAULT", "DEFAULTv6", "SHM", "UDPv4", "UDPv6", "LARGE_DATA", "LARGE_DATAv6")
 VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
 
 # Launch arguments shared by capture.launch.py and sim.launch.py, and by `up` as flags.
@@ -58,6 +65,8 @@ LAUNCH_ARGUMENTS = {
     "topics": ("", "topics to record, comma- or space-separated (replaces record.topics)"),
     "cameras": ("", "'none' to run no camera node; else comma-separated camera names to keep"),
     "nice": ("", "niceness of every node process, e.g. -5 for priority over other work (needs CAP_SYS_NICE)"),
+    "dds_transport": ("", "Fast DDS builtin transports for every node (FASTDDS_BUILTIN_TRANSPORTS), "
+                          "e.g. LARGE_DATA; '' inherits the environment"),
 }
 SIM_LAUNCH_ARGUMENTS = {
     "clip": ("", "BVH clip for mocap_replay: a name in shared/data/motion or a path"),
@@ -83,6 +92,8 @@ class NodeSpec:
         nice: scheduling niceness of the process (config ``nice``; 0 = inherit). Negative
             values (higher priority, as on a robot PC) need CAP_SYS_NICE; without it the
             node runs at normal priority and says so.
+        env: extra environment variables of the process (config ``dds_transport`` sets
+            ``FASTDDS_BUILTIN_TRANSPORTS`` for every node).
     """
 
     role: str
@@ -95,6 +106,7 @@ class NodeSpec:
     shutdown_timeout_s: float = 5.0
     required: bool = True
     nice: int = 0
+    env: dict = field(default_factory=dict)
 
     @property
     def start_rank(self) -> int:
@@ -196,11 +208,29 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
                 out["nice"] = int(value)
             except ValueError:
                 raise ValueError(f"nice must be an integer, got {value!r}") from None
+        elif key == "dds_transport":
+            out["dds_transport"] = str(value)
         elif key == "clip":
             out.setdefault("sim", {})["clip"] = str(value)
         elif key == "loop":
             out.setdefault("sim", {})["loop"] = _bool(value)
     return out
+
+
+def dds_environment(transport) -> dict[str, str]:
+    """Environment for config ``dds_transport``: ``{}`` when unset, else
+    ``{"FASTDDS_BUILTIN_TRANSPORTS": <set>}`` (case-insensitive names of :data:`DDS_TRANSPORTS`).
+
+    Raises:
+        ValueError: an unknown transport set (lists the known ones).
+    """
+    if transport is None or str(transport).strip() == "":
+        return {}
+    by_lower = {t.lower(): t for t in DDS_TRANSPORTS}
+    name = by_lower.get(str(transport).strip().lower())
+    if name is None:
+        raise ValueError(f"dds_transport must be one of {list(DDS_TRANSPORTS)} or empty, got {transport!r}")
+    return {"FASTDDS_BUILTIN_TRANSPORTS": name}
 
 
 def resolve_clip(clip: str) -> Path:
@@ -312,6 +342,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
     nice = int(cfg.get("nice", 0) or 0)
     if not -20 <= nice <= 19:
         raise ValueError(f"nice must be within -20..19, got {nice}")
+    env = dds_environment(cfg.get("dds_transport"))
     specs: list[NodeSpec] = []
 
     def add(role, name, params, timeout=5.0, remappings=()):
@@ -320,7 +351,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
                               parameters=_clean_params(merged, f"node {name}"),
                               remappings=list(remappings), shutdown_timeout_s=timeout, nice=nice,
-                              required=role != "camera"))
+                              env=dict(env), required=role != "camera"))
 
     add("recorder", "recorder", {
         "output_dir": os.path.abspath(os.path.expanduser(str(cfg.get("output_dir") or "recordings"))),

@@ -113,7 +113,7 @@ class Supervisor:
                 argv = self._command(spec, pfile)
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                        env={**env, "ROBOT_CAPTURE_NICE": str(spec.nice)})
+                                        env={**env, **spec.env, "ROBOT_CAPTURE_NICE": str(spec.nice)})
                 t = threading.Thread(target=self._pump, args=(spec.name, proc.stdout),
                                      name=f"pump-{spec.name}", daemon=True)
                 t.start()

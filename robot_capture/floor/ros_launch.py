@@ -10,7 +10,7 @@ default_value=, description=)``, ``launch.actions.OpaqueFunction(function=, kwar
 whose function gets the ``LaunchContext`` and returns actions,
 ``LaunchContext.launch_configurations`` (dict of str), and
 ``launch_ros.actions.Node(package=, executable=, name=, parameters=[path],
-remappings=[(from, to)], output='screen', sigterm_timeout=str, on_exit=[...], prefix=str)`` and
+remappings=[(from, to)], output='screen', sigterm_timeout=str, on_exit=[...], prefix=str, additional_env=dict)`` and
 ``launch.actions.Shutdown(reason=)``. Each node's
 parameters are passed as the same params file ``up`` writes
 (:func:`robot_capture.floor.graph.write_params_file`), so both paths hand the nodes
@@ -64,6 +64,8 @@ def node_actions(context, sim: bool):
             on_exit=[Shutdown(reason=f"required node {spec.name} exited")] if spec.required else None,
             # config `nice` (GNU nice runs the node anyway, at normal priority, if not permitted)
             prefix=f"nice -n {spec.nice}" if spec.nice else None,
+            # config `dds_transport` (ExecuteLocal's additional_env, passed through by Node)
+            additional_env=dict(spec.env) or None,
         ))
     return actions
 
