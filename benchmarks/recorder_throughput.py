@@ -202,8 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of publishing (default 60)")
     ap.add_argument("--camera-scale", type=int, default=None,
                     help="run only this multiple of the 3-camera load (default: 1 and 2)")
-    ap.add_argument("--compression", choices=("none", "lz4", "zstd"), default="zstd",
-                    help="recorder chunk compression (default zstd: the recorder's default)")
+    ap.add_argument("--compression", choices=("none", "lz4", "zstd"), default="none",
+                    help="recorder chunk compression (default none: the recorder's default)")
     ap.add_argument("--level", type=int, default=None, help="compression level (default: library default)")
     ap.add_argument("--chunk-size", type=int, default=4 * 1024 * 1024)
     ap.add_argument("--transport", choices=("default", "large_data", "recorder_large_data", "both"), default="both",

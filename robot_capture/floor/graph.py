@@ -360,7 +360,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         "operator": str(episode.get("operator", "")),
         "scene": str(episode.get("scene", "")),
         "notes": str(episode.get("notes", "")),
-        "compression": str(rec.get("compression", "zstd")),
+        "compression": str(rec.get("compression", "none")),
         "robot": robot,
         "attach_configs": [config_path] if config_path else [],
     }, timeout=15.0)

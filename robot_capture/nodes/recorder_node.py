@@ -27,7 +27,7 @@ Services (std_srvs/Trigger, node-private; ``message`` is the bag path or the err
 Parameters (``--ros-args -p name:=value``):
     output_dir: "recordings"       topics: []  all: false  regex: ""  exclude: ""
     task, operator, scene, notes: ""  (read at each start)   episode_success: "unknown"
-    compression: none|lz4|zstd ("zstd")  compression_level: -100 (= library default)
+    compression: none|lz4|zstd ("none", as rosbag2)  compression_level: -100 (= library default)
     chunk_size: 4194304   max_bag_size: 0 (bytes, 0 = no split)   max_bag_duration_s: 0.0
     flush_interval_s: 1.0 (bounds what a SIGKILL loses)   fsync: true
     disk_min_free_mb: 1024.0 (disk guard; 0 = off)
@@ -71,7 +71,7 @@ _OK, _WARN, _ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatu
 PARAMS = {
     "output_dir": "recordings", "topics": Parameter.Type.STRING_ARRAY, "all": False, "regex": "", "exclude": "",
     "task": "", "operator": "", "scene": "", "notes": "",
-    "compression": "zstd", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
+    "compression": "none", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
     "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100, "drain_batch": 64,
