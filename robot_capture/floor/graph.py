@@ -476,4 +476,8 @@ def describe(specs: list[NodeSpec]) -> str:
             lines.append(f"    {k}: {v}")
         for a, b in s.remappings:
             lines.append(f"    remap {a} -> {b}")
+        for k, v in sorted(s.env.items()):
+            lines.append(f"    env {k}={v}")
+        if s.nice:
+            lines.append(f"    nice {s.nice}")
     return "\n".join(lines)
