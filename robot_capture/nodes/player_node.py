@@ -128,7 +128,27 @@ class PlayerNode(Node):
                 self.published += 1
             if not bool(self._p("loop")):
                 break
+        self.wait_for_delivery()
         return self.published
+
+    def wait_for_delivery(self, timeout_s: float = 5.0) -> bool:
+        """Before exiting, wait until reliable subscribers acknowledged everything published
+        (``Publisher.wait_for_all_acked``), as ``ros2 bag play`` does: a process that exits
+        right after its last publish loses the messages still in flight. Returns True if
+        all were acknowledged within ``timeout_s``."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout_s
+        ok = True
+        for pub in [*self.pubs.values(), *([self.clock_pub] if self.clock_pub is not None else [])]:
+            left = max(0.0, deadline - time.monotonic())
+            try:
+                ok = pub.wait_for_all_acked(Duration(seconds=left)) and ok
+            except Exception:  # noqa: BLE001 - best-effort publishers or an rmw without acks
+                continue
+        if not ok:
+            self.get_logger().warning(f"not every message was acknowledged within {timeout_s:.0f} s")
+        return ok
 
 
 def run(parameter_overrides=None, args=None) -> int:
