@@ -175,3 +175,50 @@ def test_live_retarget_on_vr_hand_uses_real_hands(poses):
     # the pointing index is the farthest tip, and with the forearm raised forward it points forward (+x body)
     tip = hp.position(hand_keypoint("right", "index_tip")) - hp.position("right_wrist")
     assert tip[0] > 0.12
+
+
+def test_clip_replay_attaches_a_recorded_hand_at_the_wrists(poses):
+    from robot_capture.sim.replay import ClipReplay
+
+    r = ClipReplay("cmu_02_05_punch_strike", exo=False, hand_poses="fist")
+    for side in SIDES:
+        H = r.hands[side]
+        assert H.shape == (r.n_frames, 26, 4, 4) and np.isfinite(H).all()
+        np.testing.assert_allclose(H[:, 1], r.vr[f"{side}_wrist"], atol=1e-12)
+        expect = webxr_to_wrist_frame(_by_name(poses, side, "fist").positions, side)
+        for i in (0, r.n_frames // 2, r.n_frames - 1):
+            local = np.linalg.inv(r.vr[f"{side}_wrist"][i]) @ H[i]
+            np.testing.assert_allclose(local[1:, :3, 3], expect, atol=1e-9)
+    assert ClipReplay("cmu_02_05_punch_strike", exo=False).hands == {}
+    with pytest.raises(ValueError, match="no_such_pose.*known: .*fist"):
+        ClipReplay("cmu_02_05_punch_strike", exo=False, hand_poses="no_such_pose")
+    with pytest.raises(ValueError, match="needs the VR poses"):
+        ClipReplay("cmu_02_05_punch_strike", vr=False, hand_poses="fist")
+
+
+@pytest.mark.ros
+def test_mocap_replay_node_publishes_hands(ros_node, poses):
+    from geometry_msgs.msg import PoseArray, PoseStamped
+
+    from robot_capture.nodes._convert import pose_array_to_matrices, pose_to_matrix, stamp_to_ns
+    from ros_util import spin_until, start_node, stop_node
+
+    proc = start_node("robot_capture.nodes.mocap_replay_node",
+                      {"clip": "cmu_02_05_punch_strike", "publish_exo": False, "hand_poses": "point"})
+    node, ex = ros_node
+    try:
+        hands, wrists = [], {}
+        node.create_subscription(PoseArray, "/vr/right_hand", hands.append, 100)
+        node.create_subscription(PoseStamped, "/vr/right_wrist",
+                                 lambda m: wrists.__setitem__(stamp_to_ns(m.header.stamp), m), 100)
+        paired = lambda: [h for h in hands if stamp_to_ns(h.header.stamp) in wrists]  # noqa: E731
+        assert spin_until(ex, lambda: len(paired()) > 3), "no /vr/right_hand messages paired with wrists"
+        expect = webxr_to_wrist_frame(_by_name(poses, "right", "point").positions, "right")
+        for h in paired()[:4]:
+            assert h.header.frame_id == "vr_world" and len(h.poses) == 26
+            W = pose_to_matrix(wrists[stamp_to_ns(h.header.stamp)].pose)
+            J = np.asarray(pose_array_to_matrices(h))
+            local = np.linalg.inv(W) @ J
+            np.testing.assert_allclose(local[1:, :3, 3], expect, atol=1e-6)
+    finally:
+        stop_node(proc)

@@ -8,7 +8,10 @@ its offline retarget agree:
 * exoskeleton readings: ``exo_names`` (14) and ``exo_positions`` ``(N, 14)`` rad, as
   ``ExoArmModel.angles_from_pose`` gives them;
 * VR poses: ``vr[name]`` ``(N, 4, 4)`` for ``head``, ``left_wrist``, ``right_wrist`` in the
-  ``vr_world`` frame (z up, m).
+  ``vr_world`` frame (z up, m);
+* optional hands (``hand_poses``): ``hands[side]`` ``(N, 26, 4, 4)`` OpenXR joints in
+  ``vr_world``: one recorded WebXR hand pose (``retarget.hand_tracking``, the Quest samples)
+  held fixed and carried by the replayed wrist (a clip has no finger motion).
 
 Frame ``i`` plays at ``i * frame_time / speed`` s after the start; with ``loop`` the
 clip restarts after its last frame.
@@ -22,6 +25,18 @@ from robot_capture.floor.graph import resolve_clip  # clip name or path -> path 
 VR_NAMES = ("head", "left_wrist", "right_wrist")
 
 
+def _hand_local(side: str, name: str) -> np.ndarray:
+    """(26,4,4) OpenXR joints of the recorded pose ``name`` in the wrist frame. ValueError if absent."""
+    from robot_capture.retarget.hand_tracking import load_webxr_hand_poses, webxr_sample_path, webxr_to_openxr
+
+    poses = load_webxr_hand_poses(webxr_sample_path(side))
+    for p in poses:
+        if name in p.names:
+            return webxr_to_openxr(p.positions, np.eye(4), side)
+    known = sorted({n for p in poses for n in p.names})
+    raise ValueError(f"hand pose {name!r} not in {webxr_sample_path(side).name}; known: {', '.join(known)}")
+
+
 class ClipReplay:
     """Precomputed per-frame replay of one BVH clip.
 
@@ -31,14 +46,17 @@ class ClipReplay:
         vr: compute VR head/wrist poses.
         speed: playback speed factor (> 0).
         loop: restart after the last frame.
+        hand_poses: name of a recorded WebXR hand pose (e.g. ``"rest"``, ``"fist"``) in
+            ``data_dir()/hand_tracking/webxr_quest_hand_poses_{left,right}.jsonl`` attached at
+            both replayed wrists; ``""`` = no hands. Needs ``vr``.
 
     Raises:
         FileNotFoundError: clip not found. ValueError: malformed BVH (``file:line: ...``),
-        ``speed <= 0``.
+        ``speed <= 0``, unknown hand pose name or ``hand_poses`` without ``vr``.
     """
 
     def __init__(self, clip: str, exo: bool = True, vr: bool = True, exo_config: str = "",
-                 speed: float = 1.0, loop: bool = True) -> None:
+                 speed: float = 1.0, loop: bool = True, hand_poses: str = "") -> None:
         from robot_capture.retarget import offline
         from robot_capture.retarget.bvh import load_bvh
         from robot_capture.retarget.exo import ExoArmModel
@@ -54,6 +72,7 @@ class ClipReplay:
         self.exo_names: list[str] = []
         self.exo_positions = np.zeros((self.n_frames, 0))
         self.vr: dict[str, np.ndarray] = {}
+        self.hands: dict[str, np.ndarray] = {}
         if exo:
             model = ExoArmModel.load(exo_config or None)
             names, positions = offline.exo_replay_messages(self.clip, model)
@@ -62,6 +81,11 @@ class ClipReplay:
         if vr:
             poses = offline.vr_replay_messages(self.clip)
             self.vr = {k: np.asarray(poses[k], dtype=float).reshape(self.n_frames, 4, 4) for k in VR_NAMES}
+        if hand_poses:
+            if not vr:
+                raise ValueError("hand_poses needs the VR poses (vr=True)")
+            self.hands = {side: self.vr[f"{side}_wrist"][:, None] @ _hand_local(side, hand_poses)[None]
+                          for side in ("left", "right")}
 
     @property
     def period_s(self) -> float:
