@@ -51,6 +51,9 @@ __all__ = ["IKSolver", "IKResult", "IKStatus", "FrameTask", "RelativeFrameTask",
 _TYPE = {"frame": 0, "relative": 1, "posture": 2}
 
 
+_STATUSES = {int(s): s for s in IKStatus}  # status code -> IKStatus, without an enum call per solve
+
+
 @dataclass
 class IKResult:
     """Result of :meth:`IKSolver.solve`.
@@ -114,9 +117,9 @@ class IKSolver:
         self.target_tasks = [i for i, t in enumerate(self.tasks) if t.kind != "posture"]
         self.ntarget = len(self.target_tasks)
         nt = len(self.tasks)
-        self.task_errors = np.zeros(nt)
-        self.position_errors = np.zeros(nt)
-        self.orientation_errors = np.zeros(nt)
+        # one (3, nt) buffer, so that solve() hands out all three with a single copy
+        self._errors = np.zeros((3, nt))
+        self.task_errors, self.position_errors, self.orientation_errors = self._errors
         self._targets = np.tile(np.eye(4), (self.ntarget, 1, 1))
         self.params = dict(damping=float(damping), error_damping=float(error_damping), max_iterations=int(max_iterations),
                            position_tolerance=float(position_tolerance),
@@ -244,12 +247,16 @@ class IKSolver:
         q0 = np.ascontiguousarray(q0, dtype=float)
         if q0.shape != (self.model.nq,):
             raise ValueError(f"q0 has shape {q0.shape}, expected ({self.model.nq},)")
-        tg = self.pack_targets(targets)
+        if (type(targets) is np.ndarray and targets.dtype == np.float64 and targets.shape == self._targets.shape
+                and targets.flags.c_contiguous):
+            tg = targets  # already the solver's layout: the solver only reads it
+        else:
+            tg = self.pack_targets(targets)
         out = q0.copy()
         st = self.solve_into(q0, tg, out, float(dt or 0.0))
         it = self._core.iterations if self.backend == "c" else self.iterations
-        return IKResult(out, IKStatus(st), it, self.task_errors.copy(), self.position_errors.copy(),
-                        self.orientation_errors.copy())
+        errors = self._errors.copy()
+        return IKResult(out, _STATUSES[st], it, errors[0], errors[1], errors[2])
 
     @property
     def last_iterations(self) -> int:
