@@ -141,34 +141,37 @@ def test_children_import_the_installed_package_not_the_cwd(dummy_env, tmp_path, 
     assert start["pkg"] == robot_capture.__file__
 
 
-def test_children_get_the_configured_niceness(dummy_env):
-    log = dummy_env
-    base = os.getpriority(os.PRIO_PROCESS, 0)
+def _start_events(log, adjust) -> dict:
+    """Run a recorder + retarget graph of dummies, ``adjust(specs)`` first; return name -> start event."""
     specs = [_spec("recorder", "recorder", log), _spec("retarget", "retarget", log)]
-    specs[1].nice = 3  # raising niceness is always permitted
+    adjust(specs)
     sup = launcher.Supervisor(specs, out=io.StringIO())
     sup.start()
     try:
         assert _wait_started(log, ["recorder", "retarget"])
     finally:
         sup.shutdown()
-    nice = {e["name"]: e["nice"] for e in _events(log) if e["event"] == "start"}
-    assert nice == {"recorder": base, "retarget": min(19, base + 3)}
+    return {e["name"]: e for e in _events(log) if e["event"] == "start"}
+
+
+def test_children_get_the_configured_niceness(dummy_env):
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    def adjust(specs):
+        specs[1].nice = 3  # raising niceness is always permitted
+
+    started = _start_events(dummy_env, adjust)
+    assert {n: e["nice"] for n, e in started.items()} == {"recorder": base, "retarget": min(19, base + 3)}
 
 
 def test_children_get_the_spec_environment(dummy_env, monkeypatch):
-    log = dummy_env
     monkeypatch.delenv("FASTDDS_BUILTIN_TRANSPORTS", raising=False)
-    specs = [_spec("recorder", "recorder", log), _spec("retarget", "retarget", log)]
-    specs[0].env = graph.dds_environment("large_data")
-    sup = launcher.Supervisor(specs, out=io.StringIO())
-    sup.start()
-    try:
-        assert _wait_started(log, ["recorder", "retarget"])
-    finally:
-        sup.shutdown()
-    got = {e["name"]: e["transport"] for e in _events(log) if e["event"] == "start"}
-    assert got == {"recorder": "LARGE_DATA", "retarget": None}
+
+    def adjust(specs):
+        specs[0].env = graph.dds_environment("large_data")
+
+    started = _start_events(dummy_env, adjust)
+    assert {n: e["transport"] for n, e in started.items()} == {"recorder": "LARGE_DATA", "retarget": None}
 
 
 def test_child_death_is_reported_and_graph_stops(dummy_env):
