@@ -95,6 +95,8 @@ setup(
         # chunk compression in bags (the mcap reader imports these lazily)
         "lz4>=3",
         "zstandard>=0.18",
+        # config schemas (robot_capture/config_schema.py)
+        "pydantic>=2.5",
     ],
     extras_require={
         # ROS 2 (Kilted) from PyPI, for machines without a ROS install. Never a hard

@@ -1,0 +1,187 @@
+"""The QA verdict of an episode and its sidecar file ``<bag>/qa.json``.
+
+Why a sidecar and not ``metadata.yaml`` ``custom_data``: a verdict carries a list of
+findings (check, severity, plain-words message, figures) that does not fit the flat
+``str -> str`` map, it is rewritten by QA runs long after the recording (batch, a
+newer QA version) while the labels are rewritten by the console, and rosbag2 ignores
+unknown files in a bag directory, so neither owner can corrupt the other's data and
+``ros2 bag info``/``play`` are unaffected. Labels stay in ``metadata.yaml``
+(:mod:`robot_capture.episodes.store`).
+
+Severity order: ``pass`` < ``warn`` < ``fail``. A verdict's ``verdict`` is the worst
+finding's severity (``pass`` when there is none).
+
+File format (JSON, UTF-8, written atomically)::
+
+    {"format": "robot_capture.qa/1", "verdict": "warn", "source": "qa",
+     "qa_version": "1", "config_sha256": "...", "bag_sha256": "...",
+     "findings": [{"check": "gaps", "severity": "warn", "topic": "/camera/head/image_raw",
+                   "message": "camera head: 3 frames missing (0.2 %), longest gap 70 ms",
+                   "figures": {"missing": 3, "longest_gap_s": 0.07}}],
+     "metrics": {...}, "trim": {"head_s": 0.0, "tail_s": 0.4}}
+
+``source`` is ``recorder`` for the cheap verdict the recorder stores at stop (presence,
+rates, drops, gaps from its own counters) and ``qa`` for ``robot-capture qa``; a ``qa``
+verdict replaces a ``recorder`` one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["VERDICT_FILENAME", "SEVERITIES", "Finding", "Verdict", "worst", "read_verdict", "write_verdict"]
+
+VERDICT_FILENAME = "qa.json"
+FORMAT = "robot_capture.qa/1"
+SEVERITIES = ("pass", "warn", "fail")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def worst(severities) -> str:
+    """The worst of ``severities`` (``pass`` for none). Raises ValueError on an unknown one."""
+    out = "pass"
+    for s in severities:
+        if s not in _RANK:
+            raise ValueError(f"unknown severity {s!r}; expected one of {', '.join(SEVERITIES)}")
+        if _RANK[s] > _RANK[out]:
+            out = s
+    return out
+
+
+@dataclasses.dataclass
+class Finding:
+    """One QA finding: a check that warned or failed, in plain words.
+
+    Attributes:
+        check: the check's name in ``config/qa.yaml`` (``presence``, ``rate``, ``gaps``, ...).
+        severity: ``warn`` or ``fail`` (``pass`` findings are not stored).
+        message: one sentence a floor operator understands, with units.
+        topic: the topic concerned, or "" for the episode.
+        figures: the numbers behind the message (JSON-able).
+    """
+
+    check: str
+    severity: str
+    message: str
+    topic: str = ""
+    figures: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Finding":
+        return cls(check=str(d.get("check", "")), severity=str(d.get("severity", "warn")),
+                   message=str(d.get("message", "")), topic=str(d.get("topic", "")),
+                   figures=dict(d.get("figures") or {}))
+
+
+@dataclasses.dataclass
+class Verdict:
+    """The QA verdict of one episode (see the module docstring for the file format)."""
+
+    findings: list = dataclasses.field(default_factory=list)    # list[Finding]
+    source: str = "qa"
+    qa_version: str = "1"
+    config_sha256: str = ""
+    bag_sha256: str = ""
+    metrics: dict = dataclasses.field(default_factory=dict)
+    trim: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, ``warn`` or ``fail``: the worst finding's severity."""
+        return worst(f.severity for f in self.findings)
+
+    @property
+    def reasons(self) -> list[str]:
+        """The findings' messages, failures first."""
+        order = sorted(self.findings, key=lambda f: -_RANK.get(f.severity, 0))
+        return [f.message for f in order]
+
+    def summary(self) -> str:
+        """``"fail: <reason>; <reason>"`` or ``"pass"``, one line."""
+        return self.verdict if not self.findings else f"{self.verdict}: " + "; ".join(self.reasons)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "verdict": self.verdict, "source": self.source, "qa_version": self.qa_version,
+                "config_sha256": self.config_sha256, "bag_sha256": self.bag_sha256,
+                "reasons": self.reasons, "findings": [f.to_dict() for f in self.findings],
+                "metrics": self.metrics, "trim": self.trim}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        """Raises ValueError when ``d`` is not a robot_capture QA verdict."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not a robot_capture QA verdict (format {d.get('format') if isinstance(d, dict) else d!r})")
+        findings = [Finding.from_dict(f) for f in d.get("findings") or [] if isinstance(f, dict)]
+        worst(f.severity for f in findings)  # validates
+        return cls(findings=findings, source=str(d.get("source", "qa")), qa_version=str(d.get("qa_version", "")),
+                   config_sha256=str(d.get("config_sha256", "")), bag_sha256=str(d.get("bag_sha256", "")),
+                   metrics=dict(d.get("metrics") or {}), trim=dict(d.get("trim") or {}))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_verdict(bag_dir: str | os.PathLike, verdict: Verdict) -> Path:
+    """Write ``<bag_dir>/qa.json`` atomically (temp file, fsync, rename). Returns its path.
+
+    Deterministic: the same verdict gives the same bytes (sorted keys, no time stamp),
+    so running QA twice leaves the file unchanged.
+
+    Raises:
+        OSError: on I/O failure; an existing qa.json is left untouched.
+    """
+    path = Path(bag_dir) / VERDICT_FILENAME
+    text = json.dumps(verdict.to_dict(), indent=1, sort_keys=True, ensure_ascii=False, default=_json_default)
+    _atomic_write(path, (text + "\n").encode("utf-8"))
+    return path
+
+
+def _json_default(obj: Any):
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(f"not JSON-serializable: {type(obj).__name__}")
+
+
+def read_verdict(bag_dir: str | os.PathLike) -> Verdict | None:
+    """The stored verdict of ``bag_dir``, or None when it has none.
+
+    Raises:
+        ValueError: when qa.json exists but is not a valid verdict (names the file).
+    """
+    path = Path(bag_dir) / VERDICT_FILENAME
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        return Verdict.from_dict(json.loads(raw))
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
