@@ -46,7 +46,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _installed import node_command, require_installed  # noqa: E402
+
+require_installed()
 
 from robot_capture.paths import data_dir  # noqa: E402
 
@@ -91,6 +93,8 @@ def bench_offline(robot: str, clips: list[Path], repeat: int) -> list[dict]:
         clip = load_bvh(path)
         batch = clip.human_poses()
         retargeter = Retargeter(robot, Calibration.from_poses(batch))
+        if retargeter.solver.backend != "c":  # the figures are those of the C IK solver, or none
+            raise SystemExit(f"error: the retargeter runs IK backend {retargeter.solver.backend!r}, not 'c'")
         best = {"core_cpu": math.inf, "core_wall": math.inf, "e2e_cpu": math.inf}
         for _ in range(repeat):
             retargeter.reset()
@@ -144,7 +148,7 @@ def _start_node(robot: str, env: dict, nice: int = 0, rt: int = 0, echo: bool = 
     if echo:
         args = [sys.executable, os.path.abspath(__file__), "--echo-node"]
     else:
-        args = [sys.executable, "-m", "robot_capture.nodes.retarget_node", "--ros-args",
+        args = [*node_command("robot_capture.nodes.retarget_node"), "--ros-args",
                 "-p", f"robot:={robot}", "-p", "source:=exo", "-p", "rate_hz:=0.0", "-p", "diagnostics_rate_hz:=1.0"]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=(lambda: _set_priority(nice, rt)) if (nice or rt) else None)

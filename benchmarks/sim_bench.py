@@ -20,7 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _installed import node_command, require_installed  # noqa: E402
+
+require_installed()
 
 
 def cpu_s(pid: int) -> float:
@@ -30,7 +32,7 @@ def cpu_s(pid: int) -> float:
 
 
 def start(module: str, params: dict) -> subprocess.Popen:
-    args = [sys.executable, "-m", module, "--ros-args"]
+    args = [*node_command(module), "--ros-args"]
     for k, v in params.items():
         args += ["-p", f"{k}:={str(v).lower() if isinstance(v, bool) else v}"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -1,12 +1,15 @@
 """Smoke test of benchmarks/ik_bench.py: it runs on a short workload and prints its table
 (the speed targets themselves are read from the script's output, not asserted here)."""
 import importlib.util
+import sys
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ik_bench.py"
 
 
 def load():
+    if str(SCRIPT.parent) not in sys.path:  # benchmarks/_installed.py (not the package source tree)
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("ik_bench", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

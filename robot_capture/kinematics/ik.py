@@ -43,6 +43,12 @@ try:
 except ImportError:  # pragma: no cover
     _ik = None
 
+#: the error for backend="c" without the built extension (a source checkout on sys.path)
+C_EXTENSION_MISSING = (
+    "the C IK extension robot_capture.kinematics._ik is not built (is a source checkout on sys.path?): "
+    "install the package with `pip install .` (or `make venv`), or ask for the ~100x slower "
+    "NumPy twin by name with IKSolver(..., backend=\"numpy\")")
+
 log = logging.getLogger(__name__)
 
 __all__ = ["IKSolver", "IKResult", "IKStatus", "FrameTask", "RelativeFrameTask", "PostureTask",
@@ -94,9 +100,12 @@ class IKSolver:
             for the highest-cost task; a task with cost c uses ``tol * sqrt(c_max / c)``.
         step_tolerance: stop when ``max|dq|`` falls below it (rad or m).
         velocity_limits: when ``dt`` is given, bound ``|q - q0| <= velocity_limit * dt``.
-        backend: "c" (default) or "numpy" (the reference implementation, ~100x slower).
+        backend: "c" (default) or "numpy" (the reference implementation, ~100x slower). There is
+            no silent fallback: "numpy" runs only when asked for by name.
     Raises:
         KeyError: unknown frame name (with suggestions). ValueError: bad task or parameters.
+        ImportError: backend "c" when the C extension ``_ik`` is not built (the message says how
+            to build it: ``pip install .`` from the checkout).
     """
 
     def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 0.1,
@@ -125,16 +134,14 @@ class IKSolver:
                            position_tolerance=float(position_tolerance),
                            orientation_tolerance=float(orientation_tolerance),
                            step_tolerance=float(step_tolerance), velocity_limits=bool(velocity_limits))
-        if backend == "c" and _ik is None:
-            log.warning("C extension robot_capture.kinematics._ik not built: using the NumPy backend")
-            backend = "numpy"
         if backend not in ("c", "numpy"):
             raise ValueError(f"backend must be 'c' or 'numpy', not {backend!r}")
+        if backend == "c" and (_ik is None or model._kin is None):
+            # never a silent fallback: the NumPy twin is ~100x slower (only by name, backend="numpy")
+            raise ImportError(C_EXTENSION_MISSING)
         self.backend = backend
         self.iterations = 0
         if backend == "c":
-            if model._kin is None:
-                raise RuntimeError("RobotModel was built without the C extension")
             i32 = lambda xs: np.array(xs, dtype=np.int32)  # noqa: E731
             self._core = _ik.Solver(
                 model._kin, model.lower, model.upper, model.velocity_limit,
