@@ -97,6 +97,8 @@ setup(
         "zstandard>=0.18",
         # config schemas (robot_capture/config_schema.py)
         "pydantic>=2.5",
+        # progress bars of long work (batch, export)
+        "tqdm>=4.60",
     ],
     extras_require={
         # ROS 2 (Kilted) from PyPI, for machines without a ROS install. Never a hard
@@ -114,7 +116,11 @@ setup(
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
         "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib",
-                 "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result"],
+                 "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
+                 # test/test_batch_ray.py runs a real local Ray cluster
+                 "ray>=2.9"],
+        # `robot-capture batch ... --ray`: Ray tasks on a cluster (~240 MB installed)
+        "ray": ["ray>=2.9"],
         # optional IK baselines for benchmarks/ik_bench.py
         "bench": ["pin", "pin-pink", "daqp", "placo", "matplotlib"],
         "plot": ["matplotlib"],

@@ -20,6 +20,7 @@ VERBS = {
     "info": "summarize a bag: duration, topics, counts, rates, gaps, episode metadata",
     "recover": "rebuild readable MCAP files and metadata.yaml after a crash",
     "retarget": "retarget a BVH clip or a bag's human topics onto a robot offline",
+    "batch": "run qa, export or retarget over every bag of some folders (process pool or Ray cluster)",
 }
 
 
