@@ -163,26 +163,46 @@ def test_recover_is_idempotent_and_keeps_custom_data(tmp_path, small_chunk_bag):
                                                    "orig_0.mcap", "orig_0.mcap.orig"]
 
 
-def test_corrupted_chunk_stops_scan_keeps_earlier_data(tmp_path, small_chunk_bag):
+def test_corrupted_chunk_is_skipped_and_every_other_chunk_recovered(tmp_path, small_chunk_bag):
     src, sent = small_chunk_bag
     d = tmp_path / "orig"
     shutil.copytree(src, d)
     f = d / "orig_0.mcap"
     layout = _chunk_layout(f)
-    end3, _ = layout[3]
-    start4 = end3  # message indexes follow chunk 3; garble the middle of chunk 5's payload instead
-    end5 = layout[5][0]
     data = bytearray(f.read_bytes())
-    mid = (layout[4][0] + end5) // 2
+    mid = (layout[4][0] + layout[5][0]) // 2  # garble the middle of chunk 5's payload
     data[mid:mid + 64] = os.urandom(64)
     data = data[: len(data) - 100]  # and drop the footer
     f.write_bytes(bytes(data))
     report = recover(d)
-    assert start4 > 0
     n_first5 = sum(n for _, n in layout[:5])
-    assert report.message_count == n_first5
-    assert "corrupt" in report.files[0].stopped_at
-    assert [m.data for m in BagReader(d).messages()] == sent[:n_first5]
+    n5 = layout[5][1]
+    assert report.message_count == len(sent) - n5
+    assert len(report.files[0].damaged_chunks) == 1 and "damaged chunk" in report.format()
+    assert [m.data for m in BagReader(d).messages()] == sent[:n_first5] + sent[n_first5 + n5:]
+
+
+def test_damaged_chunk_with_intact_footer_is_skipped_by_reader_and_recover(tmp_path, small_chunk_bag):
+    """Footer intact, one chunk's bytes flipped: BagReader skips it (CRC), recover rebuilds without it."""
+    src, sent = small_chunk_bag
+    d = tmp_path / "orig"
+    shutil.copytree(src, d)
+    f = d / "orig_0.mcap"
+    layout = _chunk_layout(f)
+    data = bytearray(f.read_bytes())
+    at = layout[7][0] - 200  # inside chunk 7's compressed records
+    data[at] ^= 0x10
+    f.write_bytes(bytes(data))
+    n_first7, n7 = sum(n for _, n in layout[:7]), layout[7][1]
+    want = sent[:n_first7] + sent[n_first7 + n7:]
+    r = BagReader(d)
+    assert [m.data for m in r.messages()] == want
+    assert len(r.damaged_chunks) == 1 and r.damaged_chunks[0].messages == n7
+    report = recover(d)
+    assert report.files[0].status == "rebuilt" and len(report.files[0].damaged_chunks) == 1
+    assert report.message_count == len(want)
+    r2 = BagReader(d)
+    assert [m.data for m in r2.messages()] == want and not r2.damaged_chunks
 
 
 def test_unreadable_file_is_moved_aside_not_deleted(tmp_path, small_chunk_bag):

@@ -5,17 +5,24 @@ files' time-ordered iterators), filtered by topic and an inclusive time range,
 as raw CDR bytes or, with ``decode=True``, decoded by ``mcap_ros2`` from the
 schema stored in the file (so decoding needs no installed message package).
 
-A file without a footer (crash, power cut, truncation) raises
-``IncompleteBagFileError``: run ``robot-capture recover BAG`` first.
+A file without a footer (crash, power cut, truncation), or whose summary fails
+its CRC, raises ``IncompleteBagFileError``: run ``robot-capture recover BAG`` first.
+
+Damaged chunks (DESIGN.md "Damaged chunks"): each chunk is decoded and checked on
+its own (``robot_capture.bag.chunks``): framing, decompression, size and, with
+``validate_crc`` (the default), its CRC32. A chunk that fails is skipped, logged
+and listed in ``BagReader.damaged_chunks``; every message of every other chunk is
+still returned, and no byte of a failed chunk is ever handed on as data.
 """
 from __future__ import annotations
 
-import contextlib
 import heapq
 import inspect
-import struct
 import logging
+import os
 import re
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +30,7 @@ from typing import Any, Iterator
 from mcap.exceptions import McapError
 from mcap.reader import McapReader, make_reader
 
+from robot_capture.bag.chunks import ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body, message_fields
 from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
 from robot_capture.bag.metadata import METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta, read_metadata
 from robot_capture.bag.qos import load_qos_list
@@ -69,18 +77,30 @@ def list_mcap_files(bag_dir: Path) -> list[Path]:
 class BagReader:
     """Open a bag directory (or a single ``.mcap`` file).
 
+    Args:
+        bag_dir: bag directory or one ``.mcap`` file.
+        validate_crc: check each chunk's CRC32 before using it (chunks with CRC 0,
+            e.g. rosbag2's, cannot be checked; ``crc_checked`` counts those that were).
+
     Attributes:
         path: the bag directory. files: the MCAP files in split order.
-        metadata: BagMetadata (from metadata.yaml, or rebuilt from the files' summaries).
+        metadata: BagMetadata (from metadata.yaml, or rebuilt from the files' summaries;
+            a metadata.yaml that does not parse is reported in ``problems`` and rebuilt).
         topics: dict topic -> TopicInfo.
+        damaged_chunks: DamagedChunk list, filled as chunks are read (``messages``, ``check``).
+        problems: one line per other damage met (unreadable metadata.yaml or records).
 
     Raises:
         NotABagError: no such directory, or neither metadata.yaml nor .mcap files in it.
-        IncompleteBagFileError: a file has no summary/footer (run ``recover``).
-        ValueError: metadata.yaml is malformed.
+        IncompleteBagFileError: a file has no summary/footer, or a damaged one (run ``recover``).
     """
 
-    def __init__(self, bag_dir):
+    def __init__(self, bag_dir, validate_crc: bool = True):
+        self.validate_crc = bool(validate_crc)
+        self.damaged_chunks: list[DamagedChunk] = []
+        self.problems: list[str] = []
+        self.crc_checked = 0
+        self._damaged_seen: set = set()
         p = Path(bag_dir)
         if p.is_file() and p.suffix == ".mcap":
             files, p = [p], p.parent
@@ -90,7 +110,13 @@ class BagReader:
             files = None
         self.path = p
         has_meta = (p / METADATA_FILENAME).is_file() and files is None
-        meta = read_metadata(p) if has_meta else None
+        meta = None
+        if has_meta:
+            try:
+                meta = read_metadata(p)
+            except (ValueError, OSError) as exc:
+                self.problems.append(f"{p / METADATA_FILENAME}: unreadable ({exc}); using the files' summaries")
+                log.warning(self.problems[-1])
         if files is None:
             files = list_mcap_files(p)
             if meta is not None and meta.relative_file_paths:
@@ -105,19 +131,7 @@ class BagReader:
             raise NotABagError(f"{p}: rosbag2 {meta.compression_mode or 'file'} compression "
                                f"{meta.compression_format!r} is not supported (MCAP chunk compression is)")
         self.files = files
-        self._summaries = []
-        for f in files:
-            with open(f, "rb") as h:
-                try:
-                    summary = make_reader(h).get_summary()
-                except (McapError, EOFError, ValueError, OSError, struct.error) as exc:
-                    raise IncompleteBagFileError(
-                        f"{f}: unreadable MCAP ({exc}); run `robot-capture recover {p}`") from None
-            if summary is None:
-                raise IncompleteBagFileError(
-                    f"{f}: no summary/footer (recording crashed or file truncated); "
-                    f"run `robot-capture recover {p}`")
-            self._summaries.append(summary)
+        self._summaries = [_load_summary(f, p) for f in files]
         self.metadata = meta if meta is not None else self._metadata_from_summaries()
         self.topics = self._topics()
 
@@ -177,58 +191,157 @@ class BagReader:
     # ---- messages -----------------------------------------------------------------------
     def messages(self, topics=None, start_ns: int | None = None, end_ns: int | None = None,
                  decode: bool = False) -> Iterator[BagMessage]:
-        """Iterate messages in log-time order across files.
+        """Iterate messages in log-time order across files, skipping damaged chunks.
 
         Args:
             topics: iterable of topic names (None = all).
             start_ns, end_ns: inclusive log-time bounds in ns (None = open).
             decode: also decode with mcap_ros2 (``BagMessage.message``).
+
+        A chunk that fails its checks is skipped whole and appended to
+        ``damaged_chunks`` (logged once); iteration goes on with the next chunk.
         """
-        topic_list = None if topics is None else list(topics)
+        topic_set = None if topics is None else set(topics)
         decoder_factory = None
         if decode:
             from mcap_ros2.decoder import DecoderFactory
 
             decoder_factory = DecoderFactory()
-        with contextlib.ExitStack() as stack:
-            iters = []
-            for i, f in enumerate(self.files):
-                h = stack.enter_context(open(f, "rb"))
-                it = make_reader(h).iter_messages(topics=topic_list, log_time_order=True,
-                                                  **_time_range(start_ns, end_ns))
-                iters.append(((m.log_time, i, schema, ch, m) for schema, ch, m in it))
-            decoders: dict = {}
-            for _t, i, schema, ch, m in heapq.merge(*iters, key=lambda x: (x[0], x[1])):
-                msg = None
-                if decode and schema is not None:
-                    key = (i, schema.id)
-                    dec = decoders.get(key, False)
-                    if dec is False:
-                        dec = _decoder(decoder_factory, ch, schema)
-                        decoders[key] = dec
-                    if dec is not None:
-                        msg = dec(m.data)
-                yield BagMessage(topic=ch.topic, type=schema.name if schema else "", data=m.data,
-                                 log_time_ns=m.log_time, publish_time_ns=m.publish_time, message=msg)
+        iters = [self._file_messages(i, f, s, topic_set, start_ns, end_ns)
+                 for i, (f, s) in enumerate(zip(self.files, self._summaries))]
+        decoders: dict = {}
+        for t, i, schema, ch, data, pub in heapq.merge(*iters, key=lambda x: (x[0], x[1])):
+            msg = None
+            if decode and schema is not None:
+                key = (i, schema.id)
+                dec = decoders.get(key, False)
+                if dec is False:
+                    dec = _decoder(decoder_factory, ch, schema)
+                    decoders[key] = dec
+                if dec is not None:
+                    try:
+                        msg = dec(data)
+                    except Exception as exc:  # noqa: BLE001 - an undecodable payload: keep the raw bytes
+                        log.warning("cannot decode a %s message on %s: %s", schema.name, ch.topic, exc)
+            yield BagMessage(topic=ch.topic, type=schema.name if schema else "", data=data,
+                             log_time_ns=t, publish_time_ns=pub, message=msg)
+
+    def check(self) -> list[DamagedChunk]:
+        """Decode and check every chunk of every file (no message is kept); returns
+        ``damaged_chunks``. Use before QA or export to know what a bag has lost."""
+        for _m in self.messages():
+            pass
+        return self.damaged_chunks
+
+    def _file_messages(self, i: int, path: Path, summary, topics, start_ns, end_ns):
+        """(log_time, i, schema, channel, data, publish_time) of one file in log-time order:
+        chunks by start time, a heap holding decoded messages until no later chunk can precede them."""
+        channels, schemas = summary.channels, summary.schemas
+        wanted = None if topics is None else {cid for cid, ch in channels.items() if ch.topic in topics}
+        cis = []
+        for ci in summary.chunk_indexes:
+            if start_ns is not None and ci.message_end_time < start_ns:
+                continue
+            if end_ns is not None and ci.message_start_time > end_ns:
+                continue
+            if wanted is not None and ci.message_index_offsets and not wanted & set(ci.message_index_offsets):
+                continue
+            cis.append(ci)
+        cis.sort(key=lambda c: (c.message_start_time, c.chunk_start_offset))
+        if not cis:
+            if not summary.chunk_indexes and summary.statistics and summary.statistics.message_count:
+                yield from self._unindexed_messages(i, path, summary, topics, start_ns, end_ns)
+            return
+        heap: list = []
+        with open(path, "rb") as h:
+            size = os.fstat(h.fileno()).st_size
+            for k, ci in enumerate(cis):
+                while heap and heap[0][0] < ci.message_start_time:
+                    t, _k, _j, item = heapq.heappop(heap)
+                    yield (t, i) + item
+                records = self._read_chunk(h, size, path, ci)
+                for j, (op, body) in enumerate(records):
+                    if op != 0x05:
+                        continue
+                    cid, _seq, t, pub, data = message_fields(body)
+                    ch = channels.get(cid)
+                    if ch is None or (wanted is not None and cid not in wanted):
+                        continue
+                    if (start_ns is not None and t < start_ns) or (end_ns is not None and t > end_ns):
+                        continue
+                    heapq.heappush(heap, (t, k, j, (schemas.get(ch.schema_id), ch, bytes(data), pub)))
+        while heap:
+            t, _k, _j, item = heapq.heappop(heap)
+            yield (t, i) + item
+
+    def _read_chunk(self, h, size: int, path: Path, ci) -> list:
+        """The records of the chunk at ``ci``; [] (and one DamagedChunk) if it fails a check."""
+        off, length = ci.chunk_start_offset, ci.chunk_length
+        try:
+            if off < 8 or length < 9 or off + length > size:
+                raise ChunkDamagedError(f"chunk index points outside the file ({off}+{length} > {size})")
+            h.seek(off)
+            raw = h.read(length)
+            opcode, rec_len = struct.unpack_from("<BQ", raw, 0)
+            if opcode != 0x06 or rec_len != length - 9:
+                raise ChunkDamagedError(f"no chunk record at the indexed offset (opcode {opcode:#x})")
+            _s, _e, data = decode_chunk_body(memoryview(raw)[9:], self.validate_crc)
+            recs = chunk_records(data)
+            if self.validate_crc and struct.unpack_from("<I", raw, 9 + 24)[0]:
+                self.crc_checked += 1
+            return recs
+        except (ChunkDamagedError, OSError, struct.error) as exc:
+            key = (str(path), off)
+            if key not in self._damaged_seen:
+                self._damaged_seen.add(key)
+                d = DamagedChunk(str(path), off, str(exc), _indexed_count(h, size, ci))
+                self.damaged_chunks.append(d)
+                log.warning("skipping damaged chunk: %s", d)
+            return []
+
+    def _unindexed_messages(self, i, path, summary, topics, start_ns, end_ns):
+        """A file with messages but no chunk index: the mcap library's linear reader."""
+        try:
+            with open(path, "rb") as h:
+                for schema, ch, m in make_reader(h, validate_crcs=self.validate_crc).iter_messages(
+                        topics=None if topics is None else list(topics), log_time_order=True,
+                        **_time_range(start_ns, end_ns)):
+                    yield m.log_time, i, schema, ch, bytes(m.data), m.publish_time
+        except Exception as exc:  # noqa: BLE001 - damaged unindexed data: stop this file, report
+            self.problems.append(f"{path}: unindexed messages unreadable after some point ({exc})")
+            log.warning(self.problems[-1])
 
     # ---- records ------------------------------------------------------------------------
     def metadata_records(self) -> dict[str, dict[str, str]]:
-        """MCAP Metadata records by name (the last one wins, e.g. ``episode``, ``rosbag2``)."""
+        """MCAP Metadata records by name (the last one wins, e.g. ``episode``, ``rosbag2``).
+        A file whose records cannot be read is skipped and noted in ``problems``."""
         out: dict[str, dict[str, str]] = {}
         for f in self.files:
-            with open(f, "rb") as h:
-                for rec in make_reader(h).iter_metadata():
-                    out[rec.name] = dict(rec.metadata)
+            try:
+                with open(f, "rb") as h:
+                    for rec in make_reader(h).iter_metadata():
+                        out[rec.name] = dict(rec.metadata)
+            except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError) as exc:
+                self._problem(f"{f}: metadata records unreadable ({type(exc).__name__}: {exc})")
         return out
 
     def attachments(self) -> dict[str, tuple[str, bytes]]:
-        """MCAP attachments by name -> (media_type, data); duplicates across split files collapse."""
+        """MCAP attachments by name -> (media_type, data); duplicates across split files collapse.
+        Attachments failing their CRC are left out and noted in ``problems``."""
         out: dict[str, tuple[str, bytes]] = {}
         for f in self.files:
-            with open(f, "rb") as h:
-                for a in make_reader(h).iter_attachments():
-                    out[a.name] = (a.media_type, bytes(a.data))
+            try:
+                with open(f, "rb") as h:
+                    for a in make_reader(h).iter_attachments():
+                        out[a.name] = (a.media_type, bytes(a.data))
+            except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError) as exc:
+                self._problem(f"{f}: attachments unreadable ({type(exc).__name__}: {exc})")
         return out
+
+    def _problem(self, line: str) -> None:
+        if line not in self.problems:
+            self.problems.append(line)
+            log.warning(line)
 
     def close(self) -> None:
         """Nothing to release (files are opened per call); kept for the context manager."""
@@ -238,6 +351,63 @@ class BagReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _load_summary(f: Path, bag: Path):
+    """The file's summary, after checking its magics and the footer's summary CRC.
+
+    Raises:
+        IncompleteBagFileError: no footer, a damaged footer or summary.
+    """
+    hint = f"run `robot-capture recover {bag}`"
+    try:
+        with open(f, "rb") as h:
+            size = os.fstat(h.fileno()).st_size
+            if size < 8 + 8 + 29:
+                raise IncompleteBagFileError(f"{f}: {size} bytes, too short for an MCAP file with a footer; {hint}")
+            h.seek(size - 8 - 29)
+            tail = h.read(29 + 8)
+            if tail[-8:] != b"\x89MCAP0\r\n" or tail[0] != 0x02:
+                raise IncompleteBagFileError(
+                    f"{f}: no summary/footer (recording crashed or file truncated); {hint}")
+            _op, _len, s_start, _s_off, s_crc = struct.unpack_from("<BQQQI", tail, 0)
+            if s_start and s_crc:
+                if not 8 <= s_start <= size - 8 - 29:
+                    raise IncompleteBagFileError(f"{f}: footer points outside the file; {hint}")
+                h.seek(s_start)
+                body = h.read(size - 8 - 4 - s_start)
+                if zlib.crc32(body) != s_crc:
+                    raise IncompleteBagFileError(f"{f}: summary fails its CRC (damaged); {hint}")
+            h.seek(0)
+            summary = make_reader(h).get_summary()
+    except IncompleteBagFileError:
+        raise
+    except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError, KeyError) as exc:
+        raise IncompleteBagFileError(f"{f}: unreadable MCAP ({type(exc).__name__}: {exc}); {hint}") from None
+    if summary is None:
+        raise IncompleteBagFileError(f"{f}: no summary/footer (recording crashed or file truncated); {hint}")
+    return summary
+
+
+def _indexed_count(h, size: int, ci) -> int:
+    """Messages the chunk's MessageIndex records list (-1 if they cannot be read)."""
+    try:
+        pos, end = ci.chunk_start_offset + ci.chunk_length, ci.chunk_start_offset + ci.chunk_length + \
+            ci.message_index_length
+        if not ci.message_index_length or end > size:
+            return -1
+        h.seek(pos)
+        raw = h.read(end - pos)
+        n, at = 0, 0
+        while at + 15 <= len(raw):
+            op, length, _cid, nbytes = struct.unpack_from("<BQHI", raw, at)
+            if op != 0x07:
+                return -1
+            n += nbytes // 16
+            at += 9 + length
+        return n
+    except (OSError, struct.error):
+        return -1
 
 
 def _time_range(start_ns, end_ns) -> dict:

@@ -4,14 +4,20 @@ After a SIGKILL, a power cut or a truncated copy, an MCAP file may lack its foot
 and summary, and may end in a half-written record; metadata.yaml may be stale or
 missing. ``recover(bag_dir)``:
 
-1. For each ``*.mcap`` file (split order): if it opens with a valid summary, keep it.
-   Otherwise scan it record by record, checking every record's length against the
-   bytes present (the ``mcap`` StreamReader silently accepts short reads, which
-   would yield a truncated last message), decompressing chunks and checking their
-   sizes (and CRCs when set), and stop at the first incomplete or corrupt record.
-   Every complete message, with its schema, channel, metadata and attachments, is
-   rewritten to a new file, which replaces the original; the original is kept as
-   ``<file>.orig`` (never deleted).
+1. For each ``*.mcap`` file (split order): if it opens with a valid summary (footer,
+   summary CRC) and every chunk passes its checks (``robot_capture.bag.chunks``:
+   framing, decompression, size, CRC), keep it (``intact``). Otherwise scan it
+   record by record, checking every record's length against the bytes present (the
+   ``mcap`` StreamReader silently accepts short reads, which would yield a truncated
+   last message). A chunk that fails its checks is skipped whole and counted
+   (``damaged_chunks``); after bytes that do not frame as a record (a flipped
+   length, a zeroed range), the scan searches forward for the next chunk that
+   passes every check and goes on from there, so one damaged region never hides
+   the chunks after it. Channels and schemas also come from the file's summary when
+   it passes its CRC (so messages whose Channel record was damaged keep their topic).
+   Every message of every good chunk, with its schema, channel, metadata and
+   attachments, is rewritten (with chunk CRCs) to a new file, which replaces the
+   original; the original is kept as ``<file>.orig`` (never deleted).
 2. metadata.yaml is rebuilt from what the files hold (topics, types, QoS, type
    hashes, per-file and per-topic counts and times); ``custom_data`` and
    ``ros_distro`` are kept from the old metadata.yaml or a ``rosbag2`` record.
@@ -38,13 +44,15 @@ from mcap.opcode import Opcode
 from mcap.reader import make_reader
 from mcap.records import Attachment, Channel, Chunk, Message, Metadata, Schema
 
-from robot_capture.bag.errors import BagError, NotABagError
+from robot_capture.bag.chunks import (ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body,
+                                      plausible_chunk_at)
+from robot_capture.bag.errors import BagError, IncompleteBagFileError, NotABagError
 from robot_capture.bag.lock import LOCK_NAME, is_recording
 from robot_capture.bag.mcap_file import McapFileWriter
 from robot_capture.bag.metadata import (METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta,
                                         read_metadata, write_metadata)
 from robot_capture.bag.qos import load_qos_list
-from robot_capture.bag.reader import list_mcap_files
+from robot_capture.bag.reader import BagReader, _load_summary, list_mcap_files
 
 __all__ = ["FileRecovery", "RecoveryReport", "recover"]
 
@@ -59,7 +67,9 @@ _PROGRESS_BYTES = 256 * 1024 * 1024
 class FileRecovery:
     """What happened to one file. ``status``: ``intact`` (had a valid summary, untouched),
     ``rebuilt`` (rewritten from its complete records), ``unreadable`` (nothing usable;
-    moved aside). ``stopped_at``: why the scan stopped (rebuilt files)."""
+    moved aside). ``stopped_at``: why the scan stopped (rebuilt files).
+    ``damaged_chunks``: chunks skipped because they failed a check (DamagedChunk);
+    ``skipped_bytes``: bytes passed over while searching for the next good chunk."""
 
     path: str
     status: str
@@ -69,6 +79,8 @@ class FileRecovery:
     stopped_at: str = ""
     start_ns: int = 0
     end_ns: int = 0
+    damaged_chunks: list = field(default_factory=list)
+    skipped_bytes: int = 0
 
 
 @dataclass
@@ -90,6 +102,13 @@ class RecoveryReport:
             extra = f" (original kept as {os.path.basename(f.backup)})" if f.backup else ""
             why = f"; scan stopped: {f.stopped_at}" if f.stopped_at else ""
             lines.append(f"  {os.path.basename(f.path)}: {f.status}, {f.messages} messages{extra}{why}")
+            if f.damaged_chunks or f.skipped_bytes:
+                lost = sum(d.messages for d in f.damaged_chunks if d.messages > 0)
+                lines.append(f"    {len(f.damaged_chunks)} damaged chunk(s) skipped"
+                             + (f" (>= {lost} messages lost)" if lost else "")
+                             + (f", {f.skipped_bytes} unframed byte(s) passed over" if f.skipped_bytes else ""))
+                for d in f.damaged_chunks[:5]:
+                    lines.append(f"      at byte {d.offset}: {d.reason}")
         width = max((len(t) for t in self.topics), default=5)
         lines.append("  per topic:")
         for t, n in self.topics.items():
@@ -105,26 +124,6 @@ def _backup_path(p: Path) -> Path:
         cand = p.with_name(f"{p.name}.orig.{i}")
         i += 1
     return cand
-
-
-def _decompress(chunk: Chunk) -> bytes:
-    if chunk.compression == "":
-        data = chunk.data
-    elif chunk.compression == "zstd":
-        import zstandard
-
-        data = zstandard.ZstdDecompressor().decompress(chunk.data, max_output_size=chunk.uncompressed_size)
-    elif chunk.compression == "lz4":
-        import lz4.frame
-
-        data = lz4.frame.decompress(chunk.data)
-    else:
-        raise ValueError(f"unknown chunk compression {chunk.compression!r}")
-    if len(data) != chunk.uncompressed_size:
-        raise ValueError(f"chunk decompressed to {len(data)} bytes, header says {chunk.uncompressed_size}")
-    if chunk.uncompressed_crc and zlib.crc32(data) != chunk.uncompressed_crc:
-        raise ValueError("chunk CRC mismatch")
-    return data
 
 
 def _records(buf, end: int, pos: int):
@@ -148,25 +147,52 @@ def _parse(opcode: int, body: memoryview):
 class _Scan:
     """Rewrites the complete records of a damaged file, in order, into ``writer``."""
 
-    def __init__(self, writer: McapFileWriter):
+    def __init__(self, writer: McapFileWriter, path: Path):
         self.w = writer
+        self.path = path
         self.schemas: dict[int, Schema] = {}
         self.channels: dict[int, Channel] = {}
         self.stopped_at = ""
         self.orphans = 0
+        self.damaged: list[DamagedChunk] = []
+        self.skipped_bytes = 0
+        self.bad_records = 0  # non-chunk records that did not parse (skipped)
 
-    def take(self, opcode: int, body: memoryview) -> None:
+    def seed(self, summary) -> None:
+        """Schemas and channels from a summary that passed its CRC."""
+        for sc in summary.schemas.values():
+            if sc.id not in self.schemas:
+                self.schemas[sc.id] = sc
+                self.w.add_schema(sc.id, sc.name, sc.encoding, bytes(sc.data))
+        for ch in summary.channels.values():
+            if ch.id not in self.channels and (ch.schema_id == 0 or ch.schema_id in self.schemas):
+                self.channels[ch.id] = ch
+                self.w.add_channel(ch.id, ch.schema_id, ch.topic, ch.message_encoding, dict(ch.metadata))
+
+    def take_chunk_data(self, data: bytes) -> None:
+        """The records of a chunk that passed its checks (schemas/channels first, then messages)."""
+        records = chunk_records(data)
+        parsed = []
+        for op, inner in records:  # parse all before writing any, so a bad record drops the whole chunk
+            if op in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE):
+                parsed.append((op, inner, _parse(op, inner)))
+        for op, inner, rec in parsed:
+            self._add(op, rec)
+
+    def take(self, opcode: int, body: memoryview, pos: int = 0) -> None:
         if opcode == Opcode.CHUNK:
-            chunk = _parse(opcode, body)
-            if len(chunk.data) != struct.unpack_from("<Q", body, 28 + 4 + len(chunk.compression))[0]:
-                raise ValueError("short chunk")
-            data = _decompress(chunk)
-            for op, inner, _pos in _records(data, len(data), 0):
-                self.take(op, inner)
+            try:
+                _s, _e, data = decode_chunk_body(body, validate_crc=True)
+                self.take_chunk_data(data)
+            except (ChunkDamagedError, ValueError, KeyError, McapError, struct.error, UnicodeDecodeError,
+                    EOFError) as exc:
+                self.damaged.append(DamagedChunk(str(self.path), pos, str(exc)))
             return
         if opcode not in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE, Opcode.METADATA, Opcode.ATTACHMENT):
             return
-        rec = _parse(opcode, body)
+        self._add(opcode, _parse(opcode, body))
+
+    def _add(self, opcode: int, rec) -> None:
         w = self.w
         if opcode == Opcode.SCHEMA:
             if rec.id not in self.schemas:
@@ -199,23 +225,74 @@ def _first_chunk_compression(buf, end: int) -> str:
     return "none"
 
 
-def _rebuild(path: Path, out: Path, progress=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
-    """Scan ``path`` and rewrite its complete records to ``out``. Returns (scan, writer
-    (flushed, not finished), why the scan stopped); (None, None, why) if not MCAP."""
+_VALID_OPCODES = frozenset(range(0x01, 0x10))
+
+
+_RESYNC_NEXT = frozenset({Opcode.SCHEMA, Opcode.CHANNEL, Opcode.CHUNK, Opcode.MESSAGE_INDEX, Opcode.METADATA,
+                          Opcode.ATTACHMENT, Opcode.DATA_END})
+_RESYNC_PARSE = {Opcode.SCHEMA: Schema, Opcode.CHANNEL: Channel, Opcode.METADATA: Metadata}
+
+
+def _plausible_record_at(buf, pos: int, size: int) -> bool:
+    """A Schema, Channel or Metadata record that parses to exactly its length and is
+    followed by a likely record (these records carry no CRC: this is the best check there is)."""
+    length = struct.unpack_from("<Q", buf, pos + 1)[0]
+    nxt = pos + 9 + length
+    if length < 4 or nxt + 9 > size or buf[nxt] not in _RESYNC_NEXT:
+        return False
+    try:
+        with memoryview(buf)[pos + 9:nxt] as body:
+            stream = ReadDataStream(io.BytesIO(body))
+            _RESYNC_PARSE[buf[pos]].read(stream)
+            return stream.count == length
+    except (ValueError, McapError, struct.error, UnicodeDecodeError, EOFError):
+        return False
+
+
+def _next_good_record(buf, pos: int, size: int):
+    """Offset of the first chunk passing every check (or Schema, Channel, Metadata record,
+    see ``_plausible_record_at``) at or after ``pos``, or None."""
+    nxt = {op: -2 for op in (Opcode.CHUNK, *_RESYNC_PARSE)}  # next occurrence of each opcode byte from pos
+    while pos + 9 <= size:
+        for op in nxt:
+            if nxt[op] != -1 and nxt[op] < pos:
+                nxt[op] = buf.find(bytes([op]), pos, size)
+        cands = [q for q in nxt.values() if 0 <= q and q + 9 <= size]
+        if not cands:
+            return None
+        q = min(cands)
+        if buf[q] == Opcode.CHUNK and plausible_chunk_at(buf, q, size) is not None:
+            return q
+        if buf[q] in _RESYNC_PARSE and _plausible_record_at(buf, q, size):
+            return q
+        pos = q + 1
+    return None
+
+
+def _rebuild(path: Path, out: Path, progress=None, summary=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
+    """Scan ``path`` and rewrite the records of its good chunks to ``out``. Returns (scan,
+    writer (flushed, not finished), why the scan stopped); (None, None, why) if not MCAP.
+    ``summary``: the file's summary if it passed its CRC (seeds schemas and channels)."""
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size < 8:
             return None, None, "file shorter than the MCAP magic"
         buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        if buf[:8] != _MAGIC:
-            return None, None, "no MCAP magic"
-        w = McapFileWriter(out, compression=_first_chunk_compression(buf, size),
-                           chunk_size=_CHUNK_REWRITE_SIZE, library="robot_capture recover")
-        s = _Scan(w)
         pos = 8
+        if buf[:8] != _MAGIC:
+            pos = _next_good_record(buf, 0, size)
+            if pos is None:
+                return None, None, "no MCAP magic and no readable chunk"
+        w = McapFileWriter(out, compression=_first_chunk_compression(buf, size),
+                           chunk_size=_CHUNK_REWRITE_SIZE, chunk_crc=True, library="robot_capture recover")
+        s = _Scan(w, path)
+        if pos != 8:
+            s.skipped_bytes += pos
         next_report = _PROGRESS_BYTES
         try:
+            if summary is not None:
+                s.seed(summary)
             while True:
                 if progress and pos >= next_report:
                     progress(f"{path.name}: scanned {pos / 1e6:.0f} of {size / 1e6:.0f} MB")
@@ -224,23 +301,35 @@ def _rebuild(path: Path, out: Path, progress=None) -> tuple[_Scan | None, McapFi
                     s.stopped_at = f"{size - pos} trailing byte(s) at byte {pos}" if pos < size else ""
                     break
                 opcode, length = struct.unpack_from("<BQ", buf, pos)
-                if pos + 9 + length > size:
-                    s.stopped_at = (f"incomplete record (opcode {opcode:#x}) at byte {pos}: "
-                                    f"{length} bytes announced, {size - pos - 9} present")
+                bad = ""
+                if opcode not in _VALID_OPCODES:
+                    bad = f"unknown opcode {opcode:#x} at byte {pos}"
+                elif pos + 9 + length > size:
+                    bad = (f"incomplete record (opcode {opcode:#x}) at byte {pos}: "
+                           f"{length} bytes announced, {size - pos - 9} present")
+                elif opcode == Opcode.FOOTER or (opcode == Opcode.DATA_END and length == 4):
                     break
-                if opcode in (Opcode.DATA_END, Opcode.FOOTER):
+                if not bad:
+                    n_damaged = len(s.damaged)
+                    try:
+                        with memoryview(buf)[pos + 9:pos + 9 + length] as body:
+                            s.take(opcode, body, pos)
+                    except (ValueError, KeyError, McapError, struct.error, UnicodeDecodeError, EOFError,
+                            RuntimeError) as exc:
+                        bad = f"corrupt record (opcode {opcode:#x}) at byte {pos}: {exc}"
+                        s.bad_records += 1
+                    if not bad and len(s.damaged) == n_damaged:
+                        pos += 9 + length
+                        continue
+                    # a damaged record's length cannot be trusted: search from its next byte
+                    bad = bad or f"damaged chunk at byte {pos} ({s.damaged[-1].reason})"
+                q = _next_good_record(buf, pos + 1, size)
+                if q is None:
+                    s.stopped_at = bad
                     break
-                mark = (w.pos, w.chunk_messages)
-                try:
-                    with memoryview(buf)[pos + 9:pos + 9 + length] as body:
-                        s.take(opcode, body)
-                except (ValueError, KeyError, McapError, struct.error, UnicodeDecodeError, EOFError,
-                        RuntimeError) as exc:
-                    s.stopped_at = f"corrupt record (opcode {opcode:#x}) at byte {pos}: {exc}"
-                    if mark[1] == 0 and w.chunk_messages:  # drop a half-taken chunk's messages
-                        w._reset_chunk()
-                    break
-                pos += 9 + length
+                s.skipped_bytes += q - pos
+                log.warning("%s: %s; resuming at the next good chunk, byte %d", path, bad, q)
+                pos = q
             w.flush_chunk()
         except BaseException:
             w.close_fd()
@@ -251,20 +340,19 @@ def _rebuild(path: Path, out: Path, progress=None) -> tuple[_Scan | None, McapFi
 
 
 def _file_summary(path: Path):
-    """(summary, rosbag2 record) if the file opens with a valid summary, else (None, None)."""
+    """(summary, rosbag2 record, damaged chunks, problems) for a file whose summary opens
+    and passes its CRC; (None, None, [], []) otherwise. Every chunk is decoded and checked."""
     try:
-        with open(path, "rb") as h:
-            r = make_reader(h)
-            summary = r.get_summary()
-            if summary is None:
-                return None, None
-            rec = None
-            for m in r.iter_metadata():
-                if m.name == "rosbag2":
-                    rec = dict(m.metadata)
-            return summary, rec
-    except Exception:  # noqa: BLE001 - any parse failure means "needs rebuilding"
-        return None, None
+        summary = _load_summary(path, path.parent)
+    except IncompleteBagFileError:
+        return None, None, [], []
+    try:
+        r = BagReader(path)
+        damaged = r.check()
+        rec = r.metadata_records().get("rosbag2")
+        return summary, rec, damaged, list(r.problems)
+    except (BagError, ValueError, OSError) as exc:
+        return summary, None, [], [str(exc)]
 
 
 def recover(bag_dir, progress=None) -> RecoveryReport:
@@ -322,8 +410,8 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             t.message_count += counts.get(cid, 0)
 
     for path in files:
-        summary, rec = _file_summary(path)
-        if summary is not None:
+        summary, rec, damaged, problems = _file_summary(path)
+        if summary is not None and not damaged and not problems:
             st = summary.statistics
             counts = dict(st.channel_message_counts) if st else {}
             n = st.message_count if st else 0
@@ -337,7 +425,11 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             tmp = path.with_name(path.name + ".recovering")
             if tmp.exists():
                 tmp.unlink()
-            scan, w, why = _rebuild(path, tmp, progress)
+            try:
+                scan, w, why = _rebuild(path, tmp, progress, summary)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             if scan is None or (not scan.channels and w.message_count == 0):
                 if w is not None:
                     w.close_fd()
@@ -355,7 +447,8 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             fr = FileRecovery(str(path), "rebuilt", n,
                               {scan.channels[c].topic: k for c, k in counts.items()},
                               backup=str(backup), stopped_at=why,
-                              start_ns=start if n else 0, end_ns=end if n else 0)
+                              start_ns=start if n else 0, end_ns=end if n else 0,
+                              damaged_chunks=scan.damaged, skipped_bytes=scan.skipped_bytes)
             add_channels(scan.schemas, scan.channels, counts)
         reports.append(fr)
         finfos.append(FileInfo(path=path.name, starting_time_ns=fr.start_ns,

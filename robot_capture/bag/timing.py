@@ -3,7 +3,9 @@
 ``topic_log_times(reader)`` reads each chunk's MessageIndex records (log time and
 offset of every message, written after each chunk by our writer and by rosbag2),
 so a multi-GB image bag is summarized without touching the image bytes. Files
-whose chunks have no message index fall back to iterating the messages.
+whose chunks have no message index, or a damaged one (framing wrong, or times
+outside the chunk's own time range), fall back to ``BagReader.messages``, which
+skips damaged chunks (and lists them in ``reader.damaged_chunks``).
 
 ``gap_report(times)``: a gap is an interval between consecutive messages of one
 topic that exceeds ``max(factor * median interval, min_gap_s)``, or a fixed
@@ -15,12 +17,12 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-from mcap.reader import make_reader
 
 __all__ = ["TopicTiming", "gap_report", "topic_log_times"]
 
 
 def _index_times(f, summary) -> dict[int, list] | None:
+    """Log times per channel id from the MessageIndex records; None if any looks damaged."""
     out: dict[int, list] = {}
     for ci in summary.chunk_indexes:
         if not ci.message_index_offsets:
@@ -30,11 +32,15 @@ def _index_times(f, summary) -> dict[int, list] | None:
             head = f.read(9 + 6)
             if len(head) < 15 or head[0] != 0x07:
                 return None
-            _op, _len, ch, nbytes = struct.unpack("<BQHI", head)
+            _op, length, ch, nbytes = struct.unpack("<BQHI", head)
+            if ch != cid or nbytes % 16 or length != 6 + nbytes:
+                return None
             body = f.read(nbytes)
-            if ch != cid or len(body) != nbytes:
+            if len(body) != nbytes:
                 return None
             arr = np.frombuffer(body, dtype="<u8").reshape(-1, 2)[:, 0]
+            if len(arr) and (arr.min() < ci.message_start_time or arr.max() > ci.message_end_time):
+                return None
             out.setdefault(cid, []).append(arr)
     return out
 
@@ -42,18 +48,25 @@ def _index_times(f, summary) -> dict[int, list] | None:
 def topic_log_times(reader) -> dict[str, np.ndarray]:
     """Sorted log times (int64 ns) per topic over all files of a BagReader."""
     acc: dict[str, list] = {}
+    fallback = False
     for path, summary in zip(reader.files, reader._summaries):
-        with open(path, "rb") as f:
-            per_ch = _index_times(f, summary)
-            if per_ch is None:
-                f.seek(0)
-                per_ch = {}
-                for _s, ch, m in make_reader(f).iter_messages(log_time_order=False):
-                    per_ch.setdefault(ch.id, []).append(np.array([m.log_time], dtype=np.uint64))
+        try:
+            with open(path, "rb") as f:
+                per_ch = _index_times(f, summary)
+        except OSError:
+            per_ch = None
+        if per_ch is None:
+            fallback = True
+            continue
         for cid, parts in per_ch.items():
             ch = summary.channels.get(cid)
             if ch is not None:
                 acc.setdefault(ch.topic, []).extend(parts)
+    if fallback:  # read the files without usable indexes message by message (skips damaged chunks)
+        times: dict[str, list] = {}
+        for m in reader.messages():
+            times.setdefault(m.topic, []).append(m.log_time_ns)
+        acc = {t: [np.array(v, dtype=np.uint64)] for t, v in times.items()}
     return {t: np.sort(np.concatenate(p).astype(np.int64)) for t, p in acc.items() if p}
 
 

@@ -1,0 +1,248 @@
+"""Corrupted-bag suite: 200 seeded damaged copies of an uncompressed and a zstd bag.
+
+Damage kinds: truncation, byte flips inside chunks, zeroed ranges, random flips
+anywhere, deleted or garbage metadata.yaml (alone and on top of the others).
+For every copy, in process:
+
+* ``info`` (``summarize`` and the CLI ``main``), ``BagReader`` and ``recover``
+  (the CLI ``main``) raise no exception other than a clean BagError/ValueError
+  (CLI: exit status, one-line error, no traceback);
+* no message comes back that is not byte-identical (topic, log time, data) to one
+  that was written (``validate_crc`` reader, and after recover);
+* when the summary opens, the reader returns every message of every chunk whose
+  bytes are untouched; after ``recover``, so does the rebuilt bag (for chunks whose
+  channel record or summary survived).
+
+The counts are printed (``pytest -s``) and asserted. Seeded: the same 200 copies every run.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_capture.bag import BagReader, BagWriter, WriterOptions
+from robot_capture.bag.chunks import chunk_records, decode_chunk_body, message_fields
+from robot_capture.bag.errors import BagError
+from robot_capture.cli import main as cli_main
+
+pytestmark = pytest.mark.timeout(300)
+
+COPIES_PER_BAG = 100
+TOPICS = {"/joint_states": "sensor_msgs/msg/JointState", "/camera/head/image_raw": "sensor_msgs/msg/Image"}
+KINDS = ("truncate", "chunk_flip", "zero_range", "random_flips", "meta_delete", "meta_garbage")
+
+
+def _make_bag(d: Path, compression: str):
+    rng = np.random.default_rng(7)
+    w = BagWriter(d, WriterOptions(compression=compression, chunk_size=4096, background_flush=False),
+                  custom_data={"episode.task": "corrupt me", "episode.success": "true"})
+    for t, ty in TOPICS.items():
+        w.add_topic(t, ty)
+    w.add_metadata("episode", {"task": "corrupt me"})
+    t0 = 1_700_000_000_000_000_000
+    for i in range(1400):
+        ts = t0 + i * 2_000_000
+        w.write("/joint_states", struct.pack("<Q", i) + rng.bytes(int(rng.integers(60, 200))), ts)
+        if i % 10 == 0:
+            w.write("/camera/head/image_raw", struct.pack("<Q", i) + rng.bytes(int(rng.integers(500, 1500))), ts)
+    w.add_metadata("episode", {"task": "corrupt me", "success": "true", "stop_reason": "stopped"})
+    w.close()
+    return d
+
+
+def _layout(f: Path):
+    """Pristine file: chunks [(offset, length, [(topic, log_time, data)])], channel record ranges
+    {topic: (offset, length)}, summary start, size."""
+    from mcap.reader import make_reader
+
+    with open(f, "rb") as h:
+        s = make_reader(h).get_summary()
+        raw = f.read_bytes()
+    chunks = []
+    for ci in s.chunk_indexes:
+        _a, _b, data = decode_chunk_body(raw[ci.chunk_start_offset + 9:ci.chunk_start_offset + ci.chunk_length])
+        msgs = []
+        for op, body in chunk_records(data):
+            if op == 5:
+                cid, _seq, t, _p, payload = message_fields(body)
+                msgs.append((s.channels[cid].topic, t, bytes(payload)))
+        chunks.append((ci.chunk_start_offset, ci.chunk_length, msgs))
+    chan_ranges, pos = {}, 8
+    while pos + 9 <= len(raw):
+        op, length = struct.unpack_from("<BQ", raw, pos)
+        if op == 0x06:
+            break
+        if op == 0x04:
+            topic_len = struct.unpack_from("<I", raw, pos + 9 + 4)[0]
+            chan_ranges[raw[pos + 9 + 8:pos + 9 + 8 + topic_len].decode()] = (pos, 9 + length)
+        pos += 9 + length
+    summary_start = struct.unpack_from("<Q", raw, len(raw) - 8 - 20)[0]
+    return chunks, chan_ranges, summary_start, len(raw)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory):
+    out = {}
+    for comp in ("none", "zstd"):
+        d = _make_bag(tmp_path_factory.mktemp(f"pristine_{comp}") / "bag", comp)
+        f = next(d.glob("*.mcap"))
+        out[comp] = (d, f.name, _layout(f))
+    return out
+
+
+def _damage(rng, raw: bytes, chunks, kind: str):
+    """(new bytes, sorted array of changed offsets, truncated length or None, metadata action)."""
+    a = np.frombuffer(raw, dtype=np.uint8).copy()
+    n = len(a)
+    cut = None
+    meta = None
+    if kind == "truncate":
+        cut = int(rng.integers(0, n))
+    elif kind == "chunk_flip":
+        for k in rng.choice(len(chunks), size=int(rng.integers(1, 4)), replace=False):
+            off, length, _m = chunks[int(k)]
+            for p in rng.integers(off, off + length, size=int(rng.integers(1, 5))):
+                a[p] ^= np.uint8(1 << int(rng.integers(0, 8)))
+    elif kind == "zero_range":
+        start = int(rng.integers(0, n))
+        a[start:start + int(rng.integers(1, n // 8))] = 0
+    elif kind == "random_flips":
+        for p in rng.integers(0, n, size=int(rng.integers(1, 21))):
+            a[p] ^= np.uint8(int(rng.integers(1, 256)))
+    if kind.startswith("meta_") or rng.random() < 0.3:
+        meta = "delete" if kind == "meta_delete" or (not kind.startswith("meta_") and rng.random() < 0.5) \
+            else "garbage"
+        if kind.startswith("meta_") and rng.random() < 0.5:  # metadata damage on top of a chunk flip
+            off, length, _m = chunks[int(rng.integers(0, len(chunks)))]
+            a[int(rng.integers(off, off + length))] ^= np.uint8(0x40)
+    changed = np.nonzero(a != np.frombuffer(raw, dtype=np.uint8))[0]
+    new = a.tobytes()
+    if cut is not None:
+        new = new[:cut]
+    return new, changed, cut, meta
+
+
+def _untouched(off: int, length: int, changed, cut) -> bool:
+    if cut is not None and off + length > cut:
+        return False
+    i = np.searchsorted(changed, off)
+    return not (i < len(changed) and changed[i] < off + length)
+
+
+GARBAGE_META = [b"\x00\xff\xfe garbage \x89", b"rosbag2_bagfile_information: [1, 2", b"- just\n- a list\n",
+                b"rosbag2_bagfile_information:\n  version: nine\n  topics_with_message_count: 7\n"]
+
+
+def _run_cli(argv) -> tuple[int | None, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli_main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_corrupted_bag_suite(tmp_path, pristine):
+    from robot_capture.cli.info import summarize
+
+    counts = dict(copies=0, tracebacks=0, corrupted_payloads=0, reader_opened=0, reader_missing=0,
+                  recover_missing=0, expected_after_recover=0, recovered=0, damaged_chunks_reported=0,
+                  refused_cleanly=0)
+    failures = []
+    for comp, (src, fname, (chunks, chan_ranges, summary_start, size)) in pristine.items():
+        written = {m for _o, _l, msgs in chunks for m in msgs}
+        raw = (src / fname).read_bytes()
+        meta_text = (src / "metadata.yaml").read_bytes()
+        for i in range(COPIES_PER_BAG):
+            rng = np.random.default_rng(1000 * (comp == "zstd") + i)
+            kind = KINDS[i % len(KINDS)]
+            new, changed, cut, meta = _damage(rng, raw, chunks, kind)
+            d = tmp_path / f"{comp}_{i}"
+            d.mkdir()
+            (d / fname).write_bytes(new)
+            if meta != "delete":
+                (d / "metadata.yaml").write_bytes(GARBAGE_META[i % len(GARBAGE_META)] if meta else meta_text)
+            counts["copies"] += 1
+            tag = f"{comp}#{i} {kind} meta={meta} cut={cut} changed={len(changed)}"
+            summary_ok = _untouched(summary_start, size - summary_start, changed, cut)
+            chan_ok = {t: summary_ok or _untouched(o, n, changed, cut) for t, (o, n) in chan_ranges.items()}
+            want_reader = {m for o, n, msgs in chunks if _untouched(o, n, changed, cut) for m in msgs}
+            want_recover = {m for m in want_reader if chan_ok[m[0]]}
+
+            # info: summarize and the CLI, text and JSON
+            try:
+                summarize(str(d))
+            except (BagError, ValueError):
+                pass
+            except Exception as exc:  # noqa: BLE001 - what the suite counts
+                counts["tracebacks"] += 1
+                failures.append(f"{tag}: summarize raised {type(exc).__name__}: {exc}")
+            for argv in (["info", str(d)], ["info", "--json", str(d)]):
+                try:
+                    code, _out, err = _run_cli(argv)
+                    if code not in (0, 1, 2) or "Traceback" in err:
+                        raise AssertionError(f"exit {code}, stderr {err[-300:]!r}")
+                except Exception as exc:  # noqa: BLE001
+                    counts["tracebacks"] += 1
+                    failures.append(f"{tag}: {' '.join(argv[:-1])} raised {type(exc).__name__}: {exc}")
+
+            # BagReader with CRC validation, before recover
+            got = None
+            try:
+                r = BagReader(d)
+                got = [(m.topic, m.log_time_ns, m.data) for m in r.messages()]
+                counts["reader_opened"] += 1
+                counts["damaged_chunks_reported"] += len(r.damaged_chunks)
+            except (BagError, ValueError):
+                counts["refused_cleanly"] += 1
+            except Exception as exc:  # noqa: BLE001
+                counts["tracebacks"] += 1
+                failures.append(f"{tag}: BagReader raised {type(exc).__name__}: {exc}")
+            if got is not None:
+                bad = [m for m in got if m not in written]
+                counts["corrupted_payloads"] += len(bad)
+                missing = want_reader - set(got)
+                counts["reader_missing"] += len(missing)
+                if bad or missing:
+                    failures.append(f"{tag}: reader returned {len(bad)} corrupted, missed {len(missing)}")
+
+            # recover (CLI, in process), then read the rebuilt bag
+            try:
+                code, out, err = _run_cli(["recover", "-q", "--json", str(d)])
+                if code not in (0, 1, 2) or "Traceback" in err:
+                    raise AssertionError(f"exit {code}, stderr {err[-300:]!r}")
+            except Exception as exc:  # noqa: BLE001
+                counts["tracebacks"] += 1
+                failures.append(f"{tag}: recover raised {type(exc).__name__}: {exc}")
+                continue
+            if any(p.name.endswith(".recovering") for p in d.iterdir()):
+                failures.append(f"{tag}: recover left a .recovering file")
+            counts["expected_after_recover"] += len(want_recover)
+            try:
+                after = [(m.topic, m.log_time_ns, m.data) for m in BagReader(d).messages()] \
+                    if code == 0 and any(d.glob("*.mcap")) else []
+            except Exception as exc:  # noqa: BLE001
+                failures.append(f"{tag}: reading the recovered bag raised {type(exc).__name__}: {exc}")
+                counts["tracebacks"] += isinstance(exc, BagError) is False
+                continue
+            bad = [m for m in after if m not in written]
+            counts["corrupted_payloads"] += len(bad)
+            missing = want_recover - set(after)
+            counts["recover_missing"] += len(missing)
+            counts["recovered"] += len(want_recover & set(after))
+            if bad or missing:
+                failures.append(f"{tag}: after recover {len(bad)} corrupted, missed {len(missing)} "
+                                f"(recover: {json.loads(out)['files'][0]['stopped_at'] if out else err[-200:]})")
+    print("\ncorrupted-bag suite:", json.dumps(counts))
+    for line in failures[:30]:
+        print("  ", line)
+    assert counts["copies"] == 2 * COPIES_PER_BAG
+    assert counts["reader_opened"] > 20 and counts["expected_after_recover"] > 50_000
+    assert not failures, f"{len(failures)} failures, first: {failures[:5]}"
+    assert counts["tracebacks"] == 0 and counts["corrupted_payloads"] == 0
+    assert counts["reader_missing"] == 0 and counts["recover_missing"] == 0
