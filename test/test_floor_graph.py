@@ -174,8 +174,28 @@ def test_nice_from_config_and_override():
 
 
 def test_dds_transport_from_config_and_override():
-    assert all(s.env == {} for s in graph.build(None, sim=True))
     specs = graph.build(None, sim=True, overrides={"dds_transport": "large_data"})
     assert [s.env for s in specs] == [{"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"}] * len(specs)
-    with pytest.raises(ValueError, match="dds_transport must be one of"):
+    assert all(s.env == {} for s in graph.build(None, sim=True, overrides={"dds_transport": "inherit"}))
+    with pytest.raises(ValueError, match="dds_transport must be"):
         graph.build(None, overrides={"dds_transport": "carrier_pigeon"})
+
+
+def test_every_floor_node_gets_the_shipped_dds_profile_by_default():
+    import xml.etree.ElementTree as ET
+
+    specs = graph.build(None, sim=True)
+    envs = {tuple(sorted(s.env.items())) for s in specs}
+    assert len(envs) == 1
+    env = dict(envs.pop())
+    assert env and set(env) <= {"FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE"}
+    (path,) = set(env.values())
+    assert path == str(graph.dds_profile_path()) and os.path.isfile(path)
+    ns = {"d": "http://www.eprosima.com"}
+    root = ET.parse(path).getroot()
+    (part,) = [p for p in root.iterfind(".//d:participant", ns) if p.get("is_default_profile") == "true"]
+    used = [t.text for t in part.iterfind(".//d:userTransports/d:transport_id", ns)]
+    kinds = {d.findtext("d:transport_id", namespaces=ns): d for d in root.iterfind(".//d:transport_descriptor", ns)}
+    assert sorted(kinds[t].findtext("d:type", namespaces=ns) for t in used) == ["SHM", "UDPv4"]  # as the default
+    shm = next(kinds[t] for t in used if kinds[t].findtext("d:type", namespaces=ns) == "SHM")
+    assert int(shm.findtext("d:segment_size", namespaces=ns)) >= 8 << 20  # >= LARGE_DATA's 8500 KiB

@@ -140,7 +140,9 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
         assert (on_exit is None) == (spec.role == "camera")
         assert on_exit is None or type(on_exit[0]).__name__ == "Shutdown"
         assert node.kwargs["prefix"] == ("nice -n -5" if sim else None)
-        assert node.kwargs["additional_env"] == ({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"} if sim else None)
+        # the shipped Fast DDS profile by default (floor.graph.dds_environment), the transport set if given
+        assert node.kwargs["additional_env"] == ({"FASTDDS_BUILTIN_TRANSPORTS": "LARGE_DATA"} if sim
+                                                 else graph.dds_environment(""))
         float(node.kwargs["sigterm_timeout"])
         (pfile,) = node.parameters
         assert yaml.safe_load(Path(pfile).read_text())["/**"]["ros__parameters"] == spec.parameters

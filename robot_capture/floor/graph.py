@@ -46,11 +46,14 @@ _START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap
 
 TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice",
             "dds_transport"}
-# Fast DDS builtin transport sets (FASTDDS_BUILTIN_TRANSPORTS, Fast DDS >= 2.13). LARGE_DATA
-# (TCP + shared memory for data, UDP discovery) is what makes 3-6 raw 640x480 cameras loss-free
-# here (benchmarks/recorder_throughput.py); every participant on the station must use the same
-# set, or data does not flow between them.
+# Fast DDS builtin transport sets (FASTDDS_BUILTIN_TRANSPORTS, Fast DDS >= 2.13), the
+# alternative to the shipped XML profile (config/fastdds.xml, the default). LARGE_DATA (TCP +
+# shared memory for data, UDP discovery) is loss-free too, but every participant on the station
+# must then use the same set, or data does not flow between them.
 DDS_TRANSPORTS = ("DEFAULT", "DEFAULTv6", "SHM", "UDPv4", "UDPv6", "LARGE_DATA", "LARGE_DATAv6")
+DDS_PROFILE_FILE = "fastdds.xml"
+# every variable dds_environment() may set (a process that starts floor nodes clears them first)
+DDS_ENV_VARS = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
 
 # Launch arguments shared by capture.launch.py and sim.launch.py, and by `up` as flags.
@@ -65,8 +68,9 @@ LAUNCH_ARGUMENTS = {
     "topics": ("", "topics to record, comma- or space-separated (replaces record.topics)"),
     "cameras": ("", "'none' to run no camera node; else comma-separated camera names to keep"),
     "nice": ("", "niceness of every node process, e.g. -5 for priority over other work (needs CAP_SYS_NICE)"),
-    "dds_transport": ("", "Fast DDS builtin transports for every node (FASTDDS_BUILTIN_TRANSPORTS), "
-                          "e.g. LARGE_DATA; '' inherits the environment"),
+    "dds_transport": ("", "DDS settings of every node: '' = the shipped Fast DDS profile config/fastdds.xml "
+                          "(loss-free raw cameras, talks to default participants), 'inherit' = the "
+                          "environment as it is, or a FASTDDS_BUILTIN_TRANSPORTS set such as LARGE_DATA"),
 }
 SIM_LAUNCH_ARGUMENTS = {
     "clip": ("", "BVH clip for mocap_replay: a name in shared/data/motion or a path"),
@@ -217,19 +221,61 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
     return out
 
 
+def profiles_file_variables() -> tuple[str, ...]:
+    """The variable(s) the installed Fast DDS reads its XML profiles file from.
+
+    Fast DDS 3 (Kilted, ``libfastdds.so``) reads ``FASTDDS_DEFAULT_PROFILES_FILE``
+    (rmw_fastrtps warns that ``FASTRTPS_...`` is deprecated); Fast DDS 2 (Jazzy,
+    ``libfastrtps.so``) reads ``FASTRTPS_DEFAULT_PROFILES_FILE``. The library is looked up in
+    ``lib/`` of ``sys.prefix`` (the PyPI wheels) and of every ``AMENT_PREFIX_PATH`` entry;
+    both names when neither is found.
+    """
+    import sys
+
+    prefixes = [sys.prefix] + [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for prefix in prefixes:
+        lib = Path(prefix) / "lib"
+        if any(lib.glob("libfastdds.so*")):
+            return ("FASTDDS_DEFAULT_PROFILES_FILE",)
+        if any(lib.glob("libfastrtps.so*")):
+            return ("FASTRTPS_DEFAULT_PROFILES_FILE",)
+    return ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
+
+
+def dds_profile_path() -> Path:
+    """The shipped Fast DDS XML profile, ``config/fastdds.xml`` (checkout or installed share/)."""
+    from robot_capture.paths import config_dir
+
+    return config_dir() / DDS_PROFILE_FILE
+
+
 def dds_environment(transport) -> dict[str, str]:
-    """Environment for config ``dds_transport``: ``{}`` when unset, else
-    ``{"FASTDDS_BUILTIN_TRANSPORTS": <set>}`` (case-insensitive names of :data:`DDS_TRANSPORTS`).
+    """Environment of every floor process for config ``dds_transport``.
+
+    * ``''`` or ``None`` (the default) or ``"profile"``: the shipped Fast DDS XML profile
+      (:func:`dds_profile_path`), as ``FASTDDS_DEFAULT_PROFILES_FILE`` (Fast DDS 3, Kilted) and
+      ``FASTRTPS_DEFAULT_PROFILES_FILE`` (Fast DDS 2, Jazzy). Its default participant profile
+      keeps Fast DDS's default transports (shared memory + UDPv4, default locators, so it
+      talks to any default participant) with a 16 MiB shared-memory segment, a 16384-deep port
+      queue and 4 MiB socket buffers: loss-free at 6 raw 640x480 cameras
+      (benchmarks/recorder_throughput.py).
+    * ``"inherit"``: ``{}``, the environment as it is.
+    * a transport set of :data:`DDS_TRANSPORTS` (case-insensitive):
+      ``{"FASTDDS_BUILTIN_TRANSPORTS": <set>}``; every participant must then use the same set.
 
     Raises:
-        ValueError: an unknown transport set (lists the known ones).
+        ValueError: an unknown value (lists the known ones).
     """
-    if transport is None or str(transport).strip() == "":
+    if transport is None or str(transport).strip().lower() in ("", "profile"):
+        path = str(dds_profile_path())
+        return {var: path for var in profiles_file_variables()}
+    if str(transport).strip().lower() == "inherit":
         return {}
     by_lower = {t.lower(): t for t in DDS_TRANSPORTS}
     name = by_lower.get(str(transport).strip().lower())
     if name is None:
-        raise ValueError(f"dds_transport must be one of {list(DDS_TRANSPORTS)} or empty, got {transport!r}")
+        raise ValueError(f"dds_transport must be '' (the shipped profile), 'inherit' or one of "
+                         f"{list(DDS_TRANSPORTS)}, got {transport!r}")
     return {"FASTDDS_BUILTIN_TRANSPORTS": name}
 
 
