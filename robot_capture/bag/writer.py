@@ -561,6 +561,13 @@ class BagWriter:
         return self._closed
 
     @property
+    def unwritten_bytes(self) -> int:
+        """Bytes accepted by ``write`` but not yet handed to the kernel (uncompressed; a
+        snapshot, read without the lock): what the disk guard subtracts from free space."""
+        f = self._file
+        return f.pending_bytes + f.chunk_len if f is not None else 0
+
+    @property
     def current_file(self) -> Path | None:
         f = self._file
         return Path(f.path) if f is not None else None

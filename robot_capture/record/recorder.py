@@ -15,9 +15,17 @@ MCAP attachments named by file name.
 
 Failure policy (never crash, never corrupt):
 
-* Free space under ``disk_min_free_bytes`` (checked on :meth:`tick` and before a
-  start): the episode is stopped cleanly with reason ``disk_low`` and
+* Free space under ``disk_min_free_bytes`` (checked on :meth:`tick`, before a
+  start, and whenever the bytes written since the last check could have used up
+  half of the headroom above the threshold, so a fast writer cannot overrun it
+  between ticks): the episode is stopped cleanly with reason ``disk_low`` and
   :attr:`last_error` says so; a start is refused (``DiskLowError``).
+* Room for the labels: each episode holds a ``disk_reserve_bytes`` reserve file
+  (``<bag>/.disk_reserve``, default 1 MiB, allocated at start) that is deleted just
+  before the bag is closed, so the footers and a metadata.yaml with the labels and
+  the stop reason fit even when the disk filled up. A start that cannot succeed
+  (free space under guard threshold + reserve + one chunk, or the reserve cannot
+  be allocated) is refused with ``DiskLowError``, guard or not.
 * The writer reports disk full (``BagDiskFullError``: ENOSPC/EDQUOT/EFBIG) or
   another OS error: the episode is closed (the bag writer truncates to the last
   complete record, finishes footers and metadata.yaml if room allows) with reason
@@ -31,12 +39,14 @@ does compression and disk writes, so ``on_message`` stays short.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from robot_capture.bag.errors import DISK_FULL_ERRNOS
 from robot_capture.record.episode import (Episode, EpisodeInfo, EpisodeState, episode_dir, episode_name,
                                           next_sequence)
 from robot_capture.record.stats import TopicStats
@@ -71,13 +81,15 @@ class Recorder:
         writer_options: ``robot_capture.bag.WriterOptions`` (None: defaults).
         attachments: file paths (URDF, configs) attached to every episode.
         disk_min_free_bytes: stop/refuse episodes below this free space (0: off).
+        disk_reserve_bytes: space held per episode for its closing records (0: none).
         writer_factory: ``(bag_dir, options, custom_data) -> BagWriter`` (tests inject fakes).
         disk_usage: ``shutil.disk_usage``-like function (tests inject fakes).
         logger: object with ``info``/``warning``/``error`` (an rclpy logger works).
     """
 
     def __init__(self, output_dir, writer_options=None, attachments: Sequence = (), disk_min_free_bytes: int = 0,
-                 writer_factory: Callable | None = None, disk_usage: Callable = shutil.disk_usage, logger=None):
+                 writer_factory: Callable | None = None, disk_usage: Callable = shutil.disk_usage, logger=None,
+                 disk_reserve_bytes: int = 1 << 20):
         self.output_dir = Path(output_dir).expanduser().resolve()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if writer_options is None:
@@ -88,6 +100,10 @@ class Recorder:
         self.writer_options = writer_options
         self.attachments = [Path(a).expanduser() for a in attachments if str(a)]
         self.disk_min_free_bytes = int(disk_min_free_bytes)
+        self.disk_reserve_bytes = max(0, int(disk_reserve_bytes))
+        self._reserve: Path | None = None
+        self._since_check = 0     # bytes written since free space was last read
+        self._check_budget = 0    # ... after which it is read again (half the headroom)
         if writer_factory is None:
             from robot_capture.bag import BagWriter
 
@@ -186,6 +202,9 @@ class Recorder:
                 self._fail(exc)
                 return False
             st.on_written(len(data), recv_ns)
+            self._since_check += len(data)
+            if self._since_check >= self._check_budget and self.disk_min_free_bytes:
+                self._disk_guard()
             return True
 
     # ------------------------------------------------------------------ episodes
@@ -205,6 +224,12 @@ class Recorder:
             if self.disk_min_free_bytes and free < self.disk_min_free_bytes:
                 raise DiskLowError(f"only {free / 1e6:.1f} MB free in {self.output_dir} "
                                    f"(threshold {self.disk_min_free_bytes / 1e6:.1f} MB); not starting")
+            need = self.disk_min_free_bytes + self.disk_reserve_bytes + int(getattr(self.writer_options,
+                                                                                   "chunk_size", 0))
+            if (self.disk_min_free_bytes or self.disk_reserve_bytes) and free < need:
+                raise DiskLowError(f"only {free / 1e6:.1f} MB free in {self.output_dir}: an episode needs at "
+                                   f"least {need / 1e6:.1f} MB (guard threshold + closing reserve + one chunk); "
+                                   "not starting")
             now_ns = time.time_ns()
             while True:
                 seq = self._seq
@@ -217,7 +242,19 @@ class Recorder:
             custom = {f"episode.{k}": v for k, v in meta.items()}
             custom.update({"episode.name": name, "episode.start_time_ns": str(now_ns), "episode.success": "unknown"})
             w = self._factory(path, self.writer_options, custom)
+            try:
+                self._reserve = self._make_reserve(path)
+            except OSError as exc:
+                try:
+                    w.close()
+                except Exception:  # noqa: BLE001 - the bag is empty and removed anyway
+                    pass
+                shutil.rmtree(path, ignore_errors=True)
+                raise DiskLowError(f"cannot reserve {self.disk_reserve_bytes / 1e6:.1f} MB for closing "
+                                   f"the episode in {self.output_dir} ({exc.strerror}); not starting") from None
             self._writer = w
+            self._since_check = 0
+            self._check_budget = self._budget(free)
             self.episode = Episode(name=name, path=path, info=info, seq=seq, started_ns=now_ns)
             self.state = EpisodeState.RECORDING
             self.last_error = ""
@@ -256,6 +293,7 @@ class Recorder:
                 raise EpisodeStateError("no episode is recording")
             w, ep = self._writer, self.episode
             self._writer, self.episode, self.state = None, None, EpisodeState.IDLE
+            self._release_reserve()
             try:
                 w.close()
             except Exception as exc:  # noqa: BLE001 - deleting anyway
@@ -296,13 +334,7 @@ class Recorder:
         with self._lock:
             for st in self.stats.values():
                 st.window(now_ns)
-            free = self._free_bytes()
-            if self._writer is not None and self.disk_min_free_bytes and free < self.disk_min_free_bytes:
-                msg = (f"disk guard: only {free / 1e6:.1f} MB free in {self.output_dir} (threshold "
-                       f"{self.disk_min_free_bytes / 1e6:.1f} MB); episode {self.episode.name} stopped")
-                self._close(None, "disk_low")
-                self.last_error = msg
-                self.log.error(msg)
+            self._disk_guard()
 
     def status(self) -> RecorderStatus:
         """Snapshot for diagnostics (see :class:`RecorderStatus`)."""
@@ -320,6 +352,53 @@ class Recorder:
             )
 
     # ------------------------------------------------------------------ internals
+    def _disk_guard(self) -> None:
+        """Read free space; below ``disk_min_free_bytes`` stop the episode (``disk_low``)."""
+        free = self._free_bytes() - int(getattr(self._writer, "unwritten_bytes", 0) or 0)
+        self._since_check = 0
+        self._check_budget = self._budget(free)
+        if self._writer is not None and self.disk_min_free_bytes and free < self.disk_min_free_bytes:
+            msg = (f"disk guard: only {free / 1e6:.1f} MB free in {self.output_dir} (threshold "
+                   f"{self.disk_min_free_bytes / 1e6:.1f} MB); episode {self.episode.name} stopped")
+            self._close(None, "disk_low")
+            self.last_error = msg
+            self.log.error(msg)
+
+    def _budget(self, free: int) -> int:
+        """Bytes that may be written before free space is read again: half the headroom above
+        the threshold (at least 64 KiB, so a check costs one statvfs per 64 KiB at worst)."""
+        return max(64 * 1024, (free - self.disk_min_free_bytes) // 2)
+
+    def _make_reserve(self, bag: Path) -> Path | None:
+        """Allocate ``<bag>/.disk_reserve`` (raises OSError, e.g. ENOSPC)."""
+        if not self.disk_reserve_bytes:
+            return None
+        p = bag / ".disk_reserve"
+        bag.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, self.disk_reserve_bytes)
+            except (AttributeError, OSError) as exc:
+                if getattr(exc, "errno", None) in DISK_FULL_ERRNOS:
+                    raise
+                os.write(fd, b"\0" * self.disk_reserve_bytes)  # no fallocate on this file system
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            p.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        return p
+
+    def _release_reserve(self) -> None:
+        p, self._reserve = self._reserve, None
+        if p is not None:
+            try:
+                p.unlink()
+            except OSError as exc:
+                self.log.warning(f"cannot delete the disk reserve {p}: {exc}")
+
     def _free_bytes(self) -> int:
         try:
             self._disk_free = int(self._disk_usage(self.output_dir).free)
@@ -357,16 +436,18 @@ class Recorder:
         drops = {f"drops/{t}": str(s.drops) for t, s in self.stats.items() if t in self._topics}
         problems = {f"problems/{t}/{k}": str(n) for t, s in self.stats.items() for k, n in s.problems.items()}
         self._writer, self.episode, self.state = None, None, EpisodeState.IDLE
-        try:
-            w.add_metadata("episode", summary)
-            w.add_metadata("recorder_drops", drops)
-            if problems:
-                w.add_metadata("recorder_problems", problems)
-            for k, v in {**{f"episode.{k}": v for k, v in summary.items()}, **drops}.items():
-                w.set_custom_data(k, v)
-        except Exception as exc:  # noqa: BLE001 - disk full while labelling: still close
-            self.log.error(f"episode {ep.name}: could not store the episode summary: {exc}")
-            reason = summary["stop_reason"]
+        # labels first: set_custom_data is memory only and reaches metadata.yaml at close,
+        # whatever the records below meet (disk full, a writer that already failed)
+        for k, v in {**{f"episode.{k}": v for k, v in summary.items()}, **drops}.items():
+            w.set_custom_data(k, v)
+        records = [("episode", summary), ("recorder_drops", drops)] + (
+            [("recorder_problems", problems)] if problems else [])
+        for name, rec in records:
+            try:
+                w.add_metadata(name, rec)
+            except Exception as exc:  # noqa: BLE001 - disk full while labelling: metadata.yaml still has them
+                self.log.error(f"episode {ep.name}: could not write the {name} record: {exc}")
+        self._release_reserve()
         try:
             w.close()
         except Exception as exc:  # noqa: BLE001
