@@ -121,3 +121,23 @@ def test_parameter_types_are_forgiving_and_errors_clear(params, message):
         code, out = stop_node(proc)
     assert code == 1, out
     assert message in out and "Traceback" not in out, out
+
+
+def test_helper_node_is_not_renamed_by_the_node_remap(ros_node, g1_urdf):
+    """`-r __node:=camera_head` (how the floor names it) names the camera node only: one
+    /camera_head in the graph, the joint-state helper under its own name."""
+    proc = start_node("robot_capture.nodes.camera_node",
+                      {"name": "head", "source": "synthetic", "urdf": str(g1_urdf), "width": 64, "height": 48},
+                      "-r", "__node:=camera_head")
+    try:
+        node, ex = ros_node
+        names = []
+
+        def seen():
+            names[:] = node.get_node_names()
+            return "_camera_head_joint_states" in names or names.count("camera_head") > 1
+        assert spin_until(ex, seen, timeout=60.0), names
+        assert names.count("camera_head") == 1 and "_camera_head_joint_states" in names, names
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0 and "already registered" not in out, out

@@ -71,7 +71,10 @@ class CameraNode(Node):
             # helper node that is never spun holds it; the frame tick takes it, so Python does
             # not wake at the 500 Hz state rate. (Fallback: a raw callback keeping the latest.)
             self._latest_state: bytes | None = None
-            self._state_node = rclpy.create_node(f"_{self.get_name()}_joint_states", context=self.context)
+            # use_global_arguments=False: the process-wide `-r __node:=<name>` remap (how every
+            # floor node is named) must not rename this helper too (two /camera_<name> nodes)
+            self._state_node = rclpy.create_node(f"_{self.get_name()}_joint_states", context=self.context,
+                                                 namespace=self.get_namespace(), use_global_arguments=False)
             self._state_sub = self._state_node.create_subscription(
                 JointState, "/joint_states", lambda _m: None, QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST))
             if not hasattr(self._state_sub.handle, "take_message"):  # other rclpy versions
