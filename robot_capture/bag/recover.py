@@ -472,7 +472,7 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
     meta = BagMetadata(duration_ns=end - start, starting_time_ns=start,
                        message_count=sum(f.message_count for f in finfos), topics=list(topic_meta.values()),
                        relative_file_paths=[f.path for f in finfos], files=finfos, custom_data=custom,
-                       ros_distro=distro or os.environ.get("ROS_DISTRO", "kilted"))
+                       ros_distro=distro or os.environ.get("ROS_DISTRO", ""))
     if (bag / METADATA_FILENAME).is_file():
         shutil.copy2(bag / METADATA_FILENAME, _backup_path(bag / METADATA_FILENAME))
     mpath = write_metadata(bag, meta)

@@ -62,7 +62,8 @@ _monotonic = time.monotonic
 
 
 def _default_distro() -> str:
-    return os.environ.get("ROS_DISTRO") or "kilted"
+    """``$ROS_DISTRO`` (set by a ROS install's setup.bash), else ``""``, as rosbag2 writes it."""
+    return os.environ.get("ROS_DISTRO", "")
 
 
 @dataclass
@@ -77,7 +78,8 @@ class WriterOptions:
         max_bag_duration_s: split once a file spans this many seconds of log time (0 = never).
         flush_interval_s: a chunk is sealed and written at least this often, which bounds
             what a SIGKILL loses. Must be > 0.
-        ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO`` or kilted.
+        ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO``, else ``""``
+            (as rosbag2: the distro is not guessed).
         fsync: fdatasync the file from the timer thread after writes (power-cut safety).
         chunk_crc: CRC32 of uncompressed chunks, so ``recover`` and validators detect corrupted
             chunks (rosbag2 leaves it 0; zlib's crc32 runs at ~1 GB/s here, GIL released).
@@ -544,6 +546,12 @@ class BagWriter:
     def _metadata_locked(self) -> BagMetadata:
         return _build_metadata(list(self._writers), list(self._topics.values()), self._custom,
                                self.options.ros_distro)
+
+    @property
+    def file_count(self) -> int:
+        """Files opened so far (``<name>_0.mcap`` ...): 1 + the splits, by size, duration or ``split()``."""
+        with self._lock:
+            return len(self._writers)
 
     def metadata(self) -> BagMetadata:
         """The bag metadata as of now (messages on disk only)."""

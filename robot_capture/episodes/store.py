@@ -212,7 +212,8 @@ def _labels_from_records(p: Path) -> dict[str, str]:
         from robot_capture.bag.reader import BagReader
 
         with BagReader(p) as r:
-            return dict(r.metadata_records().get("episode") or {})
+            recs = r.metadata_records()  # crashed before stop: only the start record is there
+            return dict(recs.get("episode") or recs.get("episode_start") or {})
     except Exception:  # noqa: BLE001 - a crashed bag: no labels rather than no episode
         return {}
 

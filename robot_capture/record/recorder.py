@@ -7,9 +7,11 @@ to :meth:`start_episode`, :meth:`stop_episode`, :meth:`discard_episode` and
 :meth:`split`; :meth:`tick` (1 Hz) runs the disk guard and closes the rate window.
 
 Episode metadata (task, operator, scene, notes, start/stop times, success label,
-stop reason, drop counters) is written both as MCAP metadata records
-(``episode``, ``recorder_drops``; the last record of a name wins) and as
-metadata.yaml ``custom_data`` (``episode.<key>``, ``drops/<topic>``).
+stop reason, splits by size, duration or service, drop counters) is written both as MCAP
+metadata records and as metadata.yaml ``custom_data`` (``episode.<key>``, ``drops/<topic>``).
+Records: ``episode_start`` (labels and start time, at start, repeated in every split file),
+``episode`` (the full summary, once, at stop, in the last file: first-found = last-found),
+``recorder_drops``.
 Attachments (robot URDF, configs) are read at each episode start and stored as
 MCAP attachments named by file name.
 
@@ -259,7 +261,9 @@ class Recorder:
             self.state = EpisodeState.RECORDING
             self.last_error = ""
             try:
-                w.add_metadata("episode", {**meta, "name": name, "start_time_ns": str(now_ns)})
+                # "episode_start", not "episode": each file then holds at most one "episode" record
+                # (the final one, at stop), so first-found and last-found readers agree
+                w.add_metadata("episode_start", {**meta, "name": name, "start_time_ns": str(now_ns)})
                 for topic in self._topics:
                     self._writer_add_topic(topic)
                 self._attach_files(w)
@@ -425,9 +429,11 @@ class Recorder:
     def _episode_summary(self, success, reason: str, now_ns: int) -> dict[str, str]:
         ep = self.episode
         label = "unknown" if success is None else ("true" if success else "false")
+        files = getattr(self._writer, "file_count", 0)  # splits by size and duration count too
+        splits = max(ep.splits, int(files) - 1) if isinstance(files, int) else ep.splits
         return {**ep.info.to_metadata(), "name": ep.name, "start_time_ns": str(ep.started_ns),
                 "stop_time_ns": str(now_ns), "duration_s": f"{(now_ns - ep.started_ns) / 1e9:.3f}",
-                "success": label, "stop_reason": reason, "splits": str(ep.splits)}
+                "success": label, "stop_reason": reason, "splits": str(splits)}
 
     def _close(self, success, reason: str) -> Path:
         w, ep = self._writer, self.episode
