@@ -97,7 +97,9 @@ setup(
         "zstandard>=0.18",
         # config schemas (robot_capture/config_schema.py)
         "pydantic>=2.5",
-        # progress bars of long work (batch, export)
+        # progress bars of long work (batch, export); LeRobot v3.0 export: parquet, video (FFmpeg)
+        "pyarrow>=14",
+        "av>=14",
         "tqdm>=4.60",
     ],
     extras_require={
@@ -115,7 +117,7 @@ setup(
             "ros-visualization-msgs",
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib",
+        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
                  # test/test_batch_ray.py runs a real local Ray cluster
                  "ray>=2.9"],

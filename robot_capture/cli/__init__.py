@@ -21,6 +21,7 @@ VERBS = {
     "recover": "rebuild readable MCAP files and metadata.yaml after a crash",
     "retarget": "retarget a BVH clip or a bag's human topics onto a robot offline",
     "batch": "run qa, export or retarget over every bag of some folders (process pool or Ray cluster)",
+    "export": "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)",
 }
 
 

@@ -1,0 +1,61 @@
+"""``robot-capture export DIR|BAG... --format lerobot --out DATASET``: episodes -> LeRobot v3.0."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HELP = "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export", help=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Export episode bags to a LeRobot v3.0 dataset that LeRobotDataset and lerobot-train "
+                    "load. Every stream is resampled by its header stamps onto one frame grid "
+                    "(timestamp = k / fps); cameras become AV1 (or h264) videos whose frame k sits at "
+                    "from_timestamp + k / fps. By default only episodes whose QA verdict is not fail and "
+                    "whose success label is true are exported. Exporting into an existing dataset appends; "
+                    "a bag already in it (same sha256) is skipped.",
+        epilog="Mapping of topics to features: config/export/lerobot_default.yaml (copy it and pass "
+               "--mapping to change it). Exit code 0 when no bag ended in error, 1 otherwise, 2 on bad usage.")
+    p.add_argument("paths", nargs="+", metavar="DIR|BAG", help="episode bag directories, or directories holding them")
+    p.add_argument("--format", choices=["lerobot"], default="lerobot", help="output format")
+    p.add_argument("--out", required=True, metavar="DATASET", help="dataset directory (created or appended to)")
+    p.add_argument("--mapping", default=None, metavar="YAML",
+                   help="stream -> feature mapping (default: config/export/lerobot_default.yaml)")
+    p.add_argument("--fps", type=int, default=None,
+                   help="frame grid rate (default: the mapping's, else the primary camera's rate)")
+    p.add_argument("--codec", choices=["libsvtav1", "h264", "hevc"], default=None,
+                   help="video codec (default: the mapping's, libsvtav1 = AV1 as LeRobot)")
+    p.add_argument("--gop", type=int, default=None, help="keyframe interval in frames (default: the mapping's, 2)")
+    p.add_argument("--crf", type=int, default=None, help="constant rate factor (default: the mapping's, 30)")
+    p.add_argument("--include-failed", action="store_true",
+                   help="export every episode, whatever its verdict and success label")
+    p.add_argument("--rejects", default=None, metavar="DATASET",
+                   help="export the episodes the selection leaves out into this dataset instead of skipping them")
+    p.add_argument("--robot-type", default=None, help="info.json robot_type (default: the episodes' robot label)")
+    p.add_argument("--no-qa", action="store_true", help="do not run the QA job on bags without a verdict")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    return p
+
+
+def run(args) -> int:
+    from robot_capture.config_schema import ConfigError
+    from robot_capture.export.lerobot import ExportOptions, export_episodes
+
+    opts = ExportOptions(mapping=args.mapping, fps=args.fps, codec=args.codec, gop=args.gop, crf=args.crf,
+                         include_failed=args.include_failed, rejects=Path(args.rejects) if args.rejects else None,
+                         robot_type=args.robot_type, run_qa=not args.no_qa)
+    try:
+        summary = export_episodes(args.paths, Path(args.out), opts, progress=not args.no_progress)
+    except (ConfigError, FileNotFoundError, ValueError) as exc:
+        print(f"robot-capture export: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print("\n".join(summary.lines()))
+    return 0 if summary.ok else 1
