@@ -211,6 +211,8 @@ def parse_urdf(source: str | Path) -> Urdf:
             root = ET.fromstring(text)
         except ET.ParseError as e:
             raise ValueError(f"URDF {where}: malformed XML: {e}") from None
+        except (LookupError, UnicodeError) as e:  # an unknown or wrong encoding="..." declaration
+            raise ValueError(f"URDF {where}: unreadable text encoding: {e}") from None
     else:
         path = Path(source)
         where = str(path)
@@ -218,6 +220,8 @@ def parse_urdf(source: str | Path) -> Urdf:
             root = ET.parse(path).getroot()
         except ET.ParseError as e:
             raise ValueError(f"URDF {where}: malformed XML: {e}") from None
+        except (LookupError, UnicodeError) as e:  # an unknown or wrong encoding="..." declaration
+            raise ValueError(f"URDF {where}: unreadable text encoding: {e}") from None
     if root.tag != "robot":
         raise ValueError(f"URDF {where}: root element is <{root.tag}>, expected <robot>")
     links: dict[str, Link] = {}

@@ -151,6 +151,8 @@ def parse_bvh(text: str, path="<bvh>"):
         n_frames = int(v)
     except ValueError:
         raise _err(path, ln, f"Frames: {v!r} is not an integer") from None
+    if n_frames < 1:
+        raise _err(path, ln, f"Frames: {n_frames}: a clip needs at least one motion frame")
     ln, v = header("Frame Time:")
     try:
         frame_time = float(v)
@@ -381,6 +383,12 @@ class BvhClip:
         self._world_pelvis = world["pelvis"].copy()
         inv = invert_transform(self._world_pelvis)
         body = {kp: inv @ T for kp, T in world.items()}
+        for kp, T in body.items():  # zero-length bones or coincident axis joints: no frame is defined
+            bad = ~np.isfinite(T).all(axis=(1, 2))
+            if bad.any():
+                raise ValueError(f"{self.path}: degenerate skeleton: keypoint {kp!r} is undefined in "
+                                 f"{int(bad.sum())} of {n} frames (first: {int(np.argmax(bad))}); "
+                                 "its bones have zero length or its axis joints coincide")
         stamps = np.arange(n) * self.frame_time
         self._batch = HumanPoseBatch(body, stamps)
 
@@ -414,7 +422,11 @@ class BvhClip:
         return out
 
     def human_poses(self) -> HumanPoseBatch:
-        """All frames as a :class:`HumanPoseBatch` in the pelvis body frame (cached)."""
+        """All frames as a :class:`HumanPoseBatch` in the pelvis body frame (cached).
+
+        Raises:
+            ValueError: a keypoint frame is undefined (degenerate skeleton: zero-length bones).
+        """
         if self._batch is None:
             self._compute()
         return self._batch

@@ -24,13 +24,25 @@ SIDES = ("left", "right")
 
 
 def _load_yaml(path: str) -> dict:
-    """YAML file contents, cached on (path, mtime); returns a deep copy."""
+    """YAML file contents, cached on (path, mtime); returns a deep copy.
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: not valid YAML or not UTF-8 text
+            (the message names the file and, for YAML, the line).
+    """
     import copy
 
     p = Path(path)
     key = (str(p.resolve()), p.stat().st_mtime_ns)
     if key not in _YAML_CACHE:
-        _YAML_CACHE[key] = yaml.safe_load(p.read_text())
+        try:
+            _YAML_CACHE[key] = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+            raise ValueError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return copy.deepcopy(_YAML_CACHE[key])
 
 
@@ -53,11 +65,30 @@ def _axis_rot(axis_idx: int, sign: float, angle: np.ndarray) -> np.ndarray:
 
 
 def _signed_axis(v) -> tuple[int, float]:
-    v = np.asarray(v, dtype=float)
-    idx = int(np.argmax(np.abs(v)))
-    if np.count_nonzero(v) != 1 or abs(abs(v[idx]) - 1.0) > 1e-9:
-        raise ValueError(f"exo axis {list(v)} must be a signed unit coordinate axis")
-    return idx, float(np.sign(v[idx]))
+    a = _numbers(v, 3, "axis")
+    idx = int(np.argmax(np.abs(a)))
+    if np.count_nonzero(a) != 1 or abs(abs(a[idx]) - 1.0) > 1e-9:
+        raise ValueError(f"exo axis {list(a)} must be a signed unit coordinate axis")
+    return idx, float(np.sign(a[idx]))
+
+
+def _numbers(v, n: int | None, what: str) -> np.ndarray:
+    """``v`` as a finite float array of ``n`` numbers (None: a single number -> shape ()).
+
+    Raises:
+        ValueError: not numbers, wrong count, or non-finite.
+    """
+    shape = () if n is None else (n,)
+    try:
+        a = None if isinstance(v, (bool, str, bytes, dict)) else np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        a = None
+    if a is None or a.shape != shape:
+        kind = "a number" if n is None else f"a list of {n} numbers"
+        raise ValueError(f"exo config: {what} must be {kind}, got {v!r}"[:200])
+    if not np.isfinite(a).all():
+        raise ValueError(f"exo config: {what} must be finite, got {v!r}")
+    return a
 
 
 class ExoArmModel:
@@ -70,20 +101,33 @@ class ExoArmModel:
     """
 
     def __init__(self, config: dict, segment_lengths: dict | None = None):
+        if not isinstance(config, dict) or not isinstance(config.get("arms"), dict):
+            raise ValueError("exo config: needs a mapping with an 'arms' mapping (left, right)")
         self.config = config
         self.joints = {}
         self.joint_names = []
         for side in SIDES:
-            js = config["arms"][side]
-            if len(js) != 7:
-                raise ValueError(f"exo config: {side} arm needs 7 joints, has {len(js)}")
-            self.joints[side] = [
-                (j["name"], *_signed_axis(j["axis"]), float(j.get("sign", 1.0)), float(j.get("offset", 0.0)))
-                for j in js
-            ]
-            self.joint_names += [j["name"] for j in js]
+            js = config["arms"].get(side)
+            if not isinstance(js, list) or len(js) != 7:
+                n = len(js) if isinstance(js, list) else type(js).__name__
+                raise ValueError(f"exo config: {side} arm needs a list of 7 joints, has {n}")
+            row = []
+            for k, j in enumerate(js):
+                if not isinstance(j, dict) or not isinstance(j.get("name"), str) or not j["name"]:
+                    raise ValueError(f"exo config: {side} arm joint {k} needs a 'name' string")
+                what = f"{side} joint {j['name']!r}"
+                row.append((j["name"], *_signed_axis(j.get("axis")),
+                            float(_numbers(j.get("sign", 1.0), None, f"{what} sign")),
+                            float(_numbers(j.get("offset", 0.0), None, f"{what} offset"))))
+            self.joints[side] = row
+            self.joint_names += [r[0] for r in row]
+        if len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(f"exo config: duplicate joint names in {self.joint_names}")
         self._index = {n: k for k, n in enumerate(self.joint_names)}
-        self.lengths = self._merge_lengths(config.get("segment_lengths", {}), segment_lengths or {})
+        base = config.get("segment_lengths", {})
+        if not isinstance(base, dict) or not isinstance(segment_lengths or {}, dict):
+            raise ValueError("exo config: segment_lengths must be a mapping")
+        self.lengths = self._merge_lengths(base, segment_lengths or {})
         self._warned: set = set()
 
     @staticmethod
@@ -93,7 +137,12 @@ class ExoArmModel:
             v = override.get(k, base.get(k))
             if v is None:
                 raise ValueError(f"exo segment length {k!r} missing")
-            out[k] = np.asarray(v, dtype=float) if k.endswith("offset") else float(v)
+            if k.endswith("offset"):
+                out[k] = _numbers(v, 3, f"segment length {k}")
+            else:
+                out[k] = float(_numbers(v, None, f"segment length {k}"))
+                if not out[k] > 0:
+                    raise ValueError(f"exo config: segment length {k} must be > 0 m, got {v!r}")
         for k in override:
             if k not in _LENGTH_KEYS:
                 raise KeyError(f"unknown segment length {k!r}; expected {list(_LENGTH_KEYS)}")

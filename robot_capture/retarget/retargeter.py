@@ -52,6 +52,22 @@ def _human_calibration_keypoints(mapping: RobotMapping) -> dict:
     return {k: v[0] for k, v in exo.fk_batch(ang[None]).items()}
 
 
+def _mapping_errors_as_value_error(init):
+    """Construction from a malformed mapping raises ValueError naming the file, never a
+    TypeError/AttributeError from deep inside (a wrong type in the YAML: a list for a
+    number, a string for a mapping)."""
+    import functools
+
+    @functools.wraps(init)
+    def wrapped(self, mapping, *args, **kwargs):
+        try:
+            init(self, mapping, *args, **kwargs)
+        except (TypeError, AttributeError, IndexError, ZeroDivisionError) as exc:
+            where = getattr(mapping, "source", None) or mapping
+            raise ValueError(f"{where}: invalid robot mapping ({type(exc).__name__}: {exc})") from None
+    return wrapped
+
+
 @dataclass
 class RetargetOutput:
     """One command.
@@ -103,8 +119,14 @@ class Retargeter:
             mapping's calibration pose).
         rate_hz: nominal step rate, used for the first step's dt (default: mapping.rate_hz).
         stale_after_s: input older than this (s) is held and flagged (default: mapping.stale_after_s).
+
+    Raises:
+        KeyError: unknown robot name, or a mapping naming an unknown joint/frame.
+        ValueError: a malformed mapping (any wrong type or value inside it).
+        FileNotFoundError: the mapping's URDF is missing.
     """
 
+    @_mapping_errors_as_value_error
     def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None,
                  stale_after_s: float | None = None):
         if not isinstance(mapping, RobotMapping):
