@@ -29,7 +29,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 
 # Not in Ubuntu/ROS apt for Jazzy: from PyPI into the system Python. Never the ros-*
 # wheels (the [ros] extra): they would shadow the system rclpy from /opt/ros/jazzy.
-RUN pip3 install "mcap>=1.1" "mcap-ros2-support>=0.5" "rosbags>=0.9.20" "pydantic>=2.5" "tqdm>=4.60" "pyarrow>=14" "av>=14"
+RUN pip3 install "mcap>=1.1" "mcap-ros2-support>=0.5" "rosbags>=0.9.20" "pydantic>=2.5" "tqdm>=4.60" \
+        "pyarrow>=14" "av>=14" pandas
 
 WORKDIR /ws
 COPY . /ws/src/robot_capture

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.robot_capture-installed
 SOURCES := setup.py setup.cfg package.xml $(shell find robot_capture launch config -type f -not -name '*.pyc' -not -name '*.so' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench clean test-lerobot
 
 venv: $(STAMP)
 
@@ -28,10 +28,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# LeRobot verification of the exporter (issue 10), offline, in its own venv (.venv-lerobot:
+# lerobot 0.4.4 + torch 2.14.1, several GB): record the demo, export it, then lerobot loads it,
+# decodes every frame, and lerobot-train runs 2 ACT steps on it. See README "Export".
+LEROBOT_DIR ?= build/lerobot_check
+test-lerobot: $(STAMP)
+	test/lerobot/setup_venv.sh
+	rm -rf $(LEROBOT_DIR) && mkdir -p $(LEROBOT_DIR)
+	$(VENV)/bin/robot-capture demo --output-dir $(LEROBOT_DIR)/demo --episodes 3 --episode-seconds 3
+	$(VENV)/bin/robot-capture export $(LEROBOT_DIR)/demo --include-failed --out $(LEROBOT_DIR)/dataset --no-progress
+	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/dataset --train
+
 bench: $(STAMP)
 	$(PY) benchmarks/ik_bench.py
 	$(PY) benchmarks/retarget_bench.py
 	$(PY) benchmarks/recorder_throughput.py
 
 clean:
-	rm -rf build *.egg-info $(VENV)
+	rm -rf build *.egg-info $(VENV) .venv-lerobot

@@ -231,3 +231,11 @@ def test_bad_mapping_is_one_line_at_the_cli(tmp_path):
     assert res.returncode == 2
     assert "features.0.sampel: unknown key (did you mean 'sample'?)" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_default_fps_is_the_primary_camera_rate(tmp_path):
+    write_episode(tmp_path / "bags/a", seconds=1.0, camera_hz=25.0)
+    s = export_episodes([tmp_path / "bags"], tmp_path / "ds", progress=False)
+    assert s.count("exported") == 1, s.lines()
+    got = check_dataset(tmp_path / "ds")
+    assert got["info"]["fps"] == 25 and got["episodes"].iloc[0]["length"] == 25

@@ -151,3 +151,27 @@ def test_appended_segments_keep_every_frame_at_k_over_fps(tmp_path, fps):
     levels = [int(f[32, 32, 0]) for _t, f in frames]
     want = [0, 20, 40, 60, 80, 100, 120, 100, 120, 140, 160, 180, 40, 60, 80]
     assert max(abs(a - b) for a, b in zip(levels, want)) <= 3
+
+
+def test_image_stats_from_histograms_equal_pixel_stats():
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, size=(40, 50, 3), dtype=np.uint8) for _ in range(4)]
+    got = st.image_stats(frames)
+    px = np.concatenate([f.reshape(-1, 3) for f in frames]).astype(np.float64) / 255.0
+    ref = st.feature_stats(px)
+    for k in ("min", "max", "mean", "std", "q01", "q10", "q50", "q90", "q99"):
+        np.testing.assert_allclose(got[k].reshape(3), ref[k], atol=1e-12, err_msg=k)
+
+
+def test_joint_state_parser_reuses_names_only_when_the_bytes_match():
+    pytest.importorskip("rclpy")
+    from sensor_msgs.msg import JointState
+
+    p = cdr.JointStateParser()
+    a = JointState(name=["j1", "j2"], position=[1.0, 2.0])
+    b = JointState(name=["j2", "j1"], position=[3.0, 4.0])
+    assert p(_ser(a))[1] == ["j1", "j2"]
+    t, names, pos, _v, _e = p(_ser(a))
+    assert names == ["j1", "j2"] and pos.tolist() == [1.0, 2.0]
+    t, names, pos, _v, _e = p(_ser(b))
+    assert names == ["j2", "j1"] and pos.tolist() == [3.0, 4.0]

@@ -19,7 +19,7 @@ import struct
 
 import numpy as np
 
-__all__ = ["stamp_ns", "joint_state", "image", "compressed_image", "pose_array", "pose_stamped",
+__all__ = ["stamp_ns", "joint_state", "JointStateParser", "image", "compressed_image", "pose_array", "pose_stamped",
            "SUPPORTED_TYPES"]
 
 SUPPORTED_TYPES = ("sensor_msgs/msg/JointState", "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
@@ -118,6 +118,30 @@ def joint_state(data):
     t = c.header()
     names = [c.string() for _ in range(c.u32())]
     return t, names, c.f64_seq(), c.f64_seq(), c.f64_seq()
+
+
+class JointStateParser:
+    """:func:`joint_state` for a stream of messages that repeat the same joint names: the
+    name block is compared as bytes with the previous message's and parsed only when it
+    differs (a 29-joint robot at 500 Hz spends most of its parse time on the names)."""
+
+    def __init__(self):
+        self._start = -1
+        self._block = b""
+        self._names: list[str] = []
+
+    def __call__(self, data):
+        c = _Cursor(data, "sensor_msgs/msg/JointState")
+        t = c.header()
+        start = c.pos
+        n = len(self._block)
+        if start == self._start and n and bytes(c.buf[start:start + n]) == self._block:
+            c.pos = start + n
+            names = self._names
+        else:
+            names = [c.string() for _ in range(c.u32())]
+            self._start, self._block, self._names = start, bytes(c.buf[start:c.pos]), names
+        return t, names, c.f64_seq(), c.f64_seq(), c.f64_seq()
 
 
 def image(data):

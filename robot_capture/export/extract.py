@@ -21,7 +21,7 @@ import numpy as np
 from robot_capture.export import cdr, grid as gr
 from robot_capture.export import stats as st
 from robot_capture.export.mapping import FIELD_SUFFIX, Mapping, Resolved
-from robot_capture.export.video import EpisodeEncoder, message_rgb
+from robot_capture.export.video import ThreadedEncoder, message_rgb
 
 __all__ = ["EpisodeError", "Extracted", "bag_sha256", "extract_episode", "feature_defs"]
 
@@ -70,10 +70,10 @@ def bag_sha256(bag: Path) -> str:
     return h.hexdigest()
 
 
-def _numeric(type_name: str, data, fields: list[str]):
+def _numeric(type_name: str, data, fields: list[str], js_parser=None):
     """-> (stamp_ns, names or None, values (D,) float64) for one message."""
     if type_name == "sensor_msgs/msg/JointState":
-        t, names, pos, vel, eff = cdr.joint_state(data)
+        t, names, pos, vel, eff = (js_parser or cdr.joint_state)(data)
         parts = {"position": pos, "velocity": vel, "effort": eff}
         return t, names, [parts[f] for f in fields]
     if type_name == "geometry_msgs/msg/PoseStamped":
@@ -95,13 +95,14 @@ class _Stream:
         self.order = None
         self.dim = None
         self.dropped = 0
+        self._parser = cdr.JointStateParser()
 
     def add(self, data) -> None:
-        t, names, parts = _numeric(self.spec.type, data, self.spec.fields)
+        t, names, parts = _numeric(self.spec.type, data, self.spec.fields, self._parser)
         if names is not None:
             if self.names is None:
-                self.names = list(names)
-            elif list(names) != self.names:
+                self.names = names
+            elif names is not self.names and list(names) != self.names:
                 idx = {n: i for i, n in enumerate(names)}
                 missing = [n for n in self.names if n not in idx]
                 if missing:
@@ -235,11 +236,17 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
                         "frames": [], "stamps": stamps, "bar": progress(f"video {c.name}", n) if progress else None}
     tmpdir = Path(tmpdir)
     try:
-        for m in reader.messages(topics=list(cams)):
+        it = iter(reader.messages(topics=list(cams)))
+        while True:
+            t_dec = time.perf_counter()   # bag reading counts as decode
+            m = next(it, None)
+            if m is None:
+                ex.timings["decode_s"] += time.perf_counter() - t_dec
+                break
             s = state[m.topic]
             if s["k"] >= n:
+                ex.timings["decode_s"] += time.perf_counter() - t_dec
                 continue
-            t_dec = time.perf_counter()
             stamp = cdr.stamp_ns(m.data)
             rank = int(np.searchsorted(s["stamps"], stamp))
             if rank < s["sel"][s["k"]]:
@@ -260,7 +267,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
                 ex.shapes[c.key] = shape
                 path = tmpdir / (c.key + ".mp4")
                 try:
-                    s["enc"] = EpisodeEncoder(path, shape[1], shape[0], ex.grid.fps, codec=vc.codec,
+                    s["enc"] = ThreadedEncoder(path, shape[1], shape[0], ex.grid.fps, codec=vc.codec,
                                               pix_fmt=vc.pix_fmt, gop=vc.gop, crf=vc.crf, preset=vc.preset)
                 except ValueError as exc:
                     raise EpisodeError(f"camera {c.name}: {exc}") from None

@@ -129,9 +129,9 @@ class _Target:
             return self.writer.sources
         return self.existing.sources if self.existing is not None else {}
 
-    def writer_for(self, features: dict, robot: str) -> DatasetWriter:
+    def writer_for(self, features: dict, robot: str, fps: int) -> DatasetWriter:
         if self.writer is None:
-            self.writer = DatasetWriter(self.root, self.fps or self.options.fps or 30, features,
+            self.writer = DatasetWriter(self.root, fps, features,
                                         robot_type=self.options.robot_type or robot or None)
         return self.writer
 
@@ -201,7 +201,7 @@ def _export_one(bag: Path, target: _Target, ep, decision, tmp_root: Path, make_b
                             "labels": ep.labels, "verdict": decision.verdict, "reasons": list(decision.reasons),
                             "missing_optional_topics": resolved.missing_optional,
                             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-            writer = target.writer_for(features, ep.robot)
+            writer = target.writer_for(features, ep.robot, ex.grid.fps)
             res.episode_index = writer.add_episode(parts)
     except mp.MissingStreamError as exc:
         res.reason = str(exc)
@@ -238,8 +238,10 @@ def export_episodes(bags, out, options: ExportOptions | None = None, progress: b
         targets["reject"] = _Target(Path(options.rejects).resolve(), options, mapping)
     not_bags: list = []
     paths = find_bags([Path(b) for b in bags], not_bags=not_bags)
-    for p, why in not_bags:
-        summary.results.append(EpisodeResult(bag=str(p), status="skipped", reason=why))
+    named = {Path(b).resolve() for b in bags}
+    for p, why in not_bags:  # a stray file inside a folder (floor.log) is not worth a line; a named one is
+        if Path(p).resolve() in named:
+            summary.results.append(EpisodeResult(bag=str(p), status="skipped", reason=why))
     make_bar = _bar(progress)
     outer = None
     if progress:

@@ -58,14 +58,37 @@ def downsample(img: np.ndarray, target: int = 150, threshold: int = 300) -> np.n
     return img[::f, ::f]
 
 
+def _quantile_from_counts(counts: np.ndarray, q: float) -> float:
+    """``np.quantile(values, q)`` (method ``linear``) of integer values 0..255 given as a
+    histogram ``counts`` (256,): exact, without sorting the values."""
+    n = int(counts.sum())
+    pos = q * (n - 1)
+    lo, frac = int(np.floor(pos)), pos - np.floor(pos)
+    cum = np.cumsum(counts)
+    v_lo = int(np.searchsorted(cum, lo, side="right"))
+    v_hi = int(np.searchsorted(cum, min(lo + 1, n - 1), side="right"))
+    return v_lo + frac * (v_hi - v_lo)
+
+
 def image_stats(frames: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Per-channel stats of sampled (H, W, 3) uint8 frames scaled to [0, 1] -> (3, 1, 1)
-    arrays; ``count`` = number of frames."""
+    arrays; ``count`` = number of frames. Computed from per-channel 256-bin histograms
+    (exact for 8-bit pixels: same numbers as :func:`feature_stats` on the pixels)."""
     if not frames:
         raise ValueError("image stats need at least one frame")
-    px = np.concatenate([downsample(f).reshape(-1, 3) for f in frames]).astype(np.float64) / 255.0
-    s = feature_stats(px)
-    out = {k: (v if k == "count" else v.reshape(3, 1, 1)) for k, v in s.items()}
+    px = np.concatenate([downsample(f).reshape(-1, 3) for f in frames])
+    levels = np.arange(256, dtype=np.float64)
+    out: dict = {k: np.zeros(3) for k in ("min", "max", "mean", "std", *Q_KEYS)}
+    for ch in range(3):
+        counts = np.bincount(px[:, ch], minlength=256).astype(np.float64)
+        n = counts.sum()
+        nz = np.flatnonzero(counts)
+        mean = float((counts * levels).sum() / n)
+        out["min"][ch], out["max"][ch], out["mean"][ch] = nz[0], nz[-1], mean
+        out["std"][ch] = np.sqrt(max(float((counts * (levels - mean) ** 2).sum() / n), 0.0))
+        for k, q in zip(Q_KEYS, QUANTILES):
+            out[k][ch] = _quantile_from_counts(counts, q)
+    out = {k: (v / 255.0).reshape(3, 1, 1) for k, v in out.items()}
     out["count"] = np.array([len(frames)], dtype=np.int64)
     return out
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from robot_capture.export import cdr
 
-__all__ = ["message_rgb", "EpisodeEncoder", "VideoAppender", "video_info", "decode_frames", "codec_options",
+__all__ = ["message_rgb", "EpisodeEncoder", "ThreadedEncoder", "VideoAppender", "video_info", "decode_frames", "codec_options",
            "VideoError"]
 
 
@@ -131,6 +131,60 @@ class EpisodeEncoder:
             pass
         self._out = None
         self.path.unlink(missing_ok=True)
+
+
+class ThreadedEncoder:
+    """An :class:`EpisodeEncoder` fed through a bounded queue by its own thread, so the
+    cameras of an episode encode in parallel (FFmpeg's encode runs without the GIL).
+    ``add`` blocks when ``depth`` frames wait (bounded memory); an encoder error is raised
+    by the next ``add`` or by ``close``. ``busy_s``: time the thread spent encoding."""
+
+    def __init__(self, path: Path, *args, depth: int = 8, **kwargs):
+        import queue
+        import threading
+
+        self._enc = EpisodeEncoder(path, *args, **kwargs)
+        self.path = self._enc.path
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self.busy_s = 0.0
+        self._thread = threading.Thread(target=self._run, name=f"encode {self.path.stem}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import time
+
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            t = time.perf_counter()
+            try:
+                self._enc.add(item)
+            except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread
+                self._error = exc
+            self.busy_s += time.perf_counter() - t
+
+    def add(self, rgb: np.ndarray) -> None:
+        if self._error is not None:
+            raise VideoError(f"{self.path.name}: encoding failed: {self._error}")
+        self._q.put(rgb)
+
+    def close(self) -> int:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            self._enc.abort()
+            raise VideoError(f"{self.path.name}: encoding failed: {self._error}")
+        return self._enc.close()
+
+    def abort(self) -> None:
+        self._error = self._error or VideoError("aborted")
+        self._q.put(None)
+        self._thread.join(timeout=30)
+        self._enc.abort()
 
 
 class VideoAppender:
