@@ -97,10 +97,12 @@ setup(
         "zstandard>=0.18",
         # config schemas (robot_capture/config_schema.py)
         "pydantic>=2.5",
-        # progress bars of long work (batch, export); LeRobot v3.0 export: parquet, video (FFmpeg)
+        # LeRobot v3.0 export: parquet, video (FFmpeg)
         "pyarrow>=14",
         "av>=14",
+        # progress bars of long work (qa, report, batch, export); plots of the QA report
         "tqdm>=4.60",
+        "matplotlib>=3.5",
     ],
     extras_require={
         # ROS 2 (Kilted) from PyPI, for machines without a ROS install. Never a hard
@@ -117,7 +119,7 @@ setup(
             "ros-visualization-msgs",
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis",
+        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis" "playwright",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
                  # test/test_batch_ray.py runs a real local Ray cluster
                  "ray>=2.9"],

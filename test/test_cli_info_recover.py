@@ -41,9 +41,10 @@ def test_info_text_like_ros2_bag_info(gap_bag, capsys):
     for want in ("Files:", "20260101-000000_pick_0001_0.mcap", "Bag size:", "Storage id:         mcap",
                  "Duration:", "Start:", "End:", "Messages:           411", "Chunk compression:  none",
                  "Topic: /joint_states | Type: sensor_msgs/msg/JointState | Count: 261",
-                 "Serialization Format: cdr", "operator: ana", "scene: table", "g1.urdf"):
+                 "Serialization Format: cdr", "Verdict:", "Drops (recorder): none", "g1.urdf"):
         assert want in out, want
     assert "1 gap(s)" in out and "at +1.000s: 400.0 ms" in out
+    assert "Missing: 39 | Longest gap: 400.0 ms" in out  # the QA's definition: 39 periods missing at 100 Hz
 
 
 def test_info_json_gaps_and_rates(gap_bag, capsys):
@@ -51,12 +52,13 @@ def test_info_json_gaps_and_rates(gap_bag, capsys):
     info = json.loads(capsys.readouterr().out)
     t = {x["topic"]: x for x in info["topics"]}
     js = t["/joint_states"]
-    assert js["count"] == 261 and js["gap_count"] == 1
-    assert js["largest_gap_s"] == pytest.approx(0.4) and js["largest_gap_at_s"] == pytest.approx(1.0)
+    assert js["count"] == 261 and js["gap_count"] == 1 and js["missing"] == 39 and js["timebase"] == "stamp"
+    assert js["longest_gap_s"] == pytest.approx(0.4) and js["longest_gap_at_s"] == pytest.approx(1.0)
     assert js["gaps"] == [{"at_s": pytest.approx(1.0), "length_s": pytest.approx(0.4)}]
     assert t["/vr/head"]["gap_count"] == 0 and t["/vr/head"]["rate_hz"] == pytest.approx(50.0)
+    assert isinstance(js["count"], int) and isinstance(js["rate_hz"], float)
     assert info["duration_s"] == pytest.approx(2.99, abs=0.011)
-    assert info["episode"]["episode"]["scene"] == "table"
+    assert info["records"]["episode"]["scene"] == "table"
     assert info["custom_data"]["success"] == "true"
     # a fixed threshold overrides the per-topic one
     assert main(["info", str(gap_bag), "--json", "--gap-threshold", "0.015"]) == 0
@@ -70,7 +72,10 @@ def test_info_clear_error_on_non_bag(tmp_path, capsys):
     (tmp_path / "plain").mkdir()
     (tmp_path / "plain" / "notes.txt").write_text("hello")
     assert main(["info", str(tmp_path / "plain")]) == 2
-    assert "not a bag directory" in capsys.readouterr().err
+    assert "no bags found" in capsys.readouterr().err
+    (tmp_path / "x.png").write_bytes(b"\x89PNG")
+    assert main(["info", str(tmp_path / "x.png")]) == 2
+    assert "not a bag (a file" in capsys.readouterr().err
 
 
 def test_info_on_crashed_bag_points_to_recover_then_recover_cli(tmp_path, gap_bag, capsys):
@@ -87,7 +92,7 @@ def test_info_on_crashed_bag_points_to_recover_then_recover_cli(tmp_path, gap_ba
     assert "recovered bag" in out and "/joint_states  261" in out and "/vr/head" in out
     assert main(["info", str(d), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["message_count"] == 411 and info["episode"]["episode"]["operator"] == "ana"
+    assert info["message_count"] == 411 and info["records"]["episode"]["operator"] == "ana"
     assert main(["recover", str(d), "--json", "-q"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["files"][0]["status"] == "intact" and rep["topics"] == {"/joint_states": 261, "/vr/head": 150}

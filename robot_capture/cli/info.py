@@ -1,4 +1,12 @@
-"""``robot-capture info BAG``: what ``ros2 bag info`` prints, plus rates, gaps and episode metadata."""
+"""``robot-capture info BAG [BAG|DIR...]``: one bag in detail, or one table row per episode.
+
+One bag: what ``ros2 bag info`` prints (files, size, storage, duration, start/end, count),
+then one line per topic with its rate and the gap figures of the QA (same definitions:
+:mod:`robot_capture.qa.context`: timebase, expected rate, missing messages, longest gap),
+the labels once, the stored verdict, and ``drops /topic: n`` for the recorder's non-zero
+drop counters. Several bags or a folder: one row per episode (task, operator, success,
+duration, verdict), from labels and qa.json only (no message data is read).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,26 +15,26 @@ import sys
 import time
 from pathlib import Path
 
-HELP = "summarize a bag: duration, topics, counts, rates, gaps, episode metadata"
+HELP = "summarize a bag (topics, rates, gaps, labels, verdict), or a table of the episodes in folders"
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "info", help=HELP,
-        description="Summarize a rosbag2 MCAP bag directory like `ros2 bag info` (files, size, storage, "
-                    "duration, start/end, message count, chunk compression, per-topic type, count, rate and "
-                    "serialization format), plus per-topic timing gaps and the episode metadata "
-                    "(MCAP metadata records and custom_data). Gaps come from the MCAP message indexes, "
-                    "so image payloads are not read.",
-        epilog="A crashed bag (no footer) is reported as such: run `robot-capture recover BAG` first.")
-    p.add_argument("bag", help="bag directory (or a single .mcap file)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+        "info", help=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="One bag: like `ros2 bag info` (files, size, storage, duration, start/end, message count, "
+                    "chunk compression, per-topic type and count), plus per-topic rate, expected rate, missing "
+                    "messages and longest gap with the QA's definitions (header stamps where the type has a "
+                    "Header, read from the MCAP indexes: image payloads are not read), the episode labels, "
+                    "the stored QA verdict and the recorder's drop counters. Several bags or a folder: one "
+                    "row per episode: task, operator, success, duration, verdict.",
+        epilog="A crashed bag (no footer) is reported as such: run `robot-capture recover BAG` first. "
+               "Run `robot-capture qa` to compute verdicts.")
+    p.add_argument("bags", nargs="+", metavar="BAG|DIR", help="bag directories (or .mcap files), or folders of bags")
+    p.add_argument("--json", action="store_true", help="print JSON (one object; a list for several episodes)")
     p.add_argument("--gap-threshold", type=float, default=None, metavar="S",
-                   help="report inter-message gaps longer than S seconds (default: per topic, "
-                        "GAP_FACTOR x the median interval, at least 0.05 s)")
-    p.add_argument("--gap-factor", type=float, default=10.0,
-                   help="gap = interval > GAP_FACTOR x median interval (default 10)")
-    p.add_argument("--max-gaps", type=int, default=5, help="gaps listed per topic in text output (default 5)")
+                   help="also list every interval longer than S seconds (default: list the intervals the QA "
+                        "counts as drops, over 1.5 periods)")
+    p.add_argument("--max-gaps", type=int, default=5, help="gaps listed per topic in text output")
     p.add_argument("--no-gaps", action="store_true", help="skip the timing scan (faster on huge bags)")
     return p
 
@@ -44,43 +52,90 @@ def _stamp(ns: int) -> str:
     return time.strftime("%b %d %Y %H:%M:%S", time.gmtime(sec)) + f".{frac // 1_000_000:03d} UTC ({sec}.{frac:09d})"
 
 
-def summarize(bag, gap_threshold=None, gap_factor=10.0, gaps=True) -> dict:
-    """The info of a bag as a JSON-ready dict. Raises NotABagError, IncompleteBagFileError, ValueError."""
-    from robot_capture.bag.reader import BagReader
-    from robot_capture.bag.timing import gap_report, topic_log_times
+def _drops(custom: dict) -> dict[str, int]:
+    out = {}
+    for k, v in (custom or {}).items():
+        if k.startswith(("drops/", "drops.")):
+            try:
+                out[k[6:]] = int(float(v))
+            except ValueError:
+                continue
+    return out
 
-    r = BagReader(bag)
-    m = r.metadata
-    size = sum(f.stat().st_size for f in Path(r.path).iterdir() if f.is_file()) if Path(bag).is_dir() \
-        else Path(bag).stat().st_size
-    timing = {}
-    if gaps:
-        timing = gap_report(topic_log_times(r), m.starting_time_ns, gap_threshold, gap_factor)
-    records = r.metadata_records()
-    records.pop("rosbag2", None)
-    topics = []
-    dur_s = m.duration_ns / 1e9
-    for name, t in r.topics.items():
-        tt = timing.get(name)
-        entry = {"topic": name, "type": t.type, "count": t.count, "serialization_format": t.serialization_format,
-                 "rate_hz": round(tt.rate_hz if tt else (t.count / dur_s if dur_s > 0 else 0.0), 3)}
-        if tt is not None:
-            entry.update(largest_gap_s=round(tt.largest_gap_s, 6), largest_gap_at_s=round(tt.largest_gap_at_s, 6),
-                         gap_threshold_s=round(tt.threshold_s, 6), gap_count=len(tt.gaps),
-                         gaps=[{"at_s": round(a, 6), "length_s": round(g, 6)} for a, g in tt.gaps])
-        topics.append(entry)
-    return {
-        "path": str(r.path), "files": [f.name for f in r.files], "bag_size_bytes": size,
-        "storage_identifier": m.storage_identifier, "ros_distro": m.ros_distro, "metadata_version": m.version,
-        "duration_s": dur_s, "start_ns": m.starting_time_ns, "end_ns": m.end_time_ns,
-        "message_count": m.message_count, "chunk_compression": sorted(r.chunk_compression) or ["none"],
-        "compression_format": m.compression_format, "compression_mode": m.compression_mode,
-        "topics": topics, "episode": records, "custom_data": m.custom_data,
-        "attachments": sorted(r.attachments()),
-    }
+
+def summarize(bag, gap_threshold=None, gaps=True) -> dict:
+    """The info of one bag as a JSON-ready dict with typed values.
+
+    Raises NotABagError, IncompleteBagFileError, ValueError.
+    """
+    import numpy as np
+
+    from robot_capture.episodes import load_episode
+    from robot_capture.qa.bagdata import BagData
+    from robot_capture.qa.context import topic_timing
+    from robot_capture.qa.run import expected_from_bag
+
+    with BagData(bag) as d:
+        r, m = d.reader, d.metadata
+        size = sum(f.stat().st_size for f in Path(r.path).iterdir() if f.is_file() and f.suffix != ".orig") \
+            if Path(bag).is_dir() else Path(bag).stat().st_size
+        try:
+            ep = load_episode(r.path)
+        except (OSError, ValueError):
+            ep = None
+        custom = dict(m.custom_data or {})
+        expected = expected_from_bag(custom)
+        start = ep.start_ns if ep and ep.start_ns else m.starting_time_ns
+        topics = []
+        for name, info in r.topics.items():
+            entry = {"topic": name, "type": info.type, "count": int(info.count),
+                     "serialization_format": info.serialization_format, "expected_hz": expected.get(name)}
+            if gaps and d.count(name):
+                st = d.stamps(name)
+                base, times = "receive", d.log_times(name)
+                if st is not None and len(st) >= 2 and np.all(st > 0) and \
+                        np.count_nonzero(np.diff(st) > 0) >= 0.99 * (len(st) - 1):
+                    base, times = "stamp", st
+                tt = topic_timing(times, base, expected.get(name), start, d.log_times(name))
+                entry.update(rate_hz=round(tt.rate_hz, 3), effective_hz=round(tt.effective_hz, 3), timebase=base,
+                             missing=tt.drops, longest_gap_s=round(tt.longest_gap_s, 6),
+                             longest_gap_at_s=round(tt.longest_gap_at_s, 6))
+                thr = gap_threshold if gap_threshold is not None else 1.5 * tt.period_s
+                ts = np.sort(times)
+                dt = np.diff(ts) / 1e9
+                idx = np.nonzero(dt > thr)[0] if thr > 0 else []
+                entry.update(gap_threshold_s=round(float(thr), 6), gap_count=int(len(idx)),
+                             gaps=[{"at_s": round((int(ts[k]) - int(ts[0])) / 1e9 + tt.first_s, 6),
+                                    "length_s": round(float(dt[k]), 6)} for k in idx])
+            elif not gaps:
+                dur = m.duration_ns / 1e9
+                entry["rate_hz"] = round(info.count / dur, 3) if dur > 0 else 0.0
+            topics.append(entry)
+        records = r.metadata_records()
+        records.pop("rosbag2", None)
+        out = {
+            "path": str(r.path), "files": [f.name for f in r.files], "bag_size_bytes": size,
+            "storage_identifier": m.storage_identifier, "ros_distro": m.ros_distro, "metadata_version": m.version,
+            "duration_s": m.duration_ns / 1e9, "start_ns": m.starting_time_ns, "end_ns": m.end_time_ns,
+            "message_count": m.message_count, "chunk_compression": sorted(r.chunk_compression) or ["none"],
+            "compression_format": m.compression_format, "compression_mode": m.compression_mode,
+            "topics": topics, "episode": _episode(ep), "records": records, "drops": _drops(custom),
+            "verdict": ep.verdict.to_dict() if ep and ep.verdict else None,
+            "custom_data": custom, "attachments": sorted(r.attachments()),
+        }
+    return out
+
+
+def _episode(ep) -> dict:
+    if ep is None:
+        return {}
+    return {"name": ep.name, "task": ep.task, "operator": ep.operator, "scene": ep.scene, "notes": ep.notes,
+            "success": ep.success, "robot": ep.robot, "start_ns": ep.start_ns, "stop_ns": ep.stop_ns,
+            "duration_s": ep.duration_s, "stop_reason": ep.stop_reason, "flags": list(ep.flags)}
 
 
 def format_text(info: dict, max_gaps: int = 5) -> str:
+    """The text form of :func:`summarize`."""
     lines = []
 
     def kv(k, v):
@@ -97,42 +152,91 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
     kv("Chunk compression", ", ".join(info["chunk_compression"]))
     if info["compression_format"]:
         kv("Bag compression", f"{info['compression_format']} ({info['compression_mode']})")
+    ep = info["episode"]
+    if ep:
+        succ = {True: "true", False: "false", None: "unknown"}[ep["success"]]
+        kv("Episode", f"task: {ep['task'] or '-'} | operator: {ep['operator'] or '-'} | scene: {ep['scene'] or '-'}"
+                      f" | success: {succ}" + (f" | stop: {ep['stop_reason']}" if ep["stop_reason"] else ""))
+        if ep["notes"]:
+            kv("Notes", ep["notes"])
+    v = info["verdict"]
+    kv("Verdict", "- (run `robot-capture qa`)" if v is None else
+       f"{v['verdict']} ({v['source']})" + "".join(f"\n{'':20}- {r}" for r in v["reasons"]))
     w = max((len(t["topic"]) for t in info["topics"]), default=0)
     lines.append(f"{'Topic information:':<20}" + ("" if info["topics"] else "(none)"))
     for t in info["topics"]:
-        lines.append(f"  Topic: {t['topic']:<{w}} | Type: {t['type']} | Count: {t['count']} | "
-                     f"Rate: {t['rate_hz']:.2f} Hz | Serialization Format: {t['serialization_format']}")
-    if any("largest_gap_s" in t for t in info["topics"]):
+        line = f"  Topic: {t['topic']:<{w}} | Type: {t['type']} | Count: {t['count']}"
+        if "rate_hz" in t:
+            line += f" | Rate: {t['rate_hz']:.2f} Hz"
+        if t.get("expected_hz"):
+            line += f" (expected {t['expected_hz']:g})"
+        if "missing" in t:
+            line += f" | Missing: {t['missing']} | Longest gap: {t['longest_gap_s'] * 1e3:.1f} ms"
+        lines.append(line + f" | Serialization Format: {t['serialization_format']}")
+    listed = [t for t in info["topics"] if t.get("gap_count")]
+    if listed:
         lines.append("Gaps:")
-        for t in info["topics"]:
-            if "largest_gap_s" not in t or t["count"] < 2:
-                continue
-            lines.append(f"  {t['topic']:<{w}}  largest {t['largest_gap_s'] * 1e3:.1f} ms at +{t['largest_gap_at_s']:.3f}s;"
-                         f" {t['gap_count']} gap(s) > {t['gap_threshold_s'] * 1e3:.1f} ms")
+        for t in listed:
+            lines.append(f"  {t['topic']:<{w}}  {t['gap_count']} gap(s) > {t['gap_threshold_s'] * 1e3:.1f} ms "
+                         f"({t['timebase']} times)")
             for g in t["gaps"][:max_gaps]:
                 lines.append(f"      at +{g['at_s']:.3f}s: {g['length_s'] * 1e3:.1f} ms")
             if t["gap_count"] > max_gaps:
                 lines.append(f"      ... {t['gap_count'] - max_gaps} more")
-    lines.append("Episode metadata:" + ("" if info["episode"] else " (none)"))
-    for name, rec in info["episode"].items():
-        lines.append(f"  [{name}]")
-        for k, v in rec.items():
-            lines.append(f"    {k}: {v}")
-    lines.append("Custom data:" + ("" if info["custom_data"] else " (none)"))
-    for k, v in info["custom_data"].items():
-        lines.append(f"  {k}: {v}")
+    drops = {k: n for k, n in info["drops"].items() if n}
+    lines.append("Drops (recorder):" + (" none" if not drops else ""))
+    for k, n in sorted(drops.items()):
+        lines.append(f"  drops {k}: {n}")
     if info["attachments"]:
-        lines.append("Attachments:        " + ", ".join(info["attachments"]))
+        kv("Attachments", ", ".join(info["attachments"]))
     return "\n".join(lines)
 
 
-def _live_info(args) -> int:
+def episode_rows(paths) -> list[dict]:
+    """One dict per episode in ``paths`` (bags or folders): path, name, task, operator, success,
+    duration_s, verdict, reasons; or path + error. Reads labels and qa.json only."""
+    from robot_capture.episodes import find_bags, load_episode
+
+    rows = []
+    for b in find_bags(paths):
+        try:
+            ep = load_episode(b)
+        except (OSError, ValueError) as exc:
+            rows.append({"path": str(b), "name": Path(b).name, "error": str(exc).splitlines()[0]})
+            continue
+        rows.append({"path": str(ep.path), "name": ep.name, "task": ep.task, "operator": ep.operator,
+                     "success": ep.success, "duration_s": round(ep.duration_s, 3), "verdict": ep.verdict_text,
+                     "reasons": ep.verdict.reasons if ep.verdict else [], "recording": ep.recording})
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("episode", "task", "operator", "success", "duration", "verdict")
+    body = []
+    for r in rows:
+        if "error" in r:
+            body.append((r["name"], "-", "-", "-", "-", f"error: {r['error']}"))
+            continue
+        succ = {True: "true", False: "false", None: "unknown"}[r["success"]]
+        verdict = r["verdict"] + (f" ({r['reasons'][0]}{'; ...' if len(r['reasons']) > 1 else ''})"
+                                  if r["reasons"] else "")
+        body.append((r["name"], r["task"] or "-", r["operator"] or "-", succ,
+                     "recording" if r["recording"] else f"{r['duration_s']:.1f} s", verdict))
+    widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head) - 1)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    n = {k: sum(1 for r in rows if r.get("verdict") == k) for k in ("pass", "warn", "fail", "-")}
+    return "\n".join([fmt.format(*head), *(fmt.format(*x) for x in body),
+                      f"{len(rows)} episodes: {n['pass']} pass, {n['warn']} warn, {n['fail']} fail, "
+                      f"{n['-']} not checked"])
+
+
+def _live_info(args, bag) -> int:
     """A bag still being recorded: its files have no footer yet; show the periodic metadata.yaml."""
     from robot_capture.bag.metadata import read_metadata
 
-    print(f"{args.bag}: being recorded right now (files are finished at the end of the episode)")
+    print(f"{bag}: being recorded right now (files are finished at the end of the episode)")
     try:
-        m = read_metadata(args.bag)
+        m = read_metadata(bag)
     except (OSError, ValueError):
         print("no metadata.yaml written yet")
         return 0
@@ -146,20 +250,47 @@ def _live_info(args) -> int:
     return 0
 
 
+def _is_single_bag(paths) -> bool:
+    from robot_capture.episodes.store import is_bag_dir
+
+    if len(paths) != 1:
+        return False
+    p = Path(paths[0])
+    return (p.is_file() and p.suffix == ".mcap") or not p.exists() or is_bag_dir(p) or p.is_file()
+
+
 def run(args) -> int:
     from robot_capture.bag.errors import BagError, NotABagError
 
+    if not _is_single_bag(args.bags):
+        try:
+            rows = episode_rows(args.bags)
+        except FileNotFoundError as exc:
+            print(f"robot-capture info: {exc}", file=sys.stderr)
+            return 2
+        if not rows:
+            print(f"robot-capture info: no bags found in {', '.join(args.bags)}", file=sys.stderr)
+            return 2
+        try:
+            print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+        except BrokenPipeError:
+            sys.stderr.close()
+        return 0
+    bag = args.bags[0]
+    if Path(bag).is_file() and Path(bag).suffix != ".mcap":
+        print(f"robot-capture info: {bag}: not a bag (a file, not a bag directory or .mcap file)", file=sys.stderr)
+        return 2
     try:
-        info = summarize(args.bag, args.gap_threshold, args.gap_factor, gaps=not args.no_gaps)
+        info = summarize(bag, args.gap_threshold, gaps=not args.no_gaps)
     except (NotABagError, FileNotFoundError, NotADirectoryError) as exc:
         print(f"robot-capture info: {exc}", file=sys.stderr)
         return 2
     except (BagError, ValueError) as exc:
         from robot_capture.bag.lock import is_recording
 
-        if Path(args.bag).is_dir() and is_recording(args.bag):
-            return _live_info(args)
-        print(f"robot-capture info: {exc}", file=sys.stderr)
+        if Path(bag).is_dir() and is_recording(bag):
+            return _live_info(args, bag)
+        print(f"robot-capture info: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     try:
         print(json.dumps(info, indent=2) if args.json else format_text(info, args.max_gaps))

@@ -30,7 +30,7 @@ from typing import Iterable
 from robot_capture.bag.errors import NotABagError
 from robot_capture.bag.lock import is_recording
 from robot_capture.bag.metadata import METADATA_FILENAME, read_metadata, write_metadata
-from robot_capture.episodes.verdict import Verdict, read_verdict
+from robot_capture.episodes.verdict import Verdict, read_verdict, with_current_labels
 
 __all__ = ["DISCARDED_DIR", "LABEL_KEYS", "REQUIRED_LABELS", "EpisodeBusyError", "EpisodeRecord", "find_bags",
            "is_bag_dir", "load_episode", "relabel", "discard", "purge_discarded", "parse_success"]
@@ -204,6 +204,8 @@ def load_episode(bag_dir: str | os.PathLike) -> EpisodeRecord:
                         flags=tuple(f for f in labels.get("flags", "").split(",") if f),
                         recording=is_recording(p), has_metadata=has_meta, custom_data=custom,
                         verdict=read_verdict(p))
+    # the labels check is judged from the current labels, whatever qa.json says
+    rec.verdict = with_current_labels(rec.verdict, rec.missing_labels())
     return rec
 
 

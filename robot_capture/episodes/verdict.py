@@ -33,7 +33,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VERDICT_FILENAME", "SEVERITIES", "Finding", "Verdict", "worst", "read_verdict", "write_verdict"]
+__all__ = ["VERDICT_FILENAME", "SEVERITIES", "Finding", "Verdict", "worst", "read_verdict", "write_verdict",
+           "labels_finding", "with_current_labels"]
 
 VERDICT_FILENAME = "qa.json"
 FORMAT = "robot_capture.qa/1"
@@ -123,6 +124,25 @@ class Verdict:
         return cls(findings=findings, source=str(d.get("source", "qa")), qa_version=str(d.get("qa_version", "")),
                    config_sha256=str(d.get("config_sha256", "")), bag_sha256=str(d.get("bag_sha256", "")),
                    metrics=dict(d.get("metrics") or {}), trim=dict(d.get("trim") or {}))
+
+
+def labels_finding(missing) -> "Finding | None":
+    """The ``labels`` finding for the missing required labels (None when none is missing)."""
+    missing = list(missing)
+    if not missing:
+        return None
+    return Finding("labels", "fail", f"missing {', '.join(missing)} label{'s' if len(missing) > 1 else ''}: "
+                   "cannot be delivered", "", {"missing": missing})
+
+
+def with_current_labels(verdict: "Verdict | None", missing) -> "Verdict | None":
+    """``verdict`` with its ``labels`` finding re-judged from the current ``missing`` labels
+    (a relabel after QA is never contradicted by a stale verdict). The file is not rewritten."""
+    if verdict is None:
+        return None
+    f = labels_finding(missing)
+    findings = [x for x in verdict.findings if x.check != "labels"] + ([f] if f else [])
+    return dataclasses.replace(verdict, findings=findings)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

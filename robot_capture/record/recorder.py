@@ -122,6 +122,11 @@ class Recorder:
         self.last_error = ""
         self.episodes_recorded = 0
         self.last_episode_path: Path | None = None
+        #: {topic: Hz | None} the floor expects; stored in each bag (custom_data expected_hz/<topic>) and
+        #: judged by the cheap verdict at stop. Set by the node (e.g. from floor.graph.expected_topics).
+        self.expected_hz: dict = {}
+        #: the cheap QA verdict of the last stopped episode (robot_capture.episodes.Verdict), also in <bag>/qa.json
+        self.last_verdict = None
         self._seq = next_sequence(self.output_dir)
         self._disk_free = self._free_bytes()
 
@@ -243,6 +248,7 @@ class Recorder:
             meta = info.to_metadata()
             custom = {f"episode.{k}": v for k, v in meta.items()}
             custom.update({"episode.name": name, "episode.start_time_ns": str(now_ns), "episode.success": "unknown"})
+            custom.update({f"expected_hz/{t}": (f"{hz:g}" if hz else "") for t, hz in sorted(self.expected_hz.items())})
             w = self._factory(path, self.writer_options, custom)
             try:
                 self._reserve = self._make_reserve(path)
@@ -461,8 +467,25 @@ class Recorder:
             self.last_error = str(exc)
         self.episodes_recorded += 1
         self.last_episode_path = ep.path
+        self._store_verdict(ep, summary, now_ns)
         self.log.info(f"episode {ep.name} stopped ({reason}, success={summary['success']})")
         return ep.path
+
+    def _store_verdict(self, ep, summary: dict, now_ns: int) -> None:
+        """The cheap QA verdict from this episode's counters -> ``<bag>/qa.json`` and :attr:`last_verdict`."""
+        self.last_verdict = None
+        if not Path(ep.path).is_dir():  # a test's fake writer, or a bag that could not be created
+            return
+        try:
+            from robot_capture.episodes import write_verdict
+            from robot_capture.qa.recorder import recorder_verdict
+
+            stats = {t: s for t, s in self.stats.items() if t in self._topics}
+            v = recorder_verdict(stats, (now_ns - ep.started_ns) / 1e9, self.expected_hz or None, summary)
+            write_verdict(ep.path, v)
+            self.last_verdict = v
+        except Exception as exc:  # noqa: BLE001 - QA must never break a stop
+            self.log.warning(f"episode {ep.name}: no QA verdict stored ({exc})")
 
     def _fail(self, exc: Exception) -> None:
         """The writer failed: close the episode, remember why; the node keeps running."""

@@ -34,6 +34,9 @@ import numpy as np
 VR_TRACKERS = ("head", "left_wrist", "right_wrist")
 SOURCES = ("exo", "vr", "direct")
 # flags that make the diagnostics level WARN
+# a frame whose wrist-task IK residual exceeds this is counted as an IK failure (flag ``ik_failure``:
+# the target was out of reach); the QA's retargeting check judges the fraction (config/qa.yaml)
+IK_FAILURE_M = 0.05
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
                "limit_bound", "invalid_input"}
 
@@ -112,6 +115,7 @@ class LiveRetarget:
         self._new_input = False
         self._window = _Window()
         self._last_output = None
+        self._wrist_tasks = [i for i, t in enumerate(mapping.tasks) if getattr(t, "wrist", False)]
 
     # ------------------------------------------------------------------ inputs
     def set_enable(self, enabled: bool) -> None:
@@ -218,6 +222,8 @@ class LiveRetarget:
         oe = getattr(out, "orientation_errors", None)
         if pe is not None and len(pe):
             pe = np.asarray(pe, dtype=float)
+            if self._wrist_tasks and np.nanmax(pe[self._wrist_tasks], initial=0.0) > IK_FAILURE_M:
+                w.flags["ik_failure"] = w.flags.get("ik_failure", 0) + 1
             w.max_position_error = pe.copy() if w.max_position_error is None else np.fmax(w.max_position_error, pe)
         if oe is not None and len(oe):
             oe = np.asarray(oe, dtype=float)
@@ -234,7 +240,7 @@ class LiveRetarget:
         """Summary of the outputs since the last call: ``(level 0 OK / 1 WARN, message, values)``; resets the window.
 
         Values (strings or numbers): outputs, inputs, enabled, source, status, flags
-        (``name:count`` list), per task ``<task>.position_error_m`` / ``.orientation_error_rad``
+        (``name:count`` list; ``ik_failure``: outputs whose wrist IK residual > ``IK_FAILURE_M``), per task ``<task>.position_error_m`` / ``.orientation_error_rad``
         (window maximum), ``solve_time_ms_mean``/``_max``, ``iterations_mean``/``_max``,
         ``joint_limit_margin_rad`` (window minimum).
         """

@@ -1,0 +1,317 @@
+"""What the QA reads from a bag: receive times, header stamps, and only the payloads a check needs.
+
+:class:`BagData` opens a :class:`~robot_capture.bag.reader.BagReader` and reads each
+chunk's MCAP MessageIndex records (log time and offset of every message; written by our
+writer and by rosbag2), so a multi-GB camera bag is timed without reading images. Then:
+
+* :meth:`BagData.log_times` (int64 ns, receive time = MCAP ``log_time``), from the indexes;
+* :meth:`BagData.stamps`: ``std_msgs/Header.stamp`` in ns, read straight from the CDR
+  bytes. Every message type that starts with a Header (JointState, Image,
+  CompressedImage, CameraInfo, PoseStamped, PoseArray, DiagnosticArray) has the stamp at
+  a fixed place: after the 4-byte encapsulation header, ``int32 sec, uint32 nanosec``
+  (OMG XCDR1, little or big endian per the encapsulation id). In an uncompressed chunk
+  that is an 8-byte ``pread`` per message at ``offset + 31 + 4`` (31 = the MCAP Message
+  record header: opcode, length, channel id, sequence, log and publish time);
+* :meth:`BagData.payloads`: the raw CDR bytes of one topic's messages (a read per message
+  in uncompressed chunks);
+* :func:`parse_joint_state`: names and positions from JointState CDR bytes (no full
+  deserialization), and :meth:`BagData.decoded` for anything else (mcap_ros2, with the
+  schema stored in the bag).
+
+A compressed chunk (lz4/zstd) is decompressed once when a needed message is in it. A file
+without message indexes falls back to iterating its messages once.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from robot_capture.bag.reader import BagReader
+
+__all__ = ["BagData", "HEADER_TYPES", "parse_joint_state"]
+
+#: message types whose first field is ``std_msgs/Header header``
+HEADER_TYPES = frozenset({
+    "sensor_msgs/msg/JointState", "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage",
+    "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/Imu", "sensor_msgs/msg/PointCloud2",
+    "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseArray", "geometry_msgs/msg/TransformStamped",
+    "geometry_msgs/msg/TwistStamped", "geometry_msgs/msg/WrenchStamped", "diagnostic_msgs/msg/DiagnosticArray",
+    "trajectory_msgs/msg/JointTrajectory", "nav_msgs/msg/Odometry",
+})
+_MSG_HEADER = 31  # MCAP Message record: opcode u8, length u64, channel u16, sequence u32, log u64, publish u64
+
+
+@dataclass
+class _Chunk:
+    file: int
+    records_start: int        # file offset of the chunk's records (uncompressed chunks)
+    compression: str
+    start: int                # chunk record offset
+    length: int
+    uncompressed_size: int
+
+
+@dataclass
+class _Topic:
+    type: str
+    log: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    chunk: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # index into BagData._chunks
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # in the uncompressed records
+
+
+class BagData:
+    """Index-based access to one bag (see the module docstring). Use as a context manager.
+
+    Raises (from BagReader): NotABagError, IncompleteBagFileError (run ``recover``), ValueError.
+    """
+
+    def __init__(self, bag_dir):
+        self.reader = BagReader(bag_dir)
+        self.metadata = self.reader.metadata
+        self._fds = [os.open(p, os.O_RDONLY) for p in self.reader.files]
+        self._chunks: list[_Chunk] = []
+        self._topics: dict[str, _Topic] = {t: _Topic(i.type) for t, i in self.reader.topics.items()}
+        self._fallback: dict[str, list] | None = None
+        self._chunk_cache: dict[int, bytes] = {}
+        self._stamps: dict[str, np.ndarray | None] = {}
+        self._index()
+
+    # ------------------------------------------------------------------ index
+    def _index(self) -> None:
+        acc: dict[str, list] = {}
+        for fi, summary in enumerate(self.reader._summaries):
+            ok = self._index_file(fi, summary, acc)
+            if not ok:
+                self._fallback_file(fi, acc)
+        for topic, parts in acc.items():
+            if topic not in self._topics:
+                continue
+            log = np.concatenate([p[0] for p in parts]).astype(np.int64)
+            ch = np.concatenate([p[1] for p in parts]).astype(np.int64)
+            off = np.concatenate([p[2] for p in parts]).astype(np.int64)
+            order = np.argsort(log, kind="stable")
+            t = self._topics[topic]
+            t.log, t.chunk, t.offset = log[order], ch[order], off[order]
+
+    def _index_file(self, fi: int, summary, acc) -> bool:
+        fd = self._fds[fi]
+        if summary is None:
+            return False
+        if not summary.chunk_indexes and summary.statistics is not None and summary.statistics.message_count:
+            return False  # unchunked file
+        for ci in summary.chunk_indexes:
+            if not ci.message_index_offsets:
+                return False
+            comp = ci.compression or ""
+            cidx = len(self._chunks)
+            self._chunks.append(_Chunk(fi, ci.chunk_start_offset + 49 + len(comp.encode()), comp,
+                                       ci.chunk_start_offset, ci.chunk_length, ci.uncompressed_size))
+            for cid, off in ci.message_index_offsets.items():
+                head = os.pread(fd, 15, off)
+                if len(head) < 15 or head[0] != 0x07:
+                    return False
+                _op, _len, ch, nbytes = struct.unpack("<BQHI", head)
+                body = os.pread(fd, nbytes, off + 15)
+                if ch != cid or len(body) != nbytes:
+                    return False
+                arr = np.frombuffer(body, dtype="<u8").reshape(-1, 2)
+                channel = summary.channels.get(cid)
+                if channel is None:
+                    continue
+                acc.setdefault(channel.topic, []).append(
+                    (arr[:, 0].astype(np.int64), np.full(len(arr), cidx), arr[:, 1].astype(np.int64)))
+        return True
+
+    def _fallback_file(self, fi: int, acc) -> None:
+        """No message index: iterate the file once, keep payloads in memory (foreign/odd bags)."""
+        from mcap.reader import make_reader
+
+        self._fallback = self._fallback or {}
+        with open(self.reader.files[fi], "rb") as f:
+            for _s, ch, m in make_reader(f).iter_messages(log_time_order=False):
+                lst = self._fallback.setdefault(ch.topic, [])
+                acc.setdefault(ch.topic, []).append(
+                    (np.array([m.log_time]), np.array([-1]), np.array([len(lst)])))
+                lst.append(bytes(m.data))
+
+    # ------------------------------------------------------------------ access
+    @property
+    def topics(self) -> dict[str, str]:
+        """``{topic: type}`` of every topic in the bag (also those with no message)."""
+        return {k: v.type for k, v in self._topics.items()}
+
+    def count(self, topic: str) -> int:
+        t = self._topics.get(topic)
+        return 0 if t is None else len(t.log)
+
+    def log_times(self, topic: str) -> np.ndarray:
+        """Receive times (int64 ns, sorted) of ``topic``; empty if absent."""
+        t = self._topics.get(topic)
+        return t.log if t is not None else np.zeros(0, np.int64)
+
+    def _chunk_bytes(self, cidx: int) -> bytes:
+        data = self._chunk_cache.get(cidx)
+        if data is None:
+            c = self._chunks[cidx]
+            raw = os.pread(self._fds[c.file], c.length, c.start)
+            # chunk record: op u8, len u64, start u64, end u64, usize u64, crc u32, comp str, records (len u64 + bytes)
+            p = 1 + 8 + 8 + 8 + 8 + 4
+            n = struct.unpack_from("<I", raw, p)[0]
+            p += 4 + n
+            rlen = struct.unpack_from("<Q", raw, p)[0]
+            comp = raw[p + 8:p + 8 + rlen]
+            if c.compression == "zstd":
+                import zstandard
+
+                data = zstandard.ZstdDecompressor().decompress(comp, max_output_size=c.uncompressed_size)
+            elif c.compression == "lz4":
+                import lz4.frame
+
+                data = lz4.frame.decompress(comp)
+            else:
+                data = comp
+            self._chunk_cache = {cidx: data}  # one chunk at a time: bounded memory
+        return data
+
+    def _read(self, t: _Topic, i: int, nbytes: int | None) -> bytes:
+        """Message data (or its first ``nbytes``) of message ``i`` of topic ``t``."""
+        cidx, off = int(t.chunk[i]), int(t.offset[i])
+        if cidx < 0:
+            return None  # fallback handled by caller
+        c = self._chunks[cidx]
+        if c.compression:
+            buf = self._chunk_bytes(cidx)
+            length = struct.unpack_from("<Q", buf, off + 1)[0]
+            end = off + 9 + length
+            return buf[off + _MSG_HEADER:end if nbytes is None else min(end, off + _MSG_HEADER + nbytes)]
+        fd = self._fds[c.file]
+        pos = c.records_start + off
+        if nbytes is not None:
+            return os.pread(fd, nbytes, pos + _MSG_HEADER)
+        head = os.pread(fd, 4096, pos)
+        length = struct.unpack_from("<Q", head, 1)[0]
+        total = 9 + length
+        if total <= len(head):
+            return head[_MSG_HEADER:total]
+        return head[_MSG_HEADER:] + os.pread(fd, total - len(head), pos + len(head))
+
+    def payloads(self, topic: str, indices=None) -> list[bytes]:
+        """Raw CDR bytes of ``topic``'s messages in receive order (or only ``indices``)."""
+        t = self._topics.get(topic)
+        if t is None:
+            return []
+        idx = range(len(t.log)) if indices is None else indices
+        fb = (self._fallback or {}).get(topic)
+        out = []
+        for i in idx:
+            if int(t.chunk[i]) < 0:
+                out.append(fb[int(t.offset[i])])
+            else:
+                out.append(self._read(t, i, None))
+        return out
+
+    def has_header(self, topic: str) -> bool:
+        return self._topics.get(topic, _Topic("")).type in HEADER_TYPES
+
+    def stamps(self, topic: str) -> np.ndarray | None:
+        """Header stamps (int64 ns) in receive order, or None when the type has no Header."""
+        if topic in self._stamps:
+            return self._stamps[topic]
+        t = self._topics.get(topic)
+        if t is None or t.type not in HEADER_TYPES:
+            self._stamps[topic] = None
+            return None
+        out = np.zeros(len(t.log), np.int64)
+        fb = (self._fallback or {}).get(topic)
+        for i in range(len(t.log)):
+            b = fb[int(t.offset[i])][:12] if int(t.chunk[i]) < 0 else self._read(t, i, 12)
+            if len(b) < 12:
+                out[i] = 0
+                continue
+            big = b[1] == 0x00 and b[0] == 0x00  # encapsulation CDR_BE = 0x0000, CDR_LE = 0x0001
+            sec, nsec = struct.unpack_from(">iI" if big else "<iI", b, 4)
+            out[i] = sec * 1_000_000_000 + nsec
+        self._stamps[topic] = out
+        return out
+
+    def decoded(self, topic: str, indices=None) -> list:
+        """Messages of ``topic`` decoded with the bag's stored schema (mcap_ros2); [] if no schema."""
+        from mcap_ros2.decoder import DecoderFactory
+
+        summary_ch = None
+        for s in self.reader._summaries:
+            for ch in s.channels.values():
+                if ch.topic == topic:
+                    summary_ch = (ch, s.schemas.get(ch.schema_id))
+                    break
+            if summary_ch:
+                break
+        if not summary_ch or summary_ch[1] is None or not summary_ch[1].data:
+            return []
+        dec = DecoderFactory().decoder_for(summary_ch[0].message_encoding, summary_ch[1])
+        if dec is None:
+            return []
+        out = []
+        for b in self.payloads(topic, indices):
+            try:
+                out.append(dec(b))
+            except Exception:  # noqa: BLE001 - a malformed message is skipped, not a crash
+                out.append(None)
+        return out
+
+    def close(self) -> None:
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
+        self.reader.close()
+
+    def __enter__(self) -> "BagData":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _align(p: int, n: int) -> int:
+    """Align offset ``p`` (relative to the data after the 4-byte encapsulation) to ``n``."""
+    r = (p - 4) % n
+    return p if r == 0 else p + n - r
+
+
+def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
+    """``(stamp ns, names, positions (n,) float64)`` from sensor_msgs/JointState CDR bytes.
+
+    Reads the header, the name sequence and the position sequence only (velocity and effort
+    are not touched). Raises ValueError on truncated or malformed bytes.
+    """
+    try:
+        e = "<" if b[1] == 1 else ">"
+        sec, nsec = struct.unpack_from(e + "iI", b, 4)
+        p = 12
+        (n,) = struct.unpack_from(e + "I", b, p)  # frame_id
+        p += 4 + n
+        p = _align(p, 4)
+        (count,) = struct.unpack_from(e + "I", b, p)
+        p += 4
+        names = []
+        for _ in range(count):
+            p = _align(p, 4)
+            (n,) = struct.unpack_from(e + "I", b, p)
+            names.append(b[p + 4:p + 4 + n - 1].decode("utf-8", "replace"))
+            p += 4 + n
+        p = _align(p, 4)
+        (npos,) = struct.unpack_from(e + "I", b, p)
+        p += 4
+        p = _align(p, 8)
+        if p + 8 * npos > len(b):
+            raise ValueError("truncated position sequence")
+        pos = np.frombuffer(b, dtype=e + "f8", count=npos, offset=p).astype(np.float64)
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f"malformed JointState: {exc}") from None
+    return sec * 1_000_000_000 + nsec, names, pos
