@@ -108,10 +108,11 @@ def idle_start(src, dst, idle_s=3.0):
                 continue
             first = lst[0]
             has_stamp = topics[t][0] != "std_msgs/msg/Bool"
-            period = (lst[-1][0] - lst[0][0]) // (len(lst) - 1)
+            logs = sorted(stamp(m[2]) if has_stamp else m[0] for m in lst)
+            period = max(1, sorted(b - a for a, b in zip(logs, logs[1:]))[(len(logs) - 1) // 2])  # median
             lat = first[0] - stamp(first[2]) if has_stamp else 0
             pre = []
-            for k in range(int(shift // period), 0, -1):
+            for k in range(-(-shift // period), 0, -1):
                 log = first[0] - k * period
                 data = with_stamp(first[2], log - lat) if has_stamp else first[2]
                 pre.append([log, log, data])

@@ -20,9 +20,11 @@ def floor_specs(out_dir: Path):
     cfg["nice"] = FLOOR_NICE
     cfg["retarget"]["rate_hz"] = 0.0  # one command per exo input: command stamps on the clip's sample grid
     cfg["cameras"] = {
-        "head": {"source": "synthetic", "rate_hz": 30.0, "width": 320, "height": 240, "compressed": False},
-        "front": {"source": "synthetic", "rate_hz": 30.0, "width": 320, "height": 240, "compressed": True},
+        "head": {"source": "synthetic", "rate_hz": 30.0, "width": 160, "height": 120, "compressed": False},
+        "front": {"source": "synthetic", "rate_hz": 30.0, "width": 160, "height": 120, "compressed": True},
     }
+    # a light floor (small renders, 250 Hz robot state) so that a loaded CI machine records it cleanly
+    cfg["sim"]["joint_state_rate_hz"] = 250.0
     cfg["parameters"] = {"camera_front": {"view": "front"}}
     return graph.build(cfg, sim=True, overrides={"clip": CLIP, "output_dir": str(out_dir), "robot": "g1"})
 

@@ -40,7 +40,7 @@ def clean(tmp_path_factory):
 
 
 def _key(f):
-    """A finding's identity, not its position in time (an idle head moves every offset)."""
+    """A finding's identity: check, topic, severity, figures (not where in time: an idle head moves every offset)."""
     figs = tuple(sorted((k, json.dumps(v)) for k, v in f.figures.items() if not k.endswith("at_s")))
     return (f.check, f.topic, f.severity, figs)
 

@@ -22,7 +22,7 @@ from robot_capture.qa import checks_motion as M
 from robot_capture.qa import checks_streams as S
 from robot_capture.qa.config import QAConfig, as_config
 
-__all__ = ["CHECKS", "QA_VERSION", "qa_episode", "qa_paths", "folder_durations", "expected_from_bag"]
+__all__ = ["CHECKS", "QA_VERSION", "qa_episode", "open_episode", "qa_paths", "folder_durations", "expected_from_bag"]
 
 QA_VERSION = "1"
 #: check name -> function, in run order (idle before command: the command check skips the idle edges)
@@ -79,31 +79,39 @@ def qa_episode(bag, config=None, expected=None, folder_stats=None, write=True) -
         FileNotFoundError / robot_capture.bag.errors.NotABagError: not a bag directory.
         robot_capture.config_schema.ConfigError: an invalid config.
     """
+    ctx, v = open_episode(bag, config, expected, folder_stats)
+    if ctx is not None:
+        ctx.data.close()
+    if write and not (ctx is None and v.findings and "still being recorded" in v.findings[0].message):
+        write_verdict(_bag_dir(bag), v)
+    return v
+
+
+def _bag_dir(bag) -> Path:
+    p = Path(bag)
+    return p.parent if p.is_file() and p.suffix == ".mcap" else p
+
+
+def open_episode(bag, config=None, expected=None, folder_stats=None):
+    """``(EpisodeContext with its BagData open, Verdict)``; ``(None, fail Verdict)`` for an
+    unreadable bag. The caller closes ``ctx.data``. Same arguments and errors as :func:`qa_episode`."""
     from robot_capture.bag.errors import BagError, IncompleteBagFileError
     from robot_capture.qa.bagdata import BagData
     from robot_capture.qa.context import EpisodeContext
 
     cfg = as_config(config)
-    p = Path(bag)
-    if p.is_file() and p.suffix == ".mcap":
-        p = p.parent
+    p = _bag_dir(bag)
     ep = load_episode(p)
     if ep.recording:
-        return _unreadable(p, "episode is still being recorded; run QA after it stops", cfg)
+        return None, _unreadable(p, "episode is still being recorded; run QA after it stops", cfg)
     try:
         data = BagData(p)
     except IncompleteBagFileError as exc:
-        v = _unreadable(p, f"bag is incomplete (crashed or truncated): run `robot-capture recover {p}` "
-                           f"({str(exc).splitlines()[0]})", cfg)
-        if write:
-            write_verdict(p, v)
-        return v
+        return None, _unreadable(p, f"bag is incomplete (crashed or truncated): run `robot-capture recover {p}` "
+                                    f"({str(exc).splitlines()[0]})", cfg)
     except (BagError, ValueError, OSError) as exc:
-        v = _unreadable(p, f"bag cannot be read: {str(exc).splitlines()[0]}", cfg)
-        if write:
-            write_verdict(p, v)
-        return v
-    with data:
+        return None, _unreadable(p, f"bag cannot be read: {str(exc).splitlines()[0]}", cfg)
+    try:
         exp, source = _expected(expected, ep, cfg, data)
         logs = [data.log_times(t) for t in data.topics if data.count(t)]
         first = min((int(t[0]) for t in logs), default=0)
@@ -121,11 +129,12 @@ def qa_episode(bag, config=None, expected=None, folder_stats=None, write=True) -
         ctx.metrics["expected_source"] = source
         ctx.metrics["expected_hz"] = {t: exp[t] for t in sorted(exp)}
         ctx.metrics["topics"] = {t: data.count(t) for t in sorted(data.topics)}
+    except BaseException:
+        data.close()
+        raise
     v = Verdict(findings=findings, source="qa", qa_version=QA_VERSION, config_sha256=cfg.sha256,
                 bag_sha256=_bag_fingerprint(p), metrics=ctx.metrics, trim=ctx.trim)
-    if write:
-        write_verdict(p, v)
-    return v
+    return ctx, v
 
 
 def _bag_fingerprint(p: Path) -> str:
