@@ -119,7 +119,7 @@ setup(
             "ros-visualization-msgs",
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis" "playwright",
+        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis", "playwright",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
                  # test/test_batch_ray.py runs a real local Ray cluster
                  "ray>=2.9"],
