@@ -67,6 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--rate", type=float, default=100.0, help="frames per second (dt = 1/rate)")
     p.add_argument("--speeds", type=float, nargs="+", default=[1.0, 3.0], help="trajectory speed factors")
     p.add_argument("--max-iterations", type=int, default=20)
+    p.add_argument("--error-damping", type=float, default=None,
+                   help="IKSolver error_damping (default: the solver's default)")
     p.add_argument("--baselines", nargs="*", default=["numpy", "pin", "pink", "placo"],
                    help="baselines to run when installed (numpy, pin, pink, placo)")
     p.add_argument("--quick", action="store_true", help="short run: 5 s, 2 seeds, 1 baseline seed")
@@ -406,6 +408,8 @@ def main(argv=None) -> int:
           f"{len(w.lock)} locked; wrists {w.frames} (6-D, cost 1), elbows {w.elbows} "
           f"(position, cost {args.elbow_cost}); {args.duration:g} s at {args.rate:g} Hz; dt={w.dt:g} s")
     kw = dict(max_iterations=args.max_iterations, position_tolerance=1e-4, orientation_tolerance=1e-3)
+    if args.error_damping is not None:
+        kw["error_damping"] = args.error_damping
     solver = IKSolver(m, w.tasks, backend="c", **kw)  # ImportError (how to build) if _ik is not built
     if solver.backend != "c":
         print(f"error: the rows labelled 'C _ik' would run backend {solver.backend!r}", file=sys.stderr)

@@ -61,3 +61,54 @@ def config_dir() -> Path:
         if (c / "robots").is_dir() or (c / "floor.yaml").is_file():
             return c
     raise FileNotFoundError(f"cannot find robot_capture config/ (looked in {', '.join(map(str, cands))})")
+
+
+def robot_dirs() -> list[Path]:
+    """Folders searched for ``<robot>.yaml``, first match wins: the user robot folder
+    (``$ROBOT_CAPTURE_ROBOTS``, else ``~/.config/robot_capture/robots``; ``os.pathsep``
+    separates several), then the shipped ``config/robots``. Folders that do not exist are skipped."""
+    env = os.environ.get("ROBOT_CAPTURE_ROBOTS")
+    user = [Path(p).expanduser() for p in env.split(os.pathsep) if p] if env else \
+        [Path.home() / ".config" / "robot_capture" / "robots"]
+    out = [d for d in user if d.is_dir()]
+    try:
+        out.append(config_dir() / "robots")
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def known_robots() -> list[str]:
+    """Robot names found in :func:`robot_dirs` (sorted, each once)."""
+    return sorted({f.stem for d in robot_dirs() for f in d.glob("*.yaml")})
+
+
+def resolve_robot(name_or_path) -> Path:
+    """The mapping YAML for a robot name or path.
+
+    ``name_or_path`` is a path when it ends in ``.yaml``/``.yml`` or contains a path separator
+    (relative paths are taken from the current directory); else a name looked up in
+    :func:`robot_dirs` in order.
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+        KeyError: an unknown name; the message lists the known robots, closest first, and the
+            folders searched.
+    """
+    import difflib
+
+    s = str(name_or_path)
+    p = Path(s).expanduser()
+    if p.suffix in (".yaml", ".yml") or os.sep in s or (os.altsep and os.altsep in s):
+        if not p.is_file():
+            raise FileNotFoundError(f"robot mapping {s}: no such file")
+        return p.resolve()
+    for d in robot_dirs():
+        cand = d / f"{s}.yaml"
+        if cand.is_file():
+            return cand
+    known = known_robots()
+    close = difflib.get_close_matches(s, known, n=3, cutoff=0.3)
+    dirs = ", ".join(str(d) for d in robot_dirs()) or "(none found)"
+    raise KeyError(f"unknown robot {s!r}; known: {close + [k for k in known if k not in close]} "
+                   f"(searched {dirs}; or give a path to a .yaml file)")

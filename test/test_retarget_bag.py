@@ -34,15 +34,19 @@ def recorded_bag(tmp_path_factory, data_dir):
     clip = load_bvh(data_dir / "motion" / "cmu_02_05_punch_strike.bvh")
     names, readings = exo_replay_messages(clip)
     path = tmp_path_factory.mktemp("bags") / "episode_g1"
-    w = BagWriter(path, custom_data={"task": "punch"})
+    w = BagWriter(path, custom_data={"task": "punch", "episode.task": "punch", "episode.operator": "ana",
+                                     "episode.success": "true", "episode.robot": "g1"})
+    w.add_metadata("episode", {"task": "punch", "operator": "ana", "success": "true", "robot": "g1"})
     w.add_topic("/exo/joint_states", "sensor_msgs/msg/JointState")
     w.add_topic("/retarget/joint_command", "sensor_msgs/msg/JointState")
     w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    w.add_topic("/camera/head/camera_info", "sensor_msgs/msg/JointState")  # a camera showing the G1 (type irrelevant)
     for i in range(N):
         ns = T0 * 1_000_000_000 + int(round(i * clip.frame_time * 1e9))
         w.write("/exo/joint_states", serialize_message(_js(names, readings[i], ns)), ns)
         w.write("/retarget/joint_command", serialize_message(_js(["left_elbow_joint"], [0.1], ns)), ns + 1000)
         w.write("/joint_states", serialize_message(_js(["left_elbow_joint"], [0.1], ns, "pelvis")), ns + 2000)
+        w.write("/camera/head/camera_info", serialize_message(_js([], [], ns)), ns + 3000)
     w.close()
     return path, clip
 
@@ -57,7 +61,10 @@ def test_bag_onto_another_robot(recorded_bag, tmp_path):
     assert rep["source"] == "exo" and rep["inputs"] == N and rep["held"] == 0
     r = BagReader(out)
     topics = r.topics
-    assert topics["/exo/joint_states"].count == N and topics["/joint_states"].count == N  # copied
+    assert topics["/exo/joint_states"].count == N  # the human input, copied
+    # no topic of the source robot: its state and the camera that showed it are gone
+    assert set(topics) == {"/exo/joint_states", "/retarget/joint_command", "/retarget/targets"}, sorted(topics)
+    assert sorted(rep["dropped"]) == ["/camera/head/camera_info", "/joint_states", "/retarget/joint_command"]
     assert topics["/retarget/joint_command"].count == N  # replaced, not appended
     assert topics["/retarget/targets"].count == N
     cmds = [m for m in r.messages(topics=["/retarget/joint_command"], decode=True)]
@@ -69,7 +76,16 @@ def test_bag_onto_another_robot(recorded_bag, tmp_path):
     ins = [m for m in r.messages(topics=["/exo/joint_states"], decode=True)]
     assert [(c.message.header.stamp.sec, c.message.header.stamp.nanosec) for c in cmds] == \
            [(i.message.header.stamp.sec, i.message.header.stamp.nanosec) for i in ins]
-    assert r.metadata.custom_data["retarget.robot"] == "kuavo" and r.metadata.custom_data["task"] == "punch"
+    cd = r.metadata.custom_data
+    assert cd["retarget.robot"] == "kuavo" and cd["task"] == "punch"
+    # episode labels kept, robot now the new one, the source robot recorded
+    assert cd["episode.operator"] == "ana" and cd["episode.success"] == "true" and cd["episode.robot"] == "kuavo"
+    assert cd["retarget.source_robot"] == "g1" and rep["source_robot"] == "g1"
+    assert r.metadata_records()["episode"]["robot"] == "kuavo"
+    from robot_capture.episodes import load_episode
+
+    ep = load_episode(out)
+    assert ep.operator == "ana" and ep.success is True and ep.robot == "kuavo"
     assert "retarget_mapping.yaml" in r.attachments()
     targets = next(iter(r.messages(topics=["/retarget/targets"], decode=True))).message
     assert len(targets.poses) == 5 and targets.header.frame_id == "base_link"

@@ -22,7 +22,8 @@
  * lambda = boost * (mu * E(q) + w_bar), E = 1/2 sum_t e_t^T W_t e_t, w_bar = `damping`,
  * mu = `error_damping` (1 in the paper). Steps that raise E are rejected and boost grows 10x
  * (classical LM acceptance); it shrinks 10x per accepted step, down to 1.
- * The box (position limits intersected with q0 -/+ vmax*dt) is handled by a clamp-aware
+ * The box (position limits intersected with [q0 + vlo*dt, q0 + vhi*dt]; vlo = -vmax, vhi = vmax
+ * unless set_velocity_bounds() narrowed them, e.g. to an acceleration limit) is handled by a clamp-aware
  * active-set re-solve of the damped normal equations (see box_qp), one small problem per
  * independent block of joints (e.g. each arm). Convergence: every frame task within
  * tolerance (scaled by sqrt(c_max / c) for lower-cost tasks). No allocation per solve;
@@ -317,6 +318,52 @@ static PyObject *Kin_fk(KinObject *self, PyObject *const *args, Py_ssize_t nargs
     Py_RETURN_NONE;
 }
 
+/* fk_links(qs (N, nq), links int32 (L,), out (N, L, 4, 4)): poses of the listed links only (and
+ * their ancestors, computed but not returned) for N configurations. */
+static PyObject *Kin_fk_links(KinObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "fk_links(qs, links, out) takes 3 arguments"); return NULL; }
+    Py_buffer bq, bl, bo;
+    if (get_buffer(args[1], &bl, 'i', -1, 0, "links") < 0) return NULL;
+    Py_ssize_t L = bl.len / 4;
+    if (get_buffer(args[0], &bq, 'd', -1, 0, "qs") < 0) { PyBuffer_Release(&bl); return NULL; }
+    Py_ssize_t N = self->nq ? bq.len / 8 / self->nq : 0;
+    if ((self->nq && bq.len != N * self->nq * 8) ||
+        get_buffer(args[2], &bo, 'd', N * L * 16, 1, "out") < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "qs: expected (N, nq) float64");
+        PyBuffer_Release(&bl); PyBuffer_Release(&bq);
+        return NULL;
+    }
+    const int *links = bl.buf;
+    char *needed = calloc((size_t)self->nl + 1, 1);
+    if (!needed) { PyBuffer_Release(&bl); PyBuffer_Release(&bq); PyBuffer_Release(&bo); return PyErr_NoMemory(); }
+    for (Py_ssize_t a = 0; a < L; a++) {
+        if (links[a] < 0 || links[a] >= self->nl) {
+            free(needed); PyBuffer_Release(&bl); PyBuffer_Release(&bq); PyBuffer_Release(&bo);
+            PyErr_Format(PyExc_IndexError, "link index %d out of range", links[a]);
+            return NULL;
+        }
+        for (int j = links[a]; j >= 0; j = self->parent[j]) needed[j] = 1;
+    }
+    const double *q = bq.buf;
+    double *o = bo.buf;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t n = 0; n < N; n++) {
+        kin_fk(self, q + n * self->nq, needed, self->pose);
+        for (Py_ssize_t a = 0; a < L; a++) {
+            const double *T = self->pose + 12 * links[a];
+            double *M = o + 16 * (n * L + a);
+            for (int r = 0; r < 3; r++) {
+                M[4 * r] = T[3 * r]; M[4 * r + 1] = T[3 * r + 1]; M[4 * r + 2] = T[3 * r + 2]; M[4 * r + 3] = T[9 + r];
+            }
+            M[12] = M[13] = M[14] = 0.0; M[15] = 1.0;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(needed);
+    PyBuffer_Release(&bl); PyBuffer_Release(&bq); PyBuffer_Release(&bo);
+    Py_RETURN_NONE;
+}
+
 static PyObject *Kin_jacobian(KinObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3) { PyErr_SetString(PyExc_TypeError, "jacobian(q, link, out) takes 3 arguments"); return NULL; }
     long link = PyLong_AsLong(args[1]);
@@ -338,6 +385,8 @@ static PyObject *Kin_jacobian(KinObject *self, PyObject *const *args, Py_ssize_t
 static PyMethodDef Kin_methods[] = {
     {"fk", (PyCFunction)(void (*)(void))Kin_fk, METH_FASTCALL,
      "fk(q, out): poses of all links, out float64 (nl, 4, 4), base frame."},
+    {"fk_links", (PyCFunction)(void (*)(void))Kin_fk_links, METH_FASTCALL,
+     "fk_links(qs (N, nq), links int32 (L,), out (N, L, 4, 4)): poses of the listed links for N configurations."},
     {"jacobian", (PyCFunction)(void (*)(void))Kin_jacobian, METH_FASTCALL,
      "jacobian(q, link, out): geometric Jacobian (6, nq) [linear; angular] of link, base axes."},
     {NULL, NULL, 0, NULL}};
@@ -364,7 +413,7 @@ typedef struct {
     PyObject_HEAD
     KinObject *kin;
     int nq, nl, nt, ntarget;
-    double *lower, *upper, *vel;
+    double *lower, *upper, *vel, *vlo, *vhi; /* vel: |velocity| limit; vlo/vhi: signed bounds of this solve */
     int *ttype, *tframe, *troot, *ttarget;
     double *wp, *wo, *wpost, *qref;          /* qref: nt*nq */
     int *dstart, *dofs;                      /* per task compact dof list: dofs[dstart[t]..dstart[t+1]) */
@@ -653,11 +702,13 @@ static int solve_core(SolverObject *s, const double *q0, const double *targets, 
         double lo = s->lower[i], hi = s->upper[i];
         if (dt > 0.0 && s->use_vel) {
             double v = s->vel[i] * dt;
-            double vlo = q0[i] - v, vhi = q0[i] + v;
+            double vlo = q0[i] + s->vlo[i] * dt, vhi = q0[i] + s->vhi[i] * dt;
             if (vlo > lo) lo = vlo;
             if (vhi < hi) hi = vhi;
-            if (lo > hi) { /* q0 outside its position limits: move toward them at max speed */
-                double tgt = q0[i] < s->lower[i] ? s->lower[i] : s->upper[i];
+            if (lo > hi) {
+                /* the velocity box misses the position limits (q0 outside them, or a velocity bound
+                 * that cannot stop in time): position limits win; move toward them at max speed */
+                double tgt = vhi < s->lower[i] ? s->lower[i] : s->upper[i];
                 double st = tgt - q0[i];
                 if (st > v) st = v;
                 if (st < -v) st = -v;
@@ -787,8 +838,28 @@ static PyObject *Solver_set_weights(SolverObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static PyObject *Solver_set_velocity_bounds(SolverObject *self, PyObject *args) {
+    PyObject *olo, *ohi;
+    if (!PyArg_ParseTuple(args, "OO", &olo, &ohi)) return NULL;
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "IK solver is solving in another thread"); return NULL; }
+    Py_buffer bl, bh;
+    if (get_buffer(olo, &bl, 'd', self->nq, 0, "vlo") < 0) return NULL;
+    if (get_buffer(ohi, &bh, 'd', self->nq, 0, "vhi") < 0) { PyBuffer_Release(&bl); return NULL; }
+    const double *l = bl.buf, *h = bh.buf;
+    int ok = 1;
+    for (int i = 0; i < self->nq; i++)
+        if (!(l[i] <= h[i]) || l[i] == INFINITY || h[i] == -INFINITY) ok = 0; /* NaN fails too */
+    if (ok) {
+        memcpy(self->vlo, l, sizeof(double) * (size_t)self->nq);
+        memcpy(self->vhi, h, sizeof(double) * (size_t)self->nq);
+    }
+    PyBuffer_Release(&bl); PyBuffer_Release(&bh);
+    if (!ok) { PyErr_SetString(PyExc_ValueError, "velocity bounds must not be NaN, with vlo <= vhi, vlo < inf and vhi > -inf"); return NULL; }
+    Py_RETURN_NONE;
+}
+
 static void Solver_release(SolverObject *s) {
-    void *ptrs[] = {s->lower, s->upper, s->vel, s->ttype, s->tframe, s->troot, s->ttarget, s->wp, s->wo, s->wpost,
+    void *ptrs[] = {s->lower, s->upper, s->vel, s->vlo, s->vhi, s->ttype, s->tframe, s->troot, s->ttarget, s->wp, s->wo, s->wpost,
                     s->qref, s->dstart, s->dofs, s->ca_start, s->ca_link, s->ca_col, s->cb_start, s->cb_link,
                     s->cb_col, s->jstart, s->needed, s->pose, s->q, s->lo, s->hi, s->H, s->g, s->dq, s->A,
                     s->rhs, s->grad, s->dlo, s->dhi, s->jbuf, s->M, s->err, s->state, s->fidx, s->invd, s->Hc,
@@ -841,6 +912,11 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
         PyBuffer_Release(&self->out_task); PyBuffer_Release(&self->out_pos); return -1;
     }
     self->have_out = 1;
+    ALLOC(self->vlo, nq, double); ALLOC(self->vhi, nq, double);
+    for (int i = 0; i < nq; i++) {
+        if (!(self->vel[i] >= 0.0)) { PyErr_Format(PyExc_ValueError, "velocity limit %d must be >= 0 (got %g)", i, self->vel[i]); return -1; }
+        self->vlo[i] = -self->vel[i]; self->vhi[i] = self->vel[i];
+    }
     ALLOC(self->ttarget, nt, int); ALLOC(self->ttol_p, nt, double); ALLOC(self->ttol_o, nt, double); ALLOC(self->wpost, nt, double); ALLOC(self->qref, nt * nq, double);
     ALLOC(self->dstart, nt + 1, int); ALLOC(self->ca_start, nt + 1, int); ALLOC(self->cb_start, nt + 1, int);
     ALLOC(self->jstart, nt + 1, int); ALLOC(self->needed, nl, char);
@@ -948,6 +1024,9 @@ static PyMethodDef Solver_methods[] = {
      "set_posture_reference(task_index, q_ref (nq,))"},
     {"set_weights", (PyCFunction)Solver_set_weights, METH_VARARGS,
      "set_weights(task_index, position_cost_or_cost, orientation_cost)"},
+    {"set_velocity_bounds", (PyCFunction)Solver_set_velocity_bounds, METH_VARARGS,
+     "set_velocity_bounds(vlo (nq,), vhi (nq,)): signed velocity bounds (rad/s) of the next solves' box "
+     "[q0 + vlo*dt, q0 + vhi*dt] (default -/+ velocity); not NaN, vlo <= vhi"},
     {NULL, NULL, 0, NULL}};
 
 static PyMemberDef Solver_members[] = {

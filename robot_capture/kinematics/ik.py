@@ -100,6 +100,9 @@ class IKSolver:
             for the highest-cost task; a task with cost c uses ``tol * sqrt(c_max / c)``.
         step_tolerance: stop when ``max|dq|`` falls below it (rad or m).
         velocity_limits: when ``dt`` is given, bound ``|q - q0| <= velocity_limit * dt``.
+        velocity_limit: (nq,) rad/s (or m/s) used for that bound, >= 0; default the URDF's
+            ``model.velocity_limit``. :meth:`set_velocity_bounds` narrows it per solve (e.g. to an
+            acceleration limit).
         backend: "c" (default) or "numpy" (the reference implementation, ~100x slower). There is
             no silent fallback: "numpy" runs only when asked for by name.
     Raises:
@@ -108,10 +111,11 @@ class IKSolver:
             to build it: ``pip install .`` from the checkout).
     """
 
-    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 0.1,
+    def __init__(self, model: RobotModel, tasks, damping: float = 1e-6, error_damping: float = 1.0,
                  max_iterations: int = 20,
                  position_tolerance: float = 1e-4, orientation_tolerance: float = 1e-3,
-                 step_tolerance: float = 1e-10, velocity_limits: bool = True, backend: str = "c"):
+                 step_tolerance: float = 1e-10, velocity_limits: bool = True, velocity_limit=None,
+                 backend: str = "c"):
         self.model = model
         self.tasks = list(tasks)
         if not self.tasks:
@@ -134,6 +138,10 @@ class IKSolver:
                            position_tolerance=float(position_tolerance),
                            orientation_tolerance=float(orientation_tolerance),
                            step_tolerance=float(step_tolerance), velocity_limits=bool(velocity_limits))
+        vel = np.array(model.velocity_limit if velocity_limit is None else velocity_limit, dtype=float)
+        if vel.shape != (model.nq,) or np.isnan(vel).any() or (vel < 0).any():
+            raise ValueError(f"velocity_limit must be (nq,)=({model.nq},) values >= 0, got {vel!r}")
+        self.velocity_limit = vel
         if backend not in ("c", "numpy"):
             raise ValueError(f"backend must be 'c' or 'numpy', not {backend!r}")
         if backend == "c" and (_ik is None or model._kin is None):
@@ -144,7 +152,7 @@ class IKSolver:
         if backend == "c":
             i32 = lambda xs: np.array(xs, dtype=np.int32)  # noqa: E731
             self._core = _ik.Solver(
-                model._kin, model.lower, model.upper, model.velocity_limit,
+                model._kin, model.lower, model.upper, vel,
                 i32([_TYPE[t.kind] for t in self.tasks]),
                 i32([model.frame_index(t.frame) if t.kind != "posture" else -1 for t in self.tasks]),
                 i32([model.frame_index(t.root) if t.kind == "relative" else -1 for t in self.tasks]),
@@ -161,7 +169,8 @@ class IKSolver:
                                           max_iterations=max_iterations,
                                           position_tolerance=position_tolerance,
                                           orientation_tolerance=orientation_tolerance,
-                                          step_tolerance=step_tolerance, velocity_limits=velocity_limits)
+                                          step_tolerance=step_tolerance, velocity_limits=velocity_limits,
+                                          velocity_limit=vel)
             self.solve_into = self._solve_into_numpy
         for i, t in enumerate(self.tasks):
             if t.kind == "posture" and t.q_ref is not None:
@@ -199,6 +208,26 @@ class IKSolver:
             t.position_cost, t.orientation_cost = float(position_cost), float(orientation_cost)
         if self.backend == "c":
             self._core.set_weights(i, float(position_cost), float(orientation_cost))
+
+    def set_velocity_bounds(self, vlo, vhi) -> None:
+        """Signed velocity bounds for the next solves (rad/s, (nq,) each): a solve with ``dt > 0``
+        keeps ``q0 + vlo*dt <= q <= q0 + vhi*dt`` (within the position limits, which win when the
+        two boxes do not meet). Default ``-velocity_limit, +velocity_limit``; an acceleration limit
+        ``a`` is ``vlo = max(-v, qd_prev - a dt)``, ``vhi = min(v, qd_prev + a dt)``.
+
+        Raises:
+            ValueError: wrong shape, NaN, or ``vlo > vhi``.
+        """
+        vlo = np.ascontiguousarray(vlo, dtype=float)
+        vhi = np.ascontiguousarray(vhi, dtype=float)
+        if vlo.shape != (self.model.nq,) or vhi.shape != (self.model.nq,):
+            raise ValueError(f"velocity bounds must have shape ({self.model.nq},)")
+        if self.backend == "c":
+            self._core.set_velocity_bounds(vlo, vhi)
+        else:
+            if not (vlo <= vhi).all():
+                raise ValueError("velocity bounds must not be NaN, with vlo <= vhi")
+            self._ref.vlo, self._ref.vhi = vlo.copy(), vhi.copy()
 
     # ------------------------------------------------------------------ solve
     def _solve_into_numpy(self, q0, targets, out, dt=0.0):

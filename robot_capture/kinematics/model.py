@@ -253,6 +253,25 @@ class RobotModel:
             return out
         return reference.fk_all(self, q)
 
+    def fk_frames(self, qs, frames) -> np.ndarray:
+        """(N, L, 4, 4) poses of ``frames`` (L names or indices) in the base frame for each of the
+        configurations ``qs`` (N, nq); only those frames' chains are computed (C core).
+
+        Raises:
+            KeyError: unknown frame name. ValueError: ``qs`` not (N, nq).
+        """
+        qs = np.ascontiguousarray(qs, dtype=float)
+        if qs.ndim != 2 or qs.shape[1] != self.nq:
+            raise ValueError(f"qs has shape {qs.shape}, expected (N, {self.nq})")
+        idx = np.array([f if isinstance(f, (int, np.integer)) else self.frame_index(f) for f in frames], dtype=np.int32)
+        out = np.empty((qs.shape[0], len(idx), 4, 4))
+        if self._kin is not None:
+            self._kin.fk_links(qs, idx, out)
+        else:
+            for n, q in enumerate(qs):
+                out[n] = reference.fk_all(self, q)[idx]
+        return out
+
     def fk(self, q, frame: str) -> np.ndarray:
         """(4, 4) pose ``T_base_frame`` of ``frame`` at ``q`` (nq,); KeyError if unknown."""
         i = self.frame_index(frame)

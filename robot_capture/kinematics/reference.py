@@ -177,12 +177,14 @@ class ReferenceIKSolver:
     ``root``, ``position_cost``, ``orientation_cost``, ``cost``, ``q_ref``.
     """
 
-    def __init__(self, model, tasks, damping=1e-6, error_damping=0.1, max_iterations=20, position_tolerance=1e-4,
-                 orientation_tolerance=1e-3, step_tolerance=1e-10, velocity_limits=True):
+    def __init__(self, model, tasks, damping=1e-6, error_damping=1.0, max_iterations=20, position_tolerance=1e-4,
+                 orientation_tolerance=1e-3, step_tolerance=1e-10, velocity_limits=True, velocity_limit=None):
         self.model, self.tasks = model, list(tasks)
         self.damping, self.error_damping, self.max_iterations = damping, error_damping, max_iterations
         self.tol_p, self.tol_o, self.tol_step = position_tolerance, orientation_tolerance, step_tolerance
         self.velocity_limits = velocity_limits
+        self.vel = np.array(model.velocity_limit if velocity_limit is None else velocity_limit, dtype=float)
+        self.vlo, self.vhi = -self.vel, self.vel.copy()
         self._fi = [(model.frame_index(t.frame) if t.kind != "posture" else -1) for t in self.tasks]
         self._ri = [(model.frame_index(t.root) if t.kind == "relative" else -1) for t in self.tasks]
         needed = np.zeros(model.nframes, dtype=bool)
@@ -257,11 +259,12 @@ class ReferenceIKSolver:
             return q0.copy(), INVALID_INPUT, 0, np.full(ntask, np.nan), np.full(ntask, np.nan)
         lo, hi = m.lower.copy(), m.upper.copy()
         if dt > 0 and self.velocity_limits:
-            vlo, vhi = q0 - m.velocity_limit * dt, q0 + m.velocity_limit * dt
+            vlo, vhi = q0 + self.vlo * dt, q0 + self.vhi * dt
             lo, hi = np.maximum(lo, vlo), np.minimum(hi, vhi)
             empty = lo > hi
-            if empty.any():  # q0 outside its position limits: move toward them at max speed
-                step = np.clip(np.clip(q0, m.lower, m.upper) - q0, -m.velocity_limit * dt, m.velocity_limit * dt)
+            if empty.any():  # the velocity box misses the position limits: move toward them at max speed
+                tgt = np.where(vhi < m.lower, m.lower, m.upper)
+                step = np.clip(tgt - q0, -self.vel * dt, self.vel * dt)
                 lo[empty] = hi[empty] = (q0 + step)[empty]
         q = np.clip(q0, lo, hi)
         it, nactive, status, stalled = 0, 0, MAX_ITERATIONS, False

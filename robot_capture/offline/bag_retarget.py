@@ -6,10 +6,16 @@ from a bag (:class:`robot_capture.bag.reader.BagReader`), runs them through the 
 :class:`~robot_capture.retarget.retargeter.Retargeter` the live node uses (one command per human
 input, time = the input's header stamp), and writes a new bag
 (:class:`robot_capture.bag.writer.BagWriter`) with every original message copied byte for byte
-except the old ``/retarget/*`` outputs and ``/diagnostics``, plus new ``/retarget/joint_command``
-(JointState, the new robot's joints, stamp = input stamp) and ``/retarget/targets`` (PoseArray,
-robot base frame), logged at the input's log time. The new robot's mapping YAML and URDF are
-attached. Messages are encoded with rclpy's serializer (imported lazily).
+except the source robot's topics (:data:`SOURCE_ROBOT_TOPICS`: the old ``/retarget/*``
+outputs, ``/joint_states``, ``/tf``, ``/tf_static``, ``/robot_description``, the cameras, which
+show the source robot, and ``/diagnostics``), plus new ``/retarget/joint_command`` (JointState,
+the new robot's joints and coupled motor joints, stamp = input stamp) and ``/retarget/targets``
+(PoseArray, robot base frame), logged at the input's log time. The new robot's mapping YAML and
+URDF are attached. Episode labels are kept (``metadata.yaml`` custom_data ``episode.*``, and the
+MCAP ``episode`` record), with ``episode.robot`` set to the new robot and the source robot in
+``retarget.source_robot``. Offline limits by default: the URDF's (``limits="urdf"``, no filter),
+see :class:`~robot_capture.retarget.retargeter.Retargeter`. Messages are encoded with rclpy's
+serializer (imported lazily).
 """
 from __future__ import annotations
 
@@ -20,7 +26,15 @@ import numpy as np
 EXO_TOPIC = "/exo/joint_states"
 VR_TOPICS = {"/vr/head": "head", "/vr/left_wrist": "left_wrist", "/vr/right_wrist": "right_wrist"}
 OUT_COMMAND, OUT_TARGETS = "/retarget/joint_command", "/retarget/targets"
-_DROPPED = (OUT_COMMAND, OUT_TARGETS, "/diagnostics")
+#: topics of the source robot (or its outputs) that a re-retargeted bag must not carry; a topic
+#: equal to one of these or under one ending in "/" is dropped
+SOURCE_ROBOT_TOPICS = ("/retarget/", "/joint_states", "/tf", "/tf_static", "/robot_description", "/camera/",
+                       "/diagnostics")
+
+
+def is_source_robot_topic(topic: str) -> bool:
+    """True for a topic :data:`SOURCE_ROBOT_TOPICS` drops (e.g. ``/camera/head/image_raw``)."""
+    return any(topic.startswith(t) if t.endswith("/") else topic == t for t in SOURCE_ROBOT_TOPICS)
 
 
 def _stamp_ns(header) -> int:
@@ -85,15 +99,17 @@ def _read_vr(reader, vr):
 
 
 def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calibration=None,
-                 progress=None, exo_config: str | None = None) -> dict:
+                 progress=None, exo_config: str | None = None, limits: str = "urdf", filter: str = "none") -> dict:
     """Write ``bag_out``: ``bag_in`` with its human topics retargeted onto ``robot``.
 
     Args:
         source: ``exo``, ``vr`` or ``auto`` (exo if the bag has it, else vr).
         calibration: operator Calibration (default: the live node's default).
         progress: ``(done, total)`` callable.
+        limits: ``urdf`` (default) or ``teleop``; filter: ``none`` (default) or ``mapping``
+            (see :func:`robot_capture.retarget.offline.retarget_clip`).
     Returns:
-        dict: source, inputs, commands, held, out (path).
+        dict: source, inputs, commands, held, out (path), dropped (source robot topics), source_robot.
     Raises:
         ValueError: no usable human topics (message lists the bag's topics).
         FileExistsError: ``bag_out`` exists and is not empty. KeyError: unknown robot.
@@ -120,7 +136,10 @@ def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calib
         raise ValueError(f"{bag_in}: no human topics for source {source or 'auto'!r}; "
                          f"need {EXO_TOPIC} or {sorted(VR_TOPICS)}; bag has {sorted(topics)}")
     mapping = RobotMapping.load(robot)
-    retargeter = Retargeter(mapping, calibration)
+    if filter not in ("none", "mapping"):
+        raise ValueError(f"filter must be 'none' or 'mapping', not {filter!r}")
+    retargeter = Retargeter(mapping, calibration, limits=limits,
+                            filter={"type": "none"} if filter == "none" else None)
     if source == "exo":
         batch, logs, stamps_ns, unknown = _read_exo(reader, ExoArmModel.load(exo_config))
     else:
@@ -134,9 +153,10 @@ def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calib
         js = JointState()
         js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
         js.header.frame_id = base
-        js.name = list(res.joint_names)
-        js.position = [float(x) for x in res.q[i]]
-        js.velocity = [float(x) for x in res.qd[i]]
+        names, q, qd = res.joint_command(i)
+        js.name = list(names)
+        js.position = [float(x) for x in q]
+        js.velocity = [float(x) for x in qd]
         pa = PoseArray()
         pa.header = js.header
         quats = Rotation.from_matrix(res.targets[i, :, :3, :3]).as_quat()
@@ -149,12 +169,21 @@ def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calib
         new.append((int(logs[i]), OUT_TARGETS, serialize_message(pa)))
 
     custom = dict((reader.metadata.custom_data or {}) if hasattr(reader.metadata, "custom_data") else {})
+    records = reader.metadata_records() if hasattr(reader, "metadata_records") else {}
+    episode = dict(records.get("episode") or {})
+    if not any(k.startswith("episode.") for k in custom):  # crashed/recovered bag: labels from the record
+        custom.update({f"episode.{k}": v for k, v in episode.items()})
+    source_robot = custom.get("retarget.robot") or custom.get("episode.robot") or episode.get("robot", "")
     custom.update({"retarget.robot": mapping.robot, "retarget.source": source,
-                   "retarget.from_bag": str(Path(bag_in).resolve())})
+                   "retarget.from_bag": str(Path(bag_in).resolve()), "retarget.source_robot": source_robot,
+                   "retarget.limits": limits, "episode.robot": mapping.robot})
+    dropped = sorted(t for t in topics if is_source_robot_topic(t))
     writer = BagWriter(bag_out, custom_data=custom)
     try:
+        if episode:
+            writer.add_metadata("episode", {**episode, "robot": mapping.robot})
         for name, info in topics.items():
-            if name not in _DROPPED:
+            if not is_source_robot_topic(name):
                 writer.add_topic(name, info.type, info.qos or None)
         writer.add_topic(OUT_COMMAND, "sensor_msgs/msg/JointState")
         writer.add_topic(OUT_TARGETS, "geometry_msgs/msg/PoseArray")
@@ -166,7 +195,7 @@ def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calib
             while k < len(new) and new[k][0] <= m.log_time_ns:
                 writer.write(new[k][1], new[k][2], new[k][0])
                 k += 1
-            if m.topic not in _DROPPED:
+            if not is_source_robot_topic(m.topic):
                 writer.write(m.topic, m.data, m.log_time_ns, m.publish_time_ns)
         for log_ns, topic, data in new[k:]:
             writer.write(topic, data, log_ns)
@@ -176,4 +205,4 @@ def retarget_bag(bag_in, bag_out, robot: str = "g1", source: str = "auto", calib
             reader.close()
     return {"source": source, "inputs": len(res), "commands": len(res), "out": str(bag_out),
             "held": int(sum("held" in f for f in res.flags)), "unknown_joints": sorted(unknown),
-            "summary": res.summary()}
+            "summary": res.summary(), "dropped": dropped, "source_robot": source_robot}

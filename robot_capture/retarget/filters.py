@@ -8,7 +8,10 @@
   ratio 1, no overshoot), integrated semi-implicitly.
 * :class:`RateLimiter`: velocity and acceleration limits with a braking bound
   (discrete-time ``|v| <= a dt (sqrt(1/4 + 2|e|/(a dt^2)) - 1/2)``, ~ ``sqrt(2 a |e|)``) so the
-  command stops on the target without overshoot.
+  command stops on the target without overshoot. The braking bound makes a follower of a
+  *moving* target lag by ``v^2 / (2a)``; ``brake=False`` drops it (a pure guard: an input that
+  already respects the limits passes through unchanged), which is how the retargeter uses it
+  behind an IK that respects the limits itself.
 All take ``dt`` in seconds and arrays of shape (n,). The per-step arithmetic runs in the C
 extension ``_filters`` when it is built (same operations, element by element), else in NumPy;
 ``use_c=False`` forces NumPy (tests compare the two).
@@ -115,9 +118,12 @@ class RateLimiter:
     Args:
         vmax: (n,) velocity limits (>0); amax: acceleration limit (scalar or (n,)).
         lower, upper: (n,) position limits the output is clipped to.
+        brake: keep the braking bound (stop on a still target without overshoot); False makes a
+            guard that passes any input within the limits unchanged.
     """
 
-    def __init__(self, vmax, amax, lower, upper, use_c=True):
+    def __init__(self, vmax, amax, lower, upper, use_c=True, brake=True):
+        self.brake = bool(brake)
         self.use_c = bool(use_c and _c is not None)
         self.vmax = np.ascontiguousarray(vmax, dtype=float)
         self.amax = np.broadcast_to(np.asarray(amax, dtype=float), self.vmax.shape).copy()
@@ -136,7 +142,7 @@ class RateLimiter:
 
     def __call__(self, target: np.ndarray, dt: float):
         """Advance by ``dt`` toward ``target``; returns (q, v)."""
-        if self.q is not None and self.use_c:
+        if self.q is not None and self.use_c and self.brake:
             _c.rate_limit(self.q, self.v, np.ascontiguousarray(target, dtype=float), self.vmax, self.amax,
                           self.lower, self.upper, dt)
             return self.q.copy(), self.v.copy()
@@ -149,8 +155,9 @@ class RateLimiter:
         # speed that still stops on the target: min(|e|/dt, vmax, v_brake), with the discrete-time braking
         # bound v_brake = a dt (sqrt(1/4 + 2|e|/(a dt^2)) - 1/2) (-> sqrt(2 a |e|) as dt -> 0)
         adt = self.amax * dt
-        vbrake = adt * (np.sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5)
-        vdes = np.minimum(np.minimum(ae * (1.0 / dt), self.vmax), vbrake)
+        vdes = np.minimum(ae * (1.0 / dt), self.vmax)
+        if self.brake:
+            vdes = np.minimum(vdes, adt * (np.sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5))
         vdes = np.copysign(vdes, e)
         vdes -= self.v
         self.v += np.minimum(np.maximum(vdes, -adt), adt)

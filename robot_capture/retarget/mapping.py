@@ -1,45 +1,38 @@
-"""Robot mapping files: ``config/robots/<robot>.yaml`` -> :class:`RobotMapping`.
+"""Robot mapping files: ``<robot>.yaml`` -> :class:`RobotMapping`.
 
-A mapping says which robot frame tracks which human keypoint (with costs), which joints are
-locked (legs), the posture task, the limbs used for per-limb scaling, a calibration pose both
-human and robot can take (for rotation offsets), teleoperation velocity/acceleration limits,
-the output filter, the stale-input limit, IK settings and the direct joint map. Adding a robot
-is adding a YAML file. Keys are documented in ``config/robots/g1.yaml``.
+A mapping says which robot frame (or a point on it) tracks which human keypoint (with costs),
+which joints are locked (legs), the posture task, the limbs used for per-limb scaling, a
+calibration pose both human and robot can take (for rotation offsets), teleoperation
+velocity/acceleration limits, the output filter, the stale-input limit, IK settings, gear
+couplings of motor joints and the direct joint map. Adding a robot is writing one YAML file,
+anywhere: a name is looked up in the user robot folder, then the shipped ones
+(:func:`robot_capture.paths.resolve_robot`). The schema is
+:mod:`robot_capture.retarget.mapping_schema`; DESIGN.md "Robot mapping keys" documents every key.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from robot_capture.config_schema import ConfigError, load_yaml, suggest, validate
+from robot_capture.retarget.mapping_schema import MappingSpec, TaskSpec
+
 _MODEL_CACHE: dict = {}
-_TASK_KEYS = {"name", "frame", "keypoint", "root", "root_keypoint", "scale", "position_cost",
-              "orientation_cost", "wrist"}
-_TOP_KEYS = {"robot", "urdf", "base_link", "locked_joints", "tasks", "posture", "limbs", "calibration_pose",
-             "velocity_limits", "acceleration_limit", "filter", "stale_after_s", "ik", "direct", "rate_hz"}
 
-
-@dataclass
-class TaskSpec:
-    """One tracking task. ``root`` None = the robot base frame."""
-
-    name: str
-    frame: str
-    keypoint: str
-    root: str | None = None
-    root_keypoint: str = "pelvis"
-    scale: str | None = None  # "<side>" (whole arm ratio) or "<side>_upper" (upper-arm ratio)
-    position_cost: float = 1.0
-    orientation_cost: float = 0.0
-    wrist: bool = False
+__all__ = ["RobotMapping", "TaskSpec", "ConfigError"]
 
 
 @dataclass
 class RobotMapping:
-    """Parsed robot mapping (see module docstring). ``source`` is the YAML path."""
+    """Parsed robot mapping (see module docstring). ``source`` is the YAML path.
+
+    ``tasks`` are :class:`~robot_capture.retarget.mapping_schema.TaskSpec`; ``coupling`` maps a
+    motor joint to ``(gains {model joint: gain}, offset)``; ``acceleration_limits`` maps joint
+    names (and ``default``) to rad/s^2.
+    """
 
     robot: str
     urdf: Path
@@ -60,89 +53,130 @@ class RobotMapping:
     rate_hz: float = 100.0
     source: Path | None = None
     raw: dict = field(default_factory=dict)
+    acceleration_limits: dict = field(default_factory=dict)
+    coupling: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        """The YAML file it was loaded from (None for a mapping built from a dict)."""
+        return self.source
 
     @classmethod
     def load(cls, name_or_path) -> "RobotMapping":
-        """Load ``config/robots/<name>.yaml`` or a YAML path.
+        """Load a robot by name (user robot folder, then shipped) or from a YAML path.
 
         Raises:
-            KeyError: unknown robot name (message lists the shipped ones, closest first).
-            ValueError: malformed file (message names the key).
+            KeyError: unknown robot name (message lists the known ones, closest first).
+            FileNotFoundError: a path that does not exist.
+            ConfigError (a ValueError): malformed file; one line per problem naming the key.
         """
-        p = Path(str(name_or_path))
-        if not (p.suffix in (".yaml", ".yml") and p.exists()):
-            from robot_capture.paths import config_dir
+        from robot_capture.paths import resolve_robot
 
-            d = config_dir() / "robots"
-            p = d / f"{name_or_path}.yaml"
-            if not p.exists():
-                known = sorted(f.stem for f in d.glob("*.yaml"))
-                close = difflib.get_close_matches(str(name_or_path), known, n=3, cutoff=0.3)
-                raise KeyError(f"unknown robot {name_or_path!r}; known: {close + [k for k in known if k not in close]}")
-        from robot_capture.retarget.exo import _load_yaml
-
-        return cls.from_dict(_load_yaml(str(p)), source=p)
+        p = resolve_robot(name_or_path)
+        return cls.from_dict(load_yaml(p), source=p)
 
     @classmethod
     def from_dict(cls, raw: dict, source=None) -> "RobotMapping":
-        where = source or "<mapping>"
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where}: not a YAML mapping")
-        unknown = set(raw) - _TOP_KEYS
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; expected {sorted(_TOP_KEYS)}")
-        for k in ("robot", "urdf", "tasks"):
-            if k not in raw:
-                raise ValueError(f"{where}: missing key {k!r}")
-        urdf = Path(raw["urdf"])
+        """Validate ``raw`` (parsed YAML) against :class:`MappingSpec`.
+
+        Raises:
+            ConfigError: one line per problem (``file: key.path: what is wrong (did you mean ...)``).
+        """
+        where = str(source or "<mapping>")
+        spec = validate(MappingSpec, raw, where)
+        urdf = Path(spec.urdf).expanduser()
         if not urdf.is_absolute():
             from robot_capture.paths import data_dir
 
-            urdf = data_dir() / urdf
-        tasks = []
-        for i, t in enumerate(raw["tasks"]):
-            bad = set(t) - _TASK_KEYS
-            if bad:
-                raise ValueError(f"{where}: task {i} has unknown keys {sorted(bad)}; expected {sorted(_TASK_KEYS)}")
-            try:
-                tasks.append(TaskSpec(**t))
-            except TypeError as exc:
-                raise ValueError(f"{where}: task {i}: {exc}") from None
-        posture = raw.get("posture") or {}
-        cal = raw.get("calibration_pose") or {}
+            beside = Path(source).parent / urdf if source else None
+            urdf = beside if beside is not None and beside.exists() else data_dir() / urdf
+        acc = spec.acceleration_limit
+        acc = dict(acc) if isinstance(acc, dict) else {"default": float(acc)}
+        acc.setdefault("default", 30.0)
         return cls(
-            robot=str(raw["robot"]), urdf=urdf, base_link=raw.get("base_link"),
-            locked_joints=raw.get("locked_joints") or [], tasks=tasks,
-            posture_cost=float(posture.get("cost", 1e-3)), posture_q=dict(posture.get("q") or {}),
-            limbs=dict(raw.get("limbs") or {}),
-            calibration_robot=dict(cal.get("robot") or {}), calibration_human=dict(cal.get("human") or {}),
-            velocity_limits=dict(raw.get("velocity_limits") or {"default": 2.0}),
-            acceleration_limit=float(raw.get("acceleration_limit", 30.0)),
-            filter=dict(raw.get("filter") or {"type": "one_euro"}),
-            stale_after_s=float(raw.get("stale_after_s", 0.1)),
-            ik=dict(raw.get("ik") or {}), direct=dict(raw.get("direct") or {}),
-            rate_hz=float(raw.get("rate_hz", 100.0)), source=Path(source) if source else None, raw=raw,
+            robot=spec.robot, urdf=urdf, base_link=spec.base_link,
+            locked_joints=spec.locked_joints, tasks=list(spec.tasks),
+            posture_cost=spec.posture.cost, posture_q=dict(spec.posture.q),
+            limbs={k: v.model_dump() for k, v in spec.limbs.items()},
+            calibration_robot=dict(spec.calibration_pose.robot), calibration_human=dict(spec.calibration_pose.human),
+            velocity_limits=dict(spec.velocity_limits), acceleration_limit=float(acc["default"]),
+            filter=spec.filter.params(), stale_after_s=spec.stale_after_s,
+            ik=spec.ik.model_dump(), direct={"joints": {k: ({} if v is None else v.model_dump(exclude_none=True))
+                                                         for k, v in spec.direct.joints.items()}},
+            rate_hz=spec.rate_hz, source=Path(source) if source else None, raw=dict(raw),
+            acceleration_limits=acc,
+            coupling={m: (dict(c.joints), float(c.offset)) for m, c in spec.coupling.items()},
         )
 
     def robot_model(self):
-        """The :class:`~robot_capture.kinematics.model.RobotModel` with the legs locked."""
-        from robot_capture.kinematics.model import RobotModel
+        """The :class:`~robot_capture.kinematics.model.RobotModel`: legs (``locked_joints``) and
+        coupled motor joints locked, plus one fixed frame ``<frame>@<task>`` per task with a
+        ``point`` (the point, in the link frame). Shared between mappings (read-only).
 
+        Raises:
+            FileNotFoundError: the URDF is missing. KeyError: a task frame, locked or coupled
+            joint that the URDF does not have (with suggestions). ValueError: malformed URDF.
+        """
+        from robot_capture.kinematics.model import RobotModel, unknown_name_error
+        from robot_capture.kinematics.urdf import Joint, Link, parse_urdf
+
+        if not self.urdf.is_file():
+            raise FileNotFoundError(f"{self.source or self.robot}: urdf {self.urdf}: no such file")
         locked = self.locked_joints
-        key = (str(self.urdf), self.urdf.stat().st_mtime_ns if self.urdf.exists() else 0, self.base_link,
-               tuple(sorted(locked.items())) if isinstance(locked, dict) else tuple(locked))
+        locked = dict(locked) if isinstance(locked, dict) else {n: 0.0 for n in locked}
+        points = tuple((t.frame, t.ik_frame, tuple(t.point)) for t in self.tasks if t.point is not None)
+        key = (str(self.urdf), self.urdf.stat().st_mtime_ns, self.base_link, tuple(sorted(locked.items())),
+               tuple(sorted(self.coupling)), points)
         if key not in _MODEL_CACHE:  # models are read-only after construction; share them
-            _MODEL_CACHE[key] = RobotModel.from_urdf(self.urdf, base_link=self.base_link, locked_joints=locked)
+            urdf = parse_urdf(self.urdf)
+            for motor in self.coupling:
+                if motor in urdf.joints and urdf.joints[motor].type != "fixed" and motor not in locked:
+                    locked[motor] = 0.0  # commanded from its coupling, not solved for
+            for link, name, xyz in points:
+                if link not in urdf.links:
+                    raise unknown_name_error("link", link, urdf.links)
+                T = np.eye(4)
+                T[:3, 3] = xyz
+                urdf.links[name] = Link(name)
+                urdf.joints[f"{name}_fixed"] = Joint(f"{name}_fixed", "fixed", link, name, origin=T)
+            _MODEL_CACHE[key] = RobotModel(urdf, base_link=self.base_link, locked_joints=locked)
         return _MODEL_CACHE[key]
 
+    def coupling_matrix(self, model):
+        """``(names, A (m, nq), b (m,))``: motor joint values ``q_motor = A @ q + b``.
+
+        Raises:
+            KeyError: a coupling term names a joint the model does not solve for.
+        """
+        names = list(self.coupling)
+        A = np.zeros((len(names), model.nq))
+        b = np.zeros(len(names))
+        for r, m in enumerate(names):
+            gains, off = self.coupling[m]
+            for j, g in gains.items():
+                if j not in model.joint_names:
+                    raise KeyError(f"coupling.{m}.joints: {j!r} is not a joint the IK solves for"
+                                   f"{suggest(j, model.joint_names)}")
+                A[r, model.joint_index(j)] += g
+            b[r] = off
+        return names, A, b
+
     def velocity_limit_array(self, model) -> np.ndarray:
-        """(nq,) teleop velocity limits (rad/s), never above the URDF's."""
-        default = float(self.velocity_limits.get("default", 2.0))
-        for n in self.velocity_limits:
-            if n != "default":
-                model.joint_index(n)  # KeyError with suggestions
-        v = np.array([float(self.velocity_limits.get(n, default)) for n in model.joint_names])
-        return np.minimum(v, model.velocity_limit)
+        """(nq,) teleop velocity limits (rad/s), never above the URDF's. KeyError for an unknown joint."""
+        return np.minimum(self._per_joint(self.velocity_limits, model, "velocity_limits", 2.0), model.velocity_limit)
+
+    def acceleration_limit_array(self, model) -> np.ndarray:
+        """(nq,) teleop acceleration limits (rad/s^2). KeyError for an unknown joint."""
+        return self._per_joint(self.acceleration_limits or {"default": self.acceleration_limit}, model,
+                               "acceleration_limit", self.acceleration_limit)
+
+    @staticmethod
+    def _per_joint(values: dict, model, key: str, fallback: float) -> np.ndarray:
+        default = float(values.get("default", fallback))
+        for n in values:
+            if n != "default" and n not in model.joint_names:
+                raise KeyError(f"{key}.{n}: not a joint the IK solves for{suggest(n, model.joint_names)}")
+        return np.array([float(values.get(n, default)) for n in model.joint_names])
 
     def posture_array(self, model) -> np.ndarray:
         q = model.neutral()

@@ -70,7 +70,10 @@ class RetargetResult:
     keypoint_names, keypoints (N,K,4,4) human, body frame; task_names, target_frames,
     targets (N,T,4,4) robot base frame; position_errors / orientation_errors (N,T) IK residuals
     (m / rad, NaN for untracked components); wrist_frames, wrist_errors (N,W) m: distance of
-    the commanded wrist frame (FK of q) to its target; flags (N,) comma-joined str.
+    the commanded wrist frame (FK of q) to its target, wrist_ik_errors (N,W) m: the same for
+    the IK solution (the wrist tasks; a mapping that marks no task ``wrist: true``, e.g. H1,
+    reports every position-tracked task instead); flags (N,) comma-joined str; lag_s (N,) the
+    retargeter's lag estimate (s); limits: ``teleop`` or ``urdf``.
     """
 
     robot: str
@@ -94,13 +97,27 @@ class RetargetResult:
     flags: np.ndarray
     lower: np.ndarray = field(default_factory=lambda: np.zeros(0))
     upper: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    lag_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    limits: str = "urdf"
+    velocity_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    coupled_names: list = field(default_factory=list)
+    coupled_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    coupled_qd: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def __len__(self):
         return len(self.t)
 
+    def joint_command(self, i: int):
+        """``(names, q, qd)`` of frame ``i`` as sent to the robot: model joints then coupled motor joints."""
+        if not self.coupled_names:
+            return self.joint_names, self.q[i], self.qd[i]
+        return (self.joint_names + self.coupled_names, np.concatenate([self.q[i], self.coupled_q[i]]),
+                np.concatenate([self.qd[i], self.coupled_qd[i]]))
+
     def summary(self) -> dict:
         """p50/p95 wrist errors (IK and command, m), joint-limit violation (rad), frames held."""
-        out = {"frames": len(self), "robot": self.robot, "source": self.source}
+        out = {"frames": len(self), "robot": self.robot, "source": self.source, "limits": self.limits}
         for k, f in enumerate(self.wrist_frames):
             out[f"{f}.ik_p95_m"] = float(np.nanpercentile(self.wrist_ik_errors[:, k], 95))
             out[f"{f}.command_p95_m"] = float(np.nanpercentile(self.wrist_errors[:, k], 95))
@@ -121,7 +138,8 @@ class RetargetResult:
                 targets=self.targets, position_errors=self.position_errors,
                 orientation_errors=self.orientation_errors, wrist_frames=np.array(self.wrist_frames),
                 wrist_errors=self.wrist_errors, wrist_ik_errors=self.wrist_ik_errors, flags=self.flags,
-                meta=json.dumps({"robot": self.robot, "source": self.source, "clip": self.clip}))
+                lag_s=self.lag_s,
+                meta=json.dumps({"robot": self.robot, "source": self.source, "clip": self.clip, "limits": self.limits}))
         elif path.suffix == ".csv":
             header = ["t"] + [f"q.{n}" for n in self.joint_names] + [f"qd.{n}" for n in self.joint_names]
             header += [f"human.{k}.{a}" for k in self.keypoint_names for a in "xyz"]
@@ -176,48 +194,57 @@ def retarget_poses(batch: HumanPoseBatch, retargeter: Retargeter, progress=None,
     q, qd, q_ik = res["q"], res["qd"], res["q_ik"]
     pe, oe = res["position_errors"], res["orientation_errors"]
     flags = np.array([",".join(sorted(f)) for f in res["flags"]], dtype=object)
-    # base-frame targets and commanded wrist errors (FK of the command)
+    # base-frame targets and commanded wrist errors: FK of only the frames needed (roots, wrists)
     model = r.model
-    nf = model.nframes
-    P_ik = np.empty((n, nf, 4, 4))
-    P_cmd = np.empty((n, nf, 4, 4))
-    kin = getattr(model, "_kin", None)  # the C kinematics writes straight into the slices
-    for i in range(n):
-        if kin is not None:
-            kin.fk(q_ik[i], P_ik[i])
-            kin.fk(q[i], P_cmd[i])
-        else:
-            P_ik[i] = model.fk_all(q_ik[i])
-            P_cmd[i] = model.fk_all(q[i])
     roots = np.array(r._root_index)
     targets = rel.copy()
-    has_root = roots >= 0
-    if has_root.any():
-        targets[:, has_root] = P_ik[:, roots[has_root]] @ rel[:, has_root]
-    wrist_tasks = [k for k, t in enumerate(r.tasks) if t.wrist]
+    root_ids = sorted({int(x) for x in roots if x >= 0})
+    if root_ids:
+        P_root = r.model.fk_frames(q_ik, root_ids)
+        for k in np.nonzero(roots >= 0)[0]:
+            targets[:, k] = P_root[:, root_ids.index(int(roots[k]))] @ rel[:, k]
+    wrist_tasks = tracked_tasks(r)
     we = np.zeros((n, len(wrist_tasks)))
-    for j, k in enumerate(wrist_tasks):
-        fi = model.frame_index(r.tasks[k].frame)
-        tgt = rel[:, k] if roots[k] < 0 else P_cmd[:, roots[k]] @ rel[:, k]
-        we[:, j] = np.linalg.norm(P_cmd[:, fi, :3, 3] - tgt[:, :3, 3], axis=1)
+    if wrist_tasks:
+        ids = sorted({model.frame_index(r.tasks[k].ik_frame) for k in wrist_tasks}
+                     | {int(roots[k]) for k in wrist_tasks if roots[k] >= 0})
+        P_cmd = model.fk_frames(q, ids)
+        for j, k in enumerate(wrist_tasks):
+            fi = ids.index(model.frame_index(r.tasks[k].ik_frame))
+            tgt = rel[:, k] if roots[k] < 0 else P_cmd[:, ids.index(int(roots[k]))] @ rel[:, k]
+            we[:, j] = np.linalg.norm(P_cmd[:, fi, :3, 3] - tgt[:, :3, 3], axis=1)
     kp = np.stack([batch.keypoints[k] for k in kp_names], axis=1) if kp_names else np.zeros((n, 0, 4, 4))
     return RetargetResult(
         robot=r.mapping.robot, source=source, clip=str(clip), t=np.asarray(stamps, float), joint_names=r.joint_names,
         q=q, qd=qd, q_ik=q_ik, keypoint_names=kp_names, keypoints=kp, task_names=[t.name for t in r.tasks],
         target_frames=list(r.target_frames), targets=targets, position_errors=pe, orientation_errors=oe,
-        wrist_frames=[r.tasks[k].frame for k in wrist_tasks], wrist_errors=we,
+        wrist_frames=[r.tasks[k].ik_frame for k in wrist_tasks], wrist_errors=we,
         wrist_ik_errors=pe[:, wrist_tasks] if wrist_tasks else np.zeros((n, 0)),
-        flags=flags.astype(str), lower=model.lower.copy(), upper=model.upper.copy())
+        flags=flags.astype(str), lower=model.lower.copy(), upper=model.upper.copy(), lag_s=res["lag_s"],
+        limits=r.limits, velocity_limit=r.vmax.copy(), coupled_names=list(r.coupled_names),
+        coupled_q=q @ r.coupling_A.T + r.coupling_b, coupled_qd=qd @ r.coupling_A.T)
+
+
+def tracked_tasks(retargeter) -> list[int]:
+    """Indices of the tasks whose error is reported: the ``wrist: true`` tasks, else (a robot
+    without a wrist task, e.g. H1) every position-tracked task."""
+    tasks = retargeter.tasks
+    return [k for k, t in enumerate(tasks) if t.wrist] or [k for k, t in enumerate(tasks) if t.position_cost > 0]
 
 
 def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Calibration | None = None,
-                  progress=None, retargeter: Retargeter | None = None) -> RetargetResult:
+                  progress=None, retargeter: Retargeter | None = None, limits: str = "urdf",
+                  filter: str = "none") -> RetargetResult:
     """Retarget a BVH clip onto ``robot`` through ``source`` (``bvh``|``exo``|``vr``).
 
     Args:
         path: BVH file. robot: mapping name or YAML path. calibration: operator calibration
             (default: measured from the clip for ``bvh``; the live node's default for ``exo``/``vr``).
         progress: optional ``(done, total)`` callable. retargeter: reuse one (reset first).
+        limits: ``urdf`` (default: the data is re-retargeted, not sent to a motor) or ``teleop``
+            (the live safety limits), see :class:`Retargeter`.
+        filter: ``none`` (default offline: the IK output is already within the limits, and a
+            causal filter only adds lag) or ``mapping`` (the mapping's live filter).
     Raises:
         ValueError: malformed BVH (``file:line``) or unknown source. KeyError: unknown robot.
     """
@@ -231,11 +258,14 @@ def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Cal
     if retargeter is None:
         if calibration is None and source == "bvh":
             calibration = Calibration.from_poses(batch)
-        retargeter = Retargeter(robot, calibration)
+        if filter not in ("none", "mapping"):
+            raise ValueError(f"filter must be 'none' or 'mapping', not {filter!r}")
+        retargeter = Retargeter(robot, calibration, limits=limits,
+                                filter={"type": "none"} if filter == "none" else None)
     else:
         retargeter.reset()
     return retarget_poses(batch, retargeter, progress=progress, source=source, clip=clip.path)
 
 
-__all__ = ["SOURCES", "RetargetResult", "exo_replay_messages", "vr_replay_messages", "source_poses",
+__all__ = ["SOURCES", "RetargetResult", "tracked_tasks", "exo_replay_messages", "vr_replay_messages", "source_poses",
            "retarget_poses", "retarget_clip", "VR_TRACKERS"]

@@ -2,8 +2,15 @@
 
 Per step: checks (enable, stale, NaN, invalid) -> IK targets from the human keypoints
 (per-limb scaling, rotation offsets) -> damped-least-squares IK (``kinematics.IKSolver``,
-warm-started) -> One-Euro / critically-damped filter -> velocity and acceleration limits ->
-joint limits. Any failed check holds the last good command (velocity 0) and flags it.
+warm-started) that itself keeps every joint within its velocity limit over the real step
+``dt`` (and, with ``ik_acceleration``, within ``qd_prev -/+ a dt``) -> One-Euro /
+critically-damped filter -> the velocity/acceleration limiter as a last guard (it does not
+saturate on an IK output that already respects the limits) -> joint limits -> gear couplings
+(motor joints). Any failed check holds the last good command (velocity 0) and flags it.
+
+Limits (``limits=``): ``teleop`` (default, live) uses the mapping's safety limits
+(``velocity_limits``, ``acceleration_limit``, never above the URDF's); ``urdf`` (offline
+default) uses the URDF's velocity limits and no acceleration limit (URDFs have none).
 
 Targets, for task ``k`` with robot frame ``F``, robot root ``B`` (base if none), human keypoint
 ``h`` and human root keypoint ``r``:
@@ -29,13 +36,16 @@ from robot_capture.retarget.mapping import RobotMapping
 from robot_capture.retarget.pose import HumanPose, invert_transform
 
 
+_INVALID, _BOUND = int(IKStatus.INVALID_INPUT), int(IKStatus.LIMIT_BOUND)
+
+
 def robot_calibration_rotations(mapping: RobotMapping, model=None) -> dict:
     """task name -> (3,3) rotation of the robot frame relative to its root in the calibration pose."""
     model = model or mapping.robot_model()
     poses = model.fk_all(mapping.calibration_q(model))
     out = {}
     for t in mapping.tasks:
-        Tf = poses[model.frame_index(t.frame)]
+        Tf = poses[model.frame_index(t.ik_frame)]
         Tr = poses[model.frame_index(t.root)] if t.root else np.eye(4)
         out[t.name] = (invert_transform(Tr) @ Tf)[:3, :3]
     return out
@@ -80,6 +90,8 @@ class RetargetOutput:
         iterations, solve_time_s, status (IKStatus or None when held), flags (set[str]).
         warnings: messages to log once (e.g. unknown joint names).
         targets: frame -> (4,4) target in the robot base frame (computed on first access).
+        lag_s: estimated command lag behind the operator (s): the wrist (else elbow) position
+            error over the target speed, smoothed (NaN until the target moves).
     """
 
     q: np.ndarray
@@ -98,6 +110,16 @@ class RetargetOutput:
     _rel_targets: np.ndarray | None = None
     _retargeter: object = None
     _targets: dict | None = None
+    lag_s: float = float("nan")
+
+    def joint_command(self):
+        """``(names, q, qd)`` to send to the robot: the model joints plus the coupled motor
+        joints (``q_motor = A q + b``, see the mapping's ``coupling``)."""
+        r = self._retargeter
+        if r is None or not r.coupled_names:
+            return self.joint_names, self.q, self.qd
+        return (r.command_names, np.concatenate([self.q, r.coupling_A @ self.q + r.coupling_b]),
+                np.concatenate([self.qd, r.coupling_A @ self.qd]))
 
     @property
     def targets(self) -> dict:
@@ -119,16 +141,26 @@ class Retargeter:
             mapping's calibration pose).
         rate_hz: nominal step rate, used for the first step's dt (default: mapping.rate_hz).
         stale_after_s: input older than this (s) is held and flagged (default: mapping.stale_after_s).
+        limits: ``teleop`` (mapping safety limits) or ``urdf`` (the URDF's velocity limits, no
+            acceleration limit), see the module docstring.
+        ik_acceleration: also bound the IK step by the acceleration limit (default: True for
+            ``teleop``).
+        filter: a filter spec (``{"type": "none"}``, ...) replacing the mapping's ``filter``.
 
     Raises:
         KeyError: unknown robot name, or a mapping naming an unknown joint/frame.
-        ValueError: a malformed mapping (any wrong type or value inside it).
+        ValueError: a malformed mapping (any wrong type or value inside it), unknown ``limits``.
         FileNotFoundError: the mapping's URDF is missing.
     """
 
+    LIMITS = ("teleop", "urdf")
+
     @_mapping_errors_as_value_error
     def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None,
-                 stale_after_s: float | None = None):
+                 stale_after_s: float | None = None, limits: str = "teleop", ik_acceleration: bool | None = None,
+                 filter: dict | None = None):
+        if limits not in self.LIMITS:
+            raise ValueError(f"limits must be one of {self.LIMITS}, not {limits!r}")
         if not isinstance(mapping, RobotMapping):
             mapping = RobotMapping.load(mapping)
         if stale_after_s is not None:  # override the mapping's limit (e.g. a node parameter)
@@ -142,27 +174,50 @@ class Retargeter:
         self.joint_names = list(model.joint_names)
         self.nq = model.nq
         self.rate_hz = float(rate_hz or mapping.rate_hz)
+        self.limits = limits
+        if limits == "teleop":
+            self.vmax = mapping.velocity_limit_array(model)
+            self.amax = mapping.acceleration_limit_array(model)
+        else:
+            self.vmax = model.velocity_limit.copy()
+            self.amax = np.full(self.nq, np.inf)
+        self.ik_acceleration = bool(np.isfinite(self.amax).any()) if ik_acceleration is None else bool(ik_acceleration)
         ik_tasks = []
         for t in mapping.tasks:
             if t.root:
-                ik_tasks.append(RelativeFrameTask(t.frame, t.root, t.position_cost, t.orientation_cost))
+                ik_tasks.append(RelativeFrameTask(t.ik_frame, t.root, t.position_cost, t.orientation_cost))
             else:
-                ik_tasks.append(FrameTask(t.frame, t.position_cost, t.orientation_cost))
+                ik_tasks.append(FrameTask(t.ik_frame, t.position_cost, t.orientation_cost))
         self.q_posture = mapping.posture_array(model)
         ik_tasks.append(PostureTask(mapping.posture_cost, q_ref=self.q_posture))
         ik = dict(mapping.ik)
-        self.solver = IKSolver(model, ik_tasks, **ik)
+        self.solver = IKSolver(model, ik_tasks, velocity_limit=self.vmax, **ik)
         self.tasks = mapping.tasks
-        self.target_frames = [t.frame for t in mapping.tasks]
+        self.target_frames = [t.ik_frame for t in mapping.tasks]
+        self.coupled_names, self.coupling_A, self.coupling_b = mapping.coupling_matrix(model)
+        self.command_names = self.joint_names + self.coupled_names
         self._root_index = [model.frame_index(t.root) if t.root else -1 for t in mapping.tasks]
         self._wrist_tasks = [k for k, t in enumerate(mapping.tasks) if t.wrist]
         # residuals of unweighted components are reported as NaN (their targets are not tracked)
         self._pmask = np.array([np.nan if t.position_cost <= 0 else 1.0 for t in mapping.tasks])
         self._omask = np.array([np.nan if t.orientation_cost <= 0 else 1.0 for t in mapping.tasks])
         self._setup_calibration()
-        self.vmax = mapping.velocity_limit_array(model)
-        self.limiter = RateLimiter(self.vmax, mapping.acceleration_limit, model.lower, model.upper)
-        self.filter = make_filter(self.nq, mapping.filter)
+        # the last guard (no braking term: it would make a moving target lag by v^2/2a); the URDF's
+        # "no limit" (inf) becomes a large finite bound
+        vg, ag = np.where(np.isfinite(self.vmax), self.vmax, 1e6), np.where(np.isfinite(self.amax), self.amax, 1e9)
+        self.limiter = RateLimiter(vg, ag, model.lower, model.upper, brake=False)
+        lag_tasks = self._wrist_tasks or [k for k, t in enumerate(mapping.tasks) if t.position_cost > 0]
+        self._lag_tasks = [k for k in lag_tasks if mapping.tasks[k].position_cost > 0]
+        # FK of the lag tasks' frames and roots on the command, for the lag estimate
+        self._lag_ids = sorted({model.frame_index(mapping.tasks[k].ik_frame) for k in self._lag_tasks}
+                               | {self._root_index[k] for k in self._lag_tasks if self._root_index[k] >= 0})
+        self._lag_f = [self._lag_ids.index(model.frame_index(mapping.tasks[k].ik_frame)) for k in self._lag_tasks]
+        self._lag_r = [self._lag_ids.index(self._root_index[k]) if self._root_index[k] >= 0 else -1
+                       for k in self._lag_tasks]
+        self._lag_ids = np.array(self._lag_ids, dtype=np.int32)
+        self._lag_P = np.empty((1, len(self._lag_ids), 4, 4))
+        self.filter_spec = dict(mapping.filter if filter is None else filter)
+        self.filter = make_filter(self.nq, self.filter_spec)
         self._out = np.empty(self.nq)
         self.reset()
 
@@ -211,8 +266,12 @@ class Retargeter:
         """Forget history; the command starts at ``q`` (default: the posture)."""
         q0 = self.q_posture.copy() if q is None else np.clip(np.asarray(q, float), self.model.lower, self.model.upper)
         self.q_ik = q0.copy()
+        self.qd_ik = np.zeros(self.nq)
         self.q_cmd = q0.copy()
         self.qd_cmd = np.zeros(self.nq)
+        self.lag_s = float("nan")
+        self._p_prev = None
+        self._lag_num = self._lag_den = 0.0
         self.filter.reset(None)
         self.limiter.reset(q0)
         self.t_prev = None
@@ -262,7 +321,7 @@ class Retargeter:
         out = {}
         for k, t in enumerate(self.tasks):
             ri = self._root_index[k]
-            out[t.frame] = rel_targets[k] if ri < 0 else poses[ri] @ rel_targets[k]
+            out[t.ik_frame] = rel_targets[k] if ri < 0 else poses[ri] @ rel_targets[k]
         return out
 
     # ------------------------------------------------------------------- step
@@ -289,39 +348,97 @@ class Retargeter:
         self.limiter.hold()
         self.filter.reset(None)
         self.qd_cmd = np.zeros(self.nq)
+        self.qd_ik = np.zeros(self.nq)
+        self._p_prev = None
         self.t_prev = t
         nt = len(self.tasks)
         flags = set(flags) | {reason, "held"}
         return RetargetOutput(self.q_cmd.copy(), self.qd_cmd.copy(), self.joint_names, stamp, self.target_frames,
-                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
+                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy(),
+                              _retargeter=self, lag_s=self.lag_s)
 
-    def _advance(self, q_target, t: float, stamp):
-        """Filter + limits toward ``q_target`` at time ``t``; updates the command state."""
+    def _step_dt(self, t: float) -> float:
+        """The real time since the last step (s), bounded to [1e-4, 0.5] (first step: 1/rate)."""
         dt = 1.0 / self.rate_hz if self.t_prev is None else t - self.t_prev
-        dt = 1e-4 if dt < 1e-4 else (0.5 if dt > 0.5 else dt)
+        return 1e-4 if dt < 1e-4 else (0.5 if dt > 0.5 else dt)
+
+    def _solve(self, targets: np.ndarray, dt: float) -> int:
+        """One IK solve from ``q_ik`` within the velocity (and acceleration) limits over ``dt``;
+        updates ``q_ik``/``qd_ik`` unless the input is invalid. Returns the IKStatus int."""
+        if self.ik_acceleration:
+            adt = self.amax * dt
+            self.solver.set_velocity_bounds(np.maximum(-self.vmax, self.qd_ik - adt),
+                                            np.minimum(self.vmax, self.qd_ik + adt))
+        st = self.solver.solve_into(self.q_ik, targets, self._out, dt)
+        if st != _INVALID:
+            np.subtract(self._out, self.q_ik, out=self.qd_ik)
+            self.qd_ik *= 1.0 / dt
+            self.q_ik[:] = self._out
+        return st
+
+    def _at_position_limit(self) -> bool:
+        """True if a joint of the IK solution sits at a position limit. A solve that ended on a
+        bound with none there was held by the velocity/acceleration box: the command lags the
+        operator, which ``lag_s`` reports (no flag: it is not bad input)."""
+        q, m = self.q_ik, self.model
+        return bool(((q <= m.lower + 1e-9) | (q >= m.upper - 1e-9)).any())
+
+    def _advance(self, q_target, dt: float, t: float, stamp, brake: bool = False):
+        """Filter + limiter toward ``q_target`` over ``dt``; updates the command state. ``brake``:
+        the limiter stops on the target (direct joint mode, where no IK bounds the step)."""
+        self.limiter.brake = brake
         qf = self.filter(q_target, dt)
         self.q_cmd, self.qd_cmd = self.limiter(qf, dt)
         self.t_prev = t
         self.last_stamp = stamp
         self.has_command = True
 
+    def _update_lag(self, targets: np.ndarray, dt: float):
+        """Command lag estimate (s): the least-squares ``tau`` in ``p_target - p_command ~ tau *
+        v_target`` over the lag tasks (wrists, else position-tracked tasks), each side
+        exponentially weighted (time constant 1 s). A constant offset (an unreachable target)
+        averages out; the filter's and the limits' lag both count. NaN until the target moves."""
+        k = self._lag_tasks
+        if not k:
+            return
+        p = targets[k, :3, 3]
+        if self._p_prev is not None:
+            v = (p - self._p_prev) * (1.0 / dt)
+            kin = self.model._kin
+            if kin is not None:
+                kin.fk_links(self.q_cmd, self._lag_ids, self._lag_P)
+                P = self._lag_P[0]
+            else:
+                P = self.model.fk_frames(self.q_cmd[None], self._lag_ids)[0]
+            e = 0.0
+            for j, (f, r) in enumerate(zip(self._lag_f, self._lag_r)):
+                pc = P[f, :3, 3] if r < 0 else P[r, :3, :3].T @ (P[f, :3, 3] - P[r, :3, 3])
+                e += float((p[j] - pc) @ v[j])
+            a = dt / (1.0 + dt)
+            self._lag_num += a * (e - self._lag_num)
+            self._lag_den += a * (float((v * v).sum()) - self._lag_den)
+            if self._lag_den > (0.05 ** 2) * len(k):  # (m/s)^2: only once the operator has moved
+                self.lag_s = max(0.0, self._lag_num / self._lag_den)
+        self._p_prev = p.copy()
+
     def step_targets(self, targets: np.ndarray, t: float, stamp: float, flags=()) -> RetargetOutput:
         """IK + filter + limits for precomputed targets (ntarget,4,4) (relative to each task's root)."""
         t0 = time.perf_counter()
-        st = self.solver.solve_into(self.q_ik, targets, self._out, 0.0)
+        dt = self._step_dt(t)
+        st = self._solve(targets, dt)
         solve_time = time.perf_counter() - t0
-        if st == IKStatus.INVALID_INPUT:
+        if st == _INVALID:
             return self._hold(t, stamp, "ik_invalid", flags)
-        self.q_ik[:] = self._out
-        self._advance(self.q_ik, t, stamp)
+        self._advance(self.q_ik, dt, t, stamp)
+        self._update_lag(targets, dt)
         fl = set(flags)
-        if st == IKStatus.LIMIT_BOUND:
+        if st == _BOUND and self._at_position_limit():
             fl.add("limit_bound")
         return RetargetOutput(self.q_cmd, self.qd_cmd, self.joint_names, stamp, self.target_frames,
                               self.solver.position_errors[:-1] * self._pmask,
                               self.solver.orientation_errors[:-1] * self._omask,
                               self.solver.last_iterations, solve_time, IKStatus(st), fl, [], self.q_ik.copy(),
-                              targets, self)
+                              targets, self, lag_s=self.lag_s)
 
     def run_targets(self, targets: np.ndarray, times, hold_reason=None):
         """Batch twin of :meth:`step_targets` (same solver, filter and limiter calls) for offline use.
@@ -331,42 +448,41 @@ class Retargeter:
             hold_reason: optional (N,) array of str/None: frames to hold with that flag.
         Returns:
             dict of arrays: q, qd, q_ik (N,nq); position_errors, orientation_errors (N,ntarget);
-            status (N,) int (-1 = held); flags (N,) object (set).
+            status (N,) int (-1 = held); flags (N,) object (set); lag_s (N,) s.
         """
         n = targets.shape[0]
         nq, nt = self.nq, len(self.tasks)
         q = np.empty((n, nq))
         qd = np.empty((n, nq))
         q_ik = np.empty((n, nq))
+        lag = np.full(n, np.nan)
         pe = np.full((n, nt), np.nan)
         oe = np.full((n, nt), np.nan)
         status = np.full(n, -1, dtype=np.int16)
         flags = [()] * n
-        solve = self.solver.solve_into
         perr, oerr = self.solver.position_errors, self.solver.orientation_errors
-        out = self._out
-        qk = self.q_ik
         ts = [float(x) for x in times]
-        invalid, bound = int(IKStatus.INVALID_INPUT), int(IKStatus.LIMIT_BOUND)
         for i in range(n):
             reason = None if hold_reason is None else hold_reason[i]
-            st = invalid if reason else solve(qk, targets[i], out, 0.0)
-            if st == invalid:
+            dt = self._step_dt(ts[i])
+            st = _INVALID if reason else self._solve(targets[i], dt)
+            if st == _INVALID:
                 o = self._hold(ts[i], ts[i], reason or "ik_invalid", ())
                 flags[i] = o.flags
             else:
-                qk[:] = out
-                self._advance(qk, ts[i], ts[i])
+                self._advance(self.q_ik, dt, ts[i], ts[i])
+                self._update_lag(targets[i], dt)
                 pe[i] = perr[:-1]
                 oe[i] = oerr[:-1]
                 status[i] = st
-                if st == bound:
+                if st == _BOUND and self._at_position_limit():
                     flags[i] = ("limit_bound",)
             q[i] = self.q_cmd
             qd[i] = self.qd_cmd
-            q_ik[i] = qk
+            q_ik[i] = self.q_ik
+            lag[i] = self.lag_s
         return {"q": q, "qd": qd, "q_ik": q_ik, "position_errors": pe * self._pmask,
-                "orientation_errors": oe * self._omask, "status": status, "flags": flags}
+                "orientation_errors": oe * self._omask, "status": status, "flags": flags, "lag_s": lag}
 
     def step(self, pose: HumanPose | None, t: float, enabled: bool = True) -> RetargetOutput:
         """One command for ``pose`` at time ``t`` (s, same clock as ``pose.stamp``).
@@ -397,8 +513,10 @@ class Retargeter:
         if stamp is not None and t - stamp > self.mapping.stale_after_s:
             return self._hold(t, stamp, "stale", flags)
         q_target = np.where(np.isfinite(q_target), q_target, self.q_cmd)
-        self._advance(q_target, t, stamp)
+        self._advance(q_target, self._step_dt(t), t, stamp, brake=True)
         self.q_ik = q_target.copy()
+        self.qd_ik = self.qd_cmd.copy()
         nt = len(self.tasks)
         return RetargetOutput(self.q_cmd, self.qd_cmd, self.joint_names, stamp, self.target_frames,
-                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy())
+                              np.full(nt, np.nan), np.full(nt, np.nan), flags=flags, q_ik=self.q_ik.copy(),
+                              _retargeter=self)
