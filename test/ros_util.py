@@ -27,14 +27,19 @@ def wait_until(predicate, timeout: float = DISCOVERY_TIMEOUT_S, step: float = 0.
 
 
 def start_node(module: str, params: dict | None = None, *extra_args: str):
-    """Start ``python -m <module> --ros-args -p k:=v ...`` as a child process (same env/domain).
+    """Start ``<module>.main()`` of the installed package with ``--ros-args -p k:=v ...`` as a
+    child process (same env/domain), through ``robot_capture/floor/_child.py``.
 
     Returns the ``subprocess.Popen``; stop it with :func:`stop_node` in teardown.
     """
     import subprocess
     import sys
 
-    args = [sys.executable, "-m", module, "--ros-args"]
+    from robot_capture.floor import _child
+
+    # the installed package's _child.py, not `python -m`: -m puts the working directory (a source
+    # checkout without built C extensions) first on sys.path
+    args = [sys.executable, _child.__file__, module, "--ros-args"]
     for k, v in (params or {}).items():
         if isinstance(v, bool):
             v = "true" if v else "false"
@@ -56,3 +61,25 @@ def stop_node(proc, sig=None, timeout: float = 10.0) -> tuple[int, str]:
         proc.kill()
         out, _ = proc.communicate()
     return proc.returncode, out or ""
+
+
+def loose_mapping(directory, robot: str = "g1", stale_after_s: float = 30.0):
+    """A copy of ``config/robots/<robot>.yaml`` whose stale-input limit no loaded machine reaches.
+
+    For tests of what the retarget node computes (stamps, flags, live == offline): on a starved
+    2-core machine a fresh input may be handled more than the shipped 0.1 s after its stamp and
+    be held as 'stale', which is the staleness rule working, not the behaviour under test (that
+    rule has its own tests with inputs stamped in the past). Returns the YAML path.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    from robot_capture.paths import config_dir
+
+    doc = yaml.safe_load((config_dir() / "robots" / f"{robot}.yaml").read_text())
+    if "stale_after_s" in doc:
+        doc["stale_after_s"] = float(stale_after_s)
+    path = Path(directory) / f"{robot}_loose.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,5 +1,4 @@
 """camera node through real DDS: synthetic frames follow /joint_states; Image, JPEG and CameraInfo."""
-import time
 
 import numpy as np
 import pytest
@@ -44,11 +43,7 @@ def test_synthetic_frames_follow_joint_states(ros_node, g1_urdf, compressed):
         spin_until(ex, lambda: False, timeout=0.2)
         info_stamps = {(i.header.stamp.sec, i.header.stamp.nanosec) for i in infos}
         assert (m.header.stamp.sec, m.header.stamp.nanosec) in info_stamps, "camera_info shares the image stamp"
-        # rate ~30 Hz
-        n0, t0 = len(frames), time.monotonic()
-        spin_until(ex, lambda: time.monotonic() - t0 > 1.0, timeout=2.0)
-        rate = (len(frames) - n0) / (time.monotonic() - t0)
-        assert 20 < rate < 36, f"{rate:.1f} frames/s"
+        # (the achieved frame rate is benchmarks/sim_bench.py's figure, not a test: a loaded machine delays timers)
 
         def settle(state):
             pub.publish(state)

@@ -6,9 +6,16 @@ import time
 import numpy as np
 import pytest
 
-from ros_util import spin_until, start_node, stop_node
+from ros_util import loose_mapping, spin_until, start_node, stop_node
 
 pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def g1_mapping(tmp_path_factory):
+    """g1 with a stale-input limit no loaded machine reaches (ros_util.loose_mapping): these
+    tests check what the node computes, not how fast a starved machine delivers."""
+    return str(loose_mapping(tmp_path_factory.mktemp("mapping")))
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +95,14 @@ class Io:
         return None, None
 
 
-def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
+def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf, g1_mapping):
     from robot_capture.kinematics.model import RobotModel
     from robot_capture.retarget.mapping import RobotMapping
 
     expected_joints = RobotMapping.load("g1").robot_model().joint_names
     names, readings = exo_stream
     proc = start_node("robot_capture.nodes.retarget_node",
-                      {"robot": "g1", "source": "exo", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
+                      {"robot": g1_mapping, "source": "exo", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
     try:
         io = Io(*ros_node)
         assert io.wait_matched(), "retarget node did not come up"
@@ -117,12 +124,10 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
         assert spin_until(io.ex, lambda: len(io.targets) >= 100)
         assert io.targets[-1].header.frame_id == "pelvis"
         assert (io.targets[-1].header.stamp.sec, io.targets[-1].header.stamp.nanosec) == got[-1]
-        # per-command diagnostics: good input is unflagged (a starved node on a loaded machine
-        # may flag a few inputs 'stale', older than the mapping's 0.1 s limit, when handled)
+        # per-command diagnostics: good input is unflagged, every one of them
         results = [io.flags_for(s) for s in stamps]
         clean = [st for fl, st in results if fl == set()]
-        assert all(fl is not None and fl <= {"stale", "held"} for fl, _st in results)
-        assert len(clean) >= 80, f"only {len(clean)} of 100 good inputs unflagged"
+        assert len(clean) == len(stamps), [fl for fl, _st in results if fl != set()]
         status = clean[-1]
         keys = {kv.key for kv in status.values}
         assert {"left_wrist.position_error_m", "solve_time_ms_max", "iterations_max", "joint_limit_margin_rad"} <= keys
@@ -147,9 +152,9 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
         flags, _ = io.flags_for(s)
         assert {"nan_input", "held"} <= flags, flags
 
-        # stale input (stamped 1 s ago): held and flagged
+        # stale input (stamped 100 s ago, past the mapping's limit): held and flagged
         msg = io.JointState(name=names, position=[float(v) for v in readings[101]])
-        now_ns = io.node.get_clock().now().nanoseconds - 1_000_000_000
+        now_ns = io.node.get_clock().now().nanoseconds - 100_000_000_000
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
         io.pub.publish(msg)
         assert io.cmd_for(msg.header.stamp) is not None
@@ -177,10 +182,10 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf):
     assert "expected" in out and "left_elbow_flexion" in out, "the warning names the expected joints"
 
 
-def test_deadman_holds_the_robot(ros_node, exo_stream):
+def test_deadman_holds_the_robot(ros_node, exo_stream, g1_mapping):
     names, readings = exo_stream
     proc = start_node("robot_capture.nodes.retarget_node",
-                      {"robot": "g1", "source": "exo", "rate_hz": 0.0, "require_enable": True,
+                      {"robot": g1_mapping, "source": "exo", "rate_hz": 0.0, "require_enable": True,
                        "diagnostics_rate_hz": 0.0})
     try:
         io = Io(*ros_node)
@@ -202,7 +207,7 @@ def test_deadman_holds_the_robot(ros_node, exo_stream):
         io.enable(True)
         moving = run(range(30, 90))
         assert not any("disabled" in f for _q, f in moving)
-        assert sum("held" in f for _q, f in moving) <= 6, "only inputs a starved node saw late ('stale') may hold"
+        assert not any("held" in f for _q, f in moving), [f for _q, f in moving if f]
         assert np.ptp([q for q, _f in moving], axis=0).max() > 0.02
         io.enable(False)
         held2 = run(range(90, 130))
@@ -214,10 +219,10 @@ def test_deadman_holds_the_robot(ros_node, exo_stream):
     assert code == 0, out
 
 
-def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream):
+def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream, g1_mapping):
     names, readings = exo_stream
     proc = start_node("robot_capture.nodes.retarget_node",
-                      {"robot": "g1", "source": "exo", "rate_hz": 50.0, "diagnostics_rate_hz": 5.0})
+                      {"robot": g1_mapping, "source": "exo", "rate_hz": 50.0, "diagnostics_rate_hz": 5.0})
     try:
         io = Io(*ros_node)
         assert io.wait_matched()
@@ -232,14 +237,20 @@ def test_fixed_rate_output_carries_the_latest_input_stamp(ros_node, exo_stream):
         spin_until(io.ex, lambda: False, timeout=0.2)
         outs = [c for c in io.cmds if (c.header.stamp.sec, c.header.stamp.nanosec) in io.sent]
         assert len(outs) == len(io.cmds), "every command stamp is an input stamp"
-        assert 50 <= len(io.cmds) <= 130, f"{len(io.cmds)} commands in ~2 s at 50 Hz"
+        # the timer, not the input, paces the output: stamps never go back; the achieved rate is a
+        # figure of benchmarks/retarget_bench.py, not a test (a loaded machine delays timers)
+        assert len(io.cmds) >= 2
+        order = {k: i for i, k in enumerate((s.sec, s.nanosec) for s in sent)}
+        keys = [(c.header.stamp.sec, c.header.stamp.nanosec) for c in io.cmds]
+        idx = [order[k] for k in keys if k in order]  # (a tick may still carry the warm-up stamp)
+        assert idx == sorted(idx), "each command carries the latest input stamp at its tick"
         assert io.diags, "diagnostics published on their own timer"
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
 
 
-def test_vr_source_round_trip(ros_node):
+def test_vr_source_round_trip(ros_node, g1_mapping):
     from geometry_msgs.msg import PoseStamped
 
     from robot_capture.nodes._convert import matrix_to_pose
@@ -247,7 +258,7 @@ def test_vr_source_round_trip(ros_node):
 
     replay = ClipReplay("cmu_02_05_punch_strike", exo=False)
     proc = start_node("robot_capture.nodes.retarget_node",
-                      {"robot": "g1", "source": "vr", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
+                      {"robot": g1_mapping, "source": "vr", "rate_hz": 0.0, "diagnostics_rate_hz": 0.0})
     try:
         io = Io(*ros_node)
         node, ex = ros_node

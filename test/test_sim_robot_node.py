@@ -1,6 +1,4 @@
 """robot_sim node through real DDS: follows /retarget/joint_command with a first-order lag, within limits."""
-import math
-import time
 
 import numpy as np
 import pytest
@@ -27,28 +25,32 @@ def test_robot_sim_follows_a_step(ros_node, sim_proc, g1_urdf):
 
     model = RobotModel.from_urdf(g1_urdf)
     node, ex = ros_node
-    samples = []
+    samples = []  # (stamp s: the node's sample time on its fixed grid, positions, velocities)
     node.create_subscription(JointState, "/joint_states",
-                             lambda m: samples.append((time.monotonic(), dict(zip(m.name, m.position)),
-                                                       dict(zip(m.name, m.velocity)))), 50)
+                             lambda m: samples.append((m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec,
+                                                       dict(zip(m.name, m.position)),
+                                                       dict(zip(m.name, m.velocity)))), 1000)
     pub = node.create_publisher(JointState, "/retarget/joint_command", 10)
     assert spin_until(ex, lambda: len(samples) > 50 and pub.get_subscription_count() > 0), "no /joint_states"
     names = set(samples[-1][1])
     assert names == set(model.joint_names), "every movable joint is published"
-    # rate: ~500 Hz (loose bound: a shared 2-core machine)
-    n0, t0 = len(samples), time.monotonic()
-    spin_until(ex, lambda: time.monotonic() - t0 > 1.0, timeout=2.0)
-    rate = (len(samples) - n0) / (time.monotonic() - t0)
-    assert rate > 250, f"/joint_states at {rate:.0f} Hz"
+    # samples on the fixed 500 Hz grid (the achieved rate is benchmarks/sim_bench.py's figure)
+    stamps = np.array([s[0] for s in samples])
+    assert np.all(np.diff(stamps) > 0) and np.allclose(np.diff(stamps), 1 / 500, atol=1e-6)
 
     joint, target = "left_elbow_joint", 0.6
     cmd = JointState(name=[joint, "right_elbow_joint"], position=[target, 10.0])  # 10 rad is past the limit
     samples.clear()
-    t_cmd = time.monotonic()
     for _ in range(3):
         pub.publish(cmd)
-    spin_until(ex, lambda: time.monotonic() - t_cmd > 1.0, timeout=3.0)
-    ts = np.array([s[0] for s in samples]) - t_cmd
+
+    def moved_for(seconds):  # in the node's sample time, however late a loaded machine delivers
+        moving = [s[0] for s in samples if abs(s[1][joint] - samples[0][1][joint]) > 1e-9]
+        return bool(moving) and samples[-1][0] - moving[0] >= seconds
+    assert spin_until(ex, lambda: bool(samples) and moved_for(1.0), timeout=30.0), "no step response"
+    first = next(k for k, s in enumerate(samples) if abs(s[1][joint] - samples[0][1][joint]) > 1e-9)
+    start = samples[max(first - 1, 0)][0]  # the last sample before the command took effect
+    ts = np.array([s[0] for s in samples]) - start
     q = np.array([s[1][joint] for s in samples])
     qd = np.array([s[2][joint] for s in samples])
     # first-order response: monotone, ~63% after one time constant (0.1 s), settled after 10 tau
