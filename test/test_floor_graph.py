@@ -100,18 +100,19 @@ def test_bad_configs_raise_clear_errors(tmp_path):
     cfg["parameters"] = {"recorderr": {"x": 1}}
     with pytest.raises(KeyError, match="unknown nodes"):
         graph.build(cfg)
-    cfg["parameters"] = {"recorder": {"mixed": [1, "a"]}}
+    cfg["parameters"] = {"recorder": {"topics": [1, "a"]}}
     with pytest.raises(ValueError, match="homogeneous"):
         graph.build(cfg)
 
 
 def test_extra_parameters_merge_and_empty_lists_dropped():
     cfg = graph.load_config(None)
-    cfg["parameters"] = {"recorder": {"flush_interval_s": 0.5, "exclude": [], "weights": [1, 2.5]}}
+    cfg["parameters"] = {"recorder": {"flush_interval_s": 0.5, "exclude": [], "attach_configs": ["a.yaml"]}}
     rec = next(s for s in graph.build(cfg) if s.role == "recorder")
     assert rec.parameters["flush_interval_s"] == 0.5
     assert "exclude" not in rec.parameters  # ROS params files cannot type an empty list
-    assert rec.parameters["weights"] == [1.0, 2.5]
+    assert rec.parameters["attach_configs"] == ["a.yaml"]  # the extra parameters win
+    assert graph._clean_params({"weights": [1, 2.5]}, "node x")["weights"] == [1.0, 2.5]
 
 
 @pytest.mark.ros

@@ -15,6 +15,26 @@ Node output is written to <output-dir>/floor.log. Takes about 40-60 s.
 """
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
+def _positive(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return x
+
+
 def add_parser(sub):
     from robot_capture.floor.demo import DEFAULT_CLIP
 
@@ -24,8 +44,8 @@ def add_parser(sub):
                    help="where the episode bags go (default: ./demo_recordings/<date-time>)")
     p.add_argument("--robot", default="g1", help="robot mapping in config/robots (default g1)")
     p.add_argument("--clip", default=DEFAULT_CLIP, help=f"BVH clip in shared/data/motion or a path (default {DEFAULT_CLIP})")
-    p.add_argument("--episodes", type=int, default=3, help="number of episodes (default 3)")
-    p.add_argument("--episode-seconds", type=float, default=5.0, help="length of each episode in s (default 5)")
+    p.add_argument("--episodes", type=_at_least_one, default=3, help="number of episodes (default 3)")
+    p.add_argument("--episode-seconds", type=_positive, default=5.0, help="length of each episode in s (default 5)")
     p.add_argument("--config", default=None, help="station config YAML (default: the shipped config/floor.yaml)")
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of the floor's nodes, e.g. -5 to keep other work on the machine from "
@@ -35,8 +55,18 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from robot_capture.floor.demo import run_demo
+    import sys
 
+    from robot_capture.floor.demo import DemoSetupError, run_demo
+
+    try:
+        return _run(args, run_demo)
+    except DemoSetupError as exc:  # bad robot, clip or config: one line, nothing started
+        print(f"robot-capture demo: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args, run_demo) -> int:
     return run_demo(output_dir=args.output_dir, robot=args.robot, clip=args.clip, episodes=args.episodes,
                     episode_s=args.episode_seconds, config=args.config, strict=args.strict,
                     nice=args.nice)

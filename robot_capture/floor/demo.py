@@ -48,6 +48,10 @@ def _watch_types(expected: dict) -> dict:
     return types
 
 
+class DemoSetupError(ValueError):
+    """The demo cannot start: bad arguments, robot, clip or config (nothing was started)."""
+
+
 def list_bags(output_dir: Path) -> list[Path]:
     """Episode bag directories (holding a metadata.yaml) under ``output_dir``, by name."""
     return sorted(p.parent for p in Path(output_dir).glob("*/metadata.yaml"))
@@ -60,19 +64,23 @@ def run_demo(output_dir: str | Path | None = None, robot: str = "g1", clip: str 
     (and, with ``strict``, passes QA), else 1.
 
     Raises:
-        ValueError: ``episodes < 1`` or ``episode_s <= 0``.
+        DemoSetupError: ``episodes < 1``, ``episode_s <= 0``, or a bad robot, clip or config
+            (checked before anything is started or created; the message is one line per problem).
     """
     if episodes < 1 or episode_s <= 0:
-        raise ValueError(f"need episodes >= 1 and episode_s > 0, got {episodes}, {episode_s}")
+        raise DemoSetupError(f"need episodes >= 1 and episode seconds > 0, got {episodes}, {episode_s}")
     out = out or sys.stdout
     t_start = time.monotonic()
     if output_dir is None:
         output_dir = Path("demo_recordings") / datetime.now().strftime("%Y%m%d-%H%M%S")
     output_dir = Path(output_dir).resolve()
+    try:
+        specs = graph.build(config, sim=True, overrides={
+            "robot": robot, "clip": clip, "output_dir": str(output_dir), "task": TASK, "operator": OPERATOR,
+            "nice": str(nice) if nice else ""})
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise DemoSetupError(exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)) from None
     output_dir.mkdir(parents=True, exist_ok=True)
-    specs = graph.build(config, sim=True, overrides={
-        "robot": robot, "clip": clip, "output_dir": str(output_dir), "task": TASK, "operator": OPERATOR,
-        "nice": str(nice) if nice else ""})
     expected = graph.expected_topics(specs)
     clip_path = next(s.parameters["clip"] for s in specs if s.role == "mocap_replay")
     _say(out, f"robot {robot}, clip {Path(clip_path).name}, {len(specs)} nodes: "

@@ -130,23 +130,22 @@ def default_config_path() -> Path:
 def load_config(path: str | os.PathLike | None = None) -> dict:
     """Read a station config YAML. ``None`` or ``''`` reads the shipped ``floor.yaml``.
 
+    Every key at every level is checked against :class:`robot_capture.floor.config.FloorConfig`.
+
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: not a mapping, or an unknown top-level key (the message suggests
-            the closest known key).
+        robot_capture.config_schema.ConfigError (a ValueError): not valid YAML (file:line), not
+            a mapping, an unknown key at any level (with "did you mean") or a bad value, one
+            line per problem naming the file and the key path.
     """
+    from robot_capture.config_schema import load_yaml
+    from robot_capture.floor.config import validate_floor
+
     p = Path(path) if path else default_config_path()
     if not p.is_file():
         raise FileNotFoundError(f"floor config not found: {p}")
-    with open(p, encoding="utf-8") as f:
-        cfg = yaml.safe_load(f) or {}
-    if not isinstance(cfg, dict):
-        raise ValueError(f"{p}: top level must be a mapping, got {type(cfg).__name__}")
-    for key in cfg:
-        if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), sorted(TOP_KEYS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(f"{p}: unknown key {key!r}{hint}; known keys: {sorted(TOP_KEYS)}")
+    cfg = load_yaml(p) or {}
+    validate_floor(cfg, where=p.name)
     cfg["_path"] = str(p.resolve())
     return cfg
 
@@ -389,10 +388,16 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
     if not -20 <= nice <= 19:
         raise ValueError(f"nice must be within -20..19, got {nice}")
     env = dds_environment(cfg.get("dds_transport"))
+    where = Path(config_path).name if config_path else "config"
+    from robot_capture.floor.config import check_node_parameters, check_robot, validate_floor
+
+    validate_floor(cfg, where=where)  # with the overrides applied
+    check_robot(robot, where=f"{where}: robot")
     specs: list[NodeSpec] = []
 
     def add(role, name, params, timeout=5.0, remappings=()):
         exe, module = EXECUTABLES[role]
+        check_node_parameters(name, module, extra.get(name) or {}, where=where)
         merged = {**params, **(extra.get(name) or {})}
         specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
                               parameters=_clean_params(merged, f"node {name}"),
