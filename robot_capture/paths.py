@@ -83,6 +83,13 @@ def known_robots() -> list[str]:
     return sorted({f.stem for d in robot_dirs() for f in d.glob("*.yaml")})
 
 
+def is_robot_path(name_or_path) -> bool:
+    """True if ``name_or_path`` names a mapping file (ends in .yaml/.yml or has a path separator)
+    rather than a robot name."""
+    s = str(name_or_path)
+    return Path(s).suffix in (".yaml", ".yml") or os.sep in s or bool(os.altsep and os.altsep in s)
+
+
 def resolve_robot(name_or_path) -> Path:
     """The mapping YAML for a robot name or path.
 
@@ -99,7 +106,7 @@ def resolve_robot(name_or_path) -> Path:
 
     s = str(name_or_path)
     p = Path(s).expanduser()
-    if p.suffix in (".yaml", ".yml") or os.sep in s or (os.altsep and os.altsep in s):
+    if is_robot_path(s):
         if not p.is_file():
             raise FileNotFoundError(f"robot mapping {s}: no such file")
         return p.resolve()

@@ -1,8 +1,8 @@
 """Every shipped clip onto G1 and Kuavo: joint limits hold and the p95 wrist error is bounded.
 
 The wrist error is the IK residual between the robot wrist frame and the human wrist target
-after per-limb scaling (what retargeting can achieve); the command error (after the teleop
-velocity/acceleration limits, which deliberately lag fast motion) is printed alongside.
+after per-limb scaling (what retargeting can achieve). Offline (URDF limits inside the IK, no
+filter) the command keeps up: its p95 error is at most 1.5x the IK's (issue 13).
 """
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_clip_retargets_within_limits(data_dir, robot, clip):
     p95_cmd = np.percentile(res.wrist_errors, 95, axis=0)
     print(f"\n{robot} {clip}: p95 wrist error after scaling (IK) "
           + ", ".join(f"{f}={e * 100:.1f} cm" for f, e in zip(res.wrist_frames, p95_ik))
-          + " | command (velocity-limited) "
+          + " | command "
           + ", ".join(f"{e * 100:.1f} cm" for e in p95_cmd))
     assert (p95_ik < BOUND[robot]).all(), p95_ik
+    assert (p95_cmd <= 1.5 * p95_ik + 1e-6).all(), (p95_cmd, p95_ik)
     assert not any("held" in f for f in res.flags)

@@ -21,6 +21,7 @@ VERBS = {
     "qa": "judge episodes (pass/warn/fail with reasons) and store the verdict in each bag",
     "recover": "rebuild readable MCAP files and metadata.yaml after a crash",
     "retarget": "retarget a BVH clip or a bag's human topics onto a robot offline",
+    "robot": "check a robot mapping: chains, joints, limits, task frames, a PNG at q=0 and the calibration pose",
     "batch": "run qa, export or retarget over every bag of some folders (process pool or Ray cluster)",
     "export": "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)",
 }

@@ -1,8 +1,10 @@
 """``robot-capture retarget``: offline retargeting of a BVH clip, or of a recorded bag's human topics.
 
 * ``robot-capture retarget CLIP.bvh --robot g1 --out traj.npz`` (or ``.csv``): time, robot joint
-  names and q, human keypoints, IK targets and errors; ``--plot out.png`` draws human vs robot
-  wrist paths and the error over time (needs matplotlib).
+  names and q, human keypoints, IK targets and errors; ``--plot [out.png]`` draws human vs
+  robot wrist paths (elbows for a robot without a wrist task, e.g. H1) and the error over time.
+  Offline defaults: the URDF's velocity limits and no filter (``--limits teleop --filter
+  mapping`` reproduces the live node's command).
 * ``robot-capture retarget BAG --robot kuavo --out NEWBAG``: reads the bag's human topics
   (``/exo/joint_states`` or ``/vr/*``), retargets them onto another robot, and writes a new bag
   with those human topics copied plus ``/retarget/joint_command`` and ``/retarget/targets``
@@ -29,10 +31,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
                "  robot-capture retarget cmu_02_05_punch_strike.bvh --robot g1 --out traj.npz --plot wrists.png\n"
                "  robot-capture retarget CLIP.bvh --robot kuavo --source exo --out traj.csv\n"
                "  robot-capture retarget recordings/BAG --robot kuavo --out recordings/BAG_kuavo\n"
-               "Robots are config/robots/<name>.yaml (g1, h1, kuavo) or a mapping YAML path.",
+               "Robots: a name looked up in $ROBOT_CAPTURE_ROBOTS (or ~/.config/robot_capture/robots), then in\n"
+               "the shipped config/robots (g1, h1, kuavo); or a mapping YAML path.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="BVH clip (path or shipped clip name) or bag directory")
-    p.add_argument("--robot", default="g1", help="robot mapping name or YAML path (default g1)")
+    p.add_argument("--robot", default="g1", help="robot mapping name or YAML path (default: g1)")
     p.add_argument("--out", required=True,
                    help="output: .npz or .csv for a clip; a new bag directory for a bag input")
     p.add_argument("--source", choices=("bvh", "exo", "vr"), default="bvh",
@@ -41,8 +44,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--calibration", default="",
                    help="operator calibration YAML (segment lengths, rotation offsets); default: measured "
                         "from the clip for --source bvh, arm-model defaults otherwise")
-    p.add_argument("--plot", default="", metavar="PNG",
-                   help="clip input only: save human vs robot wrist paths and error over time (matplotlib)")
+    p.add_argument("--plot", nargs="?", const="auto", default="", metavar="PNG",
+                   help="clip input only: save human vs robot wrist paths (elbows if the robot has no wrist "
+                        "task) and the error over time (matplotlib); without PNG: --out with .png "
+                        "(default: no plot)")
+    p.add_argument("--limits", choices=("urdf", "teleop"), default="urdf",
+                   help="joint velocity/acceleration limits: the URDF's (urdf: the data is re-retargeted, not "
+                        "sent to a motor) or the mapping's teleop safety limits the live node uses (default: urdf)")
+    p.add_argument("--filter", choices=("none", "mapping"), default="none",
+                   help="output filter: none, or the mapping's live filter (default: none)")
     p.add_argument("--bag-source", choices=("auto", "exo", "vr"), default="auto",
                    help="bag input only: which human topics to use (default: exo if present, else vr)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -96,33 +106,38 @@ def run(args) -> int:
     t0 = time.perf_counter()
     try:
         res = retarget_clip(inp, robot=args.robot, source=args.source, calibration=calibration,
-                            progress=_progress(args.quiet, f"retarget {inp.name} -> {args.robot}"))
-    except (ValueError, KeyError) as exc:
+                            progress=_progress(args.quiet, f"retarget {inp.name} -> {args.robot}"),
+                            limits=args.limits, filter=args.filter)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
     res.save(out)
     s = res.summary()
-    print(f"{inp.name}: {len(res)} frames -> {args.robot} ({args.source}) in {dt:.2f} s; wrote {out}")
+    print(f"{inp.name}: {len(res)} frames -> {res.robot} ({args.source}, {args.limits} limits) in {dt:.2f} s; "
+          f"wrote {out}")
     for k, v in s.items():
         if k.endswith("_m"):
             print(f"  {k}: {v * 100:.1f} cm")
     print(f"  max joint-limit violation: {max(0.0, s.get('max_limit_violation_rad', 0.0)):.2e} rad; "
           f"held frames: {s['held_frames']}")
     if args.plot:
+        png = out.with_suffix(".png") if args.plot == "auto" else Path(args.plot)
         try:
-            plot_result(res, args.plot)
+            plot_result(res, png)
         except ImportError:
             print("error: --plot needs matplotlib: pip install matplotlib  (or robot_capture[plot])",
                   file=sys.stderr)
             return 3
-        print(f"  plot: {args.plot}")
+        print(f"  plot: {png}")
     return 0
 
 
 def plot_result(res, path) -> None:
-    """Save a PNG: human (scaled target) vs robot wrist paths (x-y and x-z, base frame), error vs time.
+    """Save a PNG: human (scaled target) vs robot paths of the tracked frames (the wrists, or a
+    robot's position-tracked tasks when it has no wrist task, e.g. H1's elbows) in x-y and x-z of
+    the robot base frame, and their error over time.
 
     Raises:
         ImportError: matplotlib is missing.
@@ -135,26 +150,25 @@ def plot_result(res, path) -> None:
 
     from robot_capture.retarget.mapping import RobotMapping
 
-    model = RobotMapping.load(res.robot).robot_model()
+    model = RobotMapping.load(res.mapping_path or res.robot).robot_model()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     colors = ["tab:blue", "tab:red", "tab:green", "tab:purple"]
     for j, frame in enumerate(res.wrist_frames):
         k = res.target_frames.index(frame)
         tgt = res.targets[:, k, :3, 3]
-        fi = model.frame_index(frame)
-        rob = np.array([model.fk_all(q)[fi][:3, 3] for q in res.q])
+        rob = model.fk_frames(res.q, [frame])[:, 0, :3, 3]
         c = colors[j % len(colors)]
         for ax, (a, b, la) in zip(axes[:2], ((0, 1, "x-y (top)"), (0, 2, "x-z (side)"))):
             ax.plot(tgt[:, a], tgt[:, b], "--", color=c, lw=1, label=f"human (scaled) {frame}")
             ax.plot(rob[:, a], rob[:, b], "-", color=c, lw=1.5, label=f"robot {frame}")
-            ax.set_title(f"wrist paths, {la}, robot base frame")
+            ax.set_title(f"tracked frame paths, {la}, robot base frame")
             ax.set_xlabel("xyz"[a] + " (m)")
             ax.set_ylabel("xyz"[b] + " (m)")
             ax.axis("equal")
         axes[2].plot(res.t, res.wrist_errors[:, j] * 100, color=c, label=f"{frame} command")
         axes[2].plot(res.t, res.wrist_ik_errors[:, j] * 100, ":", color=c, label=f"{frame} IK")
     axes[0].legend(fontsize=7)
-    axes[2].set_title("wrist position error")
+    axes[2].set_title("position error (command solid, IK dotted)")
     axes[2].set_xlabel("t (s)")
     axes[2].set_ylabel("cm")
     axes[2].legend(fontsize=7)
@@ -172,10 +186,14 @@ def _run_bag(args, bag: Path, calibration) -> int:
         return 2
     try:
         report = retarget_bag(bag, args.out, robot=args.robot, source=args.bag_source, calibration=calibration,
-                              progress=_progress(args.quiet, f"retarget {bag.name} -> {args.robot}"))
+                              progress=_progress(args.quiet, f"retarget {bag.name} -> {args.robot}"),
+                              limits=args.limits, filter=args.filter)
     except (ValueError, KeyError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{bag.name}: {report['inputs']} {report['source']} inputs -> {report['commands']} commands for "
           f"{args.robot}; wrote {args.out}")
+    if report.get("dropped"):
+        print(f"  dropped the source robot's topics ({report.get('source_robot') or 'unknown robot'}): "
+              f"{', '.join(report['dropped'])}")
     return 0

@@ -60,7 +60,8 @@ VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
 # name -> (default, description). '' means "take it from the config file".
 LAUNCH_ARGUMENTS = {
     "config": ("", "station config YAML (default: the package's config/floor.yaml)"),
-    "robot": ("", "robot mapping name: config/robots/<robot>.yaml (e.g. g1, h1, kuavo)"),
+    "robot": ("", "robot: a mapping name (user robot folder $ROBOT_CAPTURE_ROBOTS or "
+                  "~/.config/robot_capture/robots, then config/robots: g1, h1, kuavo) or a mapping YAML path"),
     "output_dir": ("", "directory the episode bags are written to"),
     "task": ("", "episode task label"),
     "operator": ("", "episode operator label"),
@@ -359,6 +360,15 @@ def record_topics(cfg: Mapping) -> list[str]:
     return topics
 
 
+
+def _robot_argument(robot: str) -> str:
+    """A robot name as given; a mapping path (``*.yaml`` or containing ``/``) made absolute, so that
+    every node finds it whatever its working directory. FileNotFoundError for a missing path."""
+    from robot_capture.paths import is_robot_path, resolve_robot
+
+    return str(resolve_robot(robot)) if is_robot_path(robot) else robot
+
+
 def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
           sim: bool = False) -> list[NodeSpec]:
     """Build the node list of a station, in start order.
@@ -378,7 +388,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         cfg = load_config(cfg)
     cfg = apply_overrides(cfg, overrides)
     extra = cfg.get("parameters") or {}
-    robot = str(cfg.get("robot") or "g1")
+    robot = _robot_argument(str(cfg.get("robot") or "g1"))
     episode = cfg.get("episode") or {}
     rt = cfg.get("retarget") or {}
     rec = cfg.get("record") or {}

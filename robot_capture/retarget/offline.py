@@ -101,6 +101,7 @@ class RetargetResult:
     limits: str = "urdf"
     velocity_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    mapping_path: str = ""
     coupled_names: list = field(default_factory=list)
     coupled_q: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     coupled_qd: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
@@ -221,7 +222,8 @@ def retarget_poses(batch: HumanPoseBatch, retargeter: Retargeter, progress=None,
         wrist_frames=[r.tasks[k].ik_frame for k in wrist_tasks], wrist_errors=we,
         wrist_ik_errors=pe[:, wrist_tasks] if wrist_tasks else np.zeros((n, 0)),
         flags=flags.astype(str), lower=model.lower.copy(), upper=model.upper.copy(), lag_s=res["lag_s"],
-        limits=r.limits, velocity_limit=r.vmax.copy(), coupled_names=list(r.coupled_names),
+        limits=r.limits, velocity_limit=r.vmax.copy(), mapping_path=str(r.mapping.source or ""),
+        coupled_names=list(r.coupled_names),
         coupled_q=q @ r.coupling_A.T + r.coupling_b, coupled_qd=qd @ r.coupling_A.T)
 
 
