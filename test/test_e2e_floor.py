@@ -187,18 +187,26 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
     seq = [frame_of_stamp[s] for s in sorted(frame_of_stamp)]
     skipped = [(a, b) for a, b in zip(seq[:-1], seq[1:]) if b != (a + 1) % replay.n_frames]
     assert not skipped, f"exo frames missing from the bag between {skipped[:5]}"
-    for stamp, names, q in cmds:
+    # A retarget node starved on a loaded machine can lose inputs from its subscription queue;
+    # its filter then saw another sequence than the offline run, until it converges again. The
+    # comparison is exact on what both saw: commands from 1 s (clip time) after the last input
+    # the node skipped (none skipped: every command).
+    seen = [(k, frame_of_stamp[s]) for k, (s, _n, _q) in enumerate(cmds) if s in frame_of_stamp]
+    skips = [k for (_ka, a), (k, b) in zip(seen[:-1], seen[1:]) if b != (a + 1) % replay.n_frames]
+    settle_from = skips[-1] + int(replay.rate_hz) if skips else 0
+    print(f"retarget node skipped inputs at {len(skips)} place(s); comparing from command {settle_from}")
+    for k, (stamp, names, q) in enumerate(cmds):
         i = frame_of_stamp.get(stamp)
         if i is None:
             continue  # input received before the episode started
         matched += 1
-        if i < int(0.5 * replay.rate_hz):  # the filter crosses the loop's jump back to frame 0
+        if i < int(0.5 * replay.rate_hz) or k < settle_from:  # filter crossing the loop's jump / a skip
             after_wrap += 1
             continue
         deltas.append(np.abs(q[[names.index(n) for n in off_names]] - off["q"][i]))
     assert matched >= 0.9 * len(cmds), f"only {matched}/{len(cmds)} commands carry a recorded input stamp"
     deltas = np.array(deltas)
-    assert len(deltas) >= 0.5 * len(cmds)
+    assert len(deltas) >= (0.5 * len(cmds) if not skips else 30), (len(deltas), len(cmds), skips)
     p95, worst = float(np.percentile(deltas.max(axis=1), 95)), float(deltas.max())
     print(f"live vs offline: p95 {p95:.4f} rad, max {worst:.4f} rad over {len(deltas)} commands")
     assert p95 < FILTER_TOL_P95_RAD and worst < FILTER_TOL_MAX_RAD, (p95, worst)

@@ -91,8 +91,12 @@ def test_node_without_loop_stops_after_the_last_frame(ros_node):
                       {"clip": "cmu_02_01_walk", "loop": False, "speed": 4.0, "publish_vr": False})
     try:
         assert spin_until(ex, lambda: len(exo) > 0), "no replay messages"
-        spin_until(ex, lambda: False, timeout=3.0)  # 171 frames at 4 x 60 Hz: 0.7 s
-        assert 150 <= len(exo) <= 171, len(exo)
+        last = ClipReplay("cmu_02_01_walk", vr=False).exo_positions[-1]
+        assert spin_until(ex, lambda: np.allclose(exo[-1].position, last, atol=1e-12), timeout=60.0), \
+            "the clip's last frame was published"
+        n = len(exo)
+        spin_until(ex, lambda: False, timeout=1.0)
+        assert len(exo) == n and n <= 171, (n, len(exo))  # then nothing more: 171 frames at most
         assert proc.poll() is None, "the node keeps running after the clip"
     finally:
         code, out = stop_node(proc)

@@ -22,9 +22,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish FROM under name TO")
     p.add_argument("--clock", type=float, default=0.0, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) with the bag time at HZ (default off)")
-    p.add_argument("--wait-for-subscribers", type=int, default=0, metavar="N",
-                   help="before playing, wait (up to 10 s) until each topic has N subscribers")
-    p.add_argument("--delay", type=float, default=0.0, metavar="S", help="sleep S seconds before playing")
+    p.add_argument("--wait-for-subscribers", type=int, default=1, metavar="N",
+                   help="before playing, wait (up to --wait-timeout) until each topic has N subscribers, "
+                        "so the first messages are not published to nobody; 0 = start at once (default 1)")
+    p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
+                   help="give up waiting for subscribers after S seconds and play anyway (default 10)")
+    p.add_argument("--delay", type=float, default=0.0, metavar="S",
+                   help="sleep S seconds before playing (default 0)")
     return p
 
 
@@ -37,6 +41,7 @@ def run(args) -> int:
               Parameter("loop", value=bool(args.loop)), Parameter("start_offset_s", value=float(args.start_offset)),
               Parameter("clock_hz", value=float(args.clock)),
               Parameter("wait_for_subscribers", value=int(args.wait_for_subscribers)),
+              Parameter("wait_timeout_s", value=float(args.wait_timeout)),
               Parameter("start_delay_s", value=float(args.delay))]
     if args.topics:
         params.append(Parameter("topics", Parameter.Type.STRING_ARRAY, list(args.topics)))

@@ -95,6 +95,12 @@ def run(args) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # create at most the last folder of an output path: a typo must not build a whole tree
+    problem = _missing_parent(Path(args.out).parent if inp.is_dir() else Path(args.out).parent.parent, "--out")
+    problem = problem or (_missing_parent(Path(args.plot).parent.parent, "--plot") if args.plot else "")
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if inp.is_dir():
         return _run_bag(args, inp, calibration)
     out = Path(args.out)
@@ -112,7 +118,7 @@ def run(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     dt = time.perf_counter() - t0
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(exist_ok=True)
     res.save(out)
     s = res.summary()
     print(f"{inp.name}: {len(res)} frames -> {res.robot} ({args.source}, {args.limits} limits) in {dt:.2f} s; "
@@ -174,8 +180,16 @@ def plot_result(res, path) -> None:
     axes[2].legend(fontsize=7)
     fig.suptitle(f"{Path(res.clip).name} -> {res.robot} ({res.source})")
     fig.tight_layout()
+    Path(path).parent.mkdir(exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _missing_parent(folder: Path, flag: str) -> str:
+    """'' when ``folder`` exists (or is the current directory), else the one-line error."""
+    if str(folder) in ("", ".") or folder.is_dir():
+        return ""
+    return f"{flag}: folder {folder} does not exist (only the last folder of the path is created)"
 
 
 def _run_bag(args, bag: Path, calibration) -> int:

@@ -60,8 +60,16 @@ class PlayerNode(Node):
                 continue
             out = self.remap.get(topic, topic)
             self.pubs[topic] = self.create_publisher(cls, out, qos_from_dict(publisher_qos(info.qos)))
-        if wanted - set(self.reader.topics):
-            self.get_logger().warning(f"topics not in the bag: {sorted(wanted - set(self.reader.topics))}")
+        missing = sorted(wanted - set(self.reader.topics))
+        if missing:
+            import difflib
+
+            hints = [f"{t} (did you mean {c[0]}?)" if (c := difflib.get_close_matches(t, list(self.reader.topics), 1))
+                     else t for t in missing]
+            if not self.pubs:  # nothing would be played: an error, not a warning and exit 0
+                raise ValueError(f"no topic to play: {', '.join(hints)} not in the bag "
+                                 f"(it has {', '.join(sorted(self.reader.topics))})")
+            self.get_logger().warning(f"topics not in the bag: {', '.join(hints)}")
         self.clock_pub = None
         hz = float(self._p("clock_hz"))
         if hz > 0:
