@@ -49,10 +49,21 @@ def available_stages() -> dict[str, str]:
 
 
 def pipeline_id(stage: str, params: dict) -> str:
-    """What a job's result depends on besides the bag: package, stage version, options."""
+    """What a job's result depends on besides the bag: package, stage version, options.
+
+    Scalar options are shown as they are; list/dict options (e.g. the QA folder statistics)
+    only by a digest, with the digest of everything at the end."""
     from robot_capture import __version__
 
-    return f"robot_capture {__version__}; {stage} v{STAGE_VERSION[stage]}; {json.dumps(params, sort_keys=True)}"
+    shown = {k: (v if isinstance(v, (str, int, float, bool, type(None)))
+                 else "sha256:" + hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:12])
+             for k, v in sorted(params.items())}
+    return f"robot_capture {__version__}; {stage} v{STAGE_VERSION[stage]}; {json.dumps(shown, sort_keys=True)}"
+
+
+def with_verdict(stage: str) -> bool:
+    """Whether ``qa.json`` is part of the bag's content for this stage (not for qa, which writes it)."""
+    return stage != "qa"
 
 
 def job_name(bag: str | os.PathLike) -> str:
@@ -61,9 +72,10 @@ def job_name(bag: str | os.PathLike) -> str:
     return f"{p.name}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
 
 
-def make_job(stage: str, bag, out, params: dict) -> dict:
+def make_job(stage: str, bag, out, params: dict, force: bool = False) -> dict:
+    """The job dict; ``force``: do not reuse a finished job's record."""
     return {"stage": stage, "bag": str(bag), "out": str(out), "pipeline": pipeline_id(stage, params),
-            "params": dict(params)}
+            "params": dict(params), "force": bool(force)}
 
 
 def output_path(job: dict) -> Path:
@@ -97,10 +109,10 @@ def run_job(job: dict) -> dict:
         bag = Path(job["bag"])
         if not bag.is_dir():
             raise NotADirectoryError(f"{bag}: not a bag directory")
-        res["sha256"] = sha = bag_sha256(bag)
-        prev = _read_record(job)
+        res["sha256"] = sha = bag_sha256(bag, with_verdict(job["stage"]))
+        prev = None if job.get("force") else _read_record(job)
         if prev and prev.get("sha256") == sha and prev.get("pipeline") == job["pipeline"] \
-                and output_path(job).exists():
+                and all(Path(o).exists() for o in prev.get("result", {}).get("outputs", [])):
             res.update(status="done", result=prev.get("result", {}), reused=True)
         else:
             res["result"] = STAGES[job["stage"]](job)
@@ -159,7 +171,51 @@ def _retarget(job: dict) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"source": report.get("source"), "inputs": int(report.get("inputs", 0)),
-            "commands": int(report.get("commands", 0)), "out": str(final)}
+            "commands": int(report.get("commands", 0)), "out": str(final), "outputs": [str(final)]}
 
 
-STAGES = {"retarget": _retarget}
+class UnreadableBagError(ValueError):
+    """QA judged the bag unreadable (truncated, crashed): the job fails with QA's message."""
+
+
+def _qa(job: dict) -> dict:
+    from robot_capture.qa.run import qa_episode
+
+    p = job["params"]
+    v = qa_episode(job["bag"], config=p.get("config") or None, expected=None, folder_stats=p.get("folder_stats"),
+                   write=True)
+    bad = [f for f in v.findings if f.check == "bag"]
+    if bad:  # the verdict is written (as `robot-capture qa` does); the job is a failure
+        raise UnreadableBagError(bad[0].message)
+    return {"verdict": v.verdict, "reasons": list(v.reasons)[:5], "outputs": [str(output_path(job))]}
+
+
+class ExportJobError(ValueError):
+    """The exporter reported an error for the bag (its reason is the message)."""
+
+
+def _export(job: dict) -> dict:
+    from robot_capture.export.lerobot import ExportOptions, export_episodes
+
+    opts = ExportOptions(**job["params"].get("options", {}))
+    final = output_path(job)
+    tmp = _tmp_dir(final)
+    try:
+        summary = export_episodes([job["bag"]], tmp, opts, progress=False)
+        if not summary.results:
+            raise ExportJobError("the exporter returned no result for the bag")
+        r = summary.results[0]
+        if r.status == "error":
+            raise ExportJobError(r.reason or "export failed")
+        if r.status == "exported":
+            _replace_dir(tmp, final)
+        elif final.exists():  # not selected any more (e.g. relabelled failed): no shard
+            shutil.rmtree(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shard = str(final) if r.status == "exported" else ""
+    return {"status": r.status, "reason": r.reason, "frames": int(r.frames), "shard": shard,
+            "outputs": [shard] if shard else []}
+
+
+STAGES = {"retarget": _retarget, "qa": _qa, "export": _export}

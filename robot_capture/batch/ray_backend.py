@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 
 from robot_capture.batch.jobs import run_job
 
@@ -48,14 +49,21 @@ class RayBackend:
             import ray
         except ImportError:
             raise RayUnavailableError("--ray needs Ray: pip install 'robot_capture[ray]'") from None
+        cwd = os.getcwd()
         try:
             if not ray.is_initialized():
+                # Ray puts the driver's working directory on the workers' sys.path: from a source
+                # checkout the workers would import its (unbuilt) robot_capture instead of the
+                # installed package. Start the driver from "/" so they import what is installed.
+                os.chdir("/")
                 ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                          configure_logging=True, include_dashboard=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayUnavailableError(f"cannot reach the Ray cluster at {self.address!r}: "
                                       f"{' '.join(str(exc).split())[:300]} (start one with `ray start --head`)") \
                 from None
+        finally:
+            os.chdir(cwd)
         self._ray = ray
         self.cluster_cpus = float(ray.cluster_resources().get("CPU", 0.0))
         return ray

@@ -124,6 +124,9 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
     """
     if stage not in jobs_mod.STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(sorted(jobs_mod.STAGES))}")
+    missing = jobs_mod.available_stages()[stage]
+    if missing:
+        raise ValueError(f"batch {stage} is not available in this build: {missing}")
     t0 = time.perf_counter()
     out = Path(out).resolve()
     params = dict(params or {})
@@ -136,12 +139,12 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
         for path, reason in not_bags:
             ledger.finish(stage, str(Path(path).resolve()), "failed", error=reason)
             fail_reason[str(Path(path).resolve())] = reason
-        pipeline_params = stages.prepare(stage, bags, params)
+        prep = stages.prepare(stage, bags, params)
         to_run, fps = [], {}
         for bag in bags:
-            job = jobs_mod.make_job(stage, bag, out, pipeline_params)
+            job = jobs_mod.make_job(stage, bag, out, stages.job_params(stage, bag, params, prep), force)
             try:
-                fps[job["bag"]] = fp = bag_fingerprint(bag)
+                fps[job["bag"]] = fp = bag_fingerprint(bag, jobs_mod.with_verdict(stage))
             except OSError as exc:
                 ledger.finish(stage, job["bag"], "failed", error=f"unreadable: {exc}")
                 fail_reason[job["bag"]] = f"unreadable: {exc}"
@@ -183,7 +186,7 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
             bar.close()
         done_rows = {r.bag: r for r in ledger.rows(stage) if r.status == "done"}
         done_bags = [b for b in bags if str(b) in done_rows]
-        extra_fail = stages.finish(stage, done_bags, done_rows, out, pipeline_params, ledger, summary.extra)
+        extra_fail = stages.finish(stage, done_bags, done_rows, out, params, ledger, summary.extra)
     summary.done = len(done_bags)
     summary.failed = len(fail_reason)
     summary.failures = sorted(fail_reason.items()) + list(extra_fail)

@@ -31,16 +31,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "and redoes what failed or changed, also after the runner was killed. A bad bag fails its "
                     "own job; a worker that dies has its job retried. Exit code 1 if any job failed.",
         epilog="Examples:\n"
+               "  robot-capture batch qa /archive/2026-12-01 --out /results/qa-2026-12-01\n"
+               "  robot-capture batch export /archive/2026-12-01 --out /results/delivery-2026-12-01 --workers 16\n"
                "  robot-capture batch retarget /archive/2026-12-01 --out /results/kuavo --robot kuavo\n"
-               "  robot-capture batch retarget /archive/day1 --out /results/h1 --robot h1 --ray auto --cpus-per-job 1\n"
+               "  robot-capture batch export /archive/day1 --out /results/day1 --ray auto --cpus-per-job 2\n"
                "With --ray every machine of the cluster needs robot_capture[ray] installed and the archive and "
                "OUT mounted at the same paths (README, 'Batch processing on a Ray cluster').",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     stages = p.add_subparsers(dest="stage", metavar="<stage>", required=True)
-    from robot_capture.batch.jobs import STAGES
+    from robot_capture.batch.jobs import STAGES, available_stages
 
+    missing = available_stages()
     for stage in sorted(STAGES):
-        sp = stages.add_parser(stage, help=_STAGE_HELP[stage], description=_STAGE_HELP[stage])
+        text = _STAGE_HELP[stage] + (f" [not available in this build: {missing[stage]}]" if missing[stage] else "")
+        sp = stages.add_parser(stage, help=text, description=text)
         sp.add_argument("dirs", nargs="+", metavar="DIR", help="bag directories or folders holding bags")
         sp.add_argument("--out", required=stage != "qa", default=None,
                         help="output folder: ledger (batch.sqlite), outputs" + (
@@ -71,16 +75,40 @@ def _retarget_args(sp) -> None:
                     help="which human topics to use (default: auto, exo if present, else vr)")
 
 
+def _qa_args(sp) -> None:
+    sp.add_argument("--config", default="", help="QA config YAML (default: config/qa.yaml)")
+
+
+def _export_args(sp) -> None:
+    sp.add_argument("--mapping", default="", help="export mapping YAML (default: config/export/lerobot_default.yaml)")
+    sp.add_argument("--fps", type=int, default=None, help="dataset frame rate (default: the mapping's)")
+    sp.add_argument("--codec", default=None, help="video codec (default: the mapping's)")
+    sp.add_argument("--crf", type=int, default=None, help="video quality (default: the mapping's)")
+    sp.add_argument("--gop", type=int, default=None, help="video keyframe interval (default: the mapping's)")
+    sp.add_argument("--include-failed", action="store_true",
+                    help="also deliver episodes labelled failed or with a failed verdict (default: not)")
+    sp.add_argument("--robot-type", default=None, help="dataset robot_type (default: from the bags)")
+    sp.add_argument("--no-qa", action="store_true",
+                    help="do not run QA on a bag without a verdict before selecting it (default: run it)")
+
+
 _STAGE_HELP = {
     "retarget": "re-retarget each bag's human topics onto another robot (OUT/bags/<name>)",
+    "qa": "write each bag's QA verdict (<bag>/qa.json); folder statistics over every bag given",
+    "export": "export each bag to a LeRobot v3 shard (OUT/shards), then merge them into OUT/dataset",
 }
-_STAGE_ARGS = {"retarget": _retarget_args}
+_STAGE_ARGS = {"retarget": _retarget_args, "qa": _qa_args, "export": _export_args}
 
 
 def _params(args) -> dict:
     if args.stage == "retarget":
         return {"robot": args.robot, "source": args.bag_source}
-    return {}
+    if args.stage == "qa":
+        return {"config": str(os.path.abspath(args.config)) if args.config else ""}
+    opts = {"mapping": os.path.abspath(args.mapping) if args.mapping else None, "fps": args.fps,
+            "codec": args.codec, "crf": args.crf, "gop": args.gop, "include_failed": args.include_failed,
+            "robot_type": args.robot_type, "run_qa": not args.no_qa}
+    return {"options": opts}
 
 
 def run(args) -> int:
