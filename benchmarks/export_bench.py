@@ -84,7 +84,13 @@ def lerobot_writer(args) -> dict:
     out = {}
     for mode in ("default", "streaming"):
         root = Path(tempfile.mkdtemp(prefix="lerobot_bench_")) / "ds"
-        t0 = time.perf_counter()
+        import resource
+
+        def cpu_now():
+            a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+        t0, c0 = time.perf_counter(), cpu_now()
         ds = LeRobotDataset.create("bench/lerobot", fps=FPS, features=feats, root=root, robot_type="g1",
                                    vcodec="libsvtav1", streaming_encoding=(mode == "streaming"))
         for i in range(n):
@@ -98,7 +104,7 @@ def lerobot_writer(args) -> dict:
         ds.save_episode()
         ds.finalize()
         t2 = time.perf_counter()
-        out[mode] = {"add_frame_s": t1 - t0, "save_episode_s": t2 - t1, "total_s": t2 - t0}
+        out[mode] = {"add_frame_s": t1 - t0, "save_episode_s": t2 - t1, "total_s": t2 - t0, "cpu_s": cpu_now() - c0}
         shutil.rmtree(root.parent, ignore_errors=True)
     return out
 
@@ -193,9 +199,10 @@ def main() -> int:
         import shutil
 
         shutil.rmtree(out)
-    t = time.perf_counter()
+    t, cpu, main_cpu = time.perf_counter(), time.process_time(), time.thread_time()
     summary = export_episodes([bag], out, ExportOptions(codec=args.codec, run_qa=False), progress=False)
     wall = time.perf_counter() - t
+    cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
     r = summary.results[0]
     if r.status != "exported":
         print(f"export failed: {r.status} {r.reason}")
@@ -206,6 +213,8 @@ def main() -> int:
     print(f"ours: {wall:.1f} s for {rec:.1f} s recorded = {wall / rec:.3f} s per recorded s "
           f"(decode {tm['decode_s'] / rec:.3f}, align {tm['align_s'] / rec:.4f}, encode {tm['encode_s'] / rec:.3f}, "
           f"parquet+meta+remux {write / rec:.3f}); {r.frames} frames x {args.cameras} cameras")
+    print(f"ours CPU: {cpu:.1f} s = {cpu / rec:.3f} CPU-s per recorded s (main thread {main_cpu:.1f} s, of which "
+          f"decode {tm['decode_cpu_s']:.1f} s; encoder threads incl. FFmpeg's {cpu - main_cpu:.1f} s)")
     ours_write = tm["encode_s"] + write
     if args.lerobot_python:
         cmd = [args.lerobot_python, str(Path(__file__).resolve()), "--lerobot-writer", "--seconds", str(args.seconds),
@@ -219,7 +228,8 @@ def main() -> int:
             print(f"lerobot writer ({mode}): {d['total_s']:.1f} s = {d['total_s'] / rec:.3f} s per recorded s "
                   f"(add_frame {d['add_frame_s']:.1f} s, save_episode {d['save_episode_s']:.1f} s); "
                   f"ours encode+write {ours_write:.1f} s: {d['total_s'] / ours_write:.2f}x faster, "
-                  f"ours total {wall:.1f} s: {d['total_s'] / wall:.2f}x")
+                  f"ours total {wall:.1f} s: {d['total_s'] / wall:.2f}x; CPU {d['cpu_s']:.1f} s = "
+                  f"{d['cpu_s'] / rec:.3f} CPU-s per recorded s, ours total {cpu:.1f} s: {d['cpu_s'] / cpu:.2f}x less")
     else:
         print("lerobot baseline: skipped (no --lerobot-python; `make test-lerobot` builds .venv-lerobot)")
     return 0

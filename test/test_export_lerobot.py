@@ -35,7 +35,7 @@ def exported(tmp_path_factory):
     write_episode(bags / "b", seconds=1.5, cameras=("head", "wrist"), task="pour water", start_offset_s=10.0,
                   drop_camera_frames=(10, 11, 12))
     write_episode(bags / "c", seconds=1.0, cameras=("head", "wrist"), success="false")
-    summary = export_episodes([bags], root / "ds", ExportOptions(), progress=False)
+    summary = export_episodes([bags], root / "ds", ExportOptions(run_qa=False), progress=False)
     return root, summary
 
 
@@ -126,7 +126,7 @@ def test_reexport_is_a_noop_and_append_updates_totals(exported, tmp_path):
     root, _ = exported
     ds = root / "ds"
     before = {p: p.stat().st_mtime_ns for p in ds.rglob("*") if p.is_file()}
-    again = export_episodes([root / "bags"], ds, progress=False)
+    again = export_episodes([root / "bags"], ds, ExportOptions(run_qa=False), progress=False)
     assert [r.status for r in again.results] == ["skipped", "skipped", "skipped"]
     assert "same sha256" in again.results[0].reason
     assert {p: p.stat().st_mtime_ns for p in ds.rglob("*") if p.is_file()} == before
@@ -136,7 +136,7 @@ def test_reexport_is_a_noop_and_append_updates_totals(exported, tmp_path):
     ds2 = tmp_path / "ds2"
     shutil.copytree(ds, ds2)
     write_episode(tmp_path / "bags/d", seconds=1.2, cameras=("head", "wrist"), task="pick cup", start_offset_s=20)
-    more = export_episodes([tmp_path / "bags"], ds2, progress=False)
+    more = export_episodes([tmp_path / "bags"], ds2, ExportOptions(run_qa=False), progress=False)
     assert [r.status for r in more.results] == ["exported"], more.lines()
     got = check_dataset(ds2)
     assert len(got["episodes"]) == 3 and got["info"]["total_tasks"] == 2
@@ -153,14 +153,17 @@ def test_selection_include_failed_and_rejects(tmp_path):
     write_episode(bags / "qa_fail", seconds=1.0)
     write_verdict(bags / "qa_fail", Verdict(findings=[Finding(check="rate", severity="fail",
                                                               message="/joint_states at 50 % of 500 Hz")]))
+    # bags without a verdict are checked by the QA job (robot_capture.qa.run), which writes qa.json
     s = export_episodes([bags], tmp_path / "ds", ExportOptions(rejects=tmp_path / "rejects"), progress=False)
     by = {Path(r.bag).name: r for r in s.results}
-    assert by["ok"].status == "exported"
+    assert by["ok"].status == "exported" and by["ok"].note == "QA run now", s.lines()
+    assert (bags / "ok" / "qa.json").exists()
     assert by["failed_label"].status == "rejected" and "success false" in by["failed_label"].reason
-    assert by["qa_fail"].status == "rejected" and "QA verdict fail" in by["qa_fail"].reason
+    assert by["qa_fail"].status == "rejected" and "QA verdict fail (/joint_states at 50 % of 500 Hz)" in by["qa_fail"].reason
     rej = check_dataset(tmp_path / "rejects")
-    assert sorted(rej["episodes"]["qa/verdict"]) == ["-", "fail"]
-    assert len(check_dataset(tmp_path / "ds")["episodes"]) == 1
+    assert len(rej["episodes"]) == 2 and "fail" in set(rej["episodes"]["qa/verdict"])
+    ds = check_dataset(tmp_path / "ds")["episodes"]
+    assert len(ds) == 1 and ds.iloc[0]["qa/verdict"] in ("pass", "warn")
     s2 = export_episodes([bags], tmp_path / "all", ExportOptions(include_failed=True), progress=False)
     assert s2.count("exported") == 3
 
@@ -175,7 +178,8 @@ def test_bad_input_gets_a_per_episode_error_and_the_rest_export(tmp_path):
     mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size // 2])
     write_episode(bags / "5_too_short", seconds=0.02)
     write_episode(bags / "6_good", seconds=1.0, start_offset_s=5)
-    res = subprocess.run([*_cli(), "export", str(bags), "--out", str(tmp_path / "ds"), "--no-progress", "--json"],
+    res = subprocess.run([*_cli(), "export", str(bags), "--out", str(tmp_path / "ds"), "--no-progress", "--json",
+                          "--no-qa"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1, res.stderr[-2000:]          # errors present -> exit 1
     assert "Traceback" not in res.stderr
@@ -190,7 +194,8 @@ def test_bad_input_gets_a_per_episode_error_and_the_rest_export(tmp_path):
 
 def test_compressed_jpeg_cameras_and_h264(tmp_path):
     write_episode(tmp_path / "bags/jpeg", seconds=1.0, compressed=True)
-    s = export_episodes([tmp_path / "bags"], tmp_path / "ds", ExportOptions(codec="h264", fps=15), progress=False)
+    s = export_episodes([tmp_path / "bags"], tmp_path / "ds", ExportOptions(codec="h264", fps=15, run_qa=False),
+                        progress=False)
     assert s.count("exported") == 1, s.lines()
     got = check_dataset(tmp_path / "ds")
     assert got["info"]["fps"] == 15
@@ -205,7 +210,7 @@ def test_compressed_jpeg_cameras_and_h264(tmp_path):
 def test_merge_renumbers_and_is_idempotent(tmp_path):
     for i, task in enumerate(["pick", "pour", "pick"]):
         write_episode(tmp_path / f"bags{i}/ep", seconds=1.0 + 0.2 * i, task=task, start_offset_s=3 * i)
-        export_episodes([tmp_path / f"bags{i}"], tmp_path / f"shard{i}", progress=False)
+        export_episodes([tmp_path / f"bags{i}"], tmp_path / f"shard{i}", ExportOptions(run_qa=False), progress=False)
     shards = [tmp_path / f"shard{i}" for i in range(3)]
     s = merge_datasets(shards, tmp_path / "merged")
     assert [r.status for r in s.results] == ["exported"] * 3, s.lines()
@@ -235,7 +240,7 @@ def test_bad_mapping_is_one_line_at_the_cli(tmp_path):
 
 def test_default_fps_is_the_primary_camera_rate(tmp_path):
     write_episode(tmp_path / "bags/a", seconds=1.0, camera_hz=25.0)
-    s = export_episodes([tmp_path / "bags"], tmp_path / "ds", progress=False)
+    s = export_episodes([tmp_path / "bags"], tmp_path / "ds", ExportOptions(run_qa=False), progress=False)
     assert s.count("exported") == 1, s.lines()
     got = check_dataset(tmp_path / "ds")
     assert got["info"]["fps"] == 25 and got["episodes"].iloc[0]["length"] == 25

@@ -155,8 +155,8 @@ def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: 
         EpisodeError: bad or insufficient input (kind ``error``), or an episode shorter
             than one frame period (kind ``skip``).
     """
-    timings = {"decode_s": 0.0, "align_s": 0.0, "encode_s": 0.0}
-    t0 = time.perf_counter()
+    timings = {"decode_s": 0.0, "align_s": 0.0, "encode_s": 0.0, "decode_cpu_s": 0.0, "encode_cpu_s": 0.0}
+    t0, c0 = time.perf_counter(), time.thread_time()
     streams = {s.topic: _Stream(s) for s in res.streams}
     cam_t: dict[str, list[int]] = {c.topic: [] for c in res.cameras}
     topics = list(streams) + list(cam_t)
@@ -167,6 +167,7 @@ def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: 
         else:
             cam_t[m.topic].append(cdr.stamp_ns(m.data))
     timings["decode_s"] += time.perf_counter() - t0
+    timings["decode_cpu_s"] += time.thread_time() - c0
 
     t1 = time.perf_counter()
     for s in streams.values():
@@ -237,6 +238,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
     tmpdir = Path(tmpdir)
     try:
         it = iter(reader.messages(topics=list(cams)))
+        c_start = time.thread_time()
         while True:
             t_dec = time.perf_counter()   # bag reading counts as decode
             m = next(it, None)
@@ -282,6 +284,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
                 if s["bar"] is not None:
                     s["bar"].update(1)
             ex.timings["encode_s"] += time.perf_counter() - t_enc
+        ex.timings["decode_cpu_s"] += time.thread_time() - c_start
         for topic, s in state.items():
             c = cams[topic]
             if s["enc"] is None or s["k"] < n:
@@ -289,6 +292,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
             t_enc = time.perf_counter()
             s["enc"].close()
             ex.timings["encode_s"] += time.perf_counter() - t_enc
+            ex.timings["encode_cpu_s"] += s["enc"].busy_cpu_s
             ex.stats[c.key] = st.image_stats(s["frames"])
     except BaseException:
         for s in state.values():

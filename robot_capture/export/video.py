@@ -137,7 +137,8 @@ class ThreadedEncoder:
     """An :class:`EpisodeEncoder` fed through a bounded queue by its own thread, so the
     cameras of an episode encode in parallel (FFmpeg's encode runs without the GIL).
     ``add`` blocks when ``depth`` frames wait (bounded memory); an encoder error is raised
-    by the next ``add`` or by ``close``. ``busy_s``: time the thread spent encoding."""
+    by the next ``add`` or by ``close``. ``busy_s``/``busy_cpu_s``: wall/CPU time the thread
+    spent encoding."""
 
     def __init__(self, path: Path, *args, depth: int = 8, **kwargs):
         import queue
@@ -148,6 +149,7 @@ class ThreadedEncoder:
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self.busy_s = 0.0
+        self.busy_cpu_s = 0.0   # CPU time of the encoding thread (FFmpeg's own threads not included)
         self._thread = threading.Thread(target=self._run, name=f"encode {self.path.stem}", daemon=True)
         self._thread.start()
 
@@ -160,12 +162,13 @@ class ThreadedEncoder:
                 return
             if self._error is not None:
                 continue
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             try:
                 self._enc.add(item)
             except BaseException as exc:  # noqa: BLE001 - handed to the feeding thread
                 self._error = exc
             self.busy_s += time.perf_counter() - t
+            self.busy_cpu_s += time.thread_time() - c
 
     def add(self, rgb: np.ndarray) -> None:
         if self._error is not None:
