@@ -122,7 +122,11 @@ setup(
         "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis", "playwright",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
                  # test/test_batch_ray.py runs a real local Ray cluster
-                 "ray>=2.9"],
+                 "ray>=2.9",
+                 # the web console and its browser test (Debian's chromium, never `playwright install`)
+                 "starlette>=0.37", "uvicorn>=0.29", "httpx"],
+        # robot-capture console --web
+        "console": ["starlette>=0.37", "uvicorn>=0.29"],
         # `robot-capture batch ... --ray`: Ray tasks on a cluster (~240 MB installed)
         "ray": ["ray>=2.9"],
         # optional IK baselines for benchmarks/ik_bench.py

@@ -76,6 +76,7 @@ def _fake_launch_modules():
             for rule in remappings or []:
                 assert len(rule) == 2 and all(isinstance(x, str) for x in rule)
             self.node_package, self.node_executable, self.name = package, executable, name
+            self.namespace = namespace
             self.parameters, self.remappings, self.kwargs = parameters, list(remappings or []), kwargs
 
     launch.LaunchDescription = LaunchDescription
@@ -104,7 +105,7 @@ class _Context:
 def _check(ld, sim, node_cls, run_opaque, overrides):
     args = {e.name: e for e in ld.entities if type(e).__name__ == "DeclareLaunchArgument"}
     want_args = {"config", "robot", "output_dir", "task", "operator", "scene", "topics", "cameras", "nice",
-                 "dds_transport"}
+                 "dds_transport", "station"}
     if sim:
         want_args |= {"clip", "loop"}
     assert set(args) == want_args
@@ -126,6 +127,7 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
     if sim:
         overrides["nice"] = "-5"
         overrides["dds_transport"] = "LARGE_DATA"
+        overrides["station"] = "a"
 
     def run_opaque(op, ov):
         configs = {k: d for k, (d, _h) in (graph.LAUNCH_ARGUMENTS | (graph.SIM_LAUNCH_ARGUMENTS if sim else {})).items()}
@@ -135,6 +137,7 @@ def test_launch_files_with_fake_launch_api(monkeypatch, sim, tmp_path):
     nodes, specs = _check(ld, sim, sys.modules["launch_ros.actions"].Node, run_opaque, overrides)
     for node, spec in zip(nodes, specs):
         assert node.name == spec.name
+        assert node.namespace == ("/a" if sim else None)  # station:=a
         assert node.kwargs["output"] == "screen"
         on_exit = node.kwargs["on_exit"]
         assert (on_exit is None) == (spec.role == "camera")

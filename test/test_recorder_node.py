@@ -31,7 +31,7 @@ def ros():
 
 
 def _bags(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if p.is_dir())
+    return sorted(p for p in out.iterdir() if p.is_dir() and p.name != "discarded")
 
 
 def _read_mcap_ros2(bag: Path) -> dict[str, list]:
@@ -142,7 +142,7 @@ def test_episode_roundtrip_three_readers_split_labels_diagnostics(tmp_path, ros,
         top = ros.diag_values("recorder")
         assert top["state"] == "recording" and top["episode"] == bag.name and float(top["disk_free_mb"]) > 0
         res = ros.call("/recorder/stop_episode_success")
-        assert res.success and Path(res.message) == bag
+        assert res.success and Path(res.message.splitlines()[0]) == bag  # line 2: "QA <verdict>"
         r = _check_three_readers(bag, sent, {"/js": "sensor_msgs/msg/JointState",
                                              "/cam/image_raw": "sensor_msgs/msg/Image",
                                              "/pose": "geometry_msgs/msg/PoseStamped"})
@@ -164,11 +164,12 @@ def test_episode_roundtrip_three_readers_split_labels_diagnostics(tmp_path, ros,
         res = ros.call("/recorder/stop_episode")
         from robot_capture.bag import BagReader
 
-        assert BagReader(res.message).metadata_records()["episode"]["success"] == "false"
+        assert BagReader(res.message.splitlines()[0]).metadata_records()["episode"]["success"] == "false"
         res = ros.call("/recorder/start_episode")
         discarded = Path(res.message)
         assert discarded.is_dir()
         assert ros.call("/recorder/discard_episode").success and not discarded.exists()
+        assert (out / "discarded" / discarded.name).is_dir()  # moved, never deleted (console contract)
         assert not ros.call("/recorder/stop_episode").success  # nothing recording: clear error, no crash
         res = ros.call("/recorder/start_episode")
         assert ros.call("/recorder/stop_episode").success  # episode_success was reset to unknown
@@ -347,9 +348,9 @@ def test_auto_start_refused_on_low_disk_is_reported_not_fatal(tmp_path, monkeypa
                             name="rec_lowdisk")
         assert node.rec.episode is None and "auto_start failed" in node.rec.last_error
         node.publish_diagnostics()  # reports, does not raise
-        res = node._srv_start(Trigger.Request(), Trigger.Response())
+        res = node._reply(Trigger.Response(), lambda: node.command("start"))
         assert not res.success and "MB free" in res.message
-        assert list(tmp_path.iterdir()) == []
+        assert [p.name for p in tmp_path.iterdir()] == [".recorder.lock"]  # no bag
     finally:
         if node is not None:
             node.shutdown()

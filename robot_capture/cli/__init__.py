@@ -24,6 +24,8 @@ VERBS = {
     "robot": "check a robot mapping: chains, joints, limits, task frames, a PNG at q=0 and the calibration pose",
     "batch": "run qa, export or retarget over every bag of some folders (process pool or Ray cluster)",
     "export": "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)",
+    "episode": "start/stop/label/discard episodes through the recorder's services",
+    "console": "operator console: single keys (--keys) or a web page for the floor tablet (--web)",
 }
 
 

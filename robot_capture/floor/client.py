@@ -1,10 +1,16 @@
 """An operator-side rclpy client for the recorder's episode services.
 
-Used by ``robot-capture demo`` and the end-to-end tests. Services (DESIGN.md):
-``<recorder>/start_episode``, ``<recorder>/stop_episode``, ``<recorder>/discard_episode``,
-``<recorder>/split`` (std_srvs/Trigger). Episode labels (task, operator, scene, notes)
-and the success label (``episode_success``, read at stop) are recorder parameters,
-set through the standard ``<recorder>/set_parameters`` service.
+Used by ``robot-capture demo``, ``robot-capture episode``, ``robot-capture console`` and the
+end-to-end tests. Services (DESIGN.md, "console"): one std_srvs/Trigger per console command
+(``robot_capture.console.commands.SERVICES``: ``<recorder>/start_episode``, ``stop_episode``,
+``discard_last``, ``status``, ...) and ``<recorder>/split``. Episode labels (task, operator,
+scene, notes), the success label (``episode_success``, read at stop) and the relabel values
+(``relabel_*``) are recorder parameters, set through the standard ``<recorder>/set_parameters``.
+
+The first call to a recorder is preceded by ``status`` calls (idempotent), re-sent every
+``first_attempt_s`` until one is answered within ``discovery_timeout_s``: a fresh recorder's
+first request sometimes went unanswered (issue 14), and a re-sent *start* could open two
+episodes, a re-sent *status* cannot.
 
 rclpy is imported when a client is created, not at module import.
 """
@@ -29,7 +35,7 @@ class EpisodeClient:
     """
 
     def __init__(self, recorder: str = "/recorder", timeout_s: float = 10.0, discovery_timeout_s: float = 20.0,
-                 node_name: str = "floor_operator"):
+                 node_name: str = "floor_operator", first_attempt_s: float = 2.0):
         import rclpy
         from rcl_interfaces.srv import SetParameters
         from rclpy.executors import SingleThreadedExecutor
@@ -45,8 +51,12 @@ class EpisodeClient:
         self.node = rclpy.create_node(node_name, context=self._ctx)
         self.executor = SingleThreadedExecutor(context=self._ctx)
         self.executor.add_node(self.node)
+        from robot_capture.console.commands import SERVICES
+
         self._trigger = {name: self.node.create_client(Trigger, f"{self.recorder}/{name}")
-                         for name in ("start_episode", "stop_episode", "discard_episode", "split")}
+                         for name in (*SERVICES.values(), "split")}
+        self.first_attempt_s = first_attempt_s
+        self._answered = False
         self._set_params = self.node.create_client(SetParameters, f"{self.recorder}/set_parameters")
         self._Trigger = Trigger
         self._subs = {}
@@ -67,12 +77,31 @@ class EpisodeClient:
             self.executor.spin_once(timeout_sec=0.05)
         return bool(predicate())
 
-    def _call(self, client, request, what: str):
+    def _wait_service(self, client, what: str) -> None:
         if not client.wait_for_service(timeout_sec=0.0) and not self.spin_until(
                 lambda: client.service_is_ready(), self.discovery_timeout_s):
             raise EpisodeClientError(f"{what}: service {client.srv_name} not available after "
                                      f"{self.discovery_timeout_s:.0f} s (is the recorder running?)")
+
+    def _first_contact(self) -> None:
+        """Re-send ``status`` (idempotent) until the recorder answers one, within ``discovery_timeout_s``."""
+        client = self._trigger["status"]
+        self._wait_service(client, "status")
+        end = time.monotonic() + self.discovery_timeout_s
+        while time.monotonic() < end:
+            future = client.call_async(self._Trigger.Request())
+            if self.spin_until(future.done, min(self.first_attempt_s, max(0.1, end - time.monotonic()))):
+                self._answered = True
+                return
+            client.remove_pending_request(future)
+        raise EpisodeClientError(f"no answer from {client.srv_name} within {self.discovery_timeout_s:.0f} s")
+
+    def _call(self, client, request, what: str):
+        self._wait_service(client, what)
+        if not self._answered:
+            self._first_contact()
         future = client.call_async(request)
+        self._answered = True
         if not self.spin_until(future.done, self.timeout_s):
             raise EpisodeClientError(f"{what}: no answer from {client.srv_name} within {self.timeout_s:.0f} s")
         if future.exception() is not None:
@@ -157,18 +186,53 @@ class EpisodeClient:
             raise EpisodeClientError(f"{service} failed: {res.message}")
         return res.message
 
-    def start_episode(self, **labels) -> str:
+    def start_episode(self, force: bool = False, **labels) -> str:
+        """Start an episode (labels set first); returns the bag path. ``force`` records even
+        while a required stream is not fresh (the episode is flagged)."""
         if labels:
             self.set_labels(**labels)
-        return self.trigger("start_episode")
+        return self.trigger("start_episode_forced" if force else "start_episode")
 
     def stop_episode(self, success: bool | None = None) -> str:
+        """Stop with ``success`` (None = the ``episode_success`` parameter); returns the bag path."""
         if success is not None:
             self.set_labels(episode_success=bool(success))
-        return self.trigger("stop_episode")
+        return self.trigger("stop_episode").splitlines()[0]
 
     def discard_episode(self) -> str:
         return self.trigger("discard_episode")
+
+    def command(self, name: str, **labels) -> str:
+        """Run one console command (``robot_capture.console.commands``: ``start``, ``success``,
+        ``discard_last``, ``relabel``, ...); returns the recorder's reply.
+
+        ``labels``: for ``relabel``: success, task, operator, scene, notes (None/"" = unchanged).
+
+        Raises:
+            EpisodeClientError: unknown command (with the closest), or the recorder refused (its reply).
+        """
+        from robot_capture.console.commands import SERVICES, CommandError, check_command
+
+        try:
+            cmd = check_command(name)
+        except CommandError as exc:
+            raise EpisodeClientError(str(exc)) from None
+        if cmd == "relabel":
+            values = {f"relabel_{k}": ("" if v is None else (str(v).lower() if isinstance(v, bool) else str(v)))
+                      for k, v in labels.items()}
+            if not any(values.values()):
+                raise EpisodeClientError("relabel: nothing to change (give success, task, operator, scene or notes)")
+            self.set_labels(**values)
+        res = self._call(self._trigger[SERVICES[cmd]], self._Trigger.Request(), SERVICES[cmd])
+        if not res.success:
+            raise EpisodeClientError(res.message)
+        return res.message
+
+    def status(self) -> dict:
+        """The recorder's console state (see ``robot_capture.console.manager.EpisodeManager.status``)."""
+        import json
+
+        return json.loads(self.command("status"))
 
     def close(self) -> None:
         import rclpy

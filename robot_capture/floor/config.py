@@ -34,6 +34,7 @@ class EpisodeLabels(BaseModel):
     operator: str = ""
     scene: str = ""
     notes: str = ""
+    tasks: list[str] = []     # the console's "next task" list (recorder parameter `tasks`)
 
 
 class RetargetSection(BaseModel):
@@ -73,6 +74,7 @@ class FloorConfig(BaseModel):
     robot: str = "g1"
     output_dir: str = "recordings"
     dds_transport: str = ""
+    station: str = ""         # station namespace (/<station>); graph.build checks the token
     nice: int = Field(0, ge=-20, le=19)
     episode: EpisodeLabels = EpisodeLabels()
     retarget: RetargetSection = RetargetSection()

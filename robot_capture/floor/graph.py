@@ -45,7 +45,9 @@ EXECUTABLES = {
 _START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
 
 TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice",
-            "dds_transport"}
+            "dds_transport", "station"}
+# a station namespace is one ROS name token (design.ros2.org "Topic and Service name mapping")
+_STATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Fast DDS builtin transport sets (FASTDDS_BUILTIN_TRANSPORTS, Fast DDS >= 2.13), the
 # alternative to the shipped XML profile (config/fastdds.xml, the default). LARGE_DATA (TCP +
 # shared memory for data, UDP discovery) is loss-free too, but every participant on the station
@@ -72,6 +74,8 @@ LAUNCH_ARGUMENTS = {
     "dds_transport": ("", "DDS settings of every node: '' = the shipped Fast DDS profile config/fastdds.xml "
                           "(loss-free raw cameras, talks to default participants), 'inherit' = the "
                           "environment as it is, or a FASTDDS_BUILTIN_TRANSPORTS set such as LARGE_DATA"),
+    "station": ("", "station namespace: every node runs under /<station> (services /<station>/recorder/...); "
+                    "give each station its own ROS_DOMAIN_ID too"),
 }
 SIM_LAUNCH_ARGUMENTS = {
     "clip": ("", "BVH clip for mocap_replay: a name in shared/data/motion or a path"),
@@ -99,6 +103,7 @@ class NodeSpec:
             node runs at normal priority and says so.
         env: extra environment variables of the process (config ``dds_transport`` sets
             ``FASTDDS_BUILTIN_TRANSPORTS`` for every node).
+        namespace: ROS namespace (config ``station``: ``/<station>``; "" = the root).
     """
 
     role: str
@@ -112,6 +117,12 @@ class NodeSpec:
     required: bool = True
     nice: int = 0
     env: dict = field(default_factory=dict)
+    namespace: str = ""
+
+    @property
+    def fqn(self) -> str:
+        """Fully qualified node name, e.g. ``/a/recorder``."""
+        return f"{self.namespace}/{self.name}" if self.namespace else f"/{self.name}"
 
     @property
     def start_rank(self) -> int:
@@ -214,6 +225,8 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
                 raise ValueError(f"nice must be an integer, got {value!r}") from None
         elif key == "dds_transport":
             out["dds_transport"] = str(value)
+        elif key == "station":
+            out["station"] = str(value)
         elif key == "clip":
             out.setdefault("sim", {})["clip"] = str(value)
         elif key == "loop":
@@ -403,6 +416,10 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
 
     validate_floor(cfg, where=where)  # with the overrides applied
     check_robot(robot, where=f"{where}: robot")
+    station = str(cfg.get("station") or "").strip().strip("/")
+    if station and not _STATION_RE.match(station):
+        raise ValueError(f"station {station!r}: a letter then letters, digits or '_' (a ROS namespace token)")
+    namespace = f"/{station}" if station else ""
     specs: list[NodeSpec] = []
 
     def add(role, name, params, timeout=5.0, remappings=()):
@@ -412,7 +429,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         specs.append(NodeSpec(role=role, name=name, executable=exe, module=module,
                               parameters=_clean_params(merged, f"node {name}"),
                               remappings=list(remappings), shutdown_timeout_s=timeout, nice=nice,
-                              env=dict(env), required=role != "camera"))
+                              env=dict(env), required=role != "camera", namespace=namespace))
 
     add("recorder", "recorder", {
         "output_dir": os.path.abspath(os.path.expanduser(str(cfg.get("output_dir") or "recordings"))),
@@ -424,6 +441,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         "compression": str(rec.get("compression", "none")),
         "robot": robot,
         "attach_configs": [config_path] if config_path else [],
+        "tasks": split_list(episode.get("tasks")),
     }, timeout=15.0)
     add("retarget", "retarget", {
         "robot": robot,
@@ -456,7 +474,20 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
     if unknown:
         raise KeyError(f"parameters for unknown nodes {sorted(unknown)}; nodes are {[s.name for s in specs]}")
     specs.sort(key=lambda s: s.start_rank)
+    # the recorder's episode manager refuses to start while one of these is not fresh
+    for s in specs:
+        if s.role == "recorder" and "expected_streams" not in (extra.get(s.name) or {}):
+            s.parameters["expected_streams"] = expected_stream_params(specs)
     return specs
+
+
+def expected_stream_params(specs: list[NodeSpec]) -> list[str]:
+    """``expected_topics(specs)`` as the recorder's ``expected_streams`` parameter: ``topic=rate``
+    (rate 0: presence only), for the topics the recorder records."""
+    rec = next((s for s in specs if s.role == "recorder"), None)
+    recorded = set(rec.parameters.get("topics") or []) if rec is not None else set()
+    return [f"{t}={float(r or 0.0):g}" for t, r in sorted(expected_topics(specs).items())
+            if not recorded or t in recorded]
 
 
 def shutdown_order(specs: list[NodeSpec]) -> list[NodeSpec]:
@@ -523,6 +554,8 @@ def write_params_file(spec: NodeSpec, directory: str | os.PathLike) -> Path:
 def ros_arguments(spec: NodeSpec, params_file: str | os.PathLike) -> list[str]:
     """``--ros-args`` tail for a child process: node name, params file, remappings."""
     args = ["--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(params_file)]
+    if spec.namespace:
+        args += ["-r", f"__ns:={spec.namespace}"]
     for src, dst in spec.remappings:
         args += ["-r", f"{src}:={dst}"]
     return args
@@ -532,7 +565,7 @@ def describe(specs: list[NodeSpec]) -> str:
     """Human-readable summary of a graph (for ``up --dry-run`` and logs)."""
     lines = []
     for s in specs:
-        lines.append(f"{s.name} ({s.package}/{s.executable})")
+        lines.append(f"{s.fqn} ({s.package}/{s.executable})")
         for k, v in sorted(s.parameters.items()):
             lines.append(f"    {k}: {v}")
         for a, b in s.remappings:

@@ -9,7 +9,7 @@ rolling): ``launch.LaunchDescription``, ``launch.actions.DeclareLaunchArgument(n
 default_value=, description=)``, ``launch.actions.OpaqueFunction(function=, kwargs=)``
 whose function gets the ``LaunchContext`` and returns actions,
 ``LaunchContext.launch_configurations`` (dict of str), and
-``launch_ros.actions.Node(package=, executable=, name=, parameters=[path],
+``launch_ros.actions.Node(package=, executable=, name=, namespace=, parameters=[path],
 remappings=[(from, to)], output='screen', sigterm_timeout=str, on_exit=[...], prefix=str, additional_env=dict)`` and
 ``launch.actions.Shutdown(reason=)``. Each node's
 parameters are passed as the same params file ``up`` writes
@@ -55,6 +55,7 @@ def node_actions(context, sim: bool):
             package=spec.package,
             executable=spec.executable,
             name=spec.name,
+            namespace=spec.namespace or None,  # launch argument station:=a -> /a
             parameters=[str(params_file)],
             remappings=[(a, b) for a, b in spec.remappings],
             output="screen",

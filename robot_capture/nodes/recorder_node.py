@@ -14,15 +14,32 @@ Executor: rclpy's SingleThreadedExecutor. The experimental EventsExecutor was
 tried (rclpy 9.1.2 wheels): ``spin_once`` raised SystemError and services went
 unanswered, so it is not used.
 
-Services (std_srvs/Trigger, node-private; ``message`` is the bag path or the error):
-    ~/start_episode          start an episode with the current task/operator/scene/notes
+Services (std_srvs/Trigger, node-private; ``message`` is the reply: the bag path, or the error).
+Each is one command of the episode manager (``robot_capture.console``; table in
+``robot_capture/console/commands.py``):
+    ~/start_episode          start; refused while a required stream is not fresh (the reply names it)
+    ~/start_episode_forced   start anyway; the episode is flagged ``forced``
+    ~/toggle_episode         start when not recording, else stop unlabelled
     ~/stop_episode           stop with the label in parameter ``episode_success``
                              (true/false; anything else = unlabelled ``unknown``),
                              which is reset to ``unknown`` after every stop
-    ~/stop_episode_success   stop, labelled success
-    ~/stop_episode_failure   stop, labelled failure
-    ~/discard_episode        stop and delete the episode's bag directory
+    ~/stop_episode_success   stop, labelled success (with no episode open: relabel the last one)
+    ~/stop_episode_failure   stop, labelled failure (idem)
+    ~/discard_episode        stop and move the bag to ``<output_dir>/discarded/``
+    ~/discard_last           move the last stopped episode to ``discarded/`` (until the next start)
+    ~/relabel_last           relabel the last episode from ``relabel_success``, ``relabel_task``,
+                             ``relabel_operator``, ``relabel_scene``, ``relabel_notes`` ("" = unchanged;
+                             reset after the call); ``~/relabel_last_success``, ``~/relabel_last_failure``
+    ~/next_task              set ``task`` to the next entry of ``tasks``
+    ~/status                 JSON: state, ready, reasons, streams, session counters, last episode
     ~/split                  continue the episode in the next ``<name>_<n>.mcap``
+The same JSON is published on ``~/console_state`` (std_msgs/String, transient local) at
+``console_rate_hz``. A stop reply has a second line ``QA <verdict>`` when the recorder
+computed one at stop.
+
+One owner: the node holds ``<output_dir>/.recorder.lock`` (a second recorder on the same
+folder exits with an error), exits when another node with its fully qualified name is
+live within ``owner_check_s`` of its start, and refuses every start while one is seen.
 
 Parameters (``--ros-args -p name:=value``):
     output_dir: "recordings"       topics: []  all: false  regex: ""  exclude: ""
@@ -40,6 +57,12 @@ Parameters (``--ros-args -p name:=value``):
         PointCloud2, ...; bounds memory to ~100 frames per topic)
     drain_batch: 64 (after a callback, take up to this many more queued messages of the same
         subscription directly, skipping the executor's per-message overhead; 0 = off)
+    expected_streams: [] ("topic=rate_hz"; rate 0 or none = presence only; floor.graph sets them from
+        expected_topics)   optional_streams: [] (shown, never block)
+    stream_lost_s: 2.0 (auto-stop)  silent_after_s: 1.0  min_rate_fraction: 0.5 (robot_capture.console.streams)
+    tasks: [] (for ~/next_task)   console_rate_hz: 4.0 (stream sampling and ~/console_state)
+    joy_map: "" (the shipped config/console_joy.yaml: sensor_msgs/Joy on /vr/buttons; "none" = off)
+    owner_check_s: 3.0 (duplicate node name check window at start-up)
 
 Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` status
 (state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
@@ -57,10 +80,10 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rcl_interfaces.msg import ParameterDescriptor
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from std_srvs.srv import Trigger
 
 from robot_capture.bag import WriterOptions
 from robot_capture.bag.qos import adapt_request_to_offers
+from robot_capture.nodes._recorder_console import ConsoleShell, _label
 from robot_capture.nodes._qos import import_message, offered_qos, qos_from_dict, run_node
 from robot_capture.record.episode import EpisodeInfo
 from robot_capture.record.recorder import Recorder
@@ -75,7 +98,12 @@ PARAMS = {
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
     "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100, "drain_batch": 64,
+    "expected_streams": Parameter.Type.STRING_ARRAY, "optional_streams": Parameter.Type.STRING_ARRAY,
+    "stream_lost_s": 2.0, "silent_after_s": 1.0, "min_rate_fraction": 0.5, "tasks": Parameter.Type.STRING_ARRAY,
+    "console_rate_hz": 4.0, "joy_map": "", "owner_check_s": 3.0,
+    "relabel_success": "", "relabel_task": "", "relabel_operator": "", "relabel_scene": "", "relabel_notes": "",
 }
+
 
 
 _LARGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2",
@@ -96,13 +124,6 @@ def _regex(value) -> str | None:
     if isinstance(value, (list, tuple)):
         value = "|".join(f"(?:{v})" for v in value if v)
     return str(value) if value else None
-
-
-def _label(value) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    v = str(value).strip().lower()
-    return True if v in ("true", "1", "yes", "success") else False if v in ("false", "0", "no", "failure") else None
 
 
 def _attachments(robot: str, urdf: str, configs) -> list[Path]:
@@ -144,7 +165,7 @@ class _StderrLog:
         self._say("ERROR", msg)
 
 
-class RecorderNode(Node):
+class RecorderNode(ConsoleShell, Node):
     """The recorder node (see the module docstring for services and parameters)."""
 
     def __init__(self, parameter_overrides=None, name: str = "recorder"):
@@ -167,6 +188,7 @@ class RecorderNode(Node):
         self.rec = Recorder(p("output_dir"), opts,
                             attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
                             disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
+        self.create_manager()
         self._subs: dict[str, object] = {}
         self._seen_types: set[tuple[str, str]] = set()
         self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
@@ -174,11 +196,7 @@ class RecorderNode(Node):
         self._depth_large = int(p("qos_depth_large"))
         self._drain = int(p("drain_batch"))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        for srv, fn in (("start_episode", self._srv_start), ("stop_episode", self._srv_stop),
-                        ("stop_episode_success", lambda q, r: self._srv_stop(q, r, True)),
-                        ("stop_episode_failure", lambda q, r: self._srv_stop(q, r, False)),
-                        ("discard_episode", self._srv_discard), ("split", self._srv_split)):
-            self.create_service(Trigger, f"~/{srv}", fn)
+        self.setup_console()
         self.create_timer(max(0.05, float(p("discovery_interval_s"))), self.discover)
         rate = float(p("diagnostics_rate_hz"))
         if rate > 0:
@@ -190,7 +208,7 @@ class RecorderNode(Node):
         self.discover()
         if _bool(p("auto_start")):
             try:
-                path = self.rec.start_episode(self._episode_info())
+                path = self.manager.start(self._episode_info(), force=True)
                 self.get_logger().info(f"auto_start: recording {path}")
             except Exception as exc:  # noqa: BLE001 - e.g. disk low: keep serving, report on /diagnostics
                 self.rec.last_error = f"auto_start failed: {exc}"
@@ -280,7 +298,8 @@ class RecorderNode(Node):
         except Exception as exc:  # noqa: BLE001 - e.g. message_lost unsupported by an rmw
             self.get_logger().warning(f"{topic}: subscribing with event callbacks failed ({exc}); retrying without")
             self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True)
-        self.get_logger().info(f"recording {topic} [{chosen}] {req['reliability']}/{req['durability']}")
+        verb = "recording" if self.rec.episode is not None else "subscribed to"
+        self.get_logger().info(f"{verb} {topic} [{chosen}] {req['reliability']}/{req['durability']}")
 
     # ---------------------------------------------------------------- services
     def _reply(self, response, fn):
@@ -291,23 +310,6 @@ class RecorderNode(Node):
             response.success = False
             response.message = str(exc)
         return response
-
-    def _srv_start(self, _req, response):
-        return self._reply(response, lambda: self.rec.start_episode(self._episode_info()))
-
-    def _srv_stop(self, _req, response, success=None):
-        if success is None:
-            success = _label(self._p("episode_success"))
-
-        def stop():
-            path = self.rec.stop_episode(success)
-            self.set_parameters([Parameter("episode_success", value="unknown")])
-            return path
-
-        return self._reply(response, stop)
-
-    def _srv_discard(self, _req, response):
-        return self._reply(response, self.rec.discard_episode)
 
     def _srv_split(self, _req, response):
         return self._reply(response, self.rec.split)
@@ -358,6 +360,7 @@ class RecorderNode(Node):
         """Close the open episode (metadata.yaml written). Safe to call twice."""
         self.rec.log = _StderrLog()  # the rclpy context may already be shut down (SIGINT/SIGTERM)
         path = self.rec.close()
+        self._output_lock.release()
         if path is not None:
             print(f"recorder: episode closed: {path}", file=sys.stderr)
 

@@ -1,0 +1,115 @@
+"""A thread that owns one :class:`~robot_capture.floor.client.EpisodeClient` for a console.
+
+``console --keys`` and ``console --web`` talk to the recorder only through its services
+and its ``<recorder>/console_state`` topic (std_msgs/String JSON, transient local), never
+by importing recorder internals. rclpy is not thread-safe per node, so one thread spins
+the client and runs every call; other threads (the key loop, the web server) submit work
+and get a ``concurrent.futures.Future``.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import queue
+import threading
+import time
+
+__all__ = ["RecorderBridge", "STALE_AFTER_S"]
+
+#: the recorder publishes its state at 4 Hz; older than this, the console says it is gone
+STALE_AFTER_S = 2.0
+
+
+class RecorderBridge:
+    """Run ``EpisodeClient(recorder)`` in a thread; :meth:`latest` is the recorder's last state.
+
+    Raises (from the constructor): whatever the client raises when rclpy cannot start.
+    """
+
+    def __init__(self, recorder: str = "/recorder", timeout_s: float = 10.0, node_name: str = "console"):
+        self.recorder = "/" + recorder.strip("/")
+        self.timeout_s = timeout_s
+        self._node_name = node_name
+        self._q: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._state: dict | None = None
+        self._state_t = 0.0
+        self.version = 0
+        self._thread = threading.Thread(target=self._run, name="recorder-bridge", daemon=True)
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            from rclpy.qos import DurabilityPolicy, QoSProfile
+            from std_msgs.msg import String
+
+            from robot_capture.floor.client import EpisodeClient
+
+            client = EpisodeClient(self.recorder, timeout_s=self.timeout_s, discovery_timeout_s=self.timeout_s,
+                                   node_name=self._node_name)
+            client.node.create_subscription(String, f"{self.recorder}/console_state", self._on_state,
+                                            QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        except BaseException as exc:  # noqa: BLE001 - handed to the constructor
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        try:
+            while not self._stop.is_set():
+                client.executor.spin_once(timeout_sec=0.05)
+                while True:
+                    try:
+                        fn, fut = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if fut.set_running_or_notify_cancel():
+                        try:
+                            fut.set_result(fn(client))
+                        except BaseException as exc:  # noqa: BLE001 - the caller gets it
+                            fut.set_exception(exc)
+        finally:
+            client.close()
+
+    def _on_state(self, msg) -> None:
+        try:
+            self._state = json.loads(msg.data)
+        except ValueError:
+            return
+        self._state_t = time.monotonic()
+        self.version += 1
+
+    def submit(self, fn) -> concurrent.futures.Future:
+        """Run ``fn(client)`` in the bridge thread."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._q.put((fn, fut))
+        return fut
+
+    def command(self, name: str, **labels) -> concurrent.futures.Future:
+        """``client.command(name, **labels)`` -> Future of the reply (EpisodeClientError on refusal)."""
+        return self.submit(lambda c: c.command(name, **labels))
+
+    def set_labels(self, **labels) -> concurrent.futures.Future:
+        return self.submit(lambda c: c.set_labels(**labels))
+
+    def latest(self) -> dict:
+        """The recorder's last published state; when it is missing or older than ``STALE_AFTER_S``,
+        an ``offline`` state (amber) that says so."""
+        age = time.monotonic() - self._state_t if self._state_t else None
+        if self._state is not None and age is not None and age <= STALE_AFTER_S:
+            return self._state
+        base = dict(self._state or {})
+        why = (f"no state from {self.recorder} for {age:.1f} s (recorder stopped?)" if age is not None
+               else f"waiting for {self.recorder} (is the recorder running?)")
+        base.update(state="offline", ready=False, tally="amber", reasons=[why], episode="")
+        base.setdefault("streams", [])
+        base.setdefault("counters", {})
+        return base
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

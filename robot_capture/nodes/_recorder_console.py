@@ -1,0 +1,162 @@
+"""The recorder node's console shell: the episode manager's services, Joy buttons, state topic.
+
+A mixin of :class:`robot_capture.nodes.recorder_node.RecorderNode` (which documents the
+services and parameters); the logic is ROS-free in :mod:`robot_capture.console`. Kept apart
+so the node module stays one concern (recording) and one sitting long.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from robot_capture.console.commands import SERVICES, CommandError, JoyMapper, load_joy_map
+from robot_capture.console.manager import EpisodeManager, ManagerConfig, next_task
+from robot_capture.console.owner import OutputLock, duplicates
+
+
+def parse_expected(entries) -> dict[str, float | None]:
+    """``["/joint_states=500", "/diagnostics"]`` -> ``{"/joint_states": 500.0, "/diagnostics": None}``.
+
+    Raises:
+        ValueError: a rate that is not a number >= 0 (the entry is named).
+    """
+    out: dict[str, float | None] = {}
+    for e in entries or []:
+        topic, _, rate = str(e).partition("=")
+        topic = topic.strip()
+        if not topic:
+            continue
+        try:
+            r = float(rate) if rate.strip() not in ("", "none", "None") else 0.0
+        except ValueError:
+            raise ValueError(f"expected_streams entry {e!r}: rate must be a number (Hz)") from None
+        if r < 0:
+            raise ValueError(f"expected_streams entry {e!r}: rate must be >= 0")
+        out[topic] = r or None
+    return out
+
+
+def _label(value) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    v = str(value).strip().lower()
+    return True if v in ("true", "1", "yes", "success") else False if v in ("false", "0", "no", "failure") else None
+
+
+class ConsoleShell:
+    """Console services on a node that has ``rec`` (Recorder), ``_p`` (parameter getter),
+    ``_reply`` and ``_episode_info``."""
+
+    def create_manager(self) -> None:
+        """Take the output folder lock and build the episode manager (call after ``self.rec``).
+
+        Raises:
+            OutputBusyError: another recorder writes to the same folder.
+            ValueError: a bad ``expected_streams`` entry.
+        """
+        p = self._p
+        self._output_lock = OutputLock(self.rec.output_dir, owner=self.get_fully_qualified_name())
+        expected = parse_expected(p("expected_streams"))
+        self.rec.expected_hz = dict(expected)  # the recorder's cheap verdict at stop judges the same streams
+        self.manager = EpisodeManager(
+            self.rec, expected, robot=str(p("robot")), logger=self.get_logger(),
+            config=ManagerConfig(stream_lost_s=float(p("stream_lost_s")), silent_after_s=float(p("silent_after_s")),
+                                 min_rate_fraction=float(p("min_rate_fraction")),
+                                 optional=tuple(p("optional_streams") or ())))
+        self._started = self.get_clock().now().nanoseconds
+
+    def setup_console(self) -> None:
+        """Services, ~/console_state, the Joy subscription and the console timer."""
+        p = self._p
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._state_pub = self.create_publisher(String, "~/console_state", latched)
+        for cmd, srv in SERVICES.items():
+            self.create_service(Trigger, f"~/{srv}", lambda _q, r, _c=cmd: self._reply(r, lambda: self.command(_c)))
+        self.create_service(Trigger, "~/split", self._srv_split)
+        self._joy = None
+        joy_map = str(p("joy_map"))
+        if joy_map.lower() not in ("none", "off", "false"):
+            from sensor_msgs.msg import Joy
+
+            self._joy = JoyMapper(load_joy_map(joy_map or None))
+            self._joy_problem = ""
+            self.create_subscription(Joy, self._joy.map.topic, self._on_joy, 10)
+        self.create_timer(1.0 / max(0.5, float(p("console_rate_hz"))), self.console_tick)
+
+    def command(self, cmd: str) -> str:
+        """Run one console command (``robot_capture.console.commands``); returns the reply.
+
+        Raises:
+            CommandError: unknown command, or it does not fit the state (the text is the reply).
+        """
+        m = self.manager
+        if cmd == "status":
+                return json.dumps(self.status())
+        if cmd == "next_task":
+            task = next_task(self._p("tasks"), str(self._p("task")))
+            self.set_parameters([Parameter("task", value=task)])
+            return f"task: {task}"
+        if cmd == "relabel":
+            keys = ("success", "task", "operator", "scene", "notes")
+            labels = {k: str(self._p(f"relabel_{k}") or "") for k in keys}
+            self.set_parameters([Parameter(f"relabel_{k}", value="") for k in keys])
+            return m.relabel(**labels)
+        if cmd in ("start", "start_forced") or (cmd == "toggle" and not m.recording):
+            self._check_owner()
+        was_recording = m.recording
+        if cmd == "stop":
+            reply = m.stop(_label(self._p("episode_success")))
+        else:
+            reply = m.run(cmd, info=self._episode_info())
+        if was_recording and not m.recording:  # a label never leaks into the next episode
+            self.set_parameters([Parameter("episode_success", value="unknown")])
+        self.publish_state()
+        return reply
+
+    def _check_owner(self) -> None:
+        """Set the manager's owner problem from the ROS graph (another node with this name)."""
+        n = duplicates(self.get_node_names_and_namespaces(), self.get_name(), self.get_namespace())
+        self.manager.owner_problem = (f"another node named {self.get_fully_qualified_name()} is live ({n}); "
+                                      "one station has one recorder: stop the other one" if n else "")
+
+    def _on_joy(self, msg) -> None:
+        for cmd in self._joy.on_buttons(msg.buttons):
+            try:
+                reply = self.command(cmd)
+                self.get_logger().info(f"joy {cmd}: {reply.splitlines()[0]}")
+            except (CommandError, ValueError) as exc:
+                self.get_logger().warning(f"joy {cmd}: {exc}")
+        if self._joy.problem and self._joy.problem != self._joy_problem:
+            self._joy_problem = self._joy.problem
+            self.get_logger().warning(self._joy.problem)
+
+    def console_tick(self) -> None:
+        """Sample the streams (auto-stop on a lost one), check the owner, publish ``~/console_state``."""
+        self._check_owner()
+        if self.manager.owner_problem and (self.get_clock().now().nanoseconds - self._started) < float(
+                self._p("owner_check_s")) * 1e9 and not self.manager.recording:
+            msg = f"{self.manager.owner_problem}; this one exits"
+            self.get_logger().error(msg)
+            print(f"recorder: error: {msg}", file=sys.stderr)
+            raise SystemExit(3)
+        was_recording = self.manager.recording
+        self.manager.tick()
+        if was_recording and not self.manager.recording:
+            self.set_parameters([Parameter("episode_success", value="unknown")])
+        self.publish_state()
+
+    def status(self) -> dict:
+        s = self.manager.status()
+        s.update(node=self.get_fully_qualified_name(), task=str(self._p("task")),
+                 operator=str(self._p("operator")), scene=str(self._p("scene")), notes=str(self._p("notes")),
+                 tasks=list(self._p("tasks") or []))
+        return s
+
+    def publish_state(self) -> None:
+        self._state_pub.publish(String(data=json.dumps(self.status())))
+
