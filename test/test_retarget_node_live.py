@@ -138,3 +138,19 @@ def test_vr_hands_join_the_next_pose(g1, replay):
     assert not live.pose.has(hand_keypoint("right", "palm"))
     with pytest.raises(ValueError):
         live.on_vr_hand("middle", hand)
+
+
+def test_diagnostics_publish_the_command_lag(g1, replay):
+    """The lag the teleop safety limits cause is measured and published (issue 13)."""
+    live = LiveRetarget(g1, "exo", rate_hz=0)
+    dt = replay.frame_time
+    lags = []
+    for i in range(min(240, len(replay.exo_positions))):
+        live.on_exo(replay.exo_names, replay.exo_positions[i], i * dt)
+        live.step(i * dt + 0.002)
+        if i % 30 == 29:
+            lags.append(live.diagnostics()[2].get("command_lag_s"))
+    got = [x for x in lags if x is not None]
+    assert got, lags
+    assert all(0.0 <= x < 1.0 for x in got), got
+    assert max(got) > 0.01  # the punch clip moves faster than the 3 rad/s teleop limit allows

@@ -16,7 +16,6 @@ ROS-free.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field
@@ -95,22 +94,23 @@ def validate_floor(cfg: Any, where: str = "floor.yaml") -> FloorConfig:
 
 
 def check_robot(robot: str, where: str = "robot") -> None:
-    """``robot`` names ``config/robots/<robot>.yaml`` or is an existing mapping YAML.
+    """``robot`` names a mapping in the user robot folder or ``config/robots``, or is an existing
+    mapping YAML (:func:`robot_capture.paths.resolve_robot`).
 
     Raises:
-        ConfigError: unknown robot (with the closest shipped name).
+        ConfigError: unknown robot or missing file (with the closest known name).
     """
-    p = Path(str(robot))
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return
-    from robot_capture.paths import config_dir
+    from robot_capture.paths import known_robots, resolve_robot
 
-    d = config_dir() / "robots"
-    if (d / f"{robot}.yaml").is_file():
-        return
-    known = sorted(f.stem for f in d.glob("*.yaml"))
-    raise ConfigError([f"{where}: unknown robot {str(robot)!r}{suggest(robot, known)}; "
-                       f"known: {', '.join(known)} (config/robots/<robot>.yaml), or a mapping YAML path"])
+    try:
+        resolve_robot(robot)
+    except FileNotFoundError as exc:
+        raise ConfigError([f"{where}: {exc}"]) from None
+    except KeyError:
+        known = known_robots()
+        raise ConfigError([f"{where}: unknown robot {str(robot)!r}{suggest(robot, known)}; "
+                           f"known: {', '.join(known)} ($ROBOT_CAPTURE_ROBOTS or ~/.config/robot_capture/robots, "
+                           "then config/robots), or a mapping YAML path"]) from None
 
 
 # every node also has rclpy's own parameter

@@ -114,7 +114,7 @@ class RetargetNode(Node):
         if res is None:
             return
         out, stamp = res
-        self.cmd_pub.publish(joint_state_msg(stamp, out.joint_names, out.q, out.qd))
+        self.cmd_pub.publish(joint_state_msg(stamp, *out.joint_command()))  # + coupled motor joints
         if "stale" in out.flags:
             age = now.nanoseconds * 1e-9 - (out.stamp if out.stamp is not None else float("nan"))
             self.get_logger().warning(

@@ -242,7 +242,8 @@ class LiveRetarget:
         Values (strings or numbers): outputs, inputs, enabled, source, status, flags
         (``name:count`` list; ``ik_failure``: outputs whose wrist IK residual > ``IK_FAILURE_M``), per task ``<task>.position_error_m`` / ``.orientation_error_rad``
         (window maximum), ``solve_time_ms_mean``/``_max``, ``iterations_mean``/``_max``,
-        ``joint_limit_margin_rad`` (window minimum).
+        ``joint_limit_margin_rad`` (window minimum), ``command_lag_s`` (the retargeter's estimate of
+        how far the command lags the operator under the safety limits, see ``Retargeter._update_lag``).
         """
         w, self._window = self._window, _Window()
         out = self._last_output
@@ -250,6 +251,9 @@ class LiveRetarget:
         if out is not None:
             status = getattr(out, "status", "")
             values["status"] = getattr(status, "name", str(status))
+            lag = getattr(out, "lag_s", float("nan"))
+            if math.isfinite(lag):
+                values["command_lag_s"] = float(lag)
         tasks = [t.name for t in self.mapping.tasks]
         if w.max_position_error is not None:
             for name, e in zip(tasks, w.max_position_error):
