@@ -19,6 +19,7 @@ VERBS = {
     "play": "publish a bag's stored CDR bytes back onto ROS 2 topics",
     "info": "summarize a bag (topics, rates, gaps, labels, verdict), or a table of the episodes in folders",
     "qa": "judge episodes (pass/warn/fail with reasons) and store the verdict in each bag",
+    "report": "one self-contained HTML report of a folder of episodes (the day, and each episode)",
     "recover": "rebuild readable MCAP files and metadata.yaml after a crash",
     "retarget": "retarget a BVH clip or a bag's human topics onto a robot offline",
     "robot": "check a robot mapping: chains, joints, limits, task frames, a PNG at q=0 and the calibration pose",

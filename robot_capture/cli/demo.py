@@ -9,8 +9,9 @@ CMU mocap clip replayed as exoskeleton and VR input, the retarget node driving a
 simulated humanoid (default Unitree G1), a synthetic head camera rendered from the
 robot's joint states, and the recorder. Then, like an operator, record episodes
 through the recorder's services, each with task, operator and success label; shut
-down (recorder last); and print `robot-capture info` for each bag plus one QA line per
-episode: topic rates against expected, drops, gaps over 100 ms, and the p95 IK error.
+down (recorder last); and print `robot-capture info` for each bag plus the QA verdict of
+each episode (pass, warn or fail, with reasons; stored in <bag>/qa.json). Exits 1 when
+an episode fails QA.
 Node output is written to <output-dir>/floor.log. Takes about 40-60 s.
 """
 
@@ -50,7 +51,7 @@ def add_parser(sub):
     p.add_argument("--nice", type=int, default=0,
                    help="niceness of the floor's nodes, e.g. -5 to keep other work on the machine from "
                         "starving them (needs CAP_SYS_NICE; default 0)")
-    p.add_argument("--strict", action="store_true", help="exit 1 when an episode fails QA")
+    p.add_argument("--strict", action="store_true", help="exit 1 also when an episode only warns in QA")
     return p
 
 

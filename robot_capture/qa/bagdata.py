@@ -284,12 +284,30 @@ def _align(p: int, n: int) -> int:
     return p if r == 0 else p + n - r
 
 
+_JS_CACHE: dict = {"prefix": None, "names": None, "end": 0}
+
+
 def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
     """``(stamp ns, names, positions (n,) float64)`` from sensor_msgs/JointState CDR bytes.
 
     Reads the header, the name sequence and the position sequence only (velocity and effort
-    are not touched). Raises ValueError on truncated or malformed bytes.
+    are not touched). A message whose frame_id and names are byte-identical to the previous
+    one's reuses them (a stream repeats its names). Raises ValueError on truncated or
+    malformed bytes.
     """
+    c = _JS_CACHE
+    pre = c["prefix"]
+    if pre is not None and b[1:2] == b"\x01" and b[12:c["end"]] == pre:
+        p = c["end"]
+        try:
+            (npos,) = struct.unpack_from("<I", b, _align(p, 4))
+            q = _align(p, 4) + 4
+            q = _align(q, 8)
+            if q + 8 * npos <= len(b):
+                sec, nsec = struct.unpack_from("<iI", b, 4)
+                return sec * 1_000_000_000 + nsec, c["names"], np.frombuffer(b, "<f8", npos, q).astype(np.float64)
+        except struct.error:
+            pass
     try:
         e = "<" if b[1] == 1 else ">"
         sec, nsec = struct.unpack_from(e + "iI", b, 4)
@@ -305,6 +323,8 @@ def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
             (n,) = struct.unpack_from(e + "I", b, p)
             names.append(b[p + 4:p + 4 + n - 1].decode("utf-8", "replace"))
             p += 4 + n
+        if e == "<":
+            c["prefix"], c["names"], c["end"] = bytes(b[12:p]), names, p
         p = _align(p, 4)
         (npos,) = struct.unpack_from(e + "I", b, p)
         p += 4

@@ -179,9 +179,10 @@ def sync(ctx: EpisodeContext) -> list[Finding]:
 
 
 def duration(ctx: EpisodeContext) -> list[Finding]:
-    """Under 1 s fails; outside ``iqr_factor`` IQR of the task's durations in the folder warns."""
+    """Under 1 s fails; outside ``iqr_factor`` IQR of the task's durations in the folder warns
+    (Tukey's fences; the IQR is at least ``min_iqr_fraction`` of the median duration)."""
     c = ctx.config.duration
-    d = ctx.duration_s
+    d = ctx.episode.duration_s or ctx.duration_s  # the recorder's duration, as folder_durations uses
     ctx.metrics["duration_s"] = round(d, 3)
     if d < c.fail_below_s:
         return [Finding("duration", "fail", f"episode is {d:.2f} s long (under {c.fail_below_s:g} s)", "",
@@ -189,7 +190,8 @@ def duration(ctx: EpisodeContext) -> list[Finding]:
     durs = (ctx.folder_stats or {}).get(ctx.episode.task)
     if durs and len(durs) >= c.min_episodes:
         q1, q3 = (float(x) for x in np.percentile(durs, [25, 75]))
-        lo, hi = q1 - c.iqr_factor * (q3 - q1), q3 + c.iqr_factor * (q3 - q1)
+        iqr = max(q3 - q1, c.min_iqr_fraction * float(np.median(durs)))  # equal durations: not a zero band
+        lo, hi = q1 - c.iqr_factor * iqr, q3 + c.iqr_factor * iqr
         if not lo <= d <= hi:
             return [Finding("duration", "warn", f"episode is {d:.1f} s long; task {ctx.episode.task!r} episodes "
                             f"are {q1:.1f}-{q3:.1f} s (IQR of {len(durs)})", "",

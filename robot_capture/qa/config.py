@@ -64,6 +64,7 @@ class Sync(_M):
 class Duration(_M):
     fail_below_s: float = 1.0
     iqr_factor: float = 1.5
+    min_iqr_fraction: float = 0.1
     min_episodes: int = 4
 
 
