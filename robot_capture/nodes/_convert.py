@@ -36,11 +36,23 @@ def ns_to_stamp(ns: int) -> Time:
     return Time(sec=sec, nanosec=nsec)
 
 
-def quat_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` -> 3x3 rotation matrix (normalises; zero -> identity)."""
+#: A quaternion whose norm is further than this from 1 is bad input, not a rotation
+#: (float32 publishers are within ~1e-6; a garbage or unnormalised one is not).
+QUAT_NORM_TOL = 0.05
+
+
+def quat_is_unit(x: float, y: float, z: float, w: float, tol: float = QUAT_NORM_TOL) -> bool:
+    """True when the quaternion is finite and its norm is within ``tol`` of 1."""
     n = x * x + y * y + z * z + w * w
-    if not n > 1e-300:
-        return np.eye(3)
+    return math.isfinite(n) and abs(math.sqrt(n) - 1.0) <= tol
+
+
+def quat_to_matrix(x: float, y: float, z: float, w: float) -> np.ndarray:
+    """Quaternion ``(x, y, z, w)`` -> 3x3 rotation matrix (normalises). A non-finite or zero
+    quaternion gives a NaN matrix: it is bad input, never silently the identity."""
+    n = x * x + y * y + z * z + w * w
+    if not (n > 1e-300 and math.isfinite(n)):
+        return np.full((3, 3), np.nan)
     s = 2.0 / n
     xx, yy, zz = x * x * s, y * y * s, z * z * s
     xy, xz, yz = x * y * s, x * z * s, y * z * s
@@ -78,10 +90,12 @@ def matrix_to_quat(R) -> tuple[float, float, float, float]:
 
 
 def pose_to_matrix(pose: Pose) -> np.ndarray:
-    """``geometry_msgs/Pose`` -> 4x4 homogeneous matrix (NaNs pass through)."""
+    """``geometry_msgs/Pose`` -> 4x4 homogeneous matrix. NaN positions pass through; a
+    non-finite or non-unit quaternion (``quat_is_unit``) makes the rotation NaN, so a
+    consumer that checks finiteness (the retargeter: ``nan_input``) holds and flags it."""
     T = np.eye(4)
     o = pose.orientation
-    T[:3, :3] = quat_to_matrix(o.x, o.y, o.z, o.w)
+    T[:3, :3] = quat_to_matrix(o.x, o.y, o.z, o.w) if quat_is_unit(o.x, o.y, o.z, o.w) else np.nan
     p = pose.position
     T[:3, 3] = (p.x, p.y, p.z)
     return T

@@ -11,12 +11,23 @@ Publishes, at ``rate_hz`` (0: once per input, the lowest latency):
 and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``). Every
 command and target message carries the header stamp of the input it came from.
 All logic lives in :class:`robot_capture.retarget.live.LiveRetarget`.
+
+Input floods: subscriptions are raw (no deserialization in the callback); a callback only
+keeps the newest message per topic with its receive time. The command timer deserializes
+the newest of each and steps, so a 10 kHz burst costs one cheap callback per message and
+the command rate holds; the dropped ones are counted (``input_flood`` in /diagnostics
+above ``flood_hz``). With ``rate_hz`` 0 every message is taken at once and stepped, through a
+token bucket (1 kHz, bursts of 20): a flood gives at most 1 kHz of commands, bunched
+deliveries still get one command each.
 """
 from __future__ import annotations
+
+import math
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 
@@ -36,6 +47,11 @@ class RetargetNode(Node):
         calibration = p("calibration", "", "operator calibration YAML ('' = mapping defaults)")
         exo_config = p("exo_config", "", "exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")
         diag_rate = p("diagnostics_rate_hz", 1.0, "/diagnostics rate, Hz; 0 = one per command")
+        stale = p("stale_after_s", -1.0, "staleness bound, s (-1 = the mapping's stale_after_s); an input older "
+                  "than max(bound, stale_periods x its own period), or silent that long, holds the robot")
+        stale_periods = p("stale_periods", 3.0, "the staleness bound is at least this many input periods")
+        max_future = p("max_future_s", 0.05, "input stamps further ahead of their receive time are rejected, s")
+        flood_hz = p("flood_hz", 2000.0, "input rate above which input_flood is flagged, Hz")
         if self.rate < 0 or diag_rate < 0:
             raise StartupError(f"rate_hz ({self.rate}) and diagnostics_rate_hz ({diag_rate}) must be >= 0")
         try:
@@ -46,7 +62,9 @@ class RetargetNode(Node):
             mapping = RobotMapping.load(robot)
             calib = Calibration.load(calibration) if calibration else None
             self.live = LiveRetarget(mapping, self.source, calibration=calib, rate_hz=self.rate,
-                                     require_enable=require_enable, exo_config=exo_config)
+                                     require_enable=require_enable, exo_config=exo_config,
+                                     stale_after_s=None if stale < 0 else stale, stale_periods=stale_periods,
+                                     max_future_s=max_future, flood_hz=flood_hz)
         except (OSError, KeyError, ValueError) as e:
             raise StartupError(f"retarget: cannot set up robot {robot!r} source {self.source!r}: {e}") from e
         self.base_frame = self.live.model.base_link
@@ -56,13 +74,20 @@ class RetargetNode(Node):
         self.targets_pub = self.create_publisher(PoseArray, "/retarget/targets", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         qos = 50
+        self._latest: dict = {}  # key -> (raw CDR, receive time s): the newest message per input topic
+        self._dropped = 0  # messages replaced unread since the last step
+        self._last_step_s = -math.inf
+        self._tokens = 20.0  # rate_hz 0: steps allowed now (refilled at 1 kHz, bursts of 20 pass)
+        self._bucket_t = self._now_s()
         if self.source in ("exo", "direct"):
-            self.create_subscription(JointState, "/exo/joint_states", self._on_exo, qos)
+            self.create_subscription(JointState, "/exo/joint_states", lambda d: self._on_raw("exo", d), qos, raw=True)
         else:
+            for side in ("left", "right"):  # hands first: a hand is used with the next pose
+                self.create_subscription(PoseArray, f"/vr/{side}_hand", lambda d, s=side: self._on_raw(f"hand:{s}", d),
+                                         qos, raw=True)
             for name in ("head", "left_wrist", "right_wrist"):
-                self.create_subscription(PoseStamped, f"/vr/{name}", lambda m, n=name: self._on_vr(n, m), qos)
-            for side in ("left", "right"):
-                self.create_subscription(PoseArray, f"/vr/{side}_hand", lambda m, s=side: self._on_hand(s, m), qos)
+                self.create_subscription(PoseStamped, f"/vr/{name}", lambda d, n=name: self._on_raw(n, d), qos,
+                                         raw=True)
         self.create_subscription(Bool, "/retarget/enable", self._on_enable, 10)
         if self.rate > 0:
             self.create_timer(1.0 / self.rate, self._tick)
@@ -74,26 +99,49 @@ class RetargetNode(Node):
         )
 
     # ------------------------------------------------------------------ inputs
-    def _on_exo(self, msg: JointState) -> None:
-        try:
-            warning = self.live.on_exo(msg.name, msg.position, stamp_to_sec(msg.header.stamp), token=msg.header.stamp)
-        except Exception as e:  # noqa: BLE001 - bad input must never kill the node
-            self.get_logger().error(f"exo input rejected: {e}", throttle_duration_sec=5.0)
-            return
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_raw(self, key: str, data: bytes) -> None:
+        """Keep the newest message of ``key`` (no deserialization here: a flood stays cheap)."""
+        if key in self._latest:
+            self._dropped += 1
+        self._latest[key] = (data, self._now_s())
+        if self.rate == 0:  # one command per input: take it now; steps are a 1 kHz token bucket
+            self._take_inputs()
+            now = self._now_s()
+            self._tokens = min(20.0, self._tokens + (now - self._bucket_t) * 1000.0)
+            self._bucket_t = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                self._tick()
+
+    def _take_inputs(self) -> None:
+        """Deserialize the newest message of each input topic and hand it to the session."""
+        items, self._latest = self._latest, {}
+        if self._dropped:
+            self.live.note_coalesced(self._dropped)
+            self._dropped = 0
+        for key, (data, recv) in items.items():
+            try:
+                if key == "exo":
+                    self._on_exo(deserialize_message(data, JointState), recv)
+                elif key.startswith("hand:"):
+                    self._on_hand(key[5:], deserialize_message(data, PoseArray))
+                else:
+                    self._on_vr(key, deserialize_message(data, PoseStamped), recv)
+            except Exception as e:  # noqa: BLE001 - bad input must never kill the node
+                self.get_logger().error(f"{key} input rejected: {e}", throttle_duration_sec=5.0)
+
+    def _on_exo(self, msg: JointState, recv: float) -> None:
+        warning = self.live.on_exo(msg.name, msg.position, stamp_to_sec(msg.header.stamp), token=msg.header.stamp,
+                                   recv=recv)
         if warning:
             self.get_logger().warning(warning)
-        if self.rate == 0:
-            self._tick()
 
-    def _on_vr(self, name: str, msg: PoseStamped) -> None:
-        try:
-            ready = self.live.on_vr(name, pose_to_matrix(msg.pose), stamp_to_sec(msg.header.stamp),
-                                    token=msg.header.stamp)
-        except Exception as e:  # noqa: BLE001
-            self.get_logger().error(f"VR input rejected: {e}", throttle_duration_sec=5.0)
-            return
-        if ready and self.rate == 0:
-            self._tick()
+    def _on_vr(self, name: str, msg: PoseStamped, recv: float) -> None:
+        self.live.on_vr(name, pose_to_matrix(msg.pose), stamp_to_sec(msg.header.stamp), token=msg.header.stamp,
+                        recv=recv)
 
     def _on_hand(self, side: str, msg: PoseArray) -> None:
         self.live.on_vr_hand(side, pose_array_to_matrices(msg))
@@ -105,7 +153,11 @@ class RetargetNode(Node):
 
     # ----------------------------------------------------------------- outputs
     def _tick(self) -> None:
+        self._take_inputs()
         now = self.get_clock().now()
+        self._last_step_s = now.nanoseconds * 1e-9
+        if self.rate == 0 and not self.live.has_new_input:
+            return  # one command per input: nothing new arrived
         try:
             res = self.live.step(now.nanoseconds * 1e-9)
         except Exception as e:  # noqa: BLE001 - hold (publish nothing new) rather than die
@@ -118,7 +170,7 @@ class RetargetNode(Node):
         if "stale" in out.flags:
             age = now.nanoseconds * 1e-9 - (out.stamp if out.stamp is not None else float("nan"))
             self.get_logger().warning(
-                f"holding: input is {age:.3f} s old (limit {self.live.mapping.stale_after_s} s); "
+                f"holding: input is {age:.3f} s old (limit {self.live.stale_bound():.3f} s); "
                 "are the input stamps on this clock?", throttle_duration_sec=5.0)
         try:
             # targets: empty while holding; not built when nobody subscribes

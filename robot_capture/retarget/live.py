@@ -18,7 +18,21 @@ Sources:
 Deadman: with ``require_enable`` the robot holds until ``set_enable(True)``; otherwise it
 runs unless ``set_enable(False)`` was the last word.
 
-Times are float seconds; staleness is ``t - pose.stamp`` with ``t`` the clock at the step.
+Hostile input (DESIGN.md "Staleness and hostile input"): times are float seconds on one
+clock (the node's). An input is *stale* when its stamp is older than the bound, or when
+nothing was received for longer than the bound (``recv``, the receive time, when the node
+passes it), with ``bound = max(stale_after_s, stale_periods * the input's own period)``
+(period: a running estimate from the accepted inputs' stamp intervals), so a slow input
+is not called stale by a wall-time constant and a silence after a future-stamped message
+still holds the robot. A stamp more than ``max_future_s`` ahead of its receive time (or
+non-finite) is rejected (``future_stamp``/``bad_stamp``): it neither moves the robot nor
+blocks later valid input. Exoskeleton readings with duplicate joint names, or an angle
+beyond ``max_abs_angle`` rad (e.g. 1e308), are held and flagged (``duplicate_joints``,
+``out_of_range``). Inputs are coalesced: an exo reading is stored and turned into a pose
+only at the step (the newest wins); more than ``flood_hz`` inputs per second between two
+steps flags ``input_flood``. With a fixed ``rate_hz`` no step moves a joint more than its
+velocity limit times 1.5 command periods (``Retargeter.max_step_dt``), however late the step.
+
 With one output per input (``rate_hz`` 0) a fresh input is retargeted at its own stamp, so
 the filter's dt is the operator's sampling interval (not arrival jitter) and a live run of
 a clip matches the offline retarget of that clip; with a fixed rate the filter runs on the
@@ -38,7 +52,8 @@ SOURCES = ("exo", "vr", "direct")
 # the target was out of reach); the QA's retargeting check judges the fraction (config/qa.yaml)
 IK_FAILURE_M = 0.05
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
-               "limit_bound", "invalid_input"}
+               "limit_bound", "invalid_input", "future_stamp", "bad_stamp", "duplicate_joints", "out_of_range",
+               "input_flood"}
 
 
 @dataclass
@@ -68,20 +83,38 @@ class LiveRetarget:
             filter time step.
         require_enable: hold until an explicit enable.
         exo_config: exoskeleton arm-model YAML ('' = shipped).
+        stale_after_s: staleness bound (s); None = the mapping's ``stale_after_s``.
+        stale_periods: the bound is at least this many input periods.
+        max_future_s: stamps further ahead of the receive time (s) are rejected.
+        max_abs_angle: exo readings beyond this magnitude (rad) are out of range.
+        flood_hz: inputs per second between two steps above which ``input_flood`` is flagged.
 
     Raises:
-        ValueError: unknown source.
+        ValueError: unknown source, or a non-positive bound.
     """
 
     def __init__(self, mapping, source: str = "exo", calibration=None, rate_hz: float = 100.0,
-                 require_enable: bool = False, exo_config: str = "") -> None:
+                 require_enable: bool = False, exo_config: str = "", stale_after_s: float | None = None,
+                 stale_periods: float = 3.0, max_future_s: float = 0.05, max_abs_angle: float = 4 * math.pi,
+                 flood_hz: float = 2000.0) -> None:
         from robot_capture.retarget.retargeter import Retargeter
 
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; expected one of {SOURCES}")
+        self.stale_after_s = float(mapping.stale_after_s if stale_after_s is None else stale_after_s)
+        for name, v in (("stale_after_s", self.stale_after_s), ("stale_periods", stale_periods),
+                        ("max_future_s", max_future_s), ("max_abs_angle", max_abs_angle), ("flood_hz", flood_hz)):
+            if not (float(v) > 0):  # NaN fails too
+                raise ValueError(f"{name} must be > 0, got {v!r}")
+        self.stale_periods, self.max_future_s = float(stale_periods), float(max_future_s)
+        self.max_abs_angle, self.flood_hz = float(max_abs_angle), float(flood_hz)
         self.mapping = mapping
         self.source = source
-        self.retargeter = Retargeter(mapping, calibration=calibration, rate_hz=rate_hz or None)
+        # staleness is judged here (stamp age and receive age against the adaptive bound)
+        self.retargeter = Retargeter(mapping, calibration=calibration, rate_hz=rate_hz or None,
+                                     stale_after_s=math.inf)
+        if rate_hz:  # no step moves a joint more than v_max * 1.5 command periods, however late it runs
+            self.retargeter.max_step_dt = 1.5 / float(rate_hz)
         # one output per input: filter on the inputs' sample times (their stamps), as the
         # offline path does on clip times; a fixed output rate resamples on the clock.
         self.filter_on_stamps = not rate_hz
@@ -110,9 +143,16 @@ class LiveRetarget:
 
             self.direct = DirectJointMap.from_mapping(mapping)
         self._warned_direct: set = set()
-        self.pose = None  # the latest HumanPose (exo/vr) or (q, flags, stamp) (direct)
+        self._pose = None  # the latest HumanPose (exo/vr) or (q, flags, stamp) (direct)
+        self._pending_exo = None  # (names, positions, stamp): the newest reading, made a pose at the step
         self.token = None
         self._new_input = False
+        self._recv = None  # receive time of the latest accepted input (None: the caller gives none)
+        self._last_stamp = None
+        self.period_s = math.nan  # the input's own period (running estimate from accepted stamps)
+        self._since_step = 0  # inputs received since the last step
+        self._t_last_step = None
+        self._rejected: set = set()  # rejection flags for the next output
         self._window = _Window()
         self._last_output = None
         self._wrist_tasks = [i for i, t in enumerate(mapping.tasks) if getattr(t, "wrist", False)]
@@ -122,25 +162,98 @@ class LiveRetarget:
         """Deadman input: False holds the robot."""
         self.enabled = bool(enabled)
 
-    def on_exo(self, names, positions, stamp: float, token=None) -> str | None:
-        """An exoskeleton reading. Returns a once-only warning (unknown joint names) or None."""
+    @property
+    def pose(self):
+        """The latest input as a HumanPose (exo/vr) or ``(q, flags, stamp)`` (direct); None before any."""
+        if self._pending_exo is not None:
+            names, positions, stamp, extra = self._pending_exo
+            self._pending_exo = None
+            pose = self.exo.pose_from_angles(names, positions, stamp=stamp)
+            if extra:
+                from dataclasses import replace
+
+                pose = replace(pose, valid=False, flags=frozenset(pose.flags | extra))
+            self._pose = pose
+        return self._pose
+
+    @pose.setter
+    def pose(self, value) -> None:
+        self._pending_exo = None
+        self._pose = value
+
+    def _accept(self, stamp: float, recv: float | None) -> bool:
+        """Stamp checks shared by every source; False (and a flag) rejects the input."""
         self._window.inputs += 1
+        self._since_step += 1
+        if not math.isfinite(stamp):
+            self._reject("bad_stamp")
+            return False
+        if recv is not None and stamp - recv > self.max_future_s:
+            self._reject("future_stamp")
+            return False
+        if self._last_stamp is not None and 0.0 < stamp - self._last_stamp <= 1.0:
+            d = stamp - self._last_stamp
+            self.period_s = d if not math.isfinite(self.period_s) else self.period_s + 0.05 * (d - self.period_s)
+        if self._last_stamp is None or stamp > self._last_stamp:
+            self._last_stamp = stamp
+        if recv is not None:
+            self._recv = float(recv)
+        return True
+
+    def _reject(self, flag: str) -> None:
+        self._rejected.add(flag)
+        self._window.flags[flag] = self._window.flags.get(flag, 0) + 1
+
+    def _reading_flags(self, names, positions) -> set:
+        """Hold-worthy problems of one joint reading (duplicate names, huge or non-numeric angles)."""
+        out = set()
+        if len(set(names)) != len(names):
+            out.add("duplicate_joints")
+        try:
+            a = np.asarray(positions, dtype=float)
+            if np.any(np.abs(a[np.isfinite(a)]) > self.max_abs_angle):
+                out.add("out_of_range")
+        except (TypeError, ValueError):
+            out.add("malformed")
+        return out
+
+    def stale_bound(self) -> float:
+        """The staleness bound now (s): ``max(stale_after_s, stale_periods * period)``."""
+        p = self.period_s
+        return max(self.stale_after_s, self.stale_periods * p) if math.isfinite(p) else self.stale_after_s
+
+    def on_exo(self, names, positions, stamp: float, token=None, recv: float | None = None) -> str | None:
+        """An exoskeleton reading (``recv``: its receive time on the step clock, if known).
+        Returns a once-only warning (unknown joint names) or None. Stored, not processed:
+        the pose is built at the next step from the newest reading."""
+        stamp = float(stamp)
+        if not self._accept(stamp, recv):
+            return None
+        names = list(names)
+        extra = self._reading_flags(names, positions)
         if self.direct is not None:
-            q, flags = self.direct.map(list(names), list(positions))
-            self.pose = (np.asarray(q, dtype=float), set(flags), float(stamp))
+            q, flags = self.direct.map(names, list(positions))
+            q = np.asarray(q, dtype=float)
+            if extra:
+                q = np.full_like(q, np.nan)  # hold every joint (NaN = keep the current command)
+            self.pose = (q, set(flags) | extra, stamp)
             self._set_input(token)
             unknown = [n for n in names if n not in self._direct_sources()]
             return self._warn_once(unknown)
         warning = self.exo.unknown_warning(names)
-        self.pose = self.exo.pose_from_angles(list(names), list(positions), stamp=float(stamp))
+        self._pose = None
+        self._pending_exo = (names, list(positions), stamp, extra)
         self._set_input(token)
         return warning
 
-    def on_vr(self, name: str, T_world: np.ndarray, stamp: float, token=None) -> bool:
-        """A VR tracker pose (``head``/``left_wrist``/``right_wrist``, ``vr_world``). True if a pose was assembled."""
+    def on_vr(self, name: str, T_world: np.ndarray, stamp: float, token=None, recv: float | None = None) -> bool:
+        """A VR tracker pose (``head``/``left_wrist``/``right_wrist``, ``vr_world``; ``recv``: receive
+        time). True if a pose was assembled. A non-finite pose (e.g. a NaN or non-unit quaternion,
+        see ``nodes._convert.pose_to_matrix``) is kept: the retargeter holds on it (``nan_input``)."""
         if name not in VR_TRACKERS:
             raise ValueError(f"unknown VR tracker {name!r}; expected one of {VR_TRACKERS}")
-        self._window.inputs += 1
+        if not self._accept(float(stamp), recv):
+            return False
         self._vr_latest[name] = (T_world, float(stamp), token)
         if len(self._vr_latest) < len(VR_TRACKERS):
             return False
@@ -176,6 +289,11 @@ class LiveRetarget:
         return f"joint names {new} are not in the direct joint map; expected: {sorted(self._direct_sources())}"
 
     @property
+    def has_new_input(self) -> bool:
+        """An input arrived (a VR pose was assembled) since the last step."""
+        return self._new_input
+
+    @property
     def has_input(self) -> bool:
         return self.pose is not None
 
@@ -186,20 +304,46 @@ class LiveRetarget:
         ``output`` is the retargeter's ``RetargetOutput`` (direct mode: ``Retargeter.step_direct``,
         the same filter and limits without IK).
         """
-        if self.pose is None:
+        pose = self.pose
+        if pose is None:
             return None
         self._new_input = False
-        if self.direct is not None:
+        flood = self._flooded(t)
+        stamp = pose[2] if self.direct is not None else getattr(pose, "stamp", None)
+        bound = self.stale_bound()
+        stale = stamp is None or not (t - stamp <= bound) or (self._recv is not None and t - self._recv > bound)
+        rejected = set(self._rejected)  # already counted in the window when they happened
+        extra = rejected | ({"input_flood"} if flood else set())
+        self._rejected.clear()
+        if stale:
+            flags = set(pose[1] if self.direct is not None else getattr(pose, "flags", ()) or ())
+            out = self.retargeter._hold(t, stamp, "stale", flags | extra)
+        elif self.direct is not None:
             out = self._step_direct(t)
         else:
             t_step = t
-            stamp = getattr(self.pose, "stamp", None)
-            if self.filter_on_stamps and stamp is not None and 0.0 <= t - stamp <= self.mapping.stale_after_s:
+            if self.filter_on_stamps and 0.0 <= t - stamp <= bound:
                 t_step = stamp  # fresh input: the filter's dt is the sampling interval
-            out = self.retargeter.step(self.pose, t_step, enabled=self.enabled)
-        self._account(out)
+            out = self.retargeter.step(pose, t_step, enabled=self.enabled)
+        if extra:
+            out.flags = set(out.flags) | extra
+        self._account(out, rejected)
         self._last_output = out
         return out, self.token
+
+    def note_coalesced(self, n: int) -> None:
+        """``n`` inputs were received but dropped unread by the caller (only the newest is passed
+        on): counted as inputs, for the window and the flood check."""
+        self._window.inputs += int(n)
+        self._since_step += int(n)
+
+    def _flooded(self, t: float) -> bool:
+        """More than ``flood_hz`` inputs per second since the last step (which are coalesced)."""
+        n, self._since_step = self._since_step, 0
+        last, self._t_last_step = self._t_last_step, t
+        if last is None or n < 10:
+            return False
+        return n / max(t - last, 1e-6) > self.flood_hz
 
     def _step_direct(self, t: float):
         q, flags, stamp = self.pose
@@ -213,11 +357,12 @@ class LiveRetarget:
         m = m[np.isfinite(m)]
         return float(m.min()) if m.size else math.inf
 
-    def _account(self, out) -> None:
+    def _account(self, out, counted=()) -> None:
         w = self._window
         w.outputs += 1
         for f in getattr(out, "flags", ()) or ():
-            w.flags[f] = w.flags.get(f, 0) + 1
+            if f not in counted:
+                w.flags[f] = w.flags.get(f, 0) + 1
         pe = getattr(out, "position_errors", None)
         oe = getattr(out, "orientation_errors", None)
         if pe is not None and len(pe):

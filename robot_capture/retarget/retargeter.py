@@ -154,6 +154,10 @@ class Retargeter:
     """
 
     LIMITS = ("teleop", "urdf")
+    #: Longest time step (s) the IK velocity box, the filter and the limiter are given: a step
+    #: after a gap (a starved timer, a pause) moves a joint at most ``v_max * max_step_dt``.
+    #: Live sessions with a fixed rate set 1.5 command periods (``LiveRetarget``).
+    max_step_dt = 0.5
 
     @_mapping_errors_as_value_error
     def __init__(self, mapping, calibration: Calibration | None = None, rate_hz: float | None = None,
@@ -358,9 +362,10 @@ class Retargeter:
                               _retargeter=self, lag_s=self.lag_s)
 
     def _step_dt(self, t: float) -> float:
-        """The real time since the last step (s), bounded to [1e-4, 0.5] (first step: 1/rate)."""
+        """The real time since the last step (s), bounded to [1e-4, max_step_dt] (first step: 1/rate)."""
         dt = 1.0 / self.rate_hz if self.t_prev is None else t - self.t_prev
-        return 1e-4 if dt < 1e-4 else (0.5 if dt > 0.5 else dt)
+        cap = self.max_step_dt
+        return 1e-4 if dt < 1e-4 else (cap if dt > cap else dt)
 
     def _solve(self, targets: np.ndarray, dt: float) -> int:
         """One IK solve from ``q_ik`` within the velocity (and acceleration) limits over ``dt``;
