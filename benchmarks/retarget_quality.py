@@ -8,7 +8,8 @@ Retargeter the live node steps) and the table prints:
 
 * ``IK p95/max``: wrist position error of the IK solution (mm; robots without a wrist task,
   e.g. H1, report their position-tracked elbow tasks);
-* ``cmd p95/max``: the same for the command (FK of q after filter and limiter), and
+* ``cmd p95/max``: the same for the command (FK of q after filter and limiter; ``urdf`` runs
+  the offline default, no filter; ``teleop`` the live node's pipeline with the mapping's filter), and
   ``cmd/IK`` the ratio of the p95s (target offline: <= 1.5 at the defaults);
 * ``lag``: command lag (ms), the peak of the cross-correlation of the commanded and the
   target wrist positions (+-500 ms, parabolic sub-frame peak), and ``est`` the median of the
@@ -49,21 +50,25 @@ def parse_args(argv=None):
     p.add_argument("--limits", nargs="+", default=["urdf", "teleop"], choices=Retargeter.LIMITS,
                    help="limit sets to run (default: urdf teleop)")
     p.add_argument("--filter", default=None, choices=("one_euro", "critically_damped", "none"),
-                   help="override the mapping's filter type (default: the pipeline's default per limit set)")
+                   help="override the filter type (default: the pipeline's per limit set: none offline with urdf "
+                        "limits, the mapping's live filter with teleop limits)")
     p.add_argument("--max-lag-ms", type=float, default=500.0, help="cross-correlation search window (ms)")
     return p.parse_args(argv)
 
 
 def xcorr_lag(ref: np.ndarray, sig: np.ndarray, dt: float, max_lag: float) -> float:
-    """Lag (s) of ``sig`` behind ``ref`` (both (N, D) positions): the peak of their summed
-    cross-correlation (means removed) over -max_lag..max_lag, refined by a parabola."""
+    """Lag (s) of ``sig`` behind ``ref`` (both (N, D) positions): the peak of their cross-correlation
+    (means removed, normalized over each overlap) over -max_lag..max_lag, refined by a parabola."""
     ok = np.isfinite(ref).all(1) & np.isfinite(sig).all(1)
     a, b = ref[ok] - ref[ok].mean(0), sig[ok] - sig[ok].mean(0)
     kmax = min(int(max_lag / dt), len(a) // 2)
     if kmax < 1:
         return float("nan")
     ks = np.arange(-kmax, kmax + 1)
-    c = np.array([(a[: len(a) - k] * b[k:]).sum() if k >= 0 else (a[-k:] * b[: len(b) + k]).sum() for k in ks])
+    def corr(x, y):  # normalized over the overlap, so shorter overlaps are not penalized
+        return (x * y).sum() / max(np.sqrt((x * x).sum() * (y * y).sum()), 1e-300)
+
+    c = np.array([corr(a[: len(a) - k], b[k:]) if k >= 0 else corr(a[-k:], b[: len(b) + k]) for k in ks])
     i = int(np.argmax(c))
     off = 0.0
     if 0 < i < len(c) - 1:
@@ -113,6 +118,8 @@ def main(argv=None) -> int:
             m = copy.copy(mapping)
             if args.filter:
                 m.filter = {"type": args.filter}
+            elif limits == "urdf":  # the offline default (retarget_clip, retarget_bag): no filter
+                m.filter = {"type": "none"}
             for path, clip in loaded:
                 r = Retargeter(m, cals[path], limits=limits)
                 res = retarget_clip(clip, robot, retargeter=r)
