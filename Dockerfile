@@ -19,7 +19,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update && apt-get install -y --no-install-recommends \
         build-essential python3-dev python3-pip \
         python3-colcon-common-extensions \
-        python3-numpy python3-scipy python3-opencv python3-yaml python3-lz4 python3-zstandard \
+        python3-numpy python3-scipy python3-opencv python3-yaml python3-lz4 python3-zstandard python3-tqdm \
         python3-pytest python3-pytest-xdist python3-pytest-timeout python3-matplotlib \
         ros-jazzy-launch-ros \
         ros-jazzy-std-msgs ros-jazzy-std-srvs ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs \

@@ -30,7 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
-if __package__ in (None, ""):
+if __name__ == "__main__":  # run as a script: measure the installed package (test_fuzz imports the targets)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _installed import require_installed
 

@@ -160,7 +160,8 @@ def test_dockerfile_provides_every_package_xml_dependency():
     block = block[:block.index("]")]
     reqs = [re.split(r"[<>=!~ \[]", r)[0] for r in re.findall(r'"([^"]+)"', block)]
     apt_of = {"numpy": "python3-numpy", "scipy": "python3-scipy", "opencv-python-headless": "python3-opencv",
-              "PyYAML": "python3-yaml", "lz4": "python3-lz4", "zstandard": "python3-zstandard"}
+              "PyYAML": "python3-yaml", "lz4": "python3-lz4", "zstandard": "python3-zstandard",
+              "matplotlib": "python3-matplotlib", "tqdm": "python3-tqdm"}
     uncovered = [r for r in reqs if not (r in apt_of and re.search(rf"\s{apt_of[r]}\s", docker))
                  and f'"{r}' not in docker]
     assert reqs and not uncovered, f"Dockerfile does not install setup.py install_requires {uncovered}"
