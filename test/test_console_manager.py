@@ -220,3 +220,12 @@ def test_output_lock_and_duplicates(tmp_path):
     OutputLock(tmp_path).release()
     graph = [("recorder", "/"), ("recorder", "/"), ("recorder", "/a"), ("retarget", "/")]
     assert duplicates(graph, "recorder", "/") == 1 and duplicates(graph, "recorder", "/a") == 0
+
+
+def test_tracker_bad_to_other_bad_is_immediate():
+    t = StreamTracker({"/a": 100.0}, rate_window_s=1.0, now_ns=0)
+    t.update({"/a": (10, int(0.1 * S))}, int(1.5 * S))
+    assert t.update({"/a": (10, int(0.1 * S))}, int(1.75 * S))["/a"].status == "silent"
+    # messages again, but far too few: slow at once (never "silent for 0.1 s")
+    st = t.update({"/a": (12, int(1.9 * S))}, int(2.0 * S))["/a"]
+    assert st.status in ("ok", "slow") and "silent" not in st.reason()

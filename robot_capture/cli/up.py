@@ -16,9 +16,14 @@ SIGTERM shuts down in order: data sources first, the recorder last, which closes
 open episode and writes its metadata.yaml. A node that dies is reported at once and
 the rest of the graph is shut down (unless --keep-going).
 
-Episodes are driven through the recorder's services, e.g. from another shell:
-  ros2 service call /recorder/start_episode std_srvs/srv/Trigger
-  ros2 service call /recorder/stop_episode std_srvs/srv/Trigger
+Once every node runs and the recorder reports every expected stream fresh, `up` prints
+one "[up] floor ready" line; --status-every N adds a one-line status every N s (state,
+streams fresh, episode, counters). `up` exits non-zero when a required node died.
+
+Episodes are driven from another shell (pure rclpy, works in the pip install):
+  robot-capture episode start --task pick_cup      robot-capture episode success
+  robot-capture console --keys                     robot-capture console --web
+or, with a ROS install: ros2 service call /recorder/start_episode std_srvs/srv/Trigger
 """
 
 EPILOG = """\
@@ -47,7 +52,36 @@ def add_parser(sub):
     p.add_argument("--keep-going", action="store_true",
                    help="when a node dies, report it and keep the rest running")
     p.add_argument("--dry-run", action="store_true", help="print the node list with parameters and exit")
+    p.add_argument("--status-every", type=float, default=0.0, metavar="S",
+                   help="print a one-line floor status every S seconds (default: 0 = only the ready line)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not join the ROS graph to watch the recorder (no ready/status lines)")
     return p
+
+
+def _watch(specs, status_every_s: float):
+    """The ready/status monitor: a RecorderBridge on the recorder's console_state, in this
+    process, with the same DDS settings as the nodes. Returns (watch, bridge) or (None, None)."""
+    import os
+
+    from robot_capture.floor.graph import DDS_ENV_VARS
+    from robot_capture.floor.readiness import FloorWatch
+
+    rec = next((s for s in specs if s.role == "recorder"), None)
+    if rec is None:
+        return None, None
+    if rec.env:  # the participant must use the floor's transports, or it sees no data
+        for k in DDS_ENV_VARS:
+            os.environ.pop(k, None)
+        os.environ.update(rec.env)
+    try:
+        from robot_capture.console.bridge import RecorderBridge
+
+        bridge = RecorderBridge(rec.fqn, node_name="floor_up_watch")
+    except Exception as exc:  # noqa: BLE001 - no rclpy here: the floor still runs, without health lines
+        print(f"[up] no ready/status lines: {exc}", file=sys.stderr)
+        return None, None
+    return FloorWatch(bridge.latest, status_every_s=status_every_s), bridge
 
 
 def run(args) -> int:
@@ -63,4 +97,12 @@ def run(args) -> int:
     if args.dry_run:
         print(graph.describe(specs))
         return 0
-    return launcher.run(specs, keep_going=args.keep_going)
+    if args.status_every < 0:
+        print("robot-capture up: --status-every must be >= 0", file=sys.stderr)
+        return 2
+    watch, bridge = (None, None) if args.no_watch else _watch(specs, args.status_every)
+    try:
+        return launcher.run(specs, keep_going=args.keep_going, watch=watch)
+    finally:
+        if bridge is not None:
+            bridge.close()

@@ -7,6 +7,7 @@ whenever the recorder's state changes. ``q`` (action ``quit``) or Ctrl-C ends.
 """
 from __future__ import annotations
 
+import json
 import os
 import select
 import sys
@@ -31,15 +32,16 @@ def run_keys(bridge, key_map, stdin=None, out=None, reply_timeout_s: float = 20.
 
     legend = ", ".join(f"{'space' if k == ' ' else k}={a}" for k, a in key_map.legend())
     say(f"console on {bridge.recorder}: {legend}")
-    last_line = ""
+    last_key = None
     try:
         if old is not None:
             tty.setcbreak(fd)
         while True:
-            line = status_line(bridge.latest())
-            if line != last_line:
-                say(line)
-                last_line = line
+            s = bridge.latest()
+            key = (s.get("state"), s.get("episode"), tuple(s.get("reasons") or ()), json.dumps(s.get("counters")))
+            if key != last_key:  # a new line when the state changes, not every second of an episode
+                say(status_line(s))
+                last_key = key
             r, _, _ = select.select([fd], [], [], 0.2)
             if not r:
                 continue

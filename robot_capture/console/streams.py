@@ -130,7 +130,7 @@ class StreamTracker:
                 status = SLOW
             else:
                 status = OK
-            if status == OK or st.status == status or status == NEVER:
+            if status == OK or st.status != OK or status == NEVER:  # only ok -> bad waits for confirmation
                 st.status = status
                 self._pending.pop(topic, None)
             elif not self.stalled and self._pending.get(topic) == status:

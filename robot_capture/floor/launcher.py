@@ -139,12 +139,20 @@ class Supervisor:
     def alive(self) -> list[str]:
         return [n for n, ch in self.children.items() if ch.proc.poll() is None]
 
-    def spin(self, stop: threading.Event, keep_going: bool = False, poll_s: float = 0.1) -> int:
+    def spin(self, stop: threading.Event, keep_going: bool = False, poll_s: float = 0.1, watch=None) -> int:
         """Watch the children until ``stop`` is set, or a required child dies (unless ``keep_going``).
 
+        ``watch``: called with this supervisor on every poll (``floor.readiness.FloorWatch``: the
+        ready line and status lines); its exceptions are reported once and it is dropped.
         Returns 0 when stopped by ``stop``, 1 when a required child died.
         """
         while not stop.wait(poll_s):
+            if watch is not None:
+                try:
+                    watch(self)
+                except Exception as exc:  # noqa: BLE001 - health lines must never stop the floor
+                    self.log(f"status monitor failed ({exc}); continuing without it")
+                    watch = None
             died = self.check()
             required = [n for n, _rc in died if self.children[n].spec.required]
             if required and not keep_going:
@@ -210,13 +218,14 @@ class Supervisor:
 
 
 def run(specs: Sequence[NodeSpec], keep_going: bool = False, out: TextIO | None = None,
-        env: dict | None = None) -> int:
+        env: dict | None = None, watch=None) -> int:
     """Run the graph in the foreground until SIGINT/SIGTERM or a child dies.
 
     Installs SIGINT and SIGTERM handlers (main thread only) that trigger the ordered
     shutdown; a second signal is reported and the shutdown continues with its own
-    timeouts. Returns 0 after a signal-triggered clean shutdown, 1 if a node died or
-    a node needed SIGKILL.
+    timeouts. ``watch``: see :meth:`Supervisor.spin`. Returns 0 after a signal-triggered
+    clean shutdown; 1 if a required node exited on its own (also with ``keep_going``, and
+    whatever its exit code was) or a node needed SIGKILL.
     """
     stop = threading.Event()
     sup = Supervisor(specs, out=out, env=env)
@@ -231,7 +240,7 @@ def run(specs: Sequence[NodeSpec], keep_going: bool = False, out: TextIO | None 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         sup.start()
-        rc = sup.spin(stop, keep_going=keep_going)
+        rc = sup.spin(stop, keep_going=keep_going, watch=watch)
     finally:
         codes = sup.shutdown()
         for s, h in old.items():
@@ -241,4 +250,7 @@ def run(specs: Sequence[NodeSpec], keep_going: bool = False, out: TextIO | None 
         sup.log(f"exit codes: {codes}")
     else:
         sup.log("all nodes stopped cleanly")
-    return 1 if rc or any(c == -signal.SIGKILL for c in codes.values()) else 0
+    died = [n for n, ch in sup.children.items() if ch.reported and ch.spec.required]
+    if died:
+        sup.log(f"exiting 1: required node(s) {', '.join(died)} exited while the floor was up")
+    return 1 if rc or died or any(c == -signal.SIGKILL for c in codes.values()) else 0
