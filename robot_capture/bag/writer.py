@@ -76,8 +76,10 @@ class WriterOptions:
         chunk_size: uncompressed bytes per chunk (rosbag2 MCAP default is 768 KiB; 4 MiB here).
         max_bag_size: split to a new file once a file reaches this many bytes (0 = never).
         max_bag_duration_s: split once a file spans this many seconds of log time (0 = never).
-        flush_interval_s: a chunk is sealed and written at least this often, which bounds
-            what a SIGKILL loses. Must be > 0.
+        flush_interval_s: what a SIGKILL may lose, s. A chunk is sealed for writing once its
+            oldest message is half this old (checked on every ``write``, so it does not depend
+            on a timer that load can delay; the timer covers a topic that goes quiet), which
+            leaves the other half for the I/O thread to reach the kernel. Must be > 0.
         ros_distro: written to metadata.yaml (``ros_distro``); default ``$ROS_DISTRO``, else ``""``
             (as rosbag2: the distro is not guessed).
         fsync: fdatasync the file from the timer thread after writes (power-cut safety).
@@ -200,6 +202,7 @@ class BagWriter:
         self._chunk_t0 = 0.0
         self._chunk_size = int(opts.chunk_size)
         self._flush_s = float(opts.flush_interval_s)
+        self._seal_s = 0.5 * self._flush_s  # chunk age at which it is sealed (see flush_interval_s)
         self._split_size = int(opts.max_bag_size)
         self._split_ns = int(opts.max_bag_duration_s * 1e9)
         self._lock = threading.Lock()  # never re-acquired internally; the I/O thread never takes it
@@ -318,7 +321,7 @@ class BagWriter:
             c = t.counts
             c[0] += 1
             c[1] += len(data)
-            if f.chunk_len >= self._chunk_size or now - self._chunk_t0 >= self._flush_s:
+            if f.chunk_len >= self._chunk_size or now - self._chunk_t0 >= self._seal_s:
                 self._emit(f)
 
     def _emit(self, f: McapFileWriter) -> None:
@@ -593,7 +596,7 @@ class BagWriter:
                 if f is None or self._closed:
                     break
                 if self._error is None:
-                    if f.chunk_messages and _monotonic() - self._chunk_t0 >= 0.75 * self._flush_s:
+                    if f.chunk_messages and _monotonic() - self._chunk_t0 >= self._seal_s:
                         try:
                             self._emit(f)
                         except BagError:
