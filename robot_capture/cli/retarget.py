@@ -152,7 +152,6 @@ def plot_result(res, path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     from robot_capture.retarget.mapping import RobotMapping
 

@@ -388,7 +388,7 @@ class LiveRetarget:
         (``name:count`` list; ``ik_failure``: outputs whose wrist IK residual > ``IK_FAILURE_M``), per task ``<task>.position_error_m`` / ``.orientation_error_rad``
         (window maximum), ``solve_time_ms_mean``/``_max``, ``iterations_mean``/``_max``,
         ``joint_limit_margin_rad`` (window minimum), ``command_lag_s`` (the retargeter's estimate of
-        how far the command lags the operator under the safety limits, see ``Retargeter._update_lag``).
+        how far the command lags the operator under the safety limits, see :mod:`robot_capture.retarget.lag`).
         """
         w, self._window = self._window, _Window()
         out = self._last_output

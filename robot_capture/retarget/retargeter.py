@@ -24,7 +24,6 @@ and the IK task drives ``T_B_F`` to ``(R, p)``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,7 +31,9 @@ from robot_capture.kinematics.ik import FrameTask, IKSolver, IKStatus, PostureTa
 from robot_capture.retarget.calibration import Calibration
 from robot_capture.retarget.exo import ExoArmModel
 from robot_capture.retarget.filters import RateLimiter, make_filter
+from robot_capture.retarget.lag import LagEstimator
 from robot_capture.retarget.mapping import RobotMapping
+from robot_capture.retarget.output import RetargetOutput  # noqa: F401 (re-exported)
 from robot_capture.retarget.pose import HumanPose, invert_transform
 
 
@@ -76,60 +77,6 @@ def _mapping_errors_as_value_error(init):
             where = getattr(mapping, "source", None) or mapping
             raise ValueError(f"{where}: invalid robot mapping ({type(exc).__name__}: {exc})") from None
     return wrapped
-
-
-@dataclass
-class RetargetOutput:
-    """One command.
-
-    Attributes:
-        q, qd: (nq,) command (rad, rad/s); joint_names: list[str].
-        stamp: stamp of the input pose it came from (s); None when no input yet.
-        target_frames: robot frames of the frame tasks (IK task order, posture excluded).
-        position_errors, orientation_errors: (ntarget,) IK residuals (m, rad) of this step (NaN if held).
-        iterations, solve_time_s, status (IKStatus or None when held), flags (set[str]).
-        warnings: messages to log once (e.g. unknown joint names).
-        targets: frame -> (4,4) target in the robot base frame (computed on first access).
-        lag_s: estimated command lag behind the operator (s): the wrist (else elbow) position
-            error over the target speed, smoothed (NaN until the target moves).
-    """
-
-    q: np.ndarray
-    qd: np.ndarray
-    joint_names: list
-    stamp: float | None
-    target_frames: list
-    position_errors: np.ndarray
-    orientation_errors: np.ndarray
-    iterations: int = 0
-    solve_time_s: float = 0.0
-    status: object = None
-    flags: set = field(default_factory=set)
-    warnings: list = field(default_factory=list)
-    q_ik: np.ndarray | None = None
-    _rel_targets: np.ndarray | None = None
-    _retargeter: object = None
-    _targets: dict | None = None
-    lag_s: float = float("nan")
-
-    def joint_command(self):
-        """``(names, q, qd)`` to send to the robot: the model joints plus the coupled motor
-        joints (``q_motor = A q + b``, see the mapping's ``coupling``)."""
-        r = self._retargeter
-        if r is None or not r.coupled_names:
-            return self.joint_names, self.q, self.qd
-        return (r.command_names, np.concatenate([self.q, r.coupling_A @ self.q + r.coupling_b]),
-                np.concatenate([self.qd, r.coupling_A @ self.qd]))
-
-    @property
-    def targets(self) -> dict:
-        if self._targets is None:
-            self._targets = {} if self._rel_targets is None else self._retargeter.base_targets(self.q_ik, self._rel_targets)
-        return self._targets
-
-    @property
-    def held(self) -> bool:
-        return "held" in self.flags
 
 
 class Retargeter:
@@ -211,15 +158,8 @@ class Retargeter:
         vg, ag = np.where(np.isfinite(self.vmax), self.vmax, 1e6), np.where(np.isfinite(self.amax), self.amax, 1e9)
         self.limiter = RateLimiter(vg, ag, model.lower, model.upper, brake=False)
         lag_tasks = self._wrist_tasks or [k for k, t in enumerate(mapping.tasks) if t.position_cost > 0]
-        self._lag_tasks = [k for k in lag_tasks if mapping.tasks[k].position_cost > 0]
-        # FK of the lag tasks' frames and roots on the command, for the lag estimate
-        self._lag_ids = sorted({model.frame_index(mapping.tasks[k].ik_frame) for k in self._lag_tasks}
-                               | {self._root_index[k] for k in self._lag_tasks if self._root_index[k] >= 0})
-        self._lag_f = [self._lag_ids.index(model.frame_index(mapping.tasks[k].ik_frame)) for k in self._lag_tasks]
-        self._lag_r = [self._lag_ids.index(self._root_index[k]) if self._root_index[k] >= 0 else -1
-                       for k in self._lag_tasks]
-        self._lag_ids = np.array(self._lag_ids, dtype=np.int32)
-        self._lag_P = np.empty((1, len(self._lag_ids), 4, 4))
+        self._lag = LagEstimator(model, mapping.tasks, self._root_index,
+                                 [k for k in lag_tasks if mapping.tasks[k].position_cost > 0])
         self.filter_spec = dict(mapping.filter if filter is None else filter)
         self.filter = make_filter(self.nq, self.filter_spec)
         self._out = np.empty(self.nq)
@@ -273,9 +213,8 @@ class Retargeter:
         self.qd_ik = np.zeros(self.nq)
         self.q_cmd = q0.copy()
         self.qd_cmd = np.zeros(self.nq)
-        self.lag_s = float("nan")
-        self._p_prev = None
-        self._lag_num = self._lag_den = 0.0
+        self._lag.reset(keep_estimate=False)
+        self.lag_s = self._lag.lag_s
         self.filter.reset(None)
         self.limiter.reset(q0)
         self.t_prev = None
@@ -353,7 +292,7 @@ class Retargeter:
         self.filter.reset(None)
         self.qd_cmd = np.zeros(self.nq)
         self.qd_ik = np.zeros(self.nq)
-        self._p_prev = None
+        self._lag.reset()
         self.t_prev = t
         nt = len(self.tasks)
         flags = set(flags) | {reason, "held"}
@@ -399,32 +338,8 @@ class Retargeter:
         self.has_command = True
 
     def _update_lag(self, targets: np.ndarray, dt: float):
-        """Command lag estimate (s): the least-squares ``tau`` in ``p_target - p_command ~ tau *
-        v_target`` over the lag tasks (wrists, else position-tracked tasks), each side
-        exponentially weighted (time constant 1 s). A constant offset (an unreachable target)
-        averages out; the filter's and the limits' lag both count. NaN until the target moves."""
-        k = self._lag_tasks
-        if not k:
-            return
-        p = targets[k, :3, 3]
-        if self._p_prev is not None:
-            v = (p - self._p_prev) * (1.0 / dt)
-            kin = self.model._kin
-            if kin is not None:
-                kin.fk_links(self.q_cmd, self._lag_ids, self._lag_P)
-                P = self._lag_P[0]
-            else:
-                P = self.model.fk_frames(self.q_cmd[None], self._lag_ids)[0]
-            e = 0.0
-            for j, (f, r) in enumerate(zip(self._lag_f, self._lag_r)):
-                pc = P[f, :3, 3] if r < 0 else P[r, :3, :3].T @ (P[f, :3, 3] - P[r, :3, 3])
-                e += float((p[j] - pc) @ v[j])
-            a = dt / (1.0 + dt)
-            self._lag_num += a * (e - self._lag_num)
-            self._lag_den += a * (float((v * v).sum()) - self._lag_den)
-            if self._lag_den > (0.05 ** 2) * len(k):  # (m/s)^2: only once the operator has moved
-                self.lag_s = max(0.0, self._lag_num / self._lag_den)
-        self._p_prev = p.copy()
+        """Feed the lag estimate (:class:`~robot_capture.retarget.lag.LagEstimator`)."""
+        self.lag_s = self._lag.update(targets, self.q_cmd, dt)
 
     def step_targets(self, targets: np.ndarray, t: float, stamp: float, flags=()) -> RetargetOutput:
         """IK + filter + limits for precomputed targets (ntarget,4,4) (relative to each task's root)."""
