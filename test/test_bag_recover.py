@@ -143,7 +143,9 @@ def test_truncated_file_recovers_every_complete_chunk(tmp_path, small_chunk_bag,
     got = [m.data for m in BagReader(d).messages()]
     assert got == sent[:expected]
     m = read_metadata(d)
-    assert m.message_count == expected and m.custom_data == {}  # no metadata.yaml to take it from
+    # no metadata.yaml to take custom_data from: only the recovered-episode marker (bag/recover.py step 3)
+    assert m.message_count == expected and {k for k in m.custom_data if not k.startswith("episode.")} == set()
+    assert m.custom_data["episode.recovered"] == "true" and m.custom_data["episode.stop_reason"] == "crash"
     assert m.topics[0].type == JS
     if expected:
         assert BagReader(d).metadata_records()["episode"] == {"task": "truncate me"}
@@ -156,9 +158,11 @@ def test_recover_is_idempotent_and_keeps_custom_data(tmp_path, small_chunk_bag):
     f = d / "orig_0.mcap"
     os.truncate(f, f.stat().st_size // 2)
     first = recover(d)
+    custom = read_metadata(d).custom_data
     second = recover(d)
     assert second.files[0].status == "intact" and second.topics == first.topics
-    assert read_metadata(d).custom_data == {"task": "truncate me"}
+    assert read_metadata(d).custom_data == custom  # idempotent, the recovered marker included
+    assert custom["task"] == "truncate me" and custom["episode.recovered"] == "true"
     assert sorted(p.name for p in d.iterdir()) == ["metadata.yaml", "metadata.yaml.orig", "metadata.yaml.orig.1",
                                                    "orig_0.mcap", "orig_0.mcap.orig"]
 

@@ -124,10 +124,11 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf, g1_mappin
         assert spin_until(io.ex, lambda: len(io.targets) >= 100)
         assert io.targets[-1].header.frame_id == "pelvis"
         assert (io.targets[-1].header.stamp.sec, io.targets[-1].header.stamp.nanosec) == got[-1]
-        # per-command diagnostics: good input is unflagged, every one of them
+        # per-command diagnostics: good input is never held or flagged bad, every one of them
+        # (``ik_failure`` says a wrist target of the clip was out of the robot's reach: information)
         results = [io.flags_for(s) for s in stamps]
-        clean = [st for fl, st in results if fl == set()]
-        assert len(clean) == len(stamps), [fl for fl, _st in results if fl != set()]
+        clean = [st for fl, st in results if fl is not None and fl <= {"ik_failure"}]
+        assert len(clean) == len(stamps), [fl for fl, _st in results if not (fl is not None and fl <= {"ik_failure"})]
         status = clean[-1]
         keys = {kv.key for kv in status.values}
         assert {"left_wrist.position_error_m", "solve_time_ms_max", "iterations_max", "joint_limit_margin_rad"} <= keys
@@ -173,7 +174,7 @@ def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf, g1_mappin
             s = io.send(names, readings[i])
             assert io.cmd_for(s) is not None
             resumed.append(io.flags_for(s)[0])
-        assert set() in resumed, resumed
+        assert any(f is not None and f <= {"ik_failure"} for f in resumed), resumed
     finally:
         code, out = stop_node(proc)
     assert code == 0, out
@@ -207,7 +208,7 @@ def test_deadman_holds_the_robot(ros_node, exo_stream, g1_mapping):
         io.enable(True)
         moving = run(range(30, 90))
         assert not any("disabled" in f for _q, f in moving)
-        assert not any("held" in f for _q, f in moving), [f for _q, f in moving if f]
+        assert not any("held" in f for _q, f in moving), [f for _q, f in moving if "held" in f]
         assert np.ptp([q for q, _f in moving], axis=0).max() > 0.02
         io.enable(False)
         held2 = run(range(90, 130))
@@ -284,7 +285,7 @@ def test_vr_source_round_trip(ros_node, g1_mapping):
         stamps = [send(i) for i in range(1, 41)]
         assert spin_until(ex, lambda: len(io.cmds) >= 40), f"{len(io.cmds)} commands for 40 VR frames"
         assert [(c.header.stamp.sec, c.header.stamp.nanosec) for c in io.cmds] == [(s.sec, s.nanosec) for s in stamps]
-        assert io.flags_for(stamps[-1])[0] == set()
+        assert io.flags_for(stamps[-1])[0] <= {"ik_failure"}
     finally:
         code, out = stop_node(proc)
     assert code == 0, out

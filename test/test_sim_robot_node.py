@@ -34,9 +34,10 @@ def test_robot_sim_follows_a_step(ros_node, sim_proc, g1_urdf):
     assert spin_until(ex, lambda: len(samples) > 50 and pub.get_subscription_count() > 0), "no /joint_states"
     names = set(samples[-1][1])
     assert names == set(model.joint_names), "every movable joint is published"
-    # samples on the fixed 500 Hz grid (the achieved rate is benchmarks/sim_bench.py's figure)
-    stamps = np.array([s[0] for s in samples])
-    assert np.all(np.diff(stamps) > 0) and np.allclose(np.diff(stamps), 1 / 500, atol=1e-6)
+    # samples on the fixed 500 Hz grid (a stall longer than the ticker's catch-up skips grid
+    # points, never shifts them; the achieved rate is benchmarks/sim_bench.py's figure)
+    steps = np.diff(np.array([s[0] for s in samples])) * 500
+    assert np.all(steps > 0.5) and np.allclose(steps, np.round(steps), atol=1e-3), steps
 
     joint, target = "left_elbow_joint", 0.6
     cmd = JointState(name=[joint, "right_elbow_joint"], position=[target, 10.0])  # 10 rad is past the limit

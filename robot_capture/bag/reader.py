@@ -359,7 +359,11 @@ def _load_summary(f: Path, bag: Path):
     Raises:
         IncompleteBagFileError: no footer, a damaged footer or summary.
     """
-    hint = f"run `robot-capture recover {bag}`"
+    from robot_capture.bag.lock import is_recording
+
+    # a live bag has no footer yet either: recovering it would be refused, so say what it is
+    hint = ("the bag is being recorded right now (its writer holds the lock): wait until its episode "
+            "stops" if is_recording(bag) else f"run `robot-capture recover {bag}`")
     try:
         with open(f, "rb") as h:
             size = os.fstat(h.fileno()).st_size

@@ -22,6 +22,10 @@ missing. ``recover(bag_dir)``:
    hashes, per-file and per-topic counts and times); ``custom_data`` and
    ``ros_distro`` are kept from the old metadata.yaml or a ``rosbag2`` record.
    The old metadata.yaml, if any, is kept as ``metadata.yaml.orig``.
+3. When a file was rebuilt or the episode was never stopped, the episode is marked in
+   ``custom_data``: ``episode.recovered: "true"``, ``episode.recovered_ns``, and
+   ``episode.stop_reason: crash`` unless the recorder had written one; labels missing from
+   ``custom_data`` are taken from the files' ``episode``/``episode_start`` records.
 
 The report gives recovered messages per topic and per file.
 """
@@ -269,7 +273,8 @@ def _next_good_record(buf, pos: int, size: int):
     return None
 
 
-def _rebuild(path: Path, out: Path, progress=None, summary=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
+def _rebuild(path: Path, out: Path, progress=None, summary=None,
+             progress_bytes=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
     """Scan ``path`` and rewrite the records of its good chunks to ``out``. Returns (scan,
     writer (flushed, not finished), why the scan stopped); (None, None, why) if not MCAP.
     ``summary``: the file's summary if it passed its CRC (seeds schemas and channels)."""
@@ -289,7 +294,7 @@ def _rebuild(path: Path, out: Path, progress=None, summary=None) -> tuple[_Scan 
         s = _Scan(w, path)
         if pos != 8:
             s.skipped_bytes += pos
-        next_report = _PROGRESS_BYTES
+        next_report, next_bytes = _PROGRESS_BYTES, 0
         try:
             if summary is not None:
                 s.seed(summary)
@@ -297,6 +302,9 @@ def _rebuild(path: Path, out: Path, progress=None, summary=None) -> tuple[_Scan 
                 if progress and pos >= next_report:
                     progress(f"{path.name}: scanned {pos / 1e6:.0f} of {size / 1e6:.0f} MB")
                     next_report += _PROGRESS_BYTES
+                if progress_bytes and pos >= next_bytes:
+                    progress_bytes(path.name, pos, size)
+                    next_bytes = pos + (8 << 20)
                 if pos + 9 > size:
                     s.stopped_at = f"{size - pos} trailing byte(s) at byte {pos}" if pos < size else ""
                     break
@@ -355,12 +363,40 @@ def _file_summary(path: Path):
         return summary, None, [], [str(exc)]
 
 
-def recover(bag_dir, progress=None) -> RecoveryReport:
+def _mark_recovered(custom: dict, files, reports) -> dict:
+    """custom_data of a recovered episode: the ``recovered`` marker and a stop reason (see step 3)."""
+    import time
+
+    out = dict(custom)
+    records: dict[str, dict] = {}
+    for path in files:  # rewritten by now: every file has a summary
+        try:
+            with open(path, "rb") as h:
+                for rec in make_reader(h).iter_metadata():
+                    records[rec.name] = dict(rec.metadata)
+        except (McapError, OSError, ValueError, EOFError, struct.error):
+            continue
+    labels = records.get("episode") or records.get("episode_start") or {}
+    stopped = "episode.stop_time_ns" in out or "stop_time_ns" in labels
+    if all(r.status == "intact" for r in reports) and (stopped or out.get("episode.recovered") == "true"):
+        return out  # a clean or already recovered bag: recovering it again changes nothing
+    for k, v in labels.items():
+        out.setdefault(f"episode.{k}", str(v))
+    out["episode.recovered"] = "true"
+    out["episode.recovered_ns"] = str(time.time_ns())
+    if not stopped or "episode.stop_reason" not in out:
+        out["episode.stop_reason"] = "crash"
+    return out
+
+
+def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
     """Rebuild the bag's damaged MCAP files and its metadata.yaml (see module docstring).
 
     Args:
         bag_dir: the bag directory.
         progress: optional callable(str) for one line per file.
+        progress_bytes: optional callable(file_name, bytes_done, file_bytes), called as each file
+            is checked or scanned (for a progress bar with a percentage).
 
     Returns:
         RecoveryReport (per-topic and per-file recovered counts).
@@ -426,7 +462,7 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             if tmp.exists():
                 tmp.unlink()
             try:
-                scan, w, why = _rebuild(path, tmp, progress, summary)
+                scan, w, why = _rebuild(path, tmp, progress, summary, progress_bytes)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
@@ -455,6 +491,9 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
                                duration_ns=fr.end_ns - fr.start_ns, message_count=fr.messages))
         if progress:
             progress(f"{path.name}: {fr.status}, {fr.messages} messages")
+        if progress_bytes:
+            size = path.stat().st_size if path.exists() else 0
+            progress_bytes(path.name, size, size)
 
     custom, distro = {}, ""
     if old_meta is not None:
@@ -466,6 +505,7 @@ def recover(bag_dir, progress=None) -> RecoveryReport:
             distro = str(doc.get("ros_distro", "") or "")
         except (yaml.YAMLError, AttributeError):
             pass
+    custom = _mark_recovered(custom, [Path(f.path) for f in reports if Path(f.path).exists()], reports)
     with_msgs = [f for f in finfos if f.message_count]
     start = min((f.starting_time_ns for f in with_msgs), default=0)
     end = max((f.starting_time_ns + f.duration_ns for f in with_msgs), default=0)

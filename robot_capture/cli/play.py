@@ -17,9 +17,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("bag", help="bag directory")
     p.add_argument("-r", "--rate", type=float, default=1.0, help="speed factor (default 1.0)")
     p.add_argument("-l", "--loop", action="store_true", help="play again and again until Ctrl-C")
-    p.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the first S seconds")
-    p.add_argument("--topics", nargs="+", default=[], help="only these topics")
-    p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish FROM under name TO")
+    p.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the first S seconds (default 0)")
+    p.add_argument("--topics", nargs="+", default=[], help="only these topics (default: all); none matching is an error")
+    p.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish FROM under name TO (default: none)")
     p.add_argument("--clock", type=float, default=0.0, metavar="HZ",
                    help="publish /clock (rosgraph_msgs/Clock) with the bag time at HZ (default off)")
     p.add_argument("--wait-for-subscribers", type=int, default=1, metavar="N",

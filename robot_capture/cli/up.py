@@ -45,10 +45,12 @@ def add_parser(sub):
                    help="station config YAML (default: the shipped config/floor.yaml)")
     p.add_argument("--sim", action="store_true",
                    help="add the simulators (mocap_replay on a real clip, robot_sim) and render cameras from FK")
+    shown = _config_defaults()
     for name, (_default, desc) in {**LAUNCH_ARGUMENTS, **SIM_LAUNCH_ARGUMENTS}.items():
         if name == "config":
             continue
-        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default="", help=desc)
+        default = f" (default: {shown[name]}, from the config)" if name in shown else ""
+        p.add_argument(f"--{name.replace('_', '-')}", dest=name, default="", help=desc + default)
     p.add_argument("--keep-going", action="store_true",
                    help="when a node dies, report it and keep the rest running")
     p.add_argument("--dry-run", action="store_true", help="print the node list with parameters and exit")
@@ -82,6 +84,26 @@ def _watch(specs, status_every_s: float):
         print(f"[up] no ready/status lines: {exc}", file=sys.stderr)
         return None, None
     return FloorWatch(bridge.latest, status_every_s=status_every_s), bridge
+
+
+def _config_defaults() -> dict[str, str]:
+    """What each flag defaults to: the shipped config/floor.yaml's values (shown in --help)."""
+    from robot_capture.floor import graph
+
+    try:
+        cfg = graph.load_config(None)
+    except (OSError, ValueError):
+        return {}
+    ep, sim, rec = cfg.get("episode") or {}, cfg.get("sim") or {}, cfg.get("record") or {}
+    cams = list(cfg.get("cameras") or {})
+    return {"robot": str(cfg.get("robot", "g1")), "output_dir": str(cfg.get("output_dir", "recordings")),
+            "task": repr(ep.get("task", "")), "operator": repr(ep.get("operator", "")),
+            "scene": repr(ep.get("scene", "")),
+            "topics": f"record.topics, {len(rec.get('topics') or [])} topics, plus the cameras'",
+            "cameras": ",".join(cams) if cams else "none", "nice": str(cfg.get("nice", 0)),
+            "dds_transport": repr(str(cfg.get("dds_transport", ""))) + " = the shipped Fast DDS profile"
+            if not cfg.get("dds_transport") else str(cfg.get("dds_transport")),
+            "clip": str(sim.get("clip", "")), "loop": str(sim.get("loop", True)).lower()}
 
 
 def run(args) -> int:

@@ -203,7 +203,7 @@ class Supervisor:
         if first:
             self._stop_group(first, max(c.spec.shutdown_timeout_s for c in first))
         for c in last:
-            self.log(f"stopping {c.spec.name} (closing the open episode)")
+            self.log(f"stopping {c.spec.name} last (it closes an open episode, if there is one)")
             self._stop_group([c], c.spec.shutdown_timeout_s)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
