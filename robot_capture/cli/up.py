@@ -103,7 +103,9 @@ def _config_defaults() -> dict[str, str]:
             "cameras": ",".join(cams) if cams else "none", "nice": str(cfg.get("nice", 0)),
             "dds_transport": repr(str(cfg.get("dds_transport", ""))) + " = the shipped Fast DDS profile"
             if not cfg.get("dds_transport") else str(cfg.get("dds_transport")),
-            "clip": str(sim.get("clip", "")), "loop": str(sim.get("loop", True)).lower()}
+            "clip": str(sim.get("clip", "")), "loop": str(sim.get("loop", True)).lower(),
+            "station": repr(str(cfg.get("station", "") or "")) + " = no namespace"
+            if not cfg.get("station") else str(cfg.get("station"))}
 
 
 def run(args) -> int:
