@@ -38,6 +38,10 @@ test-lerobot: $(STAMP)
 	$(VENV)/bin/robot-capture demo --output-dir $(LEROBOT_DIR)/demo --episodes 3 --episode-seconds 3
 	$(VENV)/bin/robot-capture export $(LEROBOT_DIR)/demo --include-failed --out $(LEROBOT_DIR)/dataset --no-progress
 	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/dataset --train
+	# the same episodes appended one export session at a time (one data/video/episodes file each)
+	for b in $(LEROBOT_DIR)/demo/*/; do $(VENV)/bin/robot-capture export $$b --include-failed \
+	    --out $(LEROBOT_DIR)/appended --no-progress | tail -1; done
+	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/appended
 
 bench: $(STAMP)
 	$(PY) benchmarks/ik_bench.py

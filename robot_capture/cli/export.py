@@ -11,7 +11,7 @@ HELP = "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)"
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
-        "export", help=HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "export", help=HELP,
         description="Export episode bags to a LeRobot v3.0 dataset that LeRobotDataset and lerobot-train "
                     "load. Every stream is resampled by its header stamps onto one frame grid "
                     "(timestamp = k / fps); cameras become AV1 (or h264) videos whose frame k sits at "
@@ -21,7 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="Mapping of topics to features: config/export/lerobot_default.yaml (copy it and pass "
                "--mapping to change it). Exit code 0 when no bag ended in error, 1 otherwise, 2 on bad usage.")
     p.add_argument("paths", nargs="+", metavar="DIR|BAG", help="episode bag directories, or directories holding them")
-    p.add_argument("--format", choices=["lerobot"], default="lerobot", help="output format")
+    p.add_argument("--format", choices=["lerobot"], default="lerobot", help="output format (default lerobot: LeRobot v3.0)")
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset directory (created or appended to)")
     p.add_argument("--mapping", default=None, metavar="YAML",
                    help="stream -> feature mapping (default: config/export/lerobot_default.yaml)")
@@ -32,11 +32,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--gop", type=int, default=None, help="keyframe interval in frames (default: the mapping's, 2)")
     p.add_argument("--crf", type=int, default=None, help="constant rate factor (default: the mapping's, 30)")
     p.add_argument("--include-failed", action="store_true",
-                   help="export every episode, whatever its verdict and success label")
+                   help="export every episode, whatever its verdict and success label (default: off)")
     p.add_argument("--rejects", default=None, metavar="DATASET",
                    help="export the episodes the selection leaves out into this dataset instead of skipping them")
     p.add_argument("--robot-type", default=None, help="info.json robot_type (default: the episodes' robot label)")
-    p.add_argument("--no-qa", action="store_true", help="do not run the QA job on bags without a verdict")
+    p.add_argument("--no-qa", action="store_true", help="do not run the QA job on bags without a verdict (default: run it when installed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     return p
