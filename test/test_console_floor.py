@@ -1,7 +1,7 @@
 """The operator console against a running simulated floor (issue 8, "Must show").
 
 One floor (mocap_replay on a real clip -> retarget -> robot_sim, a synthetic head camera,
-the recorder) serves the module, under the supervisor `robot-capture up` uses:
+the recorder) serves the module:
 
 * ``test_keys_console_through_a_pty``: `robot-capture console --keys` in a pseudo-terminal:
   space starts, s stops with success, u discards the last episode, an unmapped key is
@@ -9,6 +9,9 @@ the recorder) serves the module, under the supervisor `robot-capture up` uses:
 * ``test_session_of_20_episodes_through_the_cli``: 20 consecutive ~1 s episodes driven by
   `robot-capture episode` verbs (success, fail, discard, discard-last): every kept bag is
   complete, none lost or duplicated, the recorder's counters match the folders on disk;
+* the module's floor is a real `robot-capture up --sim --status-every 2`: it prints the
+  "floor ready" line and status lines, keeps running when the (optional) camera is killed,
+  and exits 1 when a required node (retarget) is killed at the end;
 * ``test_web_console_in_headless_chromium``: Debian's chromium (Playwright, no browser
   download): the tally turns red on start, a click on "success" stops with that label, a
   hostile task from the form is refused and changes nothing, a killed camera stream shows
@@ -48,26 +51,60 @@ def _log_tail(path: Path, n=60) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else "(no log)"
 
 
+class UpProcess:
+    """`robot-capture up --sim ... --status-every 2` as a user runs it; output in ``log``."""
+
+    def __init__(self, config: Path, out_dir: Path, log: Path):
+        self.log = log
+        self._fh = open(log, "wb")
+        self.proc = subprocess.Popen([_exe(), "up", str(config), "--sim", "--output-dir", str(out_dir),
+                                      "--status-every", "2"], stdout=self._fh, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def text(self) -> str:
+        self._fh.flush()
+        return self.log.read_text(errors="replace")
+
+    def pid(self, node: str) -> int:
+        import re
+
+        m = re.search(rf"\[up\] started {node} \(pid (\d+)\)", self.text())
+        assert m, self.text()
+        return int(m.group(1))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+        finally:
+            self._fh.close()
+
+
 @pytest.fixture(scope="module")
 def floor(tmp_path_factory):
-    """The sim floor; yields (out_dir, supervisor, client, log path)."""
+    """The sim floor under a real `robot-capture up`; yields (out_dir, up, client, log path)."""
+    import yaml
+
     from robot_capture.floor.client import EpisodeClient
-    from robot_capture.floor.launcher import Supervisor
 
     tmp = tmp_path_factory.mktemp("console_floor")
     out_dir = tmp / "episodes"
-    cfg = graph.load_config(None)
+    cfg = {k: v for k, v in graph.load_config(None).items() if not k.startswith("_")}
     cfg["nice"] = -5
-    cfg["episode"]["tasks"] = ["pick cup", "pour water"]
+    cfg["robot"] = "g1"
+    cfg["episode"].update(tasks=["pick cup", "pour water"], operator="pytest")
     # These tests are about the console, not about timing: on a loaded 2-core box the retarget
     # node holds (input > 100 ms old) and its rate falls far below 100 Hz, which the manager
     # rightly refuses at the default 0.5; silence (1 s) is still judged at the default.
     cfg["parameters"] = {"recorder": {"min_rate_fraction": 0.05, "stream_lost_s": 5.0}}
-    specs = graph.build(cfg, sim=True, overrides={"output_dir": str(out_dir), "robot": "g1", "operator": "pytest"})
-    log_path = tmp / "floor.log"
-    log = open(log_path, "w")
-    sup = Supervisor(specs, out=log)
-    sup.start()
+    config = tmp / "floor.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    log_path = tmp / "up.log"
+    up = UpProcess(config, out_dir, log_path)
     client = EpisodeClient(discovery_timeout_s=60.0, timeout_s=20.0, node_name="console_floor_test")
     try:
         end = time.monotonic() + 90
@@ -76,11 +113,20 @@ def floor(tmp_path_factory):
             client.spin_for(0.5)
             s = client.status()
         assert s["ready"], (s["reasons"], _log_tail(log_path))
-        yield out_dir, sup, client, log_path
+        yield out_dir, up, client, log_path
+        # `up` said the floor was ready, and keeps a status line going
+        end = time.monotonic() + 20
+        while "[up] status:" not in up.text() and time.monotonic() < end:
+            time.sleep(0.2)
+        text = up.text()
+        assert "[up] floor ready: 5/5 nodes up" in text and "[up] status: nodes" in text, _log_tail(log_path)
+        # a required node dies: `up` shuts the floor down and exits non-zero
+        os.kill(up.pid("retarget"), signal.SIGKILL)
+        assert up.proc.wait(60) == 1, _log_tail(log_path)
+        assert "required node(s) retarget gone" in up.text()
     finally:
         client.close()
-        sup.shutdown()
-        log.close()
+        up.stop()
 
 
 def _wait(client, pred, timeout=15.0):
@@ -107,7 +153,7 @@ def _discarded(out_dir: Path) -> list[Path]:
 def test_keys_console_through_a_pty(floor):
     from robot_capture.episodes import load_episode
 
-    out_dir, sup, client, log_path = floor
+    out_dir, up, client, log_path = floor
     before = client.status()["counters"]
     master, slave = pty.openpty()
     proc = subprocess.Popen([_exe(), "console", "--keys"], stdin=slave, stdout=slave, stderr=slave,
@@ -173,7 +219,7 @@ def test_session_of_20_episodes_through_the_cli(floor):
     from robot_capture.bag import BagReader
     from robot_capture.episodes import load_episode
 
-    out_dir, sup, client, log_path = floor
+    out_dir, up, client, log_path = floor
     c0 = client.status()["counters"]
     kept0, disc0 = len(_kept(out_dir)), len(_discarded(out_dir))
     started, plan, refused = [], [], []
@@ -262,7 +308,7 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
 
     from robot_capture.episodes import load_episode
 
-    out_dir, sup, client, log_path = floor
+    out_dir, up, client, log_path = floor
     port, port2 = _free_port(), _free_port()
     web = _web(port)
     guarded = _web(port2, "--host", "0.0.0.0", "--token", "floor-token-123")
@@ -277,11 +323,17 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
         code, body = _request(f"http://127.0.0.1:{port2}/api/state",
                               headers={"Authorization": "Bearer floor-token-123"})
         assert code == 200 and "state" in body and "reasons" in body, body
+        code, body = _request(f"http://127.0.0.1:{port}/api/command/strat", "POST")  # unknown command
+        assert code == 404 and "did you mean 'start'" in body["reply"], body
+        code, body = _request(f"http://127.0.0.1:{port}/api/command/discard", "POST")  # nothing to discard
+        assert code == 409 and "no episode is recording" in body["reply"], body
+        code, body = _request(f"http://127.0.0.1:{port}/api/labels", "POST", {"task": "x" * 500})
+        assert code == 400 and "at most 200" in body["reply"], body
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            page = browser.new_page(viewport={"width": 1100, "height": 1250})
+            page = browser.new_page(viewport={"width": 1100, "height": 1100})
             page.goto(f"http://127.0.0.1:{port}/")
             tally = page.locator("#tally")
             expect(tally).to_have_class("green", timeout=15000)
@@ -302,6 +354,13 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
             page.fill("#notes", "left hand, cup on the mark")
             page.click("#btn-labels")
             assert _wait(client, lambda s: s["task"] == "pour water")["task"] == "pour water"
+            # a first episode through the page (so the screenshot shows counters and its QA verdict)
+            page.click("#btn-toggle")
+            expect(tally).to_have_class("red", timeout=10000)
+            page.wait_for_timeout(1000)
+            page.click("#btn-failure")
+            expect(page.locator("#last")).to_contain_text("failure", timeout=10000)
+            expect(tally).to_have_class("green", timeout=10000)
             # start -> red; click success -> stopped with that label
             page.click("#btn-toggle")
             expect(tally).to_have_class("red", timeout=10000)
@@ -316,9 +375,10 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
             assert ep.success is True and ep.task == "pour water" and bag.parent == out_dir.resolve()
             expect(page.locator("#last")).to_contain_text("success", timeout=10000)
             # a stream killed mid-session shows as not ready within 3 s
-            cam = sup.children["camera_head"].proc
-            cam.send_signal(signal.SIGKILL)
-            cam.wait(10)
+            os.kill(up.pid("camera_head"), signal.SIGKILL)
+            end = time.monotonic() + 10
+            while "node camera_head exited unexpectedly" not in up.text() and time.monotonic() < end:
+                time.sleep(0.05)
             t_kill = time.monotonic()
             expect(tally).to_have_class("amber", timeout=3000)
             expect(page.locator('#streams tr[data-topic="/camera/head/image_raw"]')).not_to_have_attribute(
