@@ -55,7 +55,14 @@ def record_clean_episode(out_dir: Path, seconds: float = 4.0, log_path: Path | N
                 client.spin_for(2.0)
                 if sup.check():
                     raise RuntimeError("a floor node died at start-up; see " + str(log_path))
-                path = client.start_episode(task="pour water", operator="alice", scene="sim")
+                path = None
+                for attempt in range(6):  # the recorder refuses a start while a stream is not at rate yet
+                    try:
+                        path = client.start_episode(force=attempt == 5, task="pour water", operator="alice",
+                                                    scene="sim")
+                        break
+                    except Exception:  # noqa: BLE001 - EpisodeClientError: not starting (streams)
+                        client.spin_for(2.0)
                 client.spin_for(seconds)
                 client.stop_episode(success=True)
                 client.spin_for(0.3)

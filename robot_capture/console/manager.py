@@ -107,6 +107,8 @@ class EpisodeManager:
                  config: ManagerConfig | None = None, robot: str = "", clock: Callable[[], int] = time.time_ns,
                  logger=None):
         self.rec = recorder
+        if expected and hasattr(recorder, "expected_hz"):  # stored in each bag and judged by the verdict at stop
+            recorder.expected_hz = dict(expected)
         self.config = config or ManagerConfig()
         self.robot = robot
         self.clock = clock

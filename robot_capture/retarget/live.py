@@ -49,7 +49,9 @@ VR_TRACKERS = ("head", "left_wrist", "right_wrist")
 SOURCES = ("exo", "vr", "direct")
 # flags that make the diagnostics level WARN
 # a frame whose wrist-task IK residual exceeds this is counted as an IK failure (flag ``ik_failure``:
-# the target was out of reach); the QA's retargeting check judges the fraction (config/qa.yaml)
+# the target was out of reach), unless the solve was held by the velocity/acceleration box (status
+# LIMIT_BOUND with no joint at a position limit: the command lags, see Retargeter._at_position_limit).
+# The QA's retargeting check judges the fraction (config/qa.yaml).
 IK_FAILURE_M = 0.05
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
                "limit_bound", "invalid_input", "future_stamp", "bad_stamp", "duplicate_joints", "out_of_range",
@@ -367,7 +369,9 @@ class LiveRetarget:
         oe = getattr(out, "orientation_errors", None)
         if pe is not None and len(pe):
             pe = np.asarray(pe, dtype=float)
-            if self._wrist_tasks and np.nanmax(pe[self._wrist_tasks], initial=0.0) > IK_FAILURE_M:
+            lagging = getattr(getattr(out, "status", None), "name", "") == "LIMIT_BOUND" and \
+                "limit_bound" not in (getattr(out, "flags", ()) or ())
+            if self._wrist_tasks and not lagging and np.nanmax(pe[self._wrist_tasks], initial=0.0) > IK_FAILURE_M:
                 w.flags["ik_failure"] = w.flags.get("ik_failure", 0) + 1
             w.max_position_error = pe.copy() if w.max_position_error is None else np.fmax(w.max_position_error, pe)
         if oe is not None and len(oe):
