@@ -12,7 +12,8 @@ through the recorder's services, each with task, operator and success label; shu
 down (recorder last); and print `robot-capture info` for each bag plus the QA verdict of
 each episode (pass, warn or fail, with reasons; stored in <bag>/qa.json). Exits 1 when
 an episode fails QA.
-Node output is written to <output-dir>/floor.log. Takes about 40-60 s.
+Node output is written to <output-dir>/floor.log. Takes about 25-60 s on a 2-core machine
+(the README's figure; the longer end when other work loads the machine).
 """
 
 

@@ -104,6 +104,53 @@ PARAMS = {
     "relabel_success": "", "relabel_task": "", "relabel_operator": "", "relabel_scene": "", "relabel_notes": "",
 }
 
+# one line per parameter: the README's recorder table is generated from PARAMS and this
+# (python -m robot_capture.nodes.declared --write README.md; test/test_readme_params.py)
+PARAM_HELP = {
+    "output_dir": "where episode bags go",
+    "topics": "topics to record (explicit list)",
+    "all": "record every (non-hidden) topic",
+    "regex": "also record topics matching this regex",
+    "exclude": "never record topics matching this regex",
+    "task": "episode label, read at each start",
+    "operator": "episode label, read at each start",
+    "scene": "episode label, read at each start",
+    "notes": "episode label, read at each start",
+    "episode_success": "success label read at stop (true/false; else unlabelled), reset after each stop",
+    "compression": "MCAP chunk compression: none (as rosbag2), lz4, zstd",
+    "compression_level": "lz4/zstd level; -100 = the library default",
+    "chunk_size": "uncompressed bytes per MCAP chunk",
+    "max_bag_size": "split to the next file at this many bytes (0 = never)",
+    "max_bag_duration_s": "split to the next file every this many seconds (0 = never)",
+    "flush_interval_s": "a chunk is written at least this often: bounds what a SIGKILL can lose",
+    "fsync": "fdatasync after writes (power-cut safety)",
+    "disk_min_free_mb": "disk guard: below it the episode is stopped cleanly (0 = off)",
+    "robot": "robot whose URDF and mapping YAML are attached to every episode",
+    "urdf": "URDF to attach (overrides robot's)",
+    "attach_configs": "more config files attached to every episode",
+    "auto_start": "start an episode at launch",
+    "discovery_interval_s": "topic discovery period",
+    "diagnostics_rate_hz": "/diagnostics rate",
+    "status_log_s": "log a one-line progress summary this often (0 = off)",
+    "qos_depth": "subscription history depth (the DDS reader buffers this many while Python waits)",
+    "qos_depth_large": "the same for large types (Image, CompressedImage, PointCloud2, ...)",
+    "drain_batch": "after a callback, take up to this many more queued messages directly (0 = off)",
+    "expected_streams": "\"topic=rate_hz\" streams a start requires (the floor sets them)",
+    "optional_streams": "streams shown, never required",
+    "stream_lost_s": "a required stream silent this long stops the episode",
+    "silent_after_s": "a stream is reported silent after this long",
+    "min_rate_fraction": "a stream below this fraction of its rate is reported slow",
+    "tasks": "task list cycled by ~/next_task",
+    "console_rate_hz": "stream sampling and ~/console_state rate",
+    "joy_map": "sensor_msgs/Joy button map ('' = config/console_joy.yaml, none = off)",
+    "owner_check_s": "window at start-up to detect another node with the same name",
+    "relabel_success": "~/relabel_last: new success label ('' = unchanged)",
+    "relabel_task": "~/relabel_last: new task ('' = unchanged)",
+    "relabel_operator": "~/relabel_last: new operator ('' = unchanged)",
+    "relabel_scene": "~/relabel_last: new scene ('' = unchanged)",
+    "relabel_notes": "~/relabel_last: new notes ('' = unchanged)",
+}
+
 
 
 _LARGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2",
