@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ik_bench.py
 	$(PY) benchmarks/retarget_bench.py
 	$(PY) benchmarks/recorder_throughput.py
+	$(PY) benchmarks/qa_bench.py
 
 clean:
 	rm -rf build *.egg-info $(VENV) .venv-lerobot

@@ -25,12 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if Path.cwd().joinpath("robot_capture").is_dir() and str(Path.cwd()) in sys.path[:1]:
-    sys.path.pop(0)  # measure the installed package, not a source checkout in the working directory
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from robot_capture.bag.writer import BagWriter, WriterOptions  # noqa: E402
+from robot_capture.bag.writer import BagWriter, WriterOptions
 
 T0 = 1_800_000_000_000_000_000
 

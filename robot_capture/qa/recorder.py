@@ -76,8 +76,8 @@ def recorder_verdict(stats: dict, duration_s: float, expected: dict | None = Non
         sev = "fail" if drops >= g.fail_drops or long_fail else "warn" if drops >= g.warn_drops else ""
         if sev:
             what = "frames" if topic.startswith("/camera/") else "messages"
-            out.append(Finding("gaps", sev, f"{name}: {drops} {what} lost ({100.0 * drops / max(n + drops, 1):.1f} %), "
-                               f"longest gap {gap * 1e3:.0f} ms", topic, {"missing": drops, "longest_gap_s": round(gap, 4)}))
+            out.append(Finding("gaps", sev, f"{name}: longest gap {gap * 1e3:.0f} ms between receptions, {drops} {what} "
+                               f"lost ({100.0 * drops / max(n + drops, 1):.1f} %)", topic, {"missing": drops, "longest_gap_s": round(gap, 4)}))
     if labels is not None:
         missing = [k for k in cfg.labels.required if str(labels.get(k, "")).strip() in ("", "unknown")]
         f = labels_finding(missing)
