@@ -90,7 +90,11 @@ def summarize(bag, gap_threshold=None, gaps=True) -> dict:
         for name, info in r.topics.items():
             entry = {"topic": name, "type": info.type, "count": int(info.count),
                      "serialization_format": info.serialization_format, "expected_hz": expected.get(name)}
-            if gaps and d.count(name):
+            presence_only = name in expected and not expected[name]  # e.g. /diagnostics: several publishers
+            if gaps and d.count(name) and presence_only:
+                dur = m.duration_ns / 1e9
+                entry["rate_hz"] = round(info.count / dur, 3) if dur > 0 else 0.0
+            elif gaps and d.count(name):
                 st = d.stamps(name)
                 base, times = "receive", d.log_times(name)
                 if st is not None and len(st) >= 2 and np.all(st > 0) and \
@@ -169,7 +173,7 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
         if "rate_hz" in t:
             line += f" | Rate: {t['rate_hz']:.2f} Hz"
         if t.get("expected_hz"):
-            line += f" (expected {t['expected_hz']:g})"
+            line += f" (expected {t['expected_hz']:.4g})"
         if "missing" in t:
             line += f" | Missing: {t['missing']} | Longest gap: {t['longest_gap_s'] * 1e3:.1f} ms"
         lines.append(line + f" | Serialization Format: {t['serialization_format']}")

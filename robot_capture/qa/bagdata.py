@@ -284,7 +284,7 @@ def _align(p: int, n: int) -> int:
     return p if r == 0 else p + n - r
 
 
-_JS_CACHE: dict = {"prefix": None, "names": None, "end": 0}
+_JS_CACHE: list = [None]  # [(prefix bytes, names, end offset)]: one slot, replaced whole (thread-safe reads)
 
 
 def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
@@ -295,17 +295,16 @@ def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
     one's reuses them (a stream repeats its names). Raises ValueError on truncated or
     malformed bytes.
     """
-    c = _JS_CACHE
-    pre = c["prefix"]
-    if pre is not None and b[1:2] == b"\x01" and b[12:c["end"]] == pre:
-        p = c["end"]
+    c = _JS_CACHE[0]
+    if c is not None and b[1:2] == b"\x01" and b[12:c[2]] == c[0]:
+        p = c[2]
         try:
             (npos,) = struct.unpack_from("<I", b, _align(p, 4))
             q = _align(p, 4) + 4
             q = _align(q, 8)
             if q + 8 * npos <= len(b):
                 sec, nsec = struct.unpack_from("<iI", b, 4)
-                return sec * 1_000_000_000 + nsec, c["names"], np.frombuffer(b, "<f8", npos, q).astype(np.float64)
+                return sec * 1_000_000_000 + nsec, c[1], np.frombuffer(b, "<f8", npos, q).astype(np.float64)
         except struct.error:
             pass
     try:
@@ -324,7 +323,7 @@ def parse_joint_state(b: bytes) -> tuple[int, list[str], np.ndarray]:
             names.append(b[p + 4:p + 4 + n - 1].decode("utf-8", "replace"))
             p += 4 + n
         if e == "<":
-            c["prefix"], c["names"], c["end"] = bytes(b[12:p]), names, p
+            _JS_CACHE[0] = (bytes(b[12:p]), names, p)
         p = _align(p, 4)
         (npos,) = struct.unpack_from(e + "I", b, p)
         p += 4
