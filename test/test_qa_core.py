@@ -192,3 +192,20 @@ def test_cli_qa_text_exit_codes_and_info_table(tmp_path, capsys):
     assert main(["info", str(day / "ep1")]) == 0
     single = capsys.readouterr().out
     assert single.count("task: pick") == 1 and "Verdict:".ljust(20) + "pass (qa)" in single
+
+
+def test_cli_report_on_synthetic_bags_and_bad_input(tmp_path, capsys):
+    day = tmp_path / "day"
+    _bag(day / "ep1")
+    _bag(day / "ep2", labels=False)
+    out = tmp_path / "r.html"
+    assert main(["report", str(day), "--out", str(out)]) == 0
+    assert "2 episodes" in capsys.readouterr().out
+    text = out.read_text()
+    assert text.count('<div class="ep" id="ep') == 2 and "missing success label" in text
+    assert 'src="http' not in text and "data:image/png;base64," in text  # self-contained
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(out)]) == 2
+    assert "no bags found" in capsys.readouterr().err
+    assert main(["report", str(day), "--out", str(tmp_path / "nope" / "r.html")]) == 2
+    assert "no such directory" in capsys.readouterr().err
