@@ -37,18 +37,23 @@ def test_floor_recording_exports_with_true_timing(tmp_path):
     demo = tmp_path / "demo"
     res = subprocess.run([*_cli(), "demo", "--output-dir", str(demo), "--episodes", "2", "--episode-seconds", "2"],
                          capture_output=True, text=True, timeout=150)
-    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]   # 1 = a QA FAIL line, still recorded
+    # exit 1 = some QA verdict is fail (this loaded machine starves the floor); the bags are there
+    assert res.returncode in (0, 1), res.stdout[-3000:] + res.stderr[-3000:]
+    assert len(list(demo.glob("*/metadata.yaml"))) == 2, res.stdout[-3000:] + res.stderr[-3000:]
     out = tmp_path / "ds"
     # --fps 30: the cameras' nominal rate (the default, the measured rate, drops below it when
     # this 2-core machine is loaded; that case is the synthetic tests' subject)
+    # --include-failed: QA verdicts of a floor on this loaded machine vary (selection: the synthetic tests)
     res = subprocess.run([*_cli(), "export", str(demo), "--out", str(out), "--no-progress", "--json", "--fps", "30",
-                          "--no-qa"],   # the selection by success label; QA under this machine's load is QA's test
+                          "--include-failed"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     results = json.loads(res.stdout)["results"]
-    # demo labels: episode 1 success=true, episode 2 success=false -> the default selection keeps one
-    assert [r["status"] for r in results] == ["exported", "skipped"], results
+    assert [r["status"] for r in results] == ["exported", "exported"], results
     got = check_dataset(out)
+    # the demo's labels and stored QA verdicts travel into the episode columns
+    assert got["episodes"]["label/success"].tolist() == ["true", "false"]
+    assert set(got["episodes"]["qa/verdict"]) <= {"pass", "warn", "fail"}
     info, e, data = got["info"], got["episodes"].iloc[0], got["data"]
     assert info["fps"] == 30 and "observation.images.head" in info["features"]
     bag = Path(e["source/bag"])
