@@ -35,7 +35,9 @@ LEROBOT_DIR ?= build/lerobot_check
 test-lerobot: $(STAMP)
 	test/lerobot/setup_venv.sh
 	rm -rf $(LEROBOT_DIR) && mkdir -p $(LEROBOT_DIR)
-	$(VENV)/bin/robot-capture demo --output-dir $(LEROBOT_DIR)/demo --episodes 3 --episode-seconds 3
+	# the demo exits 1 when a QA verdict is fail (a loaded machine starves the floor): the bags are there
+	$(VENV)/bin/robot-capture demo --output-dir $(LEROBOT_DIR)/demo --episodes 3 --episode-seconds 3 || true
+	test $$(ls $(LEROBOT_DIR)/demo/*/metadata.yaml | wc -l) = 3
 	$(VENV)/bin/robot-capture export $(LEROBOT_DIR)/demo --include-failed --out $(LEROBOT_DIR)/dataset --no-progress
 	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/dataset --train
 	# the same episodes appended one export session at a time (one data/video/episodes file each)
