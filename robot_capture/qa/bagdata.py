@@ -113,11 +113,16 @@ class BagData:
                 head = os.pread(fd, 15, off)
                 if len(head) < 15 or head[0] != 0x07:
                     return False
-                _op, _len, ch, nbytes = struct.unpack("<BQHI", head)
+                _op, length, ch, nbytes = struct.unpack("<BQHI", head)
+                if ch != cid or nbytes % 16 or length != 6 + nbytes or nbytes > ci.uncompressed_size * 16:
+                    return False  # a damaged index: read this file through the checked reader
                 body = os.pread(fd, nbytes, off + 15)
-                if ch != cid or len(body) != nbytes:
+                if len(body) != nbytes:
                     return False
                 arr = np.frombuffer(body, dtype="<u8").reshape(-1, 2)
+                if len(arr) and (arr[:, 0].min() < ci.message_start_time or arr[:, 0].max() > ci.message_end_time
+                                 or arr[:, 1].max() >= ci.uncompressed_size):
+                    return False
                 channel = summary.channels.get(cid)
                 if channel is None:
                     continue
@@ -126,16 +131,16 @@ class BagData:
         return True
 
     def _fallback_file(self, fi: int, acc) -> None:
-        """No message index: iterate the file once, keep payloads in memory (foreign/odd bags)."""
-        from mcap.reader import make_reader
-
+        """No (or a damaged) message index: iterate the file once through the CRC-checked
+        reader (damaged chunks skipped, in ``reader.damaged_chunks``), keep payloads in memory."""
         self._fallback = self._fallback or {}
-        with open(self.reader.files[fi], "rb") as f:
-            for _s, ch, m in make_reader(f).iter_messages(log_time_order=False):
-                lst = self._fallback.setdefault(ch.topic, [])
-                acc.setdefault(ch.topic, []).append(
-                    (np.array([m.log_time]), np.array([-1]), np.array([len(lst)])))
-                lst.append(bytes(m.data))
+        one = BagReader(self.reader.files[fi])
+        for m in one.messages():
+            lst = self._fallback.setdefault(m.topic, [])
+            acc.setdefault(m.topic, []).append(
+                (np.array([m.log_time_ns]), np.array([-1]), np.array([len(lst)])))
+            lst.append(m.data)
+        self.reader.damaged_chunks.extend(one.damaged_chunks)
 
     # ------------------------------------------------------------------ access
     @property
@@ -155,24 +160,15 @@ class BagData:
     def _chunk_bytes(self, cidx: int) -> bytes:
         data = self._chunk_cache.get(cidx)
         if data is None:
+            from robot_capture.bag.chunks import ChunkDamagedError, decode_chunk_body
+
             c = self._chunks[cidx]
             raw = os.pread(self._fds[c.file], c.length, c.start)
-            # chunk record: op u8, len u64, start u64, end u64, usize u64, crc u32, comp str, records (len u64 + bytes)
-            p = 1 + 8 + 8 + 8 + 8 + 4
-            n = struct.unpack_from("<I", raw, p)[0]
-            p += 4 + n
-            rlen = struct.unpack_from("<Q", raw, p)[0]
-            comp = raw[p + 8:p + 8 + rlen]
-            if c.compression == "zstd":
-                import zstandard
-
-                data = zstandard.ZstdDecompressor().decompress(comp, max_output_size=c.uncompressed_size)
-            elif c.compression == "lz4":
-                import lz4.frame
-
-                data = lz4.frame.decompress(comp)
-            else:
-                data = comp
+            try:  # framing, decompression, size and CRC checked (robot_capture.bag.chunks)
+                data = decode_chunk_body(memoryview(raw)[9:], validate_crc=True)[2]
+            except ChunkDamagedError as exc:
+                raise ValueError(f"{self.reader.files[c.file]}: damaged chunk at byte {c.start} ({exc}); "
+                                 f"run `robot-capture recover`") from None
             self._chunk_cache = {cidx: data}  # one chunk at a time: bounded memory
         return data
 
@@ -192,8 +188,11 @@ class BagData:
         if nbytes is not None:
             return os.pread(fd, nbytes, pos + _MSG_HEADER)
         head = os.pread(fd, 4096, pos)
-        length = struct.unpack_from("<Q", head, 1)[0]
+        length = struct.unpack_from("<Q", head, 1)[0] if len(head) >= 9 else -1
         total = 9 + length
+        if not _MSG_HEADER <= total <= c.uncompressed_size - off:
+            raise ValueError(f"{self.reader.files[c.file]}: damaged message record in the chunk at byte {c.start}; "
+                             "run `robot-capture recover`")
         if total <= len(head):
             return head[_MSG_HEADER:total]
         return head[_MSG_HEADER:] + os.pread(fd, total - len(head), pos + len(head))
