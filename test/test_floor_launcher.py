@@ -120,6 +120,8 @@ def test_ordered_shutdown_recorder_last(dummy_env, tmp_path):
     for s in specs:
         assert f"[{s.name}] hello from {s.name}" in text
     assert not sup.workdir.exists()  # its temp params dir is removed
+    # the supervisor cannot know whether an episode is open: it must not claim one is
+    assert "closing the open episode" not in text and "if there is one" in text
 
 
 def test_children_import_the_installed_package_not_the_cwd(dummy_env, tmp_path, monkeypatch):
