@@ -122,7 +122,7 @@ def _check_finished(out: Path, checked: dict, keep: bool, last_too: bool) -> Non
     file is still being written unless ``last_too``), record its counts, then delete it
     (unless ``keep``) so a long soak needs only a few splits of disk."""
     from robot_capture.bag import BagReader
-    from robot_capture.bag.errors import BagError
+    from robot_capture.bag.errors import BagError, IncompleteBagFileError
     from robot_capture.bag.reader import list_mcap_files
 
     for bag in (p for p in out.iterdir() if p.is_dir()):
@@ -133,6 +133,11 @@ def _check_finished(out: Path, checked: dict, keep: bool, last_too: bool) -> Non
             try:
                 r = BagReader(f)
                 checked[f.name] = (not r.check(), {t: i.count for t, i in r.topics.items()})
+            except IncompleteBagFileError as exc:
+                if not last_too:  # the writer's I/O thread finishes a split after the next one opens
+                    continue
+                print(f"  {f.name}: INCOMPLETE ({exc})", flush=True)
+                checked[f.name] = (False, {})
             except BagError as exc:
                 print(f"  {f.name}: INCOMPLETE ({exc})", flush=True)
                 checked[f.name] = (False, {})
