@@ -166,6 +166,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default: a temp folder, removed)")
     ap.add_argument("--keep-files", action="store_true",
                     help="keep the split files (default: each is checked, counted and deleted once finished)")
+    ap.add_argument("--qos-depth-large", type=int, default=None,
+                    help="recorder qos_depth_large (default: the node's, 100): the DDS reader history of each "
+                         "camera topic, which bounds what a stall can buffer (and the RSS it leaves allocated)")
     ap.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     from robot_capture.ros_env import ensure_ament_prefix
@@ -187,6 +190,10 @@ def main(argv=None) -> int:
     params = ["-p", f"output_dir:={out}", "-p", "regex:=^/(camera|joint_states)", "-p", "auto_start:=true",
               "-p", f"max_bag_duration_s:={a.split_s}", "-p", "task:=soak", "-p", "discovery_interval_s:=0.5",
               "-p", "disk_min_free_mb:=500.0"]
+    if a.qos_depth_large is not None:
+        params += ["-p", f"qos_depth_large:={a.qos_depth_large}"]
+    depth = a.qos_depth_large if a.qos_depth_large is not None else 100
+    frame_mb = CAM_W * CAM_H * 3 / 1e6
     print(f"soak: {a.duration:.0f} s, {a.cameras} cameras 640x480 @30 Hz + JointState 30 joints @{a.joint_hz:g} Hz, "
           f"{a.split_s:g} s splits; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
     rec_log = open(tmp / "recorder.log", "wb")
@@ -245,6 +252,8 @@ def main(argv=None) -> int:
     peak = max(s[1] for s in samples)
     print(f"\nRSS: start {samples[0][1]:.1f} MB, at 1 min {rss_60:.1f} MB, end {samples[-1][1]:.1f} MB, "
           f"peak {peak:.1f} MB; growth after the first minute {growth:+.1f} MB (slope {slope:+.3f} MB/min)")
+    print(f"bound from the DDS reader histories: {a.cameras} cameras x depth {depth} x {frame_mb:.2f} MB = "
+          f"{a.cameras * depth * frame_mb:.0f} MB (filled by the first stall, kept allocated by Fast DDS)")
     print(f"recorder CPU {cpu_pct:.1f} % of one core; publisher late events {result['late']}; "
           f"load average {os.getloadavg()[0]:.2f}")
     lost_total = 0

@@ -3,8 +3,7 @@
 Hypothesis drives the seeded mutator (``st.randoms``), so a crash shrinks to a small
 reproducible input. A crash is any exception other than ValueError / KeyError /
 FileNotFoundError, or a loaded model with non-finite values (see benchmarks/fuzz.py).
-The mapping target is run by ``benchmarks/fuzz.py --target mapping`` (its schema
-validation belongs to the mapping loader).
+The mapping target loads the YAML through ``RobotMapping.load`` and builds a ``Retargeter``.
 """
 import importlib.util
 import sys
@@ -28,7 +27,7 @@ def _load():
 
 
 FUZZ = _load()
-EXAMPLES = {"bvh": 400, "urdf": 1500, "exo": 300}
+EXAMPLES = {"bvh": 400, "urdf": 1500, "exo": 300, "mapping": 300}
 
 
 @pytest.mark.timeout(240)
