@@ -3,7 +3,8 @@
 A job is a plain dict (it travels to a pool worker by pickle, to a Ray worker as a task
 argument; it holds the bag's **path**, never its bytes):
 ``{"stage", "bag", "out", "pipeline", "params"}``. :func:`run_job` runs it in the worker
-and returns a plain dict: ``status`` (``done``/``failed``), ``sha256``, ``duration_s``,
+and returns a plain dict: ``status`` (``done``/``failed``), ``sha256``, ``duration_s`` (wall),
+``cpu_s`` (CPU time of the worker process, all threads),
 ``error`` (one line, for the ledger and the summary), ``result`` (stage figures),
 ``host``, ``pid``, ``reused``. It never raises for a bad bag: the error is the result.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
 import shutil
 import socket
 import time
@@ -102,8 +104,8 @@ def _one_line(exc: BaseException) -> str:
 
 def run_job(job: dict) -> dict:
     """Run one job in this process (see the module docstring). Never raises for a bad bag."""
-    t0 = time.perf_counter()
-    res = {"status": "failed", "sha256": "", "duration_s": 0.0, "error": "", "result": {},
+    t0, c0 = time.perf_counter(), _cpu_s()
+    res = {"status": "failed", "sha256": "", "duration_s": 0.0, "cpu_s": 0.0, "error": "", "result": {},
            "host": socket.gethostname(), "pid": os.getpid(), "reused": False}
     try:
         bag = Path(job["bag"])
@@ -121,7 +123,14 @@ def run_job(job: dict) -> dict:
     except Exception as exc:  # noqa: BLE001 - a bad bag fails its own job, with the reason
         res["error"] = _one_line(exc)
     res["duration_s"] = time.perf_counter() - t0
+    res["cpu_s"] = _cpu_s() - c0
     return res
+
+
+def _cpu_s() -> float:
+    """CPU time of this process (every thread: video encoders are threaded) and its waited-for children."""
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
 
 
 def _read_record(job: dict) -> dict | None:

@@ -32,7 +32,8 @@ from robot_capture.episodes import find_bags
 
 @dataclasses.dataclass
 class BatchSummary:
-    """What a run did. Times in s; ``failures``: (path, reason), bags first, then the stage's own."""
+    """What a run did. Times in s (``job_cpu_s``: CPU time of the jobs run, summed over workers;
+    ``job_wall_s``: their wall time); ``failures``: (path, reason), bags first, then the stage's own."""
 
     stage: str
     backend: str
@@ -46,6 +47,7 @@ class BatchSummary:
     crashes: int = 0
     wall_s: float = 0.0
     job_cpu_s: float = 0.0
+    job_wall_s: float = 0.0
     failures: list = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
 
@@ -169,7 +171,8 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
                           result=res.get("result"), host=res.get("host", ""), pid=res.get("pid", 0),
                           event=("reused" if res.get("reused") else None), fingerprint=fps[job["bag"]],
                           pipeline=job["pipeline"])
-            summary.job_cpu_s += res.get("duration_s", 0.0)
+            summary.job_cpu_s += res.get("cpu_s", 0.0)
+            summary.job_wall_s += res.get("duration_s", 0.0)
             summary.reused += bool(res.get("reused"))
             if not ok:
                 fail_reason[job["bag"]] = res.get("error", "failed")
