@@ -31,9 +31,6 @@ import argparse
 import io
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,8 +39,9 @@ from pathlib import Path
 EPISODES_PER_DAY = 16_000
 EPISODE_S = 60.0
 CAMERAS = ("head", "left_wrist", "right_wrist")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # keep Ray on the loopback interface
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+from robot_capture.batch.local_ray import LOOPBACK_ENV, LocalRayHead  # noqa: E402
+
+os.environ.update(LOOPBACK_ENV)  # before Ray is imported: keep a one-machine Ray on the loopback interface
 
 
 def record(root: Path, n: int, episode_s: float) -> list[Path]:
@@ -72,66 +70,6 @@ def record(root: Path, n: int, episode_s: float) -> list[Path]:
         relabel(d, notes=f"bench copy {i}")
         bags.append(d)
     return bags
-
-
-class LocalRay:
-    """A 2-CPU Ray head on 127.0.0.1 in its own session; stop() ends every process of that session."""
-
-    def __init__(self, cpus: int = 2):
-        self.tmp = tempfile.mkdtemp(prefix="rcbench_ray_")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        exe = Path(sys.executable).parent / "ray"
-        self.log = open(Path(self.tmp) / "ray_start.log", "w")
-        self.proc = subprocess.Popen([str(exe), "start", "--head", "--block", "--num-cpus", str(cpus), "--port",
-                                      str(self.port), "--node-ip-address", "127.0.0.1", "--temp-dir", self.tmp,
-                                      "--include-dashboard=false", "--disable-usage-stats"],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 90
-        while True:
-            if self.proc.poll() is not None:
-                sys.exit(f"ray start failed: {(Path(self.tmp) / 'ray_start.log').read_text()[-1500:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    sys.exit("the Ray head did not listen within 90 s")
-                time.sleep(0.5)
-        self.address = f"127.0.0.1:{self.port}"
-
-    def _session(self) -> list[int]:
-        out = []
-        for d in Path("/proc").iterdir():
-            if d.name.isdigit() and int(d.name) != os.getpid():
-                try:
-                    if os.getsid(int(d.name)) == self.proc.pid:
-                        out.append(int(d.name))
-                except (OSError, ProcessLookupError):
-                    pass
-        return out
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        for _ in range(50):
-            left = self._session()
-            if not left:
-                break
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.2)
-        self.proc.poll()
-        self.log.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def run_one(stage, bags, out, backend_name, workers, ray_address):
@@ -200,7 +138,7 @@ def main() -> int:
                 print("Ray is not installed (pip install 'robot_capture[ray]'): pool only")
             else:
                 if not address:
-                    ray = LocalRay(cpus=max(workers))
+                    ray = LocalRayHead(cpus=max(workers))
                     address = ray.address
                 backends.append("ray")
         results = {}

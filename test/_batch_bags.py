@@ -2,10 +2,13 @@
 
 ``robot-capture demo``'s :func:`run_demo` brings up the sim floor (mocap_replay on a real CMU
 clip -> retarget -> robot_sim, a head camera, the recorder) and records two short episodes
-through the recorder's services. :func:`archive` copies them to ``n`` bag directories and
-relabels each copy (``notes``), which rewrites its metadata.yaml: every copy then has its own
-content sha256 (metadata.yaml is part of a bag's content for the ledger, as labels are
-inputs of QA and export), while the message data are the floor's own.
+through the recorder's services. :func:`archive` copies them to ``n`` bag directories named
+``<name>_cNN``, renames each copy's ``.mcap`` file after its directory (rosbag2's own naming,
+metadata.yaml updated) and relabels it (``notes``, a metadata.yaml rewrite). Every copy then
+has its own content sha256 for the batch ledger (which covers metadata.yaml: labels are
+inputs of QA and export) and its own recording key for the exporter (which covers the
+``.mcap`` files with their names, not metadata.yaml: two copies under one file name would
+be one recording to it, and the merge would keep one), while the message data are the floor's.
 """
 from __future__ import annotations
 
@@ -36,6 +39,19 @@ def recorded_bags() -> list[Path]:
     return list(_RECORDED)
 
 
+def _rename_mcap(bag: Path) -> None:
+    from robot_capture.bag.metadata import read_metadata, write_metadata
+
+    old = next(bag.glob("*.mcap"))
+    new = f"{bag.name}_0.mcap"
+    old.rename(bag / new)
+    meta = read_metadata(bag)
+    meta.relative_file_paths = [new]
+    for f in meta.files:
+        f.path = new
+    write_metadata(bag, meta)
+
+
 def archive(root: Path, n: int = 12, bad: bool = True) -> tuple[list[Path], dict]:
     """``n`` relabelled copies of the floor episodes under ``root/archive/day1``; with ``bad``,
     also a non-bag file and a truncated bag. Returns (good bags sorted, {"not_bag", "truncated"})."""
@@ -48,6 +64,7 @@ def archive(root: Path, n: int = 12, bad: bool = True) -> tuple[list[Path], dict
     for i in range(n):
         d = day / f"{src[i % 2].name}_c{i:02d}"
         shutil.copytree(src[i % 2], d)
+        _rename_mcap(d)
         relabel(d, notes=f"batch test copy {i}")
         bags.append(d)
     extra = {}

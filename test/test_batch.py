@@ -98,9 +98,9 @@ def test_rerun_skips_done_redoes_changed_and_failed(day, capsys):
     assert reused == [str(bags[5].resolve())]
     assert len(done) == 13  # 12 once, the changed one twice
     # another pipeline (robot) is another job: all redone
-    s3 = run_batch("retarget", [bags[0].parent], out, PoolBackend(2), params={"robot": "h1", "source": "auto"},
-                   progress=False, force=False)
-    assert s3.skipped == 0 and s3.ran == 13
+    s3 = run_batch("retarget", bags[:2], out, PoolBackend(2), params={"robot": "h1", "source": "auto"},
+                   progress=False)
+    assert s3.skipped == 0 and s3.ran == 2 and s3.done == 2
 
 
 class _KillingPool:
@@ -129,10 +129,10 @@ def test_killed_worker_is_retried_and_gives_up_after_retries(day):
 
     root, bags, _bad = day
     out = root / "out_kill"
-    once, always = str(bags[2].resolve()), str(bags[7].resolve())
+    once, always = str(bags[2].resolve()), str(bags[5].resolve())
     backend = _KillingPool(PoolBackend(2, retries=1), {once, always}, times=1)
-    s = run_batch("retarget", bags, out, backend, params={"robot": "g1", "source": "auto"}, progress=False)
-    assert s.done == 12 and s.failed == 0 and s.crashes == 2
+    s = run_batch("retarget", bags[:6], out, backend, params={"robot": "g1", "source": "auto"}, progress=False)
+    assert s.done == 6 and s.failed == 0 and s.crashes == 2
     with _ledger(out) as led:
         assert led.get("retarget", once).attempts == 2 and led.get("retarget", once).status == "done"
         died = led.events("retarget", "worker_died")
@@ -141,9 +141,9 @@ def test_killed_worker_is_retried_and_gives_up_after_retries(day):
     # killed on every attempt: recorded as failed with the reason, the others finish
     out2 = root / "out_kill_always"
     backend = _KillingPool(PoolBackend(2, retries=1), {always}, times=99)
-    s = run_batch("retarget", bags[:4] + [bags[7]], out2, backend, params={"robot": "g1", "source": "auto"},
+    s = run_batch("retarget", bags[:2] + [bags[5]], out2, backend, params={"robot": "g1", "source": "auto"},
                   progress=False)
-    assert s.done == 4 and s.failed == 1 and backend.killed == [always, always]
+    assert s.done == 2 and s.failed == 1 and backend.killed == [always, always]
     (path, reason), = s.failures
     assert path == always and "SIGKILL" in reason and "gave up after 2 attempt(s)" in reason
 

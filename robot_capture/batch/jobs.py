@@ -206,6 +206,10 @@ class ExportJobError(ValueError):
 def _export(job: dict) -> dict:
     from robot_capture.export.lerobot import ExportOptions, export_episodes
 
+    from robot_capture.bag.reader import BagReader
+
+    with BagReader(job["bag"]):  # an unreadable bag is a failed job, not an episode the selection leaves out
+        pass
     opts = ExportOptions(**job["params"].get("options", {}))
     final = output_path(job)
     tmp = _tmp_dir(final)

@@ -134,6 +134,9 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
     params = dict(params or {})
     not_bags: list = []
     bags = find_bags(paths, not_bags=not_bags)
+    # OUT may lie inside a DIR: its own files and bags (retarget's outputs) are never inputs
+    bags = [b for b in bags if not _inside(b, out)]
+    not_bags = [(p, why) for p, why in not_bags if not _inside(Path(p).resolve(), out)]
     stages.check(stage, bags, params)
     summary = BatchSummary(stage=stage, backend=backend.describe(), out=out, total=len(bags) + len(not_bags))
     fail_reason: dict[str, str] = {}
@@ -195,3 +198,11 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
     summary.failures = sorted(fail_reason.items()) + list(extra_fail)
     summary.wall_s = time.perf_counter() - t0
     return summary
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False

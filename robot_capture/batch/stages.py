@@ -89,8 +89,9 @@ def _merge(done_bags, done_rows, out: Path, ledger, extra: dict) -> list:
     except ValueError:
         prev = []
     if skipped:
-        extra["not exported (selection rule)"] = f"{len(skipped)}: " + "; ".join(
-            f"{Path(b).name}: {why}" for b, why in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        why = Counter(r.split(" (")[0] for _b, r in skipped)
+        extra["not exported (selection rule)"] = f"{len(skipped)} bag(s): " + "; ".join(
+            f"{n} {r}" for r, n in why.most_common())
     if not entries:
         extra["dataset"] = "no episode to merge"
         return []
@@ -104,6 +105,7 @@ def _merge(done_bags, done_rows, out: Path, ledger, extra: dict) -> list:
     ledger.set_meta(MERGED_KEY, "[]" if not incremental else json.dumps(prev))
     summary = merge_datasets(shards, target)
     errors = [(r.bag, f"merge: {r.reason}") for r in summary.results if r.status == "error"]
+    dups = sum(1 for r in summary.results if r.status == "skipped")
     if not incremental:
         if dataset.exists():
             old = out / f".{DATASET_DIR}.old.{os.getpid()}"
@@ -114,6 +116,8 @@ def _merge(done_bags, done_rows, out: Path, ledger, extra: dict) -> list:
             os.replace(target, dataset)
     if not errors:
         ledger.set_meta(MERGED_KEY, json.dumps(cur))
-    extra["dataset"] = (f"{dataset} ({len(cur)} episodes; {'appended' if incremental else 'built from'} "
-                        f"{len(shards)} shard(s))")
+    extra["dataset"] = (f"{dataset}: {'appended' if incremental else 'built from'} {len(shards)} shard(s), "
+                        f"{summary.count('exported')} episode(s) merged"
+                        + (f", {dups} already in it (same recording: the exporter keys on the .mcap files)"
+                           if dups else ""))
     return errors

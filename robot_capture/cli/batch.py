@@ -46,9 +46,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         text = _STAGE_HELP[stage] + (f" [not available in this build: {missing[stage]}]" if missing[stage] else "")
         sp = stages.add_parser(stage, help=text, description=text)
         sp.add_argument("dirs", nargs="+", metavar="DIR", help="bag directories or folders holding bags")
-        sp.add_argument("--out", required=stage != "qa", default=None,
-                        help="output folder: ledger (batch.sqlite), outputs" + (
-                            " (default: the first DIR)" if stage == "qa" else " (required)"))
+        sp.add_argument("--out", required=True,
+                        help="output folder (required): the ledger batch.sqlite, job records, " + _OUTPUTS[stage])
         _add_common(sp)
         _STAGE_ARGS[stage](sp)
     return p
@@ -82,7 +81,8 @@ def _qa_args(sp) -> None:
 def _export_args(sp) -> None:
     sp.add_argument("--mapping", default="", help="export mapping YAML (default: config/export/lerobot_default.yaml)")
     sp.add_argument("--fps", type=int, default=None, help="dataset frame rate (default: the mapping's)")
-    sp.add_argument("--codec", default=None, help="video codec (default: the mapping's)")
+    sp.add_argument("--codec", choices=("libsvtav1", "h264", "hevc"), default=None,
+                    help="video codec (default: the mapping's, libsvtav1 = AV1 as LeRobot)")
     sp.add_argument("--crf", type=int, default=None, help="video quality (default: the mapping's)")
     sp.add_argument("--gop", type=int, default=None, help="video keyframe interval (default: the mapping's)")
     sp.add_argument("--include-failed", action="store_true",
@@ -97,6 +97,8 @@ _STAGE_HELP = {
     "qa": "write each bag's QA verdict (<bag>/qa.json); folder statistics over every bag given",
     "export": "export each bag to a LeRobot v3 shard (OUT/shards), then merge them into OUT/dataset",
 }
+_OUTPUTS = {"qa": "(verdicts go to <bag>/qa.json)", "export": "shards/ and the merged dataset/",
+            "retarget": "bags/ (one new bag per input bag)"}
 _STAGE_ARGS = {"retarget": _retarget_args, "qa": _qa_args, "export": _export_args}
 
 
@@ -123,7 +125,7 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 1 or args.retries < 0 or args.cpus_per_job <= 0 or args.timeout < 0:
         print("error: need --workers >= 1, --retries >= 0, --cpus-per-job > 0, --timeout >= 0", file=sys.stderr)
         return 2
-    out = args.out or args.dirs[0]
+    out = args.out
     backend = None
     try:
         if args.ray is not None:
