@@ -173,7 +173,7 @@ def test_runner_killed_mid_run_then_rerun_finishes_the_rest_once(day):
     root, bags, _bad = day
     out = root / "out_runner_kill"
     proc = subprocess.run([sys.executable, "-c", _KILL_AFTER, "5", str(bags[0].parent), str(out)],
-                          capture_output=True, text=True, timeout=120, cwd=root)  # not the checkout: import the installed package
+                          capture_output=True, text=True, timeout=300, cwd=root)  # not the checkout: import the installed package
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     with _ledger(out) as led:
         first = {r.bag: r.status for r in led.rows("retarget")}

@@ -198,7 +198,7 @@ def test_ray_runner_killed_then_rerun_finishes_the_rest_once(cluster, day, singl
     root, bags, _bad = day
     out = root / "export_killed"
     proc = subprocess.run([sys.executable, "-c", _KILL_AFTER, "4", str(bags[0].parent), str(out), address],
-                          capture_output=True, text=True, timeout=180, env={**os.environ},
+                          capture_output=True, text=True, timeout=300, env={**os.environ},
                           cwd=root)  # not the checkout: `python -c` would import its unbuilt package
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     with Ledger(out) as led:
