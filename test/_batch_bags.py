@@ -1,18 +1,18 @@
 """Real bags from the simulated floor for the batch tests, recorded once per test process.
 
-``robot-capture demo``'s :func:`run_demo` brings up the sim floor (mocap_replay on a real CMU
-clip -> retarget -> robot_sim, a head camera, the recorder) and records two short episodes
-through the recorder's services. :func:`archive` copies them to ``n`` bag directories named
+test/_qa_floor.py brings up the sim floor (mocap_replay on a real CMU clip -> retarget ->
+robot_sim, two synthetic cameras, the recorder) and records one short episode through the
+recorder's services. :func:`archive` copies it to ``n`` bag directories named
 ``<name>_cNN``, renames each copy's ``.mcap`` file after its directory (rosbag2's own naming,
 metadata.yaml updated) and relabels it (``notes``, a metadata.yaml rewrite). Every copy then
 has its own content sha256 for the batch ledger (which covers metadata.yaml: labels are
 inputs of QA and export) and its own recording key for the exporter (which covers the
 ``.mcap`` files with their names, not metadata.yaml: two copies under one file name would
 be one recording to it, and the merge would keep one), while the message data are the floor's.
+Every third copy is labelled failed (success false).
 """
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,21 +21,22 @@ _RECORDED: list[Path] = []
 
 
 def recorded_bags() -> list[Path]:
-    """Two real floor episodes (2 s each), recorded on first use in this process."""
+    """One real floor episode (3 s), recorded on first use in this process (test/_qa_floor.py's
+    light floor, which waits for the recorder to accept the start)."""
     if not _RECORDED:
-        from robot_capture.floor.demo import list_bags, run_demo
+        from _qa_floor import record_clean_episode
 
-        for attempt in range(3):  # a loaded 2-core box can starve the floor's start-up: try again
+        last = None
+        for attempt in range(2):  # a loaded 2-core box can starve the floor's start-up: try again
             out = Path(tempfile.mkdtemp(prefix="rc_batch_floor_"))
-            log = io.StringIO()
-            rc = run_demo(out, episodes=2, episode_s=2.0, out=log)
-            bags = list_bags(out)
-            if rc == 0 and len(bags) == 2:
+            try:
+                bag, _expected = record_clean_episode(out / "episodes", seconds=3.0, log_path=out / "floor.log")
+                _RECORDED.append(bag)
                 break
-            shutil.rmtree(out, ignore_errors=True)
+            except RuntimeError as exc:
+                last = exc
         else:
-            raise RuntimeError(f"the sim floor did not record 2 episodes (rc {rc}):\n{log.getvalue()[-3000:]}")
-        _RECORDED.extend(bags)
+            raise RuntimeError(f"the sim floor did not record an episode: {last}")
     return list(_RECORDED)
 
 
@@ -62,10 +63,10 @@ def archive(root: Path, n: int = 12, bad: bool = True) -> tuple[list[Path], dict
     day.mkdir(parents=True)
     bags = []
     for i in range(n):
-        d = day / f"{src[i % 2].name}_c{i:02d}"
-        shutil.copytree(src[i % 2], d)
+        d = day / f"{src[0].name}_c{i:02d}"
+        shutil.copytree(src[0], d)
         _rename_mcap(d)
-        relabel(d, notes=f"batch test copy {i}")
+        relabel(d, notes=f"batch test copy {i}", success=i % 3 != 2)
         bags.append(d)
     extra = {}
     if bad:

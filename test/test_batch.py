@@ -7,8 +7,10 @@ function as ``robot-capture retarget BAG``); the qa and export stages are in tes
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +203,10 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "o2" / "batch.sqlite").write_text("not sqlite " * 100)
     assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o2")]) == 2
     assert "not a batch ledger" in capsys.readouterr().err
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if importlib.util.find_spec("ray") is not None:
+        assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o3"), "--ray",
+                     f"127.0.0.1:{port}"]) == 2
+        assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import socket
 
 from robot_capture.batch.jobs import run_job
 
@@ -49,6 +50,13 @@ class RayBackend:
             import ray
         except ImportError:
             raise RayUnavailableError("--ray needs Ray: pip install 'robot_capture[ray]'") from None
+        host, _, port = self.address.rpartition(":")
+        if host and port.isdigit():  # fail in seconds, not after Ray's minutes of GCS retries
+            try:
+                socket.create_connection((host, int(port)), timeout=5).close()
+            except OSError as exc:
+                raise RayUnavailableError(f"cannot reach the Ray cluster at {self.address}: {exc.strerror or exc} "
+                                          f"(start one with `ray start --head`)") from None
         cwd = os.getcwd()
         try:
             if not ray.is_initialized():
