@@ -12,8 +12,9 @@ and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``).
 command and target message carries the header stamp of the input it came from.
 All logic lives in :class:`robot_capture.retarget.live.LiveRetarget`.
 
-Input floods: subscriptions are raw (no deserialization in the callback); a callback only
-keeps the newest message per topic with its receive time. The command timer deserializes
+Input floods: subscriptions are raw (no deserialization in the callback) and, with a fixed
+rate, KEEP_LAST 1 (the middleware drops what Python has not taken); a callback only keeps
+the newest message per topic with its receive time. The command timer deserializes
 the newest of each and steps, so a 10 kHz burst costs one cheap callback per message and
 the command rate holds; the dropped ones are counted (``input_flood`` in /diagnostics
 above ``flood_hz``). With ``rate_hz`` 0 every message is taken at once and stepped, through a
@@ -73,7 +74,9 @@ class RetargetNode(Node):
         self.cmd_pub = self.create_publisher(JointState, "/retarget/joint_command", 10)
         self.targets_pub = self.create_publisher(PoseArray, "/retarget/targets", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        qos = 50
+        # fixed rate: KEEP_LAST 1, so under a flood the DDS reader (C++) replaces unread samples and
+        # Python sees at most one callback per executor cycle; one command per input: a deep queue
+        qos = 1 if self.rate > 0 else 50
         self._latest: dict = {}  # key -> (raw CDR, receive time s): the newest message per input topic
         self._dropped = 0  # messages replaced unread since the last step
         self._last_step_s = -math.inf
