@@ -124,6 +124,28 @@ def test_c_filters_equal_numpy():
     np.testing.assert_allclose(res[0], res[1], rtol=0, atol=1e-12)
 
 
+@pytest.mark.skipif(_c is None, reason="C filters not built")
+def test_guard_limiter_c_equals_numpy_and_passes_in_limit_input():
+    """brake=False (the retargeter's guard behind the IK): C == NumPy, and an input that already
+    respects the velocity and acceleration limits comes out unchanged (no lag)."""
+    rng = np.random.default_rng(4)
+    n, dt = 9, 0.01
+    u = np.cumsum(rng.normal(size=(400, n)) * 0.5, axis=0) * 0.01  # |v| ~ up to a few rad/s, jumpy
+    res = []
+    for use_c in (True, False):
+        lim = RateLimiter(np.full(n, 2.0), 30.0, np.full(n, -3.0), np.full(n, 3.0), use_c=use_c, brake=False)
+        res.append(np.array([np.r_[lim(u[k], dt)] for k in range(len(u))]).reshape(len(u), -1))
+    np.testing.assert_allclose(res[0], res[1], rtol=0, atol=1e-12)
+    t = np.arange(300) * dt
+    smooth = np.outer(0.3 * (1 - np.cos(2 * np.pi * 0.5 * t)), np.ones(n))  # from rest, |v| <= 0.95, |a| <= 3
+    lim = RateLimiter(np.full(n, 2.0), 30.0, np.full(n, -3.0), np.full(n, 3.0), brake=False)
+    out = np.array([lim(x, dt)[0] for x in smooth])
+    np.testing.assert_allclose(out, smooth, atol=1e-12)
+    braking = RateLimiter(np.full(n, 2.0), 30.0, np.full(n, -3.0), np.full(n, 3.0))
+    lagged = np.array([braking(x, dt)[0] for x in smooth])
+    assert np.abs(lagged - smooth).max() > 1e-3  # the braking follower does lag a moving target
+
+
 def test_filters_converge_without_overshoot():
     n = 3
     g = CriticallyDampedFilter(n, 4.0)

@@ -69,12 +69,14 @@ static PyObject *critically_damped(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* rate_limit(q, v, target, vmax, amax, lower, upper, dt): q, v updated in place */
+/* rate_limit(q, v, target, vmax, amax, lower, upper, dt, brake=1): q, v updated in place;
+ * brake=0 drops the braking bound (a guard: an input within the limits passes unchanged) */
 static PyObject *rate_limit(PyObject *self, PyObject *args) {
     Py_buffer b[7];
     double dt;
+    int brake = 1;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "w*w*y*y*y*y*y*d", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &dt))
+    if (!PyArg_ParseTuple(args, "w*w*y*y*y*y*y*d|p", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &dt, &brake))
         return NULL;
     if (get_n(b, 7, &n) < 0) { release(b, 7); return NULL; }
     double *q = (double *)b[0].buf, *v = (double *)b[1].buf;
@@ -86,8 +88,8 @@ static PyObject *rate_limit(PyObject *self, PyObject *args) {
         double e = t - q[i];
         double ae = fabs(e);
         double adt = amax[i] * dt;
-        double vbrake = adt * (sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5);
-        double vdes = fmin(fmin(ae * inv_dt, vmax[i]), vbrake);
+        double vdes = fmin(ae * inv_dt, vmax[i]);
+        if (brake) vdes = fmin(vdes, adt * (sqrt(0.25 + ae * (2.0 / dt) / adt) - 0.5));
         vdes = copysign(vdes, e) - v[i];
         v[i] += fmin(fmax(vdes, -adt), adt);
         q[i] = fmin(fmax(q[i] + v[i] * dt, lo[i]), hi[i]);
@@ -99,7 +101,7 @@ static PyObject *rate_limit(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"one_euro", one_euro, METH_VARARGS, "one_euro(x, dx, u, dt, min_cutoff_hz, beta, d_cutoff_hz): in place"},
     {"critically_damped", critically_damped, METH_VARARGS, "critically_damped(x, v, u, dt, w): in place"},
-    {"rate_limit", rate_limit, METH_VARARGS, "rate_limit(q, v, target, vmax, amax, lower, upper, dt): in place"},
+    {"rate_limit", rate_limit, METH_VARARGS, "rate_limit(q, v, target, vmax, amax, lower, upper, dt, brake=1): in place"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -142,9 +142,9 @@ class RateLimiter:
 
     def __call__(self, target: np.ndarray, dt: float):
         """Advance by ``dt`` toward ``target``; returns (q, v)."""
-        if self.q is not None and self.use_c and self.brake:
+        if self.q is not None and self.use_c:
             _c.rate_limit(self.q, self.v, np.ascontiguousarray(target, dtype=float), self.vmax, self.amax,
-                          self.lower, self.upper, dt)
+                          self.lower, self.upper, dt, self.brake)
             return self.q.copy(), self.v.copy()
         target = np.minimum(np.maximum(target, self.lower), self.upper)
         if self.q is None:
