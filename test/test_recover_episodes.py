@@ -28,7 +28,7 @@ def _cdr(i):
 def _crashed(out, task, n=50):
     """A copy of a live episode taken mid-recording (what a SIGKILL leaves): no footer, no stop."""
     rec = Recorder(out / "live", writer_options=WriterOptions(flush_interval_s=0.05, chunk_size=512,
-                                                             background_flush=False))
+                                                             background_flush=False, async_io=False))
     rec.add_topic("/js", JS, [])
     path = rec.start_episode(EpisodeInfo(task=task, operator="ana"))
     for i in range(n):
