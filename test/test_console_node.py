@@ -22,9 +22,24 @@ from ros_util import wait_until
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(150)]
 
 
-def _cli(*args, timeout=60):
+def _exe(*args, timeout=60):
+    """The installed `robot-capture` executable, as a user runs it."""
     exe = Path(sys.executable).parent / "robot-capture"
     return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def _cli(*args):
+    """`robot-capture ...` in this process (argv parsing, the verb, its exit code and output): the
+    same code path without an interpreter start-up per call; _exe covers the executable."""
+    import contextlib
+    import io
+
+    from robot_capture.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(list(args))
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -77,14 +92,14 @@ def test_discard_last_and_relabel_through_the_cli(tmp_path, client):
     rec = recorder(tmp_path, ["/a"])
     try:
         wait_state(client, lambda s: s["ready"])
-        r = _cli("episode", "start", "--task", "pour water", "--operator", "ana")
+        r = _exe("episode", "start", "--task", "pour water", "--operator", "ana")
         assert r.returncode == 0, r.stderr
         bag = Path(r.stdout.strip())
         client.spin_for(0.8)
         r = _cli("episode", "success")
         assert r.returncode == 0 and r.stdout.splitlines()[0] == str(bag), r.stderr
         assert "success: true" in _cli("info", str(bag)).stdout
-        r = _cli("episode", "relabel", "--success", "false", "--notes", "cup slipped", "--task", "pour tea")
+        r = _exe("episode", "relabel", "--success", "false", "--notes", "cup slipped", "--task", "pour tea")
         assert r.returncode == 0, r.stderr
         info = _cli("info", str(bag)).stdout
         assert "success: false" in info and "cup slipped" in info and "task: pour tea" in info, info
@@ -114,7 +129,7 @@ def test_discard_last_and_relabel_through_the_cli(tmp_path, client):
         assert moved.is_dir() and not bag2.exists() and load_episode(moved).success is True
         assert bag.is_dir()  # only the last one moved
         # bad input: a clear one-line error, exit 1, nothing changed
-        r = _cli("episode", "relabel", "--success", "true")
+        r = _exe("episode", "relabel", "--success", "true")
         assert r.returncode == 1 and "no last episode" in r.stderr and "Traceback" not in r.stderr
         assert load_episode(moved).success is True
         r = _cli("episode", "discard-last")
@@ -131,23 +146,26 @@ def test_discard_last_and_relabel_through_the_cli(tmp_path, client):
 def test_second_recorder_refused(tmp_path, client):
     pump = StreamPump(["/a"])
     first = recorder(tmp_path, ["/a"])
+    others = []
     try:
         wait_state(client, lambda s: s["ready"])
         same_dir = recorder(tmp_path, ["/a"], name="recorder_b")  # another name, same output folder
-        assert same_dir.proc.wait(30) != 0
+        others.append(same_dir)
+        assert same_dir.proc.wait(60) != 0
         assert "another recorder" in same_dir.output() and "is writing to" in same_dir.output()
         (tmp_path / "other").mkdir()
         same_name = recorder(tmp_path / "other", ["/a"])  # same node name, other folder
-        assert same_name.proc.wait(30) == 3, same_name.output()
+        others.append(same_name)
+        assert same_name.proc.wait(60) == 3, same_name.output()
         assert "another node named /recorder is live" in same_name.output()
-        same_dir.close()
-        same_name.close()
         s = wait_state(client, lambda s: s["ready"] and not s["owner_problem"])
         bag = Path(client.command("start"))  # the first one still serves, alone
         client.spin_for(0.5)
         assert client.command("success").splitlines()[0] == str(bag)
         assert bag.parent == (tmp_path / "out").resolve() and s["node"] == "/recorder"
     finally:
+        for o in others:
+            o.close()
         pump.close()
         assert first.stop() == 0, first.output()
 

@@ -228,6 +228,16 @@ class EpisodeClient:
             raise EpisodeClientError(res.message)
         return res.message
 
+    def wait_ready(self, timeout_s: float = 20.0, poll_s: float = 0.25) -> dict:
+        """Poll :meth:`status` until the recorder is READY (every required stream fresh, or
+        REVIEW with them fresh); returns the last status (``ready`` False on timeout)."""
+        end = time.monotonic() + timeout_s
+        s = self.status()
+        while not s.get("ready") and time.monotonic() < end:
+            self.spin_for(poll_s)
+            s = self.status()
+        return s
+
     def status(self) -> dict:
         """The recorder's console state (see ``robot_capture.console.manager.EpisodeManager.status``)."""
         import json

@@ -68,13 +68,22 @@ class ConsoleShell:
             config=ManagerConfig(stream_lost_s=float(p("stream_lost_s")), silent_after_s=float(p("silent_after_s")),
                                  min_rate_fraction=float(p("min_rate_fraction")),
                                  optional=tuple(p("optional_streams") or ())))
-        self._started = self.get_clock().now().nanoseconds
+        import os
+        import socket
+        import time
+
+        # who started first wins: (started_ns, host, pid), published latched on ~/owner
+        self._owner_id = [time.time_ns(), socket.gethostname(), os.getpid()]
+        self._newer_than = None
 
     def setup_console(self) -> None:
         """Services, ~/console_state, the Joy subscription and the console timer."""
         p = self._p
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._state_pub = self.create_publisher(String, "~/console_state", latched)
+        self._owner_pub = self.create_publisher(String, "~/owner", latched)
+        self.create_subscription(String, "~/owner", self._on_owner, latched)
+        self._owner_pub.publish(String(data=json.dumps(self._owner_id)))
         for cmd, srv in SERVICES.items():
             self.create_service(Trigger, f"~/{srv}", lambda _q, r, _c=cmd: self._reply(r, lambda: self.command(_c)))
         self.create_service(Trigger, "~/split", self._srv_split)
@@ -135,12 +144,24 @@ class ConsoleShell:
             self._joy_problem = self._joy.problem
             self.get_logger().warning(self._joy.problem)
 
+    def _on_owner(self, msg) -> None:
+        """Another node with this name announced itself: the one that started later exits."""
+        try:
+            other = json.loads(msg.data)
+        except ValueError:
+            return
+        if other != self._owner_id and other[:1] and list(other) < self._owner_id:
+            self._newer_than = other
+
     def console_tick(self) -> None:
         """Sample the streams (auto-stop on a lost one), check the owner, publish ``~/console_state``."""
         self._check_owner()
-        if self.manager.owner_problem and (self.get_clock().now().nanoseconds - self._started) < float(
-                self._p("owner_check_s")) * 1e9 and not self.manager.recording:
-            msg = f"{self.manager.owner_problem}; this one exits"
+        if self.manager.owner_problem:  # a duplicate is in the graph: say who we are (again)
+            self._owner_pub.publish(String(data=json.dumps(self._owner_id)))
+        if self._newer_than is not None and not self.manager.recording:
+            _t, host, pid = self._newer_than
+            msg = (f"another node named {self.get_fully_qualified_name()} is live (pid {pid} on {host}, started "
+                   "earlier); one station has one recorder: this one exits")
             self.get_logger().error(msg)
             print(f"recorder: error: {msg}", file=sys.stderr)
             raise SystemExit(3)

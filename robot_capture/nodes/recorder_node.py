@@ -38,8 +38,9 @@ The same JSON is published on ``~/console_state`` (std_msgs/String, transient lo
 computed one at stop.
 
 One owner: the node holds ``<output_dir>/.recorder.lock`` (a second recorder on the same
-folder exits with an error), exits when another node with its fully qualified name is
-live within ``owner_check_s`` of its start, and refuses every start while one is seen.
+folder exits with an error); every recorder announces (start time, host, pid) on
+``~/owner`` (latched), and of two nodes with the same fully qualified name the one that
+started later exits (code 3); every start is refused while a duplicate is in the graph.
 
 Parameters (``--ros-args -p name:=value``):
     output_dir: "recordings"       topics: []  all: false  regex: ""  exclude: ""
@@ -62,7 +63,6 @@ Parameters (``--ros-args -p name:=value``):
     stream_lost_s: 2.0 (auto-stop)  silent_after_s: 1.0  min_rate_fraction: 0.5 (robot_capture.console.streams)
     tasks: [] (for ~/next_task)   console_rate_hz: 4.0 (stream sampling and ~/console_state)
     joy_map: "" (the shipped config/console_joy.yaml: sensor_msgs/Joy on /vr/buttons; "none" = off)
-    owner_check_s: 3.0 (duplicate node name check window at start-up)
 
 Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` status
 (state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
@@ -100,7 +100,7 @@ PARAMS = {
     "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100, "drain_batch": 64,
     "expected_streams": Parameter.Type.STRING_ARRAY, "optional_streams": Parameter.Type.STRING_ARRAY,
     "stream_lost_s": 2.0, "silent_after_s": 1.0, "min_rate_fraction": 0.5, "tasks": Parameter.Type.STRING_ARRAY,
-    "console_rate_hz": 4.0, "joy_map": "", "owner_check_s": 3.0,
+    "console_rate_hz": 4.0, "joy_map": "",
     "relabel_success": "", "relabel_task": "", "relabel_operator": "", "relabel_scene": "", "relabel_notes": "",
 }
 
