@@ -143,7 +143,6 @@ PARAM_HELP = {
     "tasks": "task list cycled by ~/next_task",
     "console_rate_hz": "stream sampling and ~/console_state rate",
     "joy_map": "sensor_msgs/Joy button map ('' = config/console_joy.yaml, none = off)",
-    "owner_check_s": "window at start-up to detect another node with the same name",
     "relabel_success": "~/relabel_last: new success label ('' = unchanged)",
     "relabel_task": "~/relabel_last: new task ('' = unchanged)",
     "relabel_operator": "~/relabel_last: new operator ('' = unchanged)",
