@@ -50,6 +50,7 @@ class LagEstimator:
         self.tau, self.window, self.tau_off = float(time_constant_s), float(window_s), float(offset_time_constant_s)
         self._hist_p = np.zeros((capacity, len(self.tasks), 3))
         self._hist_t = np.full(capacity, -np.inf)
+        self._arange = np.arange(capacity)
         self.lag_s = float("nan")
         self.reset(keep_estimate=False)
 
@@ -63,6 +64,10 @@ class LagEstimator:
         self._off = None
         if not keep_estimate:
             self.lag_s = float("nan")
+
+    def _order(self, m: int) -> np.ndarray:
+        """Ring indices of the newest ``m`` history entries, newest first."""
+        return (self._n - 1 - self._arange[:m]) % len(self._hist_t)
 
     def _command_positions(self, q_cmd) -> np.ndarray:
         kin = self.model._kin
@@ -107,11 +112,12 @@ class LagEstimator:
         d = p - prev
         speed = float(np.sqrt((d * d).sum(axis=1)).sum()) / elapsed
         if speed > 0.05 * len(self.tasks):  # m/s: only while the operator moves
-            m = min(self._n, cap)
-            age = self._t - self._hist_t[:m] if self._n <= cap else self._t - self._hist_t
-            ok = age <= self.window + 1e-9
-            e = self._hist_p[:m][ok] - (pc + self._off)
-            lag = float(age[ok][int(np.argmin((e * e).sum(axis=(1, 2))))])
+            # newest first: the ring's last K entries are the ones within the window
+            k = int(np.searchsorted(self._t - self._hist_t[self._order(min(self._n, cap))], self.window + 1e-9,
+                                    side="right"))
+            idx = self._order(max(k, 1))
+            e = self._hist_p[idx] - (pc + self._off)
+            lag = float(self._t - self._hist_t[idx[int(np.argmin((e * e).sum(axis=(1, 2))))]])
             a = el / (self.tau + el)
             self.lag_s = lag if not np.isfinite(self.lag_s) else self.lag_s + a * (lag - self.lag_s)
         return self.lag_s
