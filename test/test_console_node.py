@@ -205,3 +205,30 @@ def test_joy_buttons_drive_an_episode(tmp_path, client):
     finally:
         pump.close()
         assert rec.stop() == 0, rec.output()
+
+
+def test_station_namespace_separates_two_recorders(tmp_path, client):
+    """Station a's recorder (/a/recorder) and a root /recorder are two owners, not duplicates;
+    `episode --station a` drives only station a's."""
+    from console_util import NodeProc
+
+    pump = StreamPump(["/a"])
+    root = recorder(tmp_path, ["/a"])
+    (tmp_path / "sta").mkdir()
+    station = NodeProc(tmp_path / "sta", extra_args=("-r", "__ns:=/a"), output_dir=str(tmp_path / "sta" / "out"),
+                       topics=["/a"], expected_streams=["/a=20"], disk_min_free_mb=0.0, discovery_interval_s=0.3)
+    try:
+        wait_state(client, lambda s: s["ready"])
+        r = _cli("episode", "start", "--station", "a", "--task", "station a", "--timeout", "30")
+        assert r.returncode == 0, (r.stderr, station.output())
+        bag = Path(r.stdout.strip())
+        assert bag.parent == (tmp_path / "sta" / "out").resolve()
+        s = _cli("episode", "status", "--station", "a", "--json")
+        assert json.loads(s.stdout)["node"] == "/a/recorder" and json.loads(s.stdout)["state"] == "recording"
+        assert client.status()["state"] == "ready"  # the root station is untouched
+        assert _cli("episode", "success", "--station", "a").returncode == 0
+        assert root.alive() and station.alive()
+    finally:
+        pump.close()
+        station.stop()
+        assert root.stop() == 0, root.output()
