@@ -65,13 +65,14 @@ def stop_node(proc, sig=None, timeout: float = 10.0) -> tuple[int, str]:
     return proc.returncode, out or ""
 
 
-def loose_mapping(directory, robot: str = "g1", stale_after_s: float = 30.0):
+def loose_mapping(directory, robot: str = "g1", stale_after_s: float = 30.0, **overrides):
     """A copy of ``config/robots/<robot>.yaml`` whose stale-input limit no loaded machine reaches.
 
     For tests of what the retarget node computes (stamps, flags, live == offline): on a starved
     2-core machine a fresh input may be handled more than the shipped 0.1 s after its stamp and
     be held as 'stale', which is the staleness rule working, not the behaviour under test (that
-    rule has its own tests with inputs stamped in the past). Returns the YAML path.
+    rule has its own tests with inputs stamped in the past). ``overrides``: other top-level keys
+    to replace (e.g. ``velocity_limits``). Returns the YAML path.
     """
     from pathlib import Path
 
@@ -82,6 +83,7 @@ def loose_mapping(directory, robot: str = "g1", stale_after_s: float = 30.0):
     doc = yaml.safe_load((config_dir() / "robots" / f"{robot}.yaml").read_text())
     if "stale_after_s" in doc:
         doc["stale_after_s"] = float(stale_after_s)
+    doc.update(overrides)
     path = Path(directory) / f"{robot}_loose.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

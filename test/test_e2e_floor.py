@@ -49,6 +49,18 @@ FILTER_TOL_P95_RAD = 1e-3
 FILTER_TOL_MAX_RAD = 1e-2
 
 
+def _mapping(directory):
+    """G1 with a stale limit no loaded machine reaches and teleop limits this clip never meets.
+
+    With velocity bounds inside the IK (3 rad/s teleop), a warm-started 3-iteration solve that
+    saturates keeps a memory of where it started: the node, which has been looping the clip
+    since before the episode, and an offline run from frame 0 would then differ by their
+    histories, not by anything the node does. Unsaturated limits make the comparison exact
+    on what the node computes (filter, limits, stamps), the subject of this test.
+    """
+    return loose_mapping(directory, velocity_limits={"default": 40.0}, acceleration_limit=4000.0)
+
+
 def _cli() -> list[str]:
     """The installed `robot-capture` (as a user runs it); `python -m robot_capture.cli` would
     import a source checkout in the working directory instead of the installed package."""
@@ -95,7 +107,7 @@ def floor(tmp_path):
     # fresh inputs here, or live != offline for a reason that is not the one under test
     # and no auto-stop of the episode when a starved stream is silent for a while (stream_lost_s:
     # the console's subject): the episodes here end when the test says so
-    cfg["parameters"] = {"retarget": {"robot": str(loose_mapping(tmp_path))}, "recorder": {"stream_lost_s": 600.0}}
+    cfg["parameters"] = {"retarget": {"robot": str(_mapping(tmp_path))}, "recorder": {"stream_lost_s": 600.0}}
     specs = graph.build(cfg, sim=True, overrides={"clip": CLIP, "output_dir": str(out_dir), "robot": "g1"})
     log_path = tmp_path / "floor.log"
     log = open(log_path, "w")
@@ -181,8 +193,9 @@ def test_floor_records_kept_and_discarded_episodes(floor, tmp_path, data_dir):
 
     # ---- joint commands == offline `robot-capture retarget --source exo` of the same clip
     traj = tmp_path / "offline.npz"
-    res_cli = subprocess.run([*_cli(), "retarget", CLIP, "--robot", "g1",
-                              "--source", "exo", "--out", str(traj), "--quiet"],
+    res_cli = subprocess.run([*_cli(), "retarget", CLIP, "--robot", str(_mapping(tmp_path)),
+                              "--source", "exo", "--limits", "teleop", "--filter", "mapping",  # as the live node
+                              "--out", str(traj), "--quiet"],
                              capture_output=True, text=True, timeout=120)
     assert res_cli.returncode == 0, res_cli.stdout + res_cli.stderr
     off = np.load(traj)
