@@ -92,7 +92,9 @@ def bench_offline(robot: str, clips: list[Path], repeat: int) -> list[dict]:
     for path in clips:
         clip = load_bvh(path)
         batch = clip.human_poses()
-        retargeter = Retargeter(robot, Calibration.from_poses(batch))
+        # the offline defaults of retarget_clip: URDF limits, no filter, no lag estimate
+        retargeter = Retargeter(robot, Calibration.from_poses(batch), limits="urdf", filter={"type": "none"})
+        retargeter.estimate_lag = False
         if retargeter.solver.backend != "c":  # the figures are those of the C IK solver, or none
             raise SystemExit(f"error: the retargeter runs IK backend {retargeter.solver.backend!r}, not 'c'")
         best = {"core_cpu": math.inf, "core_wall": math.inf, "e2e_cpu": math.inf}

@@ -170,7 +170,8 @@ def test_offline_lag_estimate_small_live_limits_lag_more(data_dir):
     from robot_capture.retarget.offline import retarget_clip
 
     path = data_dir / "motion" / "cmu_05_02_dance_expressive_arms.bvh"
-    off = retarget_clip(path, "g1")
+    off = retarget_clip(path, "g1", estimate_lag=True)
+    assert np.isnan(retarget_clip(path, "g1").lag_s).all()  # offline default: not estimated (cost)
     live = retarget_clip(path, "g1", limits="teleop", filter="mapping")
     lag_off, lag_live = np.nanmedian(off.lag_s), np.nanmedian(live.lag_s)
     assert lag_off < 0.05 and lag_live > 0.08, (lag_off, lag_live)

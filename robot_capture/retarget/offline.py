@@ -236,7 +236,7 @@ def tracked_tasks(retargeter) -> list[int]:
 
 def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Calibration | None = None,
                   progress=None, retargeter: Retargeter | None = None, limits: str = "urdf",
-                  filter: str = "none") -> RetargetResult:
+                  filter: str = "none", estimate_lag: bool | None = None) -> RetargetResult:
     """Retarget a BVH clip onto ``robot`` through ``source`` (``bvh``|``exo``|``vr``).
 
     Args:
@@ -247,6 +247,8 @@ def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Cal
             (the live safety limits), see :class:`Retargeter`.
         filter: ``none`` (default offline: the IK output is already within the limits, and a
             causal filter only adds lag) or ``mapping`` (the mapping's live filter).
+        estimate_lag: fill ``lag_s`` (default: with teleop limits only; it costs about two IK
+            solves per frame, and with URDF limits the command does not lag: ``lag_s`` is NaN).
     Raises:
         ValueError: malformed BVH (``file:line``) or unknown source. KeyError: unknown robot.
     """
@@ -264,6 +266,8 @@ def retarget_clip(path, robot: str = "g1", source: str = "bvh", calibration: Cal
             raise ValueError(f"filter must be 'none' or 'mapping', not {filter!r}")
         retargeter = Retargeter(robot, calibration, limits=limits,
                                 filter={"type": "none"} if filter == "none" else None)
+        # URDF limits: no lag worth its cost (lag_s NaN) unless asked for
+        retargeter.estimate_lag = limits == "teleop" if estimate_lag is None else bool(estimate_lag)
     else:
         retargeter.reset()
     return retarget_poses(batch, retargeter, progress=progress, source=source, clip=clip.path)

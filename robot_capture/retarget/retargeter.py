@@ -337,9 +337,14 @@ class Retargeter:
         self.last_stamp = stamp
         self.has_command = True
 
+    #: feed the lag estimate each step (live: published in /diagnostics). Offline re-retargets
+    #: with URDF limits turn it off: it costs more than the IK solve itself (~2/3 of a step).
+    estimate_lag = True
+
     def _update_lag(self, targets: np.ndarray, dt: float):
-        """Feed the lag estimate (:class:`~robot_capture.retarget.lag.LagEstimator`)."""
-        self.lag_s = self._lag.update(targets, self.q_cmd, dt)
+        """Feed the lag estimate (:class:`~robot_capture.retarget.lag.LagEstimator`), if ``estimate_lag``."""
+        if self.estimate_lag:
+            self.lag_s = self._lag.update(targets, self.q_cmd, dt)
 
     def step_targets(self, targets: np.ndarray, t: float, stamp: float, flags=()) -> RetargetOutput:
         """IK + filter + limits for precomputed targets (ntarget,4,4) (relative to each task's root)."""
