@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-CLIP = "cmu_05_02_dance_expressive_arms.bvh"
+CLIP = "cmu_02_06_bend_scoop_up_lift_arm.bvh"
 FLOOR_NICE = -5
 
 

@@ -37,7 +37,7 @@ def test_demo_records_labelled_episodes_and_prints_info_and_qa(tmp_path):
         assert f"$ robot-capture info {bag}" in text
         custom = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["custom_data"]
         labels.append((custom["episode.task"], custom["episode.operator"], custom["episode.success"]))
-    assert labels == [("expressive_arms", "demo_operator", "true"), ("expressive_arms", "demo_operator", "false")]
+    assert labels == [("scoop_lift", "demo_operator", "true"), ("scoop_lift", "demo_operator", "false")]
     assert len(qa_lines) == 2
     from robot_capture.episodes import read_verdict
 

@@ -48,8 +48,8 @@ def test_recorder_records_every_expected_topic():
     assert set(expected) <= set(rec.parameters["topics"])
     assert expected["/joint_states"] == 500.0
     assert expected["/camera/head/image_raw"] == 30.0
-    # the shipped sim clip is 60 Hz (Frame Time 0.016667 in its header)
-    assert abs(expected["/exo/joint_states"] - 60.0) < 0.01
+    # the shipped sim clip is 30 Hz (Frame Time 0.033334 in its header)
+    assert abs(expected["/exo/joint_states"] - 30.0) < 0.01
 
 
 def test_overrides_reach_node_parameters(tmp_path):

@@ -59,7 +59,7 @@ class CameraSection(BaseModel):
 
 class SimSection(BaseModel):
     model_config = STRICT_KEYS
-    clip: str = "cmu_05_02_dance_expressive_arms.bvh"
+    clip: str = "cmu_02_06_bend_scoop_up_lift_arm.bvh"
     loop: bool = True
     joint_state_rate_hz: float = Field(500.0, gt=0)
     time_constant_s: float = Field(0.05, gt=0)

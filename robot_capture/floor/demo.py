@@ -25,8 +25,8 @@ from typing import TextIO
 from robot_capture.floor import graph
 from robot_capture.floor.launcher import Supervisor
 
-DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
-TASK = "expressive_arms"
+DEFAULT_CLIP = "cmu_02_06_bend_scoop_up_lift_arm.bvh"
+TASK = "scoop_lift"
 OPERATOR = "demo_operator"
 
 

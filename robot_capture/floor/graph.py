@@ -467,7 +467,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
             "time_constant_s": float(simc.get("time_constant_s", 0.05)),
         })
         add("mocap_replay", "mocap_replay", {
-            "clip": str(resolve_clip(str(simc.get("clip", "cmu_05_02_dance_expressive_arms.bvh")))),
+            "clip": str(resolve_clip(str(simc.get("clip", "cmu_02_06_bend_scoop_up_lift_arm.bvh")))),
             "loop": _bool(simc.get("loop", True)),
         })
     unknown = set(extra) - {s.name for s in specs}

@@ -26,7 +26,7 @@ from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.replay import VR_NAMES, ClipReplay
 from robot_capture.sim.ticker import Ticker
 
-DEFAULT_CLIP = "cmu_05_02_dance_expressive_arms.bvh"
+DEFAULT_CLIP = "cmu_02_06_bend_scoop_up_lift_arm.bvh"
 
 
 class MocapReplayNode(Node):

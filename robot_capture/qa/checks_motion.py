@@ -219,7 +219,9 @@ def _longest_run_s(t_ns: np.ndarray, mask: np.ndarray) -> float:
 def command(ctx: EpisodeContext) -> list[Finding]:
     """Frozen or jumping command, within the active part (idle head and tail excluded):
     an identical command for >= ``frozen_fraction`` of it in a row warns; a velocity step
-    of more than ``jump_sigma`` standard deviations of the steps (per joint) warns.
+    of more than ``jump_sigma`` standard deviations of the steps (per joint), and at least
+    ``jump_min_rad_s`` in size, warns (the floor keeps a nearly still joint, whose steps have a
+    tiny deviation, from reporting a twitch of 0.0 rad/s as a jump).
     Non-finite samples are the retarget check's finding and are skipped here."""
     c = ctx.config.command
     cmd = joints(ctx, ctx.config.retarget.command_topic)
@@ -255,7 +257,8 @@ def command(ctx: EpisodeContext) -> list[Finding]:
     med = np.mean(acc, axis=0)
     sd = np.std(acc, axis=0)
     sd = np.where(sd > 1e-9, sd, np.inf)
-    z = np.abs(acc - med) / sd
+    dev = np.abs(acc - med)
+    z = np.where(dev >= c.jump_min_rad_s, dev / sd, 0.0)
     zmax = float(z.max()) if z.size else 0.0
     ctx.metrics["command"]["max_jump_sigma"] = round(zmax, 2) if math.isfinite(zmax) else None
     if zmax > c.jump_sigma:

@@ -89,6 +89,7 @@ class Retarget(_M):
 class Command(_M):
     frozen_fraction: float = 0.05
     jump_sigma: float = 8.0
+    jump_min_rad_s: float = 1.0
 
 
 class Labels(_M):
