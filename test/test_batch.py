@@ -210,3 +210,17 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path, capsys):
         assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o3"), "--ray",
                      f"127.0.0.1:{port}"]) == 2
         assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_killed_attempts_temp_output_is_removed_by_the_next_attempt(tmp_path):
+    """A runner or worker killed mid-job leaves ``.<out>.tmp.<pid>``; the next attempt at that
+    output removes it (the ledger runs one attempt per bag at a time), other outputs' stay."""
+    from robot_capture.batch.jobs import _tmp_dir
+
+    final = tmp_path / "bags" / "ep_0001"
+    stale = tmp_path / "bags" / ".ep_0001.tmp.999999"
+    other = tmp_path / "bags" / ".ep_0002.tmp.999999"
+    for d in (stale, other):
+        (d / "x").mkdir(parents=True)
+    tmp = _tmp_dir(final)
+    assert not stale.exists() and other.exists() and tmp.parent == final.parent and not tmp.exists()

@@ -161,9 +161,13 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 
 def _tmp_dir(final: Path) -> Path:
+    """A fresh temp directory beside ``final`` (hidden, pid-suffixed). Temp directories of
+    earlier attempts at the same output (a worker or runner killed mid-job) are removed: the
+    ledger runs one attempt per bag at a time, so any other one is dead."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp.*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = final.with_name(f".{final.name}.tmp.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     return tmp
 
 
