@@ -273,7 +273,13 @@ class RecorderNode(ConsoleShell, Node):
     # ---------------------------------------------------------------- discovery
     def discover(self) -> None:
         """Subscribe to every selected topic not yet subscribed; flag type changes."""
-        for topic, types in self.selection.select(self.get_topic_names_and_types()):
+        try:
+            names = self.get_topic_names_and_types()
+        except Exception:  # noqa: BLE001 - a timer that fires while the context shuts down (SIGINT)
+            if self.context.ok():
+                raise
+            return
+        for topic, types in self.selection.select(names):
             if topic in self._subs:
                 if self.rec.episode is None:  # between episodes: the next bag gets the current offers
                     self.rec.set_offered_qos(topic, offered_qos(self, topic, self.rec.topics.get(topic)))
