@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -219,6 +220,12 @@ def test_station_namespace_separates_two_recorders(tmp_path, client):
                        topics=["/a"], expected_streams=["/a=20"], disk_min_free_mb=0.0, discovery_interval_s=0.3)
     try:
         wait_state(client, lambda s: s["ready"])
+        deadline = time.monotonic() + 60  # station a's recorder sees /a on its own discovery
+        while time.monotonic() < deadline:
+            st = _cli("episode", "status", "--station", "a", "--json")
+            if st.returncode == 0 and json.loads(st.stdout).get("ready"):
+                break
+            time.sleep(0.5)
         r = _cli("episode", "start", "--station", "a", "--task", "station a", "--timeout", "30")
         assert r.returncode == 0, (r.stderr, station.output())
         bag = Path(r.stdout.strip())
