@@ -95,6 +95,8 @@ setup(
         # chunk compression in bags (the mcap reader imports these lazily)
         "lz4>=3",
         "zstandard>=0.18",
+        # CRC-32 of every chunk written and read, 3-4x Debian's zlib (robot_capture/bag/crc.py)
+        "zlib-ng>=0.4",
         # config schemas (robot_capture/config_schema.py)
         "pydantic>=2.5",
         # LeRobot v3.0 export: parquet, video (FFmpeg)

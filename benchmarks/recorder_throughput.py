@@ -164,7 +164,7 @@ def _dds_env(base: dict, kind: str) -> dict:
 
 
 def run_once(duration: float, cameras: int, compression: str, level, chunk_size: int, out_dir: Path,
-             transport: str = "shipped", pub_depth_s: float = 1.0) -> dict:
+             transport: str = "shipped", pub_depth_s: float = 1.0, extra_params=()) -> dict:
     rec_kind, pub_kind = TRANSPORTS[transport]
     env = _dds_env(dict(os.environ), pub_kind)
     rec_env = _dds_env(dict(os.environ), rec_kind)
@@ -176,6 +176,8 @@ def run_once(duration: float, cameras: int, compression: str, level, chunk_size:
               "-p", "disk_min_free_mb:=500.0", "-p", "discovery_interval_s:=0.5"]
     if level is not None:
         params += ["-p", f"compression_level:={level}"]
+    for kv in extra_params:
+        params += ["-p", kv]
     rec_log = open(out_dir.parent / f"recorder_{cameras}cam.log", "wb")
     rec = subprocess.Popen([*node_command("robot_capture.nodes.recorder_node"), "--ros-args", *params],
                            stdout=rec_log, stderr=subprocess.STDOUT, env=rec_env)
@@ -240,8 +242,10 @@ def main(argv=None) -> int:
     ap.add_argument("--pub-depth-s", type=float, default=1.0,
                     help="publishers' KEEP_LAST depth in seconds of messages (default 1 s: 30 frames, "
                          "1000 joint states); the recorder cannot deepen a publisher's history")
-    ap.add_argument("--writer-seconds", type=float, default=10.0, help="seconds of load for writer-only figures")
+    ap.add_argument("--writer-seconds", type=float, default=10.0, help="seconds of load for writer-only figures (default %(default)s; 0 = skip them)")
     ap.add_argument("--keep", action="store_true", help="keep the bags (printed paths)")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="a recorder node parameter, repeatable (default: none, the shipped defaults)")
     ap.add_argument("--publisher", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cameras", type=int, default=3, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -268,7 +272,8 @@ def main(argv=None) -> int:
             cams = 3 * scale
             out = tmp / f"x{scale}_{transport}" / "out"
             out.mkdir(parents=True)
-            res = run_once(a.duration, cams, a.compression, a.level, a.chunk_size, out, transport, a.pub_depth_s)
+            res = run_once(a.duration, cams, a.compression, a.level, a.chunk_size, out, transport, a.pub_depth_s,
+                           a.param)
             print(f"\n== {cams} cameras 640x480 rgb8 @30 Hz + JointState 30 joints @1 kHz + exo 14 joints @200 Hz, "
                   f"transport {transport} (load avg {os.getloadavg()[0]:.2f})")
             results.append((cams, transport, res))
@@ -282,7 +287,7 @@ def main(argv=None) -> int:
                 print(f"bag: {res['bag']}")
             else:
                 shutil.rmtree(Path(res["bag"]), ignore_errors=True)
-            if transport != transports[-1]:
+            if transport != transports[-1] or a.writer_seconds <= 0:
                 continue
             from robot_capture.bag.bench import compare_writers
 

@@ -37,9 +37,11 @@ import pytest
 
 from robot_capture.floor import graph
 
+import _browser
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor"), pytest.mark.timeout(300)]
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = _browser.CHROMIUM
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -331,8 +333,7 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
         assert code == 400 and "at most 200" in body["reply"], body
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            browser = _browser.launch(p)
             page = browser.new_page(viewport={"width": 1100, "height": 1100})
             page.goto(f"http://127.0.0.1:{port}/")
             tally = page.locator("#tally")
@@ -365,7 +366,7 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
             page.click("#btn-toggle")
             expect(tally).to_have_class("red", timeout=10000)
             page.wait_for_timeout(1500)
-            shot = page.screenshot()
+            shot = _browser.screenshot(page)
             (tmp_path / "console_session.png").write_bytes(shot)
             page.click("#btn-success")
             expect(tally).not_to_have_class("red", timeout=10000)

@@ -18,6 +18,7 @@ import pytest
 from robot_capture.episodes import load_episode, read_verdict, relabel
 from robot_capture.qa.run import qa_episode, qa_paths
 
+import _browser
 import _qa_defects as D
 from _qa_floor import record_clean_episode
 
@@ -147,8 +148,7 @@ def test_report_of_a_day_in_headless_chromium(clean, tmp_path):
     assert summary["total"]["episodes"] == 6
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        browser = _browser.launch(p)
         page = browser.new_page(viewport={"width": 1300, "height": 1500})
         page.goto(out.as_uri())
         n_img = page.evaluate("document.images.length")
@@ -157,7 +157,7 @@ def test_report_of_a_day_in_headless_chromium(clean, tmp_path):
         rows = page.eval_on_selector_all("#episodes tr", "rs => rs.slice(1).map(r => Array.from(r.cells).map(c => c.innerText))")
         tables = page.eval_on_selector_all("table", "ts => ts.map(t => Array.from(t.rows).map(r => Array.from(r.cells).map(c => c.innerText)))")
         links_ok = page.evaluate("Array.from(document.querySelectorAll('#episodes a')).every(a => document.getElementById(a.getAttribute('href').slice(1)))")
-        page.screenshot(path=str(tmp_path / "report.png"))
+        _browser.screenshot(page, path=str(tmp_path / "report.png"))
         browser.close()
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert n_img >= 6 * 3 and broken == 0  # 2 camera strips + 1 figure per episode

@@ -24,8 +24,9 @@ payload bytes cannot be detected (say so when a bag has no CRCs).
 from __future__ import annotations
 
 import struct
-import zlib
 from dataclasses import dataclass
+
+from robot_capture.bag.crc import crc32
 
 __all__ = ["ChunkDamagedError", "DamagedChunk", "MAX_CHUNK_BYTES", "chunk_records", "decode_chunk_body",
            "plausible_chunk_at"]
@@ -113,8 +114,10 @@ def decode_chunk_body(body, validate_crc: bool = True) -> tuple[int, int, bytes]
     data = _decompress(compression, memoryview(body)[at:], usize)
     if len(data) != usize:
         raise ChunkDamagedError(f"decompressed to {len(data)} bytes, header says {usize}")
-    if validate_crc and crc and zlib.crc32(data) != crc:
-        raise ChunkDamagedError(f"CRC mismatch (stored {crc:#010x}, computed {zlib.crc32(data):#010x})")
+    if validate_crc and crc:
+        got = crc32(data)
+        if got != crc:
+            raise ChunkDamagedError(f"CRC mismatch (stored {crc:#010x}, computed {got:#010x})")
     return start, end, data
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from typing import Dict, List
 
 from mcap.data_stream import RecordBuilder
@@ -43,6 +42,7 @@ from mcap.records import (
 )
 from mcap.writer import MCAP0_MAGIC
 
+from robot_capture.bag.crc import crc32, crc32_parts
 from robot_capture.bag.errors import DISK_FULL_ERRNOS, BagDiskFullError, BagWriteError
 
 __all__ = ["COMPRESSIONS", "McapFileWriter", "SealedChunk"]
@@ -55,6 +55,7 @@ _U32 = struct.Struct("<I").pack
 _U64 = struct.Struct("<Q").pack
 _MSG_OVERHEAD = 9 + 22
 _INF = (1 << 64) - 1
+_MAX_UNJOINED_PARTS = 1024  # an uncompressed chunk of at most this many parts is written without a join
 
 
 def _compressor(name: str, level: int | None):
@@ -250,16 +251,24 @@ class McapFileWriter:
         return self._sealed_bytes - self._written_sealed_bytes
 
     def _write_chunk(self, sealed: "SealedChunk") -> int:
-        payload = b"".join(sealed.parts)
-        usize = len(payload)
-        crc = zlib.crc32(payload) if self._chunk_crc else 0
-        comp = self._compress(payload) if self._compress is not None else payload
+        parts = sealed.parts
+        if self._compress is None and len(parts) <= _MAX_UNJOINED_PARTS:
+            # few, large parts (camera frames): CRC and writev them in place, no 4 MB join copy
+            usize = sealed.size
+            crc = crc32_parts(parts) if self._chunk_crc else 0
+            comp_len, comp_bufs = usize, parts
+        else:
+            payload = b"".join(parts)
+            usize = len(payload)
+            crc = crc32(payload) if self._chunk_crc else 0
+            comp = self._compress(payload) if self._compress is not None else payload
+            comp_len, comp_bufs = len(comp), [comp]
         name = self._compression.encode()
-        body_len = 8 + 8 + 8 + 4 + 4 + len(name) + 8 + len(comp)
+        body_len = 8 + 8 + 8 + 4 + 4 + len(name) + 8 + comp_len
         head = _CHUNK_HEAD.pack(6, body_len, sealed.start, sealed.end, usize, crc)
         chunk_offset = self.pos
         chunk_length = 9 + body_len
-        bufs = [head, _U32(len(name)), name, _U64(len(comp)), comp]
+        bufs = [head, _U32(len(name)), name, _U64(comp_len), *comp_bufs]
         idx_offsets = {}
         at = chunk_offset + chunk_length
         for cid, lst in sealed.index.items():
@@ -278,7 +287,7 @@ class McapFileWriter:
             message_start_time=sealed.start, message_end_time=sealed.end,
             chunk_start_offset=chunk_offset, chunk_length=chunk_length,
             message_index_offsets=idx_offsets, message_index_length=at - chunk_offset - chunk_length,
-            compression=self._compression, compressed_size=len(comp), uncompressed_size=usize))
+            compression=self._compression, compressed_size=comp_len, uncompressed_size=usize))
         counts = dict(self._stat_counts)
         for cid, lst in sealed.index.items():
             counts[cid] = counts.get(cid, 0) + len(lst) // 2
@@ -355,8 +364,8 @@ class McapFileWriter:
             for o in offsets:
                 o.write(b)
             summary = b.end()
-            crc = zlib.crc32(summary)
-            crc = zlib.crc32(struct.pack("<BQQQ", Opcode.FOOTER, 20, summary_start, summary_offset_start), crc)
+            crc = crc32(summary)
+            crc = crc32(struct.pack("<BQQQ", Opcode.FOOTER, 20, summary_start, summary_offset_start), crc)
             footer = self._record(Footer(summary_start=summary_start,
                                          summary_offset_start=summary_offset_start, summary_crc=crc))
             self._write([data_end, summary, footer, MCAP0_MAGIC])

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -31,6 +30,7 @@ from mcap.exceptions import McapError
 from mcap.reader import McapReader, make_reader
 
 from robot_capture.bag.chunks import ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body, message_fields
+from robot_capture.bag.crc import crc32
 from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
 from robot_capture.bag.metadata import METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta, read_metadata
 from robot_capture.bag.qos import load_qos_list
@@ -380,7 +380,7 @@ def _load_summary(f: Path, bag: Path):
                     raise IncompleteBagFileError(f"{f}: footer points outside the file; {hint}")
                 h.seek(s_start)
                 body = h.read(size - 8 - 4 - s_start)
-                if zlib.crc32(body) != s_crc:
+                if crc32(body) != s_crc:
                     raise IncompleteBagFileError(f"{f}: summary fails its CRC (damaged); {hint}")
             h.seek(0)
             summary = make_reader(h).get_summary()

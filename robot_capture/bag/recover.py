@@ -37,7 +37,6 @@ import mmap
 import os
 import shutil
 import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
