@@ -312,3 +312,49 @@ def test_pose_array_cdr_matches_rclpy_serialization():
             ref = pose_array_msg(Time(sec=1795240000, nanosec=123456789), frame, list(T))
             assert len(data) == len(serialize_message(ref))
             assert deserialize_message(data, PoseArray) == ref
+
+
+def test_polled_inputs_follow_the_remaps_and_a_flood_is_flagged(ros_node, exo_stream, g1_mapping):
+    """At a fixed rate the inputs are polled through the hidden companion node
+    ``_<name>_input``: a ``__node`` remap names the retarget node only (one node of that name),
+    a topic remap reaches the polled subscription, and a burst far above ``flood_hz`` (the
+    middleware keeps only the newest reading) is counted from the sequence gaps and flagged."""
+    names, readings = exo_stream
+    proc = start_node("robot_capture.nodes.retarget_node",
+                      {"robot": g1_mapping, "source": "exo", "rate_hz": 50.0, "diagnostics_rate_hz": 0.0,
+                       "flood_hz": 500.0},
+                      "-r", "__node:=retarget_left", "-r", "/exo/joint_states:=/exo_left/joint_states")
+    try:
+        node, ex = ros_node
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import JointState
+
+        cmds, diags = [], []
+        node.create_subscription(JointState, "/retarget/joint_command", cmds.append, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 100)
+        pub = node.create_publisher(JointState, "/exo_left/joint_states", 10)
+        assert spin_until(ex, lambda: pub.get_subscription_count() > 0, timeout=60.0), "no polled subscription"
+        graph = node.get_node_names()
+        assert graph.count("retarget_left") == 1 and "_retarget_left_input" in graph, graph
+
+        def send(i):
+            msg = JointState(name=list(names), position=[float(v) for v in readings[i % len(readings)]])
+            msg.header.stamp = node.get_clock().now().to_msg()
+            pub.publish(msg)
+
+        def flags():
+            out = set()
+            for d in diags:
+                vals = {kv.key: kv.value for kv in d.status[0].values}
+                out |= {f.split(":")[0] for f in vals.get("flags", "").split(",") if f}
+            return out
+
+        assert spin_until(ex, lambda: send(0) or bool(cmds), timeout=30.0), "no command from the remapped input"
+        cmds.clear(), diags.clear()
+        for i in range(3000):  # as fast as this process publishes: well above 500 Hz
+            send(i)
+        assert spin_until(ex, lambda: "input_flood" in flags(), timeout=10.0), flags()
+        assert cmds and all(np.all(np.isfinite(c.position)) for c in cmds)
+    finally:
+        code, out = stop_node(proc)
+    assert code == 0, out

@@ -12,18 +12,22 @@ and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``).
 command and target message carries the header stamp of the input it came from.
 All logic lives in :class:`robot_capture.retarget.live.LiveRetarget`.
 
-Input floods: subscriptions are raw (no deserialization in the callback) and, with a fixed
-rate, KEEP_LAST 1 (the middleware drops what Python has not taken); a callback only keeps
-the newest message per topic with its receive time. The command timer deserializes
-the newest of each and steps, so a 10 kHz burst costs one cheap callback per message and
-the command rate holds; the dropped ones are counted (``input_flood`` in /diagnostics
-above ``flood_hz``). With ``rate_hz`` 0 every message is taken at once and stepped, through a
-token bucket (1 kHz, bursts of 20): a flood gives at most 1 kHz of commands, bunched
-deliveries still get one command each.
+Input floods: with a fixed rate the input subscriptions are polled
+(:mod:`robot_capture.nodes._polled`): KEEP_LAST 1 subscriptions of the companion node
+``_retarget_input``, which no executor spins, so the middleware (C++) keeps only the newest
+message and Python is never woken per message.
+The command timer takes the newest of each topic (raw CDR), deserializes it and steps, so
+a 10 kHz burst costs Python nothing and the command rate holds. The messages the
+middleware replaced unread are counted from the gaps in each publisher's sequence
+numbers (``input_flood`` in /diagnostics above ``flood_hz``); the receive time is the
+middleware's. With ``rate_hz`` 0 every message is taken at once by a callback and stepped,
+through a token bucket (1 kHz, bursts of 20): a flood gives at most 1 kHz of commands,
+bunched deliveries still get one command each.
 """
 from __future__ import annotations
 
 import math
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray, PoseStamped
@@ -34,6 +38,7 @@ from std_msgs.msg import Bool
 
 from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_cdr,
                                           pose_array_to_matrices, pose_to_matrix, stamp_to_sec)
+from robot_capture.nodes._polled import input_node, take
 from robot_capture.nodes._run import StartupError, declare, run
 
 
@@ -74,8 +79,8 @@ class RetargetNode(Node):
         self.cmd_pub = self.create_publisher(JointState, "/retarget/joint_command", 10)
         self.targets_pub = self.create_publisher(PoseArray, "/retarget/targets", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # fixed rate: KEEP_LAST 1, so under a flood the DDS reader (C++) replaces unread samples and
-        # Python sees at most one callback per executor cycle; one command per input: a deep queue
+        # fixed rate: KEEP_LAST 1, polled, so under a flood the DDS reader (C++) replaces unread samples
+        # and Python never sees them; one command per input (rate 0): callbacks and a deep queue
         qos = 1 if self.rate > 0 else 50
         self._latest: dict = {}  # key -> (raw CDR, receive time s): the newest message per input topic
         self._dropped = 0  # messages replaced unread since the last step
@@ -83,14 +88,18 @@ class RetargetNode(Node):
         self._tokens = 20.0  # rate_hz 0: steps allowed now (refilled at 1 kHz, bursts of 20 pass)
         self._bucket_t = self._now_s()
         if self.source in ("exo", "direct"):
-            self.create_subscription(JointState, "/exo/joint_states", lambda d: self._on_raw("exo", d), qos, raw=True)
-        else:
-            for side in ("left", "right"):  # hands first: a hand is used with the next pose
-                self.create_subscription(PoseArray, f"/vr/{side}_hand", lambda d, s=side: self._on_raw(f"hand:{s}", d),
-                                         qos, raw=True)
-            for name in ("head", "left_wrist", "right_wrist"):
-                self.create_subscription(PoseStamped, f"/vr/{name}", lambda d, n=name: self._on_raw(n, d), qos,
-                                         raw=True)
+            inputs = [("exo", JointState, "/exo/joint_states")]
+        else:  # hands first: a hand is used with the next pose
+            inputs = [(f"hand:{side}", PoseArray, f"/vr/{side}_hand") for side in ("left", "right")]
+            inputs += [(name, PoseStamped, f"/vr/{name}") for name in ("head", "left_wrist", "right_wrist")]
+        self._polled: list = []  # (key, msg type, subscription): taken by the command timer
+        self._last_seq: dict = {}  # (key, publisher gid) -> last publication sequence number taken
+        self._input_node = input_node(self) if self.rate > 0 else None  # polled: never spun
+        for key, cls, topic in inputs:
+            owner = self._input_node or self
+            sub = owner.create_subscription(cls, topic, lambda d, k=key: self._on_raw(k, d), qos, raw=True)
+            if self._input_node is not None:
+                self._polled.append((key, cls, sub))
         self.create_subscription(Bool, "/retarget/enable", self._on_enable, 10)
         if self.rate > 0:
             self.create_timer(1.0 / self.rate, self._tick)
@@ -119,8 +128,35 @@ class RetargetNode(Node):
                 self._tokens -= 1.0
                 self._tick()
 
+    def _poll_inputs(self) -> None:
+        """Take the newest waiting message of each polled input (the middleware kept only it)."""
+        now_s, wall_ns = self._now_s(), time.time_ns()
+        for key, cls, sub in self._polled:
+            try:
+                while (taken := take(sub, cls)) is not None:
+                    data, info = taken
+                    if key in self._latest:
+                        self._dropped += 1
+                    self._dropped += self._sequence_gap(key, info)
+                    rx = info.get("received_timestamp") or 0  # middleware receive time, ns (system clock)
+                    age = (wall_ns - rx) * 1e-9 if rx else 0.0
+                    self._latest[key] = (data, now_s - min(max(age, 0.0), 10.0))
+            except Exception as e:  # noqa: BLE001 - a failing take must not stop the commands
+                self.get_logger().error(f"{key}: take failed: {e}", throttle_duration_sec=5.0)
+
+    def _sequence_gap(self, key: str, info: dict) -> int:
+        """Messages of this publisher the middleware replaced unread since the last one taken."""
+        seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+        if not seq or gid is None:
+            return 0
+        pk = (key, bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid))
+        last, self._last_seq[pk] = self._last_seq.get(pk), seq
+        return max(0, seq - last - 1) if last is not None and seq > last else 0
+
     def _take_inputs(self) -> None:
         """Deserialize the newest message of each input topic and hand it to the session."""
+        if self._polled:
+            self._poll_inputs()
         items, self._latest = self._latest, {}
         if self._dropped:
             self.live.note_coalesced(self._dropped)
@@ -187,6 +223,12 @@ class RetargetNode(Node):
                 self._publish_diagnostics(stamp)
         except Exception as e:  # noqa: BLE001 - the command went out; never die on the extras
             self.get_logger().error(f"targets/diagnostics not published: {e}", throttle_duration_sec=5.0)
+
+    def destroy_node(self) -> None:
+        helper, self._input_node = getattr(self, "_input_node", None), None
+        if helper is not None:
+            helper.destroy_node()
+        super().destroy_node()
 
     def _publish_diagnostics(self, stamp=None) -> None:
         level, message, values = self.live.diagnostics()
