@@ -39,3 +39,41 @@ def test_raw_frames_flow_between_profile_and_default_participants(pub_profile, s
     assert f"SUB {N}" in out, (out, pub.stdout, pub.stderr)
     assert f"PUB {N} acked=True" in pub.stdout, (pub.stdout, pub.stderr)
     assert "Error" not in pub.stderr and "XMLPARSER" not in pub.stderr, pub.stderr  # the profile parses
+
+
+def test_record_and_play_get_the_shipped_profile_unless_the_user_chose(monkeypatch, tmp_path):
+    """`record` and `play` run their node in-process: they set the shipped profile before
+    rclpy.init, as the floor does for its processes; a FASTDDS_*/FASTRTPS_* choice already in
+    the environment is left alone; a bad --dds is a one-line error (exit 2)."""
+    import robot_capture.cli as cli
+    from robot_capture.nodes import player_node, recorder_node
+
+    seen = {}
+    monkeypatch.setattr(recorder_node, "run", lambda *a, **k: seen.update(rec=dict(os.environ)) or 0)
+    monkeypatch.setattr(player_node, "run", lambda *a, **k: seen.update(play=dict(os.environ)) or 0)
+    for v in graph.DDS_USER_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    profile = str(graph.dds_profile_path())
+    assert cli.main(["record", "-a", "-o", str(tmp_path)]) == 0
+    assert any(seen["rec"].get(v) == profile for v in graph.profiles_file_variables()), seen["rec"]
+    for v in graph.DDS_USER_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    assert cli.main(["play", str(tmp_path), "--dds", "LARGE_DATA"]) == 0
+    assert seen["play"].get("FASTDDS_BUILTIN_TRANSPORTS") == "LARGE_DATA"
+    assert not any(seen["play"].get(v) for v in graph.profiles_file_variables())
+    # the user's own choice wins
+    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+    for v in graph.profiles_file_variables():
+        monkeypatch.delenv(v, raising=False)
+    assert cli.main(["record", "-a", "-o", str(tmp_path)]) == 0
+    assert seen["rec"]["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"
+    assert not any(seen["rec"].get(v) for v in graph.profiles_file_variables())
+
+
+def test_bad_dds_choice_is_one_line(capsys, tmp_path):
+    import robot_capture.cli as cli
+
+    assert cli.main(["record", "-a", "-o", str(tmp_path), "--dds", "carrier_pigeon"]) == 2
+    out = capsys.readouterr()
+    text = (out.out + out.err).strip()
+    assert text.startswith("error: --dds:") and "carrier_pigeon" in text and "\n" not in text, text

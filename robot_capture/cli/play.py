@@ -29,13 +29,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="give up waiting for subscribers after S seconds and play anyway (default 10)")
     p.add_argument("--delay", type=float, default=0.0, metavar="S",
                    help="sleep S seconds before playing (default 0)")
+    p.add_argument("--dds", default="profile", metavar="TRANSPORT",
+                   help="Fast DDS settings of this process, as the floor's dds_transport: profile (the "
+                        "shipped XML profile, loss-free for raw cameras, talks to default participants), "
+                        "inherit (the environment as it is), or a FASTDDS_BUILTIN_TRANSPORTS set such as "
+                        "LARGE_DATA. A FASTDDS_*/FASTRTPS_* variable already set wins (default %(default)s)")
     return p
 
 
 def run(args) -> int:
     from rclpy.parameter import Parameter
 
+    from robot_capture.floor.graph import apply_dds_environment
     from robot_capture.nodes import player_node
+
+    try:
+        apply_dds_environment(args.dds)
+    except ValueError as exc:
+        print(f"error: --dds: {exc}")
+        return 2
 
     params = [Parameter("bag", value=str(args.bag)), Parameter("rate", value=float(args.rate)),
               Parameter("loop", value=bool(args.loop)), Parameter("start_offset_s", value=float(args.start_offset)),

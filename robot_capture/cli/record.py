@@ -44,6 +44,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--status-every", type=float, default=10.0, metavar="S",
                    help="print a progress line (messages, MB, drops, disk free) every S s (0: off; default %(default)s)")
     p.add_argument("--node-name", default="recorder", help="node name (services are /<name>/...; default %(default)s)")
+    p.add_argument("--dds", default="profile", metavar="TRANSPORT",
+                   help="Fast DDS settings of this process, as the floor's dds_transport: profile (the "
+                        "shipped XML profile, loss-free for raw cameras, talks to default participants), "
+                        "inherit (the environment as it is), or a FASTDDS_BUILTIN_TRANSPORTS set such as "
+                        "LARGE_DATA. A FASTDDS_*/FASTRTPS_* variable already set wins (default %(default)s)")
     return p
 
 
@@ -74,6 +79,12 @@ def run(args) -> int:
     if not (args.topics or args.all or args.regex):
         print("error: give topics, --all or --regex")
         return 2
+    from robot_capture.floor.graph import apply_dds_environment
     from robot_capture.nodes import recorder_node
 
+    try:
+        apply_dds_environment(args.dds)
+    except ValueError as exc:
+        print(f"error: --dds: {exc}")
+        return 2
     return recorder_node.run(overrides(args), args=["robot-capture", "--ros-args", "-r", f"__node:={args.node_name}"])

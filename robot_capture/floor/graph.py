@@ -292,6 +292,29 @@ def dds_environment(transport) -> dict[str, str]:
     return {"FASTDDS_BUILTIN_TRANSPORTS": name}
 
 
+#: variables with which a user has already chosen Fast DDS's transports or profiles
+DDS_USER_VARIABLES = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_BUILTIN_TRANSPORTS",
+                      "RMW_FASTRTPS_USE_QOS_FROM_XML")
+
+
+def apply_dds_environment(transport, environ=None) -> dict[str, str]:
+    """Set :func:`dds_environment` (``transport``) in ``environ`` (default ``os.environ``) for a
+    ROS process started in this one (``record``, ``play``), before ``rclpy.init``.
+
+    A choice already in the environment (any of :data:`DDS_USER_VARIABLES`) wins: nothing is
+    set then. Returns what was set.
+
+    Raises:
+        ValueError: an unknown ``transport``.
+    """
+    env = os.environ if environ is None else environ
+    wanted = dds_environment(transport)
+    if any(env.get(v) for v in DDS_USER_VARIABLES):
+        return {}
+    env.update(wanted)
+    return wanted
+
+
 def resolve_clip(clip: str) -> Path:
     """A clip name in ``shared/data/motion`` or a path -> an existing path.
 

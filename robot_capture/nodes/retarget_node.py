@@ -147,11 +147,18 @@ class RetargetNode(Node):
     def _sequence_gap(self, key: str, info: dict) -> int:
         """Messages of this publisher the middleware replaced unread since the last one taken."""
         seq, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-        if not seq or gid is None:
+        if not seq:
             return 0
-        pk = (key, bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid))
+        # rclpy 7 (Jazzy) gives no publisher gid: per topic then. Two publishers on one input
+        # interleave their numbers; the first step backwards turns the count off for that topic
+        pk = (key, None if gid is None else bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid))
         last, self._last_seq[pk] = self._last_seq.get(pk), seq
-        return max(0, seq - last - 1) if last is not None and seq > last else 0
+        if last is None:
+            return 0
+        if seq <= last and pk[1] is None:
+            self._last_seq[pk] = float("inf")  # several publishers, no gid: not countable
+            return 0
+        return max(0, seq - last - 1)
 
     def _take_inputs(self) -> None:
         """Deserialize the newest message of each input topic and hand it to the session."""
