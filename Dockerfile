@@ -30,7 +30,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 # Not in Ubuntu/ROS apt for Jazzy: from PyPI into the system Python. Never the ros-*
 # wheels (the [ros] extra): they would shadow the system rclpy from /opt/ros/jazzy.
 RUN pip3 install "mcap>=1.1" "mcap-ros2-support>=0.5" "rosbags>=0.9.20" "pydantic>=2.5" "tqdm>=4.60" \
-        "pyarrow>=14" "av>=14" pandas
+        "pyarrow>=14" "av>=14" "zlib-ng>=0.4" pandas \
+    # test-only packages of the [test] extra (Ray cluster, web console, fuzz tests). Ubuntu
+    # 24.04 ships chromium only as a snap, which docker cannot run: the two headless-browser
+    # tests skip in this image (they need /usr/bin/chromium; .ci/run installs Debian's)
+    && pip3 install hypothesis playwright "ray>=2.9" "starlette>=0.37" "uvicorn>=0.29" httpx
 
 WORKDIR /ws
 COPY . /ws/src/robot_capture

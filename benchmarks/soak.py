@@ -117,6 +117,21 @@ def _proc(pid: int) -> tuple[float, float]:
     return rss, cpu
 
 
+def _rss_kinds(pid: int) -> dict[str, float]:
+    """RssAnon (heap: Python, malloc, DDS histories), RssFile (mapped files: libraries) and
+    RssShmem (touched pages of shared memory: the publishers' Fast DDS segments), MB."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                    k, v = line.split()[:2]
+                    out[k.rstrip(":")] = int(v) / 1024.0
+    except OSError:
+        pass
+    return out
+
+
 def _check_finished(out: Path, checked: dict, keep: bool, last_too: bool) -> None:
     """Check every finished split file once (footer, summary CRC, all chunk CRCs; the newest
     file is still being written unless ``last_too``), record its counts, then delete it
@@ -219,7 +234,10 @@ def main(argv=None) -> int:
             t = time.monotonic() - t0
             samples.append((t, rss, cpu))
             if t >= next_minute:
-                print(f"  t={t / 60:5.1f} min  RSS {rss:7.1f} MB  load {os.getloadavg()[0]:.1f}", flush=True)
+                kinds = _rss_kinds(rec.pid)
+                print(f"  t={t / 60:5.1f} min  RSS {rss:7.1f} MB (anon {kinds.get('RssAnon', 0):.1f}, file "
+                      f"{kinds.get('RssFile', 0):.1f}, shmem {kinds.get('RssShmem', 0):.1f})  "
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
                 next_minute += 60.0
             time.sleep(a.sample_s)
         reader.join(30)

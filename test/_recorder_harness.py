@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from ros_util import wait_until
+from _cmd import module_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +29,7 @@ class NodeProc:
         self.params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}, allow_unicode=True))
         self.log = tmp_path / f"{name}.log"
         self._fh = open(self.log, "wb")
-        cmd = [sys.executable, "-m", f"robot_capture.nodes.{node}", "--ros-args", "-r", f"__node:={name}",
+        cmd = [*module_command(f"robot_capture.nodes.{node}"), "--ros-args", "-r", f"__node:={name}",
                "--params-file", str(self.params_file), *extra_args]
         self.proc = subprocess.Popen(cmd, stdout=self._fh, stderr=subprocess.STDOUT, cwd=str(REPO),
                                      env=dict(os.environ))

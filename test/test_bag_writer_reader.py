@@ -337,3 +337,20 @@ def test_chunk_crcs_verify_with_and_without_the_join(tmp_path, data_dir, chunk_s
     else:
         assert unjoined == []
     assert crc32(b"123456789") == 0xCBF43926  # the CRC-32/ISO-HDLC check value
+
+
+def test_a_finished_split_file_keeps_no_chunk_index_in_memory(tmp_path):
+    """An episode keeps one writer per split file (for counts and times); once a file is
+    finished its chunk indexes are freed, so a long episode's memory does not grow with its
+    chunks (benchmarks/soak.py: +0.65 MB/min before). The files still read back whole."""
+    w = BagWriter(tmp_path / "s", WriterOptions(max_bag_duration_s=1.0, chunk_size=1024, background_flush=False))
+    w.add_topic("/x", "std_msgs/msg/String")
+    data = b"\x00\x01\x00\x00\x40\x00\x00\x00" + b"x" * 63 + b"\x00"
+    for i in range(600):  # 6 files of 1 s, ~100 messages each, a chunk every ~13 messages
+        w.write("/x", data, T0 + i * 10_000_000)
+    files = list(w._writers)
+    assert len(files) == 6 and len(files[-1]._chunk_indexes) >= 1  # the open file keeps its own
+    assert all(f.closed and f._chunk_indexes == [] and f._parts == [] for f in files[:-1])
+    meta = w.close()
+    assert [f.message_count for f in meta.files] == [100] * 6
+    assert sum(1 for _ in BagReader(tmp_path / "s").messages()) == 600

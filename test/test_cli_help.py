@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from robot_capture.cli import VERBS, main
+from _cmd import module_command
 
 
 def test_top_level_help_lists_every_verb(capsys):
@@ -18,7 +19,7 @@ def test_top_level_help_lists_every_verb(capsys):
 
 @pytest.mark.parametrize("verb", sorted(VERBS))
 def test_verb_help(verb):
-    proc = subprocess.run([sys.executable, "-m", "robot_capture.cli", verb, "--help"],
+    proc = subprocess.run([*module_command("robot_capture.cli"), verb, "--help"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage: robot-capture " + verb in proc.stdout

@@ -11,6 +11,7 @@ import pytest
 from bag_msgs import g1_joint_names, joint_state, pose, ser
 from robot_capture.bag import BagWriter, WriterOptions
 from robot_capture.cli import main
+from _cmd import module_command
 
 T0 = 1_763_700_000_000_000_000
 
@@ -104,7 +105,7 @@ def test_recover_cli_errors(tmp_path, capsys):
 
 
 def test_console_entry_point_runs(gap_bag):
-    proc = subprocess.run([sys.executable, "-m", "robot_capture.cli", "info", str(gap_bag), "--no-gaps"],
+    proc = subprocess.run([*module_command("robot_capture.cli"), "info", str(gap_bag), "--no-gaps"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Messages:           411" in proc.stdout and "Gaps:" not in proc.stdout

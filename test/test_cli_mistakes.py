@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from _cmd import module_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cli():
     exe = Path(sys.executable).parent / "robot-capture"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "robot_capture.cli"]
+    return [str(exe)] if exe.exists() else module_command("robot_capture.cli")
 
 
 def _run(*args, cwd, timeout=120):

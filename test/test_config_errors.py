@@ -9,13 +9,14 @@ import pytest
 
 from robot_capture.config_schema import ConfigError
 from robot_capture.floor import graph
+from _cmd import module_command
 
 SHIPPED = graph.default_config_path().read_text()
 
 
 def _cli():
     exe = Path(sys.executable).parent / "robot-capture"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "robot_capture.cli"]
+    return [str(exe)] if exe.exists() else module_command("robot_capture.cli")
 
 
 def _variant(tmp_path, old, new, name="station.yaml"):

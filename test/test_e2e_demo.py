@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _cmd import module_command
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor")]  # one floor at a time
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_fl
 def _cli() -> list[str]:
     exe = Path(sys.executable).parent / "robot-capture"
     found = str(exe) if exe.exists() else shutil.which("robot-capture")
-    return [found] if found else [sys.executable, "-m", "robot_capture.cli"]
+    return [found] if found else module_command("robot_capture.cli")
 
 
 def test_demo_records_labelled_episodes_and_prints_info_and_qa(tmp_path):

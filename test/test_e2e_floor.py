@@ -28,6 +28,7 @@ import yaml
 from robot_capture.floor import graph, qa
 from robot_capture.floor.demo import list_bags
 from ros_util import loose_mapping
+from _cmd import module_command
 
 # one simulated floor at a time: with `pytest -n 2 --dist loadgroup` (Makefile) these tests share a worker
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor")]
@@ -68,7 +69,7 @@ def _cli() -> list[str]:
 
     exe = Path(sys.executable).parent / "robot-capture"
     found = str(exe) if exe.exists() else shutil.which("robot-capture")
-    return [found] if found else [sys.executable, "-m", "robot_capture.cli"]
+    return [found] if found else module_command("robot_capture.cli")
 
 
 def _start(client, **labels) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from lerobot_format import check_dataset, decode, frame_at, psnr
+from _cmd import module_command
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor"), pytest.mark.timeout(240)]
 
@@ -21,7 +22,7 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_fl
 def _cli() -> list[str]:
     exe = Path(sys.executable).parent / "robot-capture"
     found = str(exe) if exe.exists() else shutil.which("robot-capture")
-    return [found] if found else [sys.executable, "-m", "robot_capture.cli"]
+    return [found] if found else module_command("robot_capture.cli")
 
 
 def _stamp(m) -> int:

@@ -18,13 +18,14 @@ from export_bags import JOINTS, T0, frame_image, joint_positions, write_episode 
 from lerobot_format import check_dataset, decode, frame_at, psnr  # noqa: E402
 
 from robot_capture.export.lerobot import ExportOptions, export_episodes, merge_datasets  # noqa: E402
+from _cmd import module_command
 
 pytestmark = pytest.mark.timeout(120)
 
 
 def _cli() -> list[str]:
     exe = Path(sys.executable).parent / "robot-capture"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "robot_capture.cli"]
+    return [str(exe)] if exe.exists() else module_command("robot_capture.cli")
 
 
 @pytest.fixture(scope="module")

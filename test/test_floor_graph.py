@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from robot_capture.floor import graph
+from _cmd import module_command
 
 
 def test_shipped_config_builds_capture_graph():
@@ -150,7 +151,7 @@ def test_clip_rate_rejects_non_bvh(tmp_path):
 
 
 def test_up_dry_run_prints_the_graph(tmp_path):
-    res = subprocess.run([sys.executable, "-m", "robot_capture.cli", "up", "--sim", "--dry-run", "--robot", "h1",
+    res = subprocess.run([*module_command("robot_capture.cli"), "up", "--sim", "--dry-run", "--robot", "h1",
                           "--task", "stack blocks", "--output-dir", str(tmp_path), "--cameras", "none"],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -159,7 +160,7 @@ def test_up_dry_run_prints_the_graph(tmp_path):
         assert name in res.stdout
     assert "camera_" not in res.stdout
     assert "task: stack blocks" in res.stdout and f"output_dir: {tmp_path}" in res.stdout
-    bad = subprocess.run([sys.executable, "-m", "robot_capture.cli", "up", "--clip", "nope.bvh", "--sim"],
+    bad = subprocess.run([*module_command("robot_capture.cli"), "up", "--clip", "nope.bvh", "--sim"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "nope.bvh" in bad.stderr
 

@@ -11,6 +11,7 @@ import pytest
 
 from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
 from robot_capture.record.playback import PlaybackClock, parse_remaps, publisher_qos
+from _cmd import module_command
 
 T0 = 1_700_000_000_000_000_000
 
@@ -43,7 +44,7 @@ def _source_bag(path: Path, n_js=200, n_img=20) -> Path:
 
 def _cli(*args, log: Path):
     fh = open(log, "wb")
-    return subprocess.Popen([sys.executable, "-m", "robot_capture.cli", *args], stdout=fh, stderr=subprocess.STDOUT)
+    return subprocess.Popen([*module_command("robot_capture.cli"), *args], stdout=fh, stderr=subprocess.STDOUT)
 
 
 def test_playback_helpers():

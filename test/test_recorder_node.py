@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from _recorder_harness import NodeProc, TestRos, check_bag_readers, image_msg, js_msg
+from _cmd import module_command
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(240)]
 
@@ -265,7 +266,7 @@ def test_cli_record_sigterm_writes_metadata(tmp_path, ros):
 
     out = tmp_path / "out"
     log = open(tmp_path / "cli.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "robot_capture.cli", "record", "/js", "-o", str(out),
+    proc = subprocess.Popen([*module_command("robot_capture.cli"), "record", "/js", "-o", str(out),
                              "--task", "cli run", "--disk-min-free-mb", "0", "--discovery-interval", "0.3"],
                             stdout=log, stderr=subprocess.STDOUT)
     try:

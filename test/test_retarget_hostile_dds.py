@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from ros_util import spin_until
+from _cmd import module_command
 
 pytestmark = [pytest.mark.ros, pytest.mark.timeout(180)]
 RATE = 100.0
@@ -27,7 +28,7 @@ RATE = 100.0
 
 def _start(tmp_path, source):
     # cwd outside the checkout: `python -m` must import the installed package (with its C extension)
-    args = [sys.executable, "-m", "robot_capture.nodes.retarget_node", "--ros-args", "-p", "robot:=g1",
+    args = [*module_command("robot_capture.nodes.retarget_node"), "--ros-args", "-p", "robot:=g1",
             "-p", f"source:={source}", "-p", f"rate_hz:={RATE}", "-p", "diagnostics_rate_hz:=0.0"]
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=str(tmp_path))
 

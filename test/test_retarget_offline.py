@@ -15,6 +15,7 @@ from robot_capture.retarget.mapping import RobotMapping
 from robot_capture.retarget.offline import exo_replay_messages, retarget_clip, vr_replay_messages
 from robot_capture.retarget.retargeter import Retargeter
 from robot_capture.retarget.vr import VrSource
+from _cmd import module_command
 
 CLIP = "cmu_02_05_punch_strike.bvh"
 
@@ -137,7 +138,7 @@ def test_cli_errors_are_clear(tmp_path, capsys, monkeypatch):
 
 
 def test_cli_help_explains():
-    r = subprocess.run([sys.executable, "-m", "robot_capture.cli", "retarget", "--help"],
+    r = subprocess.run([*module_command("robot_capture.cli"), "retarget", "--help"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "--robot" in r.stdout and "--plot" in r.stdout and "bag" in r.stdout
 

@@ -18,12 +18,12 @@ decompress the files itself.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from robot_capture.atomic import write_bytes_atomic
 from robot_capture.bag.qos import load_qos_list, normalize
 
 __all__ = [
@@ -160,30 +160,7 @@ def write_metadata(bag_dir: str | os.PathLike, meta: BagMetadata) -> Path:
             existing metadata.yaml is left untouched.
     """
     bag_dir = Path(bag_dir)
-    text = dump_metadata(meta).encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=".metadata.", suffix=".yaml.tmp", dir=bag_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, bag_dir / METADATA_FILENAME)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(bag_dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass  # directory fsync is best effort (not supported everywhere)
-    return bag_dir / METADATA_FILENAME
+    return write_bytes_atomic(bag_dir / METADATA_FILENAME, dump_metadata(meta).encode("utf-8"))
 
 
 def _req(d: dict, key: str, where: str):

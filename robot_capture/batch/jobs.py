@@ -32,6 +32,7 @@ import socket
 import time
 from pathlib import Path
 
+from robot_capture.atomic import write_text_atomic
 from robot_capture.batch.fingerprint import bag_sha256
 
 STAGE_VERSION = {"qa": 1, "export": 1, "retarget": 1}
@@ -143,10 +144,8 @@ def _read_record(job: dict) -> dict | None:
 def _write_record(job: dict, sha: str, result: dict) -> None:
     path = _record_path(job)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"bag": job["bag"], "sha256": sha, "pipeline": job["pipeline"], "result": result},
-                              sort_keys=True, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"bag": job["bag"], "sha256": sha, "pipeline": job["pipeline"],
+                                        "result": result}, sort_keys=True, indent=1))
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

@@ -29,9 +29,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from robot_capture.atomic import write_text_atomic
 
 __all__ = ["VERDICT_FILENAME", "SEVERITIES", "Finding", "Verdict", "worst", "read_verdict", "write_verdict",
            "labels_finding", "with_current_labels"]
@@ -145,23 +146,6 @@ def with_current_labels(verdict: "Verdict | None", missing) -> "Verdict | None":
     return dataclasses.replace(verdict, findings=findings)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o644)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_verdict(bag_dir: str | os.PathLike, verdict: Verdict) -> Path:
     """Write ``<bag_dir>/qa.json`` atomically (temp file, fsync, rename). Returns its path.
 
@@ -173,7 +157,7 @@ def write_verdict(bag_dir: str | os.PathLike, verdict: Verdict) -> Path:
     """
     path = Path(bag_dir) / VERDICT_FILENAME
     text = json.dumps(verdict.to_dict(), indent=1, sort_keys=True, ensure_ascii=False, default=_json_default)
-    _atomic_write(path, (text + "\n").encode("utf-8"))
+    write_text_atomic(path, text + "\n")
     return path
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from robot_capture.atomic import write_text_atomic
 from robot_capture.export import stats as st
 from robot_capture.export.video import VideoAppender, video_info
 
@@ -72,9 +73,7 @@ def _next(c: int, f: int) -> tuple[int, int]:
 
 def _atomic_json(path: Path, doc) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(doc, indent=4, ensure_ascii=False) + "\n", fsync=False)
 
 
 def write_tasks(path: Path, tasks: list[str]) -> None:

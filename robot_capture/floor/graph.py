@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from robot_capture.atomic import write_text_atomic
+
 PACKAGE = "robot_capture"
 
 # role -> (executable under lib/robot_capture, python module with main())
@@ -568,10 +570,7 @@ def write_params_file(spec: NodeSpec, directory: str | os.PathLike) -> Path:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{spec.name}.params.yaml"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(params_yaml(spec), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, params_yaml(spec), fsync=False)
 
 
 def ros_arguments(spec: NodeSpec, params_file: str | os.PathLike) -> list[str]:
