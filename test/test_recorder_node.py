@@ -245,7 +245,7 @@ def test_unknown_type_counted_not_fatal(tmp_path, monkeypatch):
         from rclpy.node import Node
 
         orig_init = Node.__init__
-        monkeypatch.setattr(Node, "__init__", lambda self, name, **kw: orig_init(self, name, context=ctx, **kw))
+        monkeypatch.setattr(Node, "__init__", lambda self, name, **kw: orig_init(self, name, **{**kw, "context": ctx}))
         node = RecorderNode(rclpy_node_kwargs, name="rec_unknown")
         monkeypatch.setattr(node, "get_topic_names_and_types",
                             lambda: [("/weird", ["nopkg/msg/Nothing"]), ("/evil", ["../../x"])])
@@ -341,7 +341,7 @@ def test_auto_start_refused_on_low_disk_is_reported_not_fatal(tmp_path, monkeypa
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     orig_init = Node.__init__
-    monkeypatch.setattr(Node, "__init__", lambda self, name, **kw: orig_init(self, name, context=ctx, **kw))
+    monkeypatch.setattr(Node, "__init__", lambda self, name, **kw: orig_init(self, name, **{**kw, "context": ctx}))
     node = None
     try:
         node = RecorderNode([Parameter("output_dir", value=str(tmp_path)), Parameter("topics", value=["/a"]),

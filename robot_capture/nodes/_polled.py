@@ -1,14 +1,15 @@
 """Polled subscriptions: taken by a timer, never woken up per message.
 
-rclpy's executors run a Python callback for each message of each subscription they spin.
-A 10 kHz input flood then starves the retarget node's command timer (measured: 52-80 Hz
-of commands instead of 100). Python does not need those messages: the command step uses
-only the newest reading.
+rclpy's executors run a Python callback for each message of each subscription they spin,
+and the SingleThreadedExecutor rebuilds its whole wait set for each. A 10 kHz input flood
+then starves the retarget node's command timer (measured: 52-80 Hz of commands instead of
+100), and 1.2 kHz of small messages cost the recorder half a core in wake-ups alone.
 
 :func:`input_node` makes a companion node, ``_<name>_input`` (hidden, as ``ros2 node list``
 hides names that start with ``_``) in the owner's namespace, that
 no executor spins: its subscriptions (KEEP_LAST 1) keep only the newest message in the
-DDS reader (C++), and the owner's timer takes it with :func:`take`. The flood then costs
+DDS reader (C++), and the owner's timer takes it with :func:`take` (the recorder: every waiting message of its
+small-message topics, every ``take_period_s``). The flood then costs
 the process the middleware's receive path only. The companion gets the process's
 ``--ros-args`` (topic remaps, namespace), except that its name is its own, so a
 ``__node`` remap never gives two nodes the same name. (A callback group that refuses

@@ -118,6 +118,8 @@ class ConsoleShell:
         if cmd in ("start", "start_forced") or (cmd == "toggle" and not m.recording):
             self._check_owner()
         was_recording = m.recording
+        if was_recording and getattr(self, "_polled", None):  # what waits in the readers is this episode's
+            self.take_all()
         if cmd == "stop":
             reply = m.stop(_label(self._p("episode_success")))
         else:

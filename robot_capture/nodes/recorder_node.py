@@ -56,6 +56,12 @@ Parameters (``--ros-args -p name:=value``):
         while the Python thread is not scheduled: 1 s at 1 kHz)
     qos_depth_large: 100 (the same for large-message types: Image, CompressedImage,
         PointCloud2, ...; bounds memory to ~100 frames per topic)
+    take_period_s: 0.01 (small messages, every type but the large ones below, are polled:
+        their subscriptions belong to the hidden companion node ``_<name>_input``, which no
+        executor spins, and a timer takes what waits this often, so 1 kHz joint states cost
+        100 wake-ups a second, not 1000; large messages keep a callback each, taken while the
+        middleware's copy is in cache. 0 = a callback for every message. Polled topics report
+        drops from sequence gaps only: no message_lost / incompatible_qos events)
     drain_batch: 64 (after a callback, take up to this many more queued messages of the same
         subscription directly, skipping the executor's per-message overhead; 0 = off)
     expected_streams: [] ("topic=rate_hz"; rate 0 or none = presence only; floor.graph sets them from
@@ -83,6 +89,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from robot_capture.bag import WriterOptions
 from robot_capture.bag.qos import adapt_request_to_offers
+from robot_capture.nodes._polled import input_node, take
 from robot_capture.nodes._recorder_console import ConsoleShell, _label
 from robot_capture.nodes._qos import import_message, offered_qos, qos_from_dict, run_node
 from robot_capture.record.episode import EpisodeInfo
@@ -97,7 +104,8 @@ PARAMS = {
     "compression": "none", "compression_level": -100, "chunk_size": 4 * 1024 * 1024, "max_bag_size": 0,
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
-    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100, "drain_batch": 64,
+    "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100,
+    "take_period_s": 0.01, "drain_batch": 64,
     "expected_streams": Parameter.Type.STRING_ARRAY, "optional_streams": Parameter.Type.STRING_ARRAY,
     "stream_lost_s": 2.0, "silent_after_s": 1.0, "min_rate_fraction": 0.5, "tasks": Parameter.Type.STRING_ARRAY,
     "console_rate_hz": 4.0, "joy_map": "",
@@ -134,6 +142,7 @@ PARAM_HELP = {
     "status_log_s": "log a one-line progress summary this often (0 = off)",
     "qos_depth": "subscription history depth (the DDS reader buffers this many while Python waits)",
     "qos_depth_large": "the same for large types (Image, CompressedImage, PointCloud2, ...)",
+    "take_period_s": "small messages are polled this often by a timer, no wake-up per message (0 = callbacks)",
     "drain_batch": "after a callback, take up to this many more queued messages directly (0 = off)",
     "expected_streams": "\"topic=rate_hz\" streams a start requires (the floor sets them)",
     "optional_streams": "streams shown, never required",
@@ -241,9 +250,16 @@ class RecorderNode(ConsoleShell, Node):
         self._depth = int(p("qos_depth"))
         self._depth_large = int(p("qos_depth_large"))
         self._drain = int(p("drain_batch"))
+        self._take_period = float(p("take_period_s"))
+        if not self._take_period >= 0:
+            raise ValueError(f"take_period_s must be >= 0, got {self._take_period}")
+        self._polled: dict[str, tuple] = {}  # topic -> (subscription, message class, handle(data, info))
+        self._input_node = input_node(self) if self._take_period > 0 else None
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.setup_console()
         self.create_timer(max(0.05, float(p("discovery_interval_s"))), self.discover)
+        if self._input_node is not None:
+            self.create_timer(self._take_period, self.take_all)
         rate = float(p("diagnostics_rate_hz"))
         if rate > 0:
             self.create_timer(1.0 / rate, self.publish_diagnostics)
@@ -344,6 +360,14 @@ class RecorderNode(ConsoleShell, Node):
                 f"recorder's request ({req['reliability']}, {req['durability']})"),
             use_default_callbacks=False)
         self._seen_types.update((topic, t) for t in types)
+        if self._input_node is not None and not _is_large(chosen):
+            sub = self._input_node.create_subscription(cls, topic, lambda *_: None, qos_from_dict(req, depth),
+                                                       raw=True)
+            self._subs[topic] = sub
+            self._polled[topic] = (sub, cls, handle)
+            verb = "recording" if self.rec.episode is not None else "subscribed to"
+            self.get_logger().info(f"{verb} {topic} [{chosen}] {req['reliability']}/{req['durability']} (polled)")
+            return
         try:
             self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True,
                                                          event_callbacks=events)
@@ -352,6 +376,28 @@ class RecorderNode(ConsoleShell, Node):
             self._subs[topic] = self.create_subscription(cls, topic, callback, qos_from_dict(req, depth), raw=True)
         verb = "recording" if self.rec.episode is not None else "subscribed to"
         self.get_logger().info(f"{verb} {topic} [{chosen}] {req['reliability']}/{req['durability']}")
+
+    def take_all(self, limit: int = 5000) -> int:
+        """Take every message waiting in the polled subscriptions (at most ``limit`` per topic
+        per call, so services and timers keep their turn); returns how many were taken."""
+        n = 0
+        for topic, (sub, cls, handle) in list(self._polled.items()):
+            try:
+                for _ in range(limit):
+                    taken = take(sub, cls)
+                    if taken is None:
+                        break
+                    handle(*taken)
+                    n += 1
+            except Exception as exc:  # noqa: BLE001 - never crash the recorder on one topic
+                self.get_logger().warning(f"{topic}: take failed ({exc!r})", throttle_duration_sec=5.0)
+        return n
+
+    def destroy_node(self) -> None:
+        helper, self._input_node = getattr(self, "_input_node", None), None
+        if helper is not None:
+            helper.destroy_node()
+        super().destroy_node()
 
     # ---------------------------------------------------------------- services
     def _reply(self, response, fn):
@@ -410,6 +456,11 @@ class RecorderNode(ConsoleShell, Node):
 
     def shutdown(self) -> None:
         """Close the open episode (metadata.yaml written). Safe to call twice."""
+        if self.rec.episode is not None and self._polled:
+            try:  # what still waits in the polled readers belongs to the closing episode
+                self.take_all()
+            except Exception:  # noqa: BLE001 - the context may already be shut down
+                pass
         self.rec.log = _StderrLog()  # the rclpy context may already be shut down (SIGINT/SIGTERM)
         path = self.rec.close()
         self._output_lock.release()
