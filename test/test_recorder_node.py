@@ -357,3 +357,39 @@ def test_auto_start_refused_on_low_disk_is_reported_not_fatal(tmp_path, monkeypa
             node.shutdown()
             node.destroy_node()
         rclpy.shutdown(context=ctx)
+
+
+def test_run_node_treats_a_wait_set_error_after_shutdown_as_a_clean_stop(monkeypatch):
+    """A signal that shuts the context down while the executor builds its next wait set makes
+    rclpy raise RCLError, not ExternalShutdownException (seen with the recorder's 100 Hz take
+    timer under load: exit 1 on SIGINT). run_node closes the node and returns 0 then; the same
+    error with the context still up is a real error and propagates."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from robot_capture.nodes._qos import run_node
+
+    class FakeNode:
+        closed = 0
+
+        def shutdown(self):
+            FakeNode.closed += 1
+
+        def destroy_node(self):
+            pass
+
+    def spin_then_signal(self):
+        rclpy.shutdown()
+        raise RuntimeError("failed to initialize wait set: the given context is not valid")
+
+    monkeypatch.setattr(SingleThreadedExecutor, "add_node", lambda self, node: True)
+    monkeypatch.setattr(SingleThreadedExecutor, "spin", spin_then_signal)
+    assert run_node(lambda _o: FakeNode()) == 0 and FakeNode.closed == 1
+
+    def spin_broken(self):
+        raise RuntimeError("a real bug")
+
+    monkeypatch.setattr(SingleThreadedExecutor, "spin", spin_broken)
+    with pytest.raises(RuntimeError, match="a real bug"):
+        run_node(lambda _o: FakeNode())
+    assert FakeNode.closed == 2

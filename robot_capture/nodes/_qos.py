@@ -94,6 +94,12 @@ def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_
     except (ValueError, OSError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
+    except Exception:  # noqa: BLE001 - see below
+        # SIGINT/SIGTERM shut the context down while the executor was building its next wait
+        # set: rclpy raises RCLError ("the given context is not valid") instead of
+        # ExternalShutdownException. A clean stop, not a crash; anything else is re-raised.
+        if node is None or rclpy.ok():
+            raise
     finally:
         if node is not None:
             try:
