@@ -56,10 +56,10 @@ Parameters (``--ros-args -p name:=value``):
         while the Python thread is not scheduled: 1 s at 1 kHz)
     qos_depth_large: 100 (the same for large-message types: Image, CompressedImage,
         PointCloud2, ...; bounds memory to ~100 frames per topic)
-    take_period_s: 0.01 (small messages, every type but the large ones below, are polled:
+    take_period_s: 0.05 (small messages, every type but the large ones below, are polled:
         their subscriptions belong to the hidden companion node ``_<name>_input``, which no
         executor spins, and a timer takes what waits this often, so 1 kHz joint states cost
-        100 wake-ups a second, not 1000; large messages keep a callback each, taken while the
+        20 wake-ups a second, not 1000 (an idle recorder: 20, ~1 % of a core); large messages keep a callback each, taken while the
         middleware's copy is in cache. 0 = a callback for every message. Polled topics report
         drops from sequence gaps only: no message_lost / incompatible_qos events)
     drain_batch: 64 (after a callback, take up to this many more queued messages of the same
@@ -105,7 +105,7 @@ PARAMS = {
     "max_bag_duration_s": 0.0, "flush_interval_s": 1.0, "fsync": True, "disk_min_free_mb": 1024.0,
     "robot": "", "urdf": "", "attach_configs": Parameter.Type.STRING_ARRAY, "auto_start": False,
     "discovery_interval_s": 1.0, "diagnostics_rate_hz": 1.0, "status_log_s": 0.0, "qos_depth": 1000, "qos_depth_large": 100,
-    "take_period_s": 0.01, "drain_batch": 64,
+    "take_period_s": 0.05, "drain_batch": 64,
     "expected_streams": Parameter.Type.STRING_ARRAY, "optional_streams": Parameter.Type.STRING_ARRAY,
     "stream_lost_s": 2.0, "silent_after_s": 1.0, "min_rate_fraction": 0.5, "tasks": Parameter.Type.STRING_ARRAY,
     "console_rate_hz": 4.0, "joy_map": "",
