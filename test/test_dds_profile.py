@@ -48,23 +48,32 @@ def test_record_and_play_get_the_shipped_profile_unless_the_user_chose(monkeypat
     import robot_capture.cli as cli
     from robot_capture.nodes import player_node, recorder_node
 
+    saved = dict(os.environ)  # the verbs write os.environ itself: restore all of it, whatever they set
+    try:
+        _record_and_play_env(monkeypatch, tmp_path, cli, player_node, recorder_node)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _record_and_play_env(monkeypatch, tmp_path, cli, player_node, recorder_node):
     seen = {}
     monkeypatch.setattr(recorder_node, "run", lambda *a, **k: seen.update(rec=dict(os.environ)) or 0)
     monkeypatch.setattr(player_node, "run", lambda *a, **k: seen.update(play=dict(os.environ)) or 0)
     for v in graph.DDS_USER_VARIABLES:
-        monkeypatch.delenv(v, raising=False)
+        os.environ.pop(v, None)
     profile = str(graph.dds_profile_path())
     assert cli.main(["record", "-a", "-o", str(tmp_path)]) == 0
     assert any(seen["rec"].get(v) == profile for v in graph.profiles_file_variables()), seen["rec"]
     for v in graph.DDS_USER_VARIABLES:
-        monkeypatch.delenv(v, raising=False)
+        os.environ.pop(v, None)
     assert cli.main(["play", str(tmp_path), "--dds", "LARGE_DATA"]) == 0
     assert seen["play"].get("FASTDDS_BUILTIN_TRANSPORTS") == "LARGE_DATA"
     assert not any(seen["play"].get(v) for v in graph.profiles_file_variables())
     # the user's own choice wins
-    monkeypatch.setenv("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
     for v in graph.profiles_file_variables():
-        monkeypatch.delenv(v, raising=False)
+        os.environ.pop(v, None)
     assert cli.main(["record", "-a", "-o", str(tmp_path)]) == 0
     assert seen["rec"]["FASTDDS_BUILTIN_TRANSPORTS"] == "UDPv4"
     assert not any(seen["rec"].get(v) for v in graph.profiles_file_variables())
@@ -73,7 +82,19 @@ def test_record_and_play_get_the_shipped_profile_unless_the_user_chose(monkeypat
 def test_bad_dds_choice_is_one_line(capsys, tmp_path):
     import robot_capture.cli as cli
 
-    assert cli.main(["record", "-a", "-o", str(tmp_path), "--dds", "carrier_pigeon"]) == 2
+    saved = dict(os.environ)
+    try:
+        assert cli.main(["record", "-a", "-o", str(tmp_path), "--dds", "carrier_pigeon"]) == 2
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     out = capsys.readouterr()
     text = (out.out + out.err).strip()
     assert text.startswith("error: --dds:") and "carrier_pigeon" in text and "\n" not in text, text
+
+
+def test_the_verbs_leave_this_process_environment_as_it_was(tmp_path):
+    """Regression: the record/play test once leaked FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA into
+    the test worker, so every node a later test started could not talk to the worker."""
+    assert os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") != "LARGE_DATA"
+    assert os.environ.get("FASTDDS_BUILTIN_TRANSPORTS") != "UDPv4"
