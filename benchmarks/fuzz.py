@@ -30,8 +30,7 @@ import time
 import traceback
 from pathlib import Path
 
-if __name__ == "__main__":  # run as a script: measure the installed package (test_fuzz imports the targets)
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __name__ == "__main__":  # run as a script (benchmarks/ is sys.path[0]): measure the installed package
     from _installed import require_installed
 
     require_installed()
