@@ -112,7 +112,7 @@ def idle_start(src, dst, idle_s=3.0):
             period = max(1, sorted(b - a for a, b in zip(logs, logs[1:]))[(len(logs) - 1) // 2])  # median
             lat = first[0] - stamp(first[2]) if has_stamp else 0
             pre = []
-            for k in range(-(-shift // period), 0, -1):
+            for k in range(shift // period, 0, -1):  # never before the moved start label
                 log = first[0] - k * period
                 data = with_stamp(first[2], log - lat) if has_stamp else first[2]
                 pre.append([log, log, data])

@@ -209,3 +209,25 @@ def test_cli_report_on_synthetic_bags_and_bad_input(tmp_path, capsys):
     assert "no bags found" in capsys.readouterr().err
     assert main(["report", str(day), "--out", str(tmp_path / "nope" / "r.html")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_idle_head_counts_a_late_first_sample_once(tmp_path):
+    # robot joint states begin 0.5 s after the start label, still until 2.0 s, then move:
+    # the idle head is 2.0 s from the start (it was 2.5 s: the 0.5 s counted twice)
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import JointState
+
+    secs = 4.0
+    custom = {"episode.start_time_ns": str(T0), "episode.stop_time_ns": str(T0 + int(secs * 1e9)),
+              "episode.duration_s": f"{secs:.3f}", "episode.task": "pick", "episode.success": "true"}
+    w = BagWriter(tmp_path / "late", WriterOptions(compression="none", background_flush=False), custom_data=custom)
+    w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    for i in range(50, 401):  # 100 Hz from 0.5 s to 4.0 s
+        t = T0 + i * 10_000_000
+        m = JointState(name=["a", "b"], position=[0.0, 0.1 * max(0.0, i / 100 - 2.0)])
+        m.header.stamp.sec, m.header.stamp.nanosec = t // 10**9, t % 10**9
+        w.write("/joint_states", bytes(serialize_message(m)), t)
+    w.close()
+    v = qa_episode(tmp_path / "late", write=False)
+    assert v.trim["head_s"] == pytest.approx(2.0), v.trim
+    assert [f.figures for f in v.findings if f.check == "idle"] == [{"head_s": 2.0}]

@@ -183,6 +183,40 @@ def test_episode_roundtrip_three_readers_split_labels_diagnostics(tmp_path, ros,
         assert rec.stop() == 0, rec.output()
 
 
+def test_messages_received_before_the_start_are_not_in_the_episode(tmp_path, ros):
+    """Polled readers hold what arrived between two takes; a start takes it first (counted,
+    not written), so every message of the bag was received after the episode start."""
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import JointState
+
+    from robot_capture.bag import BagReader
+
+    out = tmp_path / "out"
+    # a take period far longer than the test: only the start and the stop take from the reader
+    rec = NodeProc(tmp_path, output_dir=str(out), topics=["/js"], take_period_s=30.0,
+                   discovery_interval_s=0.3, disk_min_free_mb=0.0)
+    try:
+        pub = ros.publisher(JointState, "/js")
+        assert ros.wait_subscribed(pub), rec.output()
+        for i in range(5):  # idle: received, waiting in the reader
+            pub.publish(js_msg(i))
+        ros.spin_for(0.5)
+        res = ros.call("/recorder/start_episode")
+        assert res.success, res.message
+        for i in range(5, 8):
+            pub.publish(js_msg(i))
+        ros.spin_for(0.5)
+        res = ros.call("/recorder/stop_episode")
+        assert res.success, res.message
+    finally:
+        assert rec.stop() == 0, rec.output()
+    r = BagReader(res.message.splitlines()[0])
+    start = int(r.metadata.custom_data["episode.start_time_ns"])
+    got = [(m.log_time_ns, deserialize_message(bytes(m.data), JointState)) for m in r.messages()]
+    assert [m.header.stamp.nanosec // 1_000_000 for _t, m in got] == [5, 6, 7]  # the idle ones are not in it
+    assert all(t >= start for t, _m in got), [(t - start) / 1e9 for t, _m in got]
+
+
 def test_hostile_task_and_type_change(tmp_path, ros):
     from sensor_msgs.msg import JointState
     out = tmp_path / "out"

@@ -118,8 +118,8 @@ class ConsoleShell:
         if cmd in ("start", "start_forced") or (cmd == "toggle" and not m.recording):
             self._check_owner()
         was_recording = m.recording
-        if was_recording and getattr(self, "_polled", None):  # what waits in the readers is this episode's
-            self.take_all()
+        if getattr(self, "_polled", None):  # what waits in the readers was received before this command:
+            self.take_all()  # the closing episode's at a stop; at a start, counted but not written (before it)
         if cmd == "stop":
             reply = m.stop(_label(self._p("episode_success")))
         else:

@@ -85,7 +85,7 @@ def idle(ctx: EpisodeContext) -> list[Finding]:
     head = min(_still_until(t, q, ctx.start_ns, c.window_s, c.tolerance_rad) for t, _n, q in series)
     tail = min(_still_until(t, q, ctx.stop_ns, c.window_s, c.tolerance_rad, reverse=True) + max(
         0.0, (ctx.stop_ns - int(t[-1])) / 1e9) for t, _n, q in series)
-    head = min(head + max(0.0, min((int(t[0]) - ctx.start_ns) / 1e9 for t, _n, _q in series)), ctx.duration_s)
+    head = min(head, ctx.duration_s)  # measured from the episode start: a late first sample is already in it
     ctx.trim.update(head_s=round(head, 3), tail_s=round(min(tail, ctx.duration_s), 3))
     out = []
     for edge, s in (("start", head), ("end", tail)):
