@@ -42,7 +42,7 @@ from _installed import require_installed  # noqa: E402
 
 require_installed()
 
-from robot_capture.kinematics.ik import FrameTask, IKSolver, IKStatus, PositionTask  # noqa: E402
+from robot_capture.kinematics.ik import FrameTask, IKSolver, PositionTask  # noqa: E402
 from robot_capture.kinematics.model import RobotModel  # noqa: E402
 from robot_capture.kinematics.reference import ReferenceIKSolver, log_so3  # noqa: E402
 from robot_capture.paths import data_dir  # noqa: E402

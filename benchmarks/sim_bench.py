@@ -16,9 +16,7 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 from _installed import node_command, require_installed  # noqa: E402
 

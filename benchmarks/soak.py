@@ -251,8 +251,6 @@ def main(argv=None) -> int:
             rec.kill()
             rec.wait(10)
         rec_log.close()
-    from robot_capture.bag import BagReader
-    from robot_capture.bag.errors import BagError
 
     _check_finished(out, checked, a.keep_files, last_too=True)
     complete = sum(1 for ok, _c in checked.values() if ok)

@@ -1,6 +1,5 @@
 """Every verb of the CLI answers --help, and the top-level help lists them."""
 import subprocess
-import sys
 
 import pytest
 

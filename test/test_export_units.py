@@ -2,7 +2,6 @@
 schema, the stats layout, and the video appender's frame times."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

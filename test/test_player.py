@@ -3,7 +3,6 @@ player's rate, start offset, topic filter, remap and /clock."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 

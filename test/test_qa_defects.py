@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -162,7 +161,7 @@ def test_report_of_a_day_in_headless_chromium(clean, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 10_000
     assert n_img >= 6 * 3 and broken == 0  # 2 camera strips + 1 figure per episode
     assert links_ok
-    assert f"episodes 6" in totals and f"{want['pass']} pass" in totals and f"{want['fail']} fail" in totals
+    assert "episodes 6" in totals and f"{want['pass']} pass" in totals and f"{want['fail']} fail" in totals
     n_true = sum(e.success is True for e in eps)
     n_lab = sum(e.success is not None for e in eps)
     assert f"success rate {100 * n_true / n_lab:.0f} %" in totals

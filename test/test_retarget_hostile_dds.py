@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import time
 
 import numpy as np

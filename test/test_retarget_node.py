@@ -96,7 +96,6 @@ class Io:
 
 
 def test_round_trip_bad_input_and_flags(ros_node, exo_stream, g1_urdf, g1_mapping):
-    from robot_capture.kinematics.model import RobotModel
     from robot_capture.retarget.mapping import RobotMapping
 
     expected_joints = RobotMapping.load("g1").robot_model().joint_names
