@@ -136,3 +136,44 @@ def test_helper_node_is_not_renamed_by_the_node_remap(ros_node, g1_urdf):
     finally:
         code, out = stop_node(proc)
     assert code == 0 and "already registered" not in out, out
+
+
+def test_a_starved_simulated_camera_catches_up_on_its_frame_grid(g1_urdf):
+    """A timer that fires late (the node starved) publishes every frame that came due since,
+    each on the grid t0 + k / rate, up to MAX_CATCHUP; a longer stall is counted and warned.
+    (A plain ROS timer skips the missed periods: gaps in the recording of a loaded floor.)"""
+    import time
+
+    import rclpy
+
+    from robot_capture.nodes.camera_node import MAX_CATCHUP, CameraNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        cam = CameraNode(context=ctx, parameter_overrides=[
+            rclpy.parameter.Parameter("urdf", value=str(g1_urdf)), rclpy.parameter.Parameter("width", value=64),
+            rclpy.parameter.Parameter("height", value=48), rclpy.parameter.Parameter("rate_hz", value=30.0)])
+        try:
+            stamps, infos = [], []
+            cam.pub.publish = lambda m: stamps.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)
+            cam.info_pub.publish = lambda m: infos.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)
+            period = cam._ticker.period_ns
+            cam._tick()
+            time.sleep(3.2 * period / 1e9)  # never spun: the timer could not fire for 3 periods
+            first_late = len(stamps)
+            cam._tick()
+            late = stamps[first_late:]
+            assert 3 <= len(late) <= MAX_CATCHUP, (len(late), stamps)
+            steps = np.diff(stamps)
+            assert np.all(np.abs(steps - period) <= 1), steps  # no gap: every grid frame, in order
+            assert infos == stamps
+            assert cam._ticker.skipped == 0
+            time.sleep((MAX_CATCHUP + 3) * period / 1e9)  # a longer stall: the oldest are dropped
+            n = len(stamps)
+            cam._tick()
+            assert len(stamps) - n == MAX_CATCHUP and cam._ticker.skipped >= 3
+        finally:
+            cam.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)

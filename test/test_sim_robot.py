@@ -117,3 +117,21 @@ def test_ticker_returns_every_due_sample_on_the_grid():
     assert got[-1][1] == 1_100_000_000
     with pytest.raises(ValueError):
         Ticker(0.0, 0)
+
+
+def test_ticker_restarts_its_grid_when_the_clock_jumps():
+    """Sim time starts at 0 and then follows /clock; a looped bag steps the clock back. Either
+    way the grid restarts at the new time (counted in ``jumps``), nothing is skipped, and the
+    samples keep coming (a grid left behind would publish nothing until the clock caught up)."""
+    from robot_capture.sim.ticker import Ticker
+
+    t = Ticker(100.0, t0_ns=0, max_catchup=5)
+    assert t.due(0) == [(0, 0)]
+    T = 1_800_000_000_000_000_000  # /clock arrives: decades later
+    assert t.due(T) == [(0, T)] and t.jumps == 1 and t.skipped == 0
+    assert t.due(T + 20_000_000) == [(1, T + 10_000_000), (2, T + 20_000_000)]
+    back = T - 5_000_000_000  # the bag loops: 5 s back
+    assert t.due(back) == [(0, back)] and t.jumps == 2 and t.skipped == 0
+    assert t.due(back + 10_000_000) == [(1, back + 10_000_000)]
+    assert t.due(back + 10_000_000 - 1) == []  # early by less than a period: no jump, nothing due
+    assert t.jumps == 2

@@ -11,6 +11,14 @@ Topics: ``/camera/<name>/image_raw`` (sensor_msgs/Image, ``encoding`` rgb8|bgr8)
 ``compressed: true``, ``/camera/<name>/image_raw/compressed`` (sensor_msgs/CompressedImage,
 ``format`` "<encoding>; jpeg compressed bgr8" as image_transport names it); always
 ``/camera/<name>/camera_info``. ``frame_id`` is ``<name>_optical_frame``.
+
+Frame timing: a device is read when the timer fires and stamped with the read time. The
+simulated sources (``synthetic``, a video file) run on a fixed grid
+(:class:`robot_capture.sim.ticker.Ticker`): a timer that fires late, on a loaded machine,
+publishes every frame that came due since, each stamped with its grid time, up to
+``MAX_CATCHUP`` frames (a device driver's few buffers: V4L2 commonly queues 4); a longer
+stall drops frames, counted in a warning. A plain ROS timer skips the missed periods
+instead, which a starved simulator turned into gaps in the recording.
 """
 from __future__ import annotations
 
@@ -22,9 +30,13 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile
 from rclpy.serialization import deserialize_message
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
 from robot_capture.nodes._run import StartupError, declare, run
+from robot_capture.sim.ticker import Ticker
+
+MAX_CATCHUP = 4  # frames published at once after a stall (simulated sources)
 
 
 class CameraNode(Node):
@@ -97,6 +109,9 @@ class CameraNode(Node):
         else:
             self.pub = self.create_publisher(Image, f"{base}/image_raw", 5)
         self.info_pub = self.create_publisher(CameraInfo, f"{base}/camera_info", 5)
+        device = self.cap is not None and source.lstrip("-").isdigit()
+        self._ticker = None if device else Ticker(rate, self.get_clock().now().nanoseconds, MAX_CATCHUP)
+        self._skipped = 0
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f"camera {self.cam_name}: {source} {width}x{height} @ {rate:g} Hz -> "
@@ -148,15 +163,35 @@ class CameraNode(Node):
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=self._frame)
 
     def _tick(self) -> None:
-        rgb = self._grab()
-        if rgb is None:
+        if self._ticker is None:  # a device: one frame, stamped now
+            rgb = self._grab()
+            msg = self._message(rgb) if rgb is not None else None
+            if msg is not None:
+                self._publish(msg, self.get_clock().now().to_msg())
             return
-        stamp = self.get_clock().now().to_msg()
+        due = self._ticker.due(self.get_clock().now().nanoseconds)
+        if self._ticker.skipped > self._skipped:
+            self.get_logger().warning(
+                f"camera {self.cam_name}: {self._ticker.skipped - self._skipped} frames not published "
+                f"(the node was starved for more than {MAX_CATCHUP} frames)", throttle_duration_sec=5.0)
+            self._skipped = self._ticker.skipped
+        msg = None
+        for _k, stamp_ns in due:
+            if msg is None or self.view is None:  # a video file advances a frame per sample; a
+                rgb = self._grab()  # rendered view shows the newest state, drawn once per tick
+                msg = self._message(rgb) if rgb is not None else None
+                if msg is None:
+                    return
+            self._publish(msg, Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000))
+
+    def _message(self, rgb: np.ndarray):
+        """The Image (on the frame buffer) or CompressedImage of ``rgb``, unstamped; None if
+        JPEG encoding failed."""
         if self.compressed:
             ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
             if not ok:
                 self.get_logger().warning("JPEG encoding failed; frame skipped", throttle_duration_sec=5.0)
-                return
+                return None
             msg = CompressedImage()
             msg.format = f"{self.encoding}; jpeg compressed bgr8"
             msg.data = buf.tobytes()
@@ -168,8 +203,12 @@ class CameraNode(Node):
             msg.encoding = self.encoding
             msg.step = self.width * 3
             msg.data = self._data  # the frame was drawn straight into this buffer (no tobytes copy)
-        msg.header.stamp = stamp
         msg.header.frame_id = self.frame_id
+        return msg
+
+    def _publish(self, msg, stamp: Time) -> None:
+        """Publish ``msg`` and the CameraInfo, both stamped ``stamp``."""
+        msg.header.stamp = stamp
         self.pub.publish(msg)
         self.info.header.stamp = stamp
         self.info_pub.publish(self.info)

@@ -6,11 +6,17 @@ delivers fewer than 500 messages per second. ``Ticker`` instead counts samples o
 absolute grid ``t0 + k * period``: each call returns every sample that has come due since
 the last call (a short burst after a stall), each with its nominal time, so the average
 rate is exact and stamps are evenly spaced. Stalls longer than ``max_catchup`` samples
-are skipped (``skipped`` counts them) rather than replayed.
+are skipped (``skipped`` counts them) rather than replayed. A clock that jumps (sim time
+starting at 0 then following ``/clock``, a bag played in a loop) restarts the grid at the new
+time: backwards by more than a period, or forwards by more than ``MAX_STALL_S``; ``jumps``
+counts them (nothing is skipped for a jump).
 
 Times are int nanoseconds on any clock (the node's ROS clock).
 """
 from __future__ import annotations
+
+
+MAX_STALL_S = 60.0  # a longer gap between calls is a clock jump, not a stall
 
 
 class Ticker:
@@ -35,6 +41,7 @@ class Ticker:
         self.max_catchup = int(max_catchup)
         self.next_k = 0
         self.skipped = 0
+        self.jumps = 0
 
     def stamp_ns(self, k: int) -> int:
         """Nominal time of sample ``k``."""
@@ -42,6 +49,10 @@ class Ticker:
 
     def due(self, now_ns: int) -> list[tuple[int, int]]:
         """Samples due at ``now_ns`` not yet returned: ``[(k, stamp_ns), ...]`` in order."""
+        expected = self.t0_ns + self.next_k * self.period_ns  # the next sample's time
+        if now_ns < expected - 2 * self.period_ns or now_ns - expected > MAX_STALL_S * 1e9:
+            self.t0_ns, self.next_k = int(now_ns), 0  # the clock jumped: a new grid from now
+            self.jumps += 1
         last_due = int((now_ns - self.t0_ns) // self.period_ns)
         if last_due < self.next_k:
             return []
