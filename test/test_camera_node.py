@@ -141,38 +141,41 @@ def test_helper_node_is_not_renamed_by_the_node_remap(ros_node, g1_urdf):
 def test_a_starved_simulated_camera_catches_up_on_its_frame_grid(g1_urdf):
     """A timer that fires late (the node starved) publishes every frame that came due since,
     each on the grid t0 + k / rate, up to MAX_CATCHUP; a longer stall is counted and warned.
-    (A plain ROS timer skips the missed periods: gaps in the recording of a loaded floor.)"""
-    import time
+    (A plain ROS timer skips the missed periods: gaps in the recording of a loaded floor.)
+    The node's clock is replaced by a controlled one, so machine load cannot change the test."""
+    import types
 
     import rclpy
+    from rclpy.parameter import Parameter
 
     from robot_capture.nodes.camera_node import MAX_CATCHUP, CameraNode
+    from robot_capture.sim.ticker import Ticker
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     try:
         cam = CameraNode(context=ctx, parameter_overrides=[
-            rclpy.parameter.Parameter("urdf", value=str(g1_urdf)), rclpy.parameter.Parameter("width", value=64),
-            rclpy.parameter.Parameter("height", value=48), rclpy.parameter.Parameter("rate_hz", value=30.0)])
+            Parameter("urdf", value=str(g1_urdf)), Parameter("width", value=64), Parameter("height", value=48),
+            Parameter("rate_hz", value=30.0)])
         try:
+            now = [1_800_000_000_000_000_000]
+            cam.get_clock = lambda: types.SimpleNamespace(now=lambda: types.SimpleNamespace(nanoseconds=now[0]))
+            cam._ticker = Ticker(30.0, now[0], MAX_CATCHUP)
             stamps, infos = [], []
             cam.pub.publish = lambda m: stamps.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)
             cam.info_pub.publish = lambda m: infos.append(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec)
             period = cam._ticker.period_ns
             cam._tick()
-            time.sleep(3.2 * period / 1e9)  # never spun: the timer could not fire for 3 periods
-            first_late = len(stamps)
+            assert stamps == [now[0]]
+            now[0] += int(3.2 * period)  # starved for 3 periods: the timer could not fire
             cam._tick()
-            late = stamps[first_late:]
-            assert 3 <= len(late) <= MAX_CATCHUP, (len(late), stamps)
-            steps = np.diff(stamps)
-            assert np.all(np.abs(steps - period) <= 1), steps  # no gap: every grid frame, in order
-            assert infos == stamps
-            assert cam._ticker.skipped == 0
-            time.sleep((MAX_CATCHUP + 3) * period / 1e9)  # a longer stall: the oldest are dropped
-            n = len(stamps)
+            assert len(stamps) == 4, stamps  # frames 1, 2, 3 at once
+            assert np.all(np.abs(np.diff(stamps) - period) <= 1), np.diff(stamps)  # on the grid, no gap
+            assert infos == stamps and cam._ticker.skipped == 0
+            now[0] += int((MAX_CATCHUP + 3) * period)  # a longer stall: the oldest are dropped, counted
             cam._tick()
-            assert len(stamps) - n == MAX_CATCHUP and cam._ticker.skipped >= 3
+            assert len(stamps) == 4 + MAX_CATCHUP and cam._ticker.skipped == 3
+            assert np.all(np.abs(np.diff(stamps[4:]) - period) <= 1)
         finally:
             cam.destroy_node()
     finally:
