@@ -128,4 +128,39 @@ def test_player_filter_remap_offset_clock(tmp_path, ros):
     # subscriber sees is a rate, not behaviour (13 of ~55 on a loaded 2-core run)
     assert len(clock) >= 3
     ct = [c.clock.sec * 10**9 + c.clock.nanosec for c in clock]
-    assert ct == sorted(ct) and T0 + 0.9e9 <= ct[0] and ct[-1] <= T0 + 2.2e9
+    assert ct == sorted(ct) and T0 + 0.9e9 <= ct[0] and ct[-1] <= T0 + 1_990_000_000  # the last message's time
+
+
+def test_a_late_players_clock_never_runs_ahead_of_its_messages(tmp_path):
+    """A starved player is behind its schedule: its /clock stops at the next message's log
+    time instead of announcing a bag time whose messages are not out yet (seen on a loaded
+    run: /clock 0.45 s past the bag's last message)."""
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from robot_capture.nodes.player_node import PlayerNode
+    from robot_capture.record.playback import PlaybackClock
+
+    src = _source_bag(tmp_path / "src")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = PlayerNode(parameter_overrides=[Parameter("bag", value=str(src)), Parameter("clock_hz", value=1000.0)],
+                          context=ctx)
+        try:
+            now = [100.0]
+            node.clock = PlaybackClock(T0, 1.0, 0.0, now=lambda: now[0])
+            sent = []
+            node.clock_pub.publish = lambda m: sent.append(m.clock.sec * 10**9 + m.clock.nanosec)
+            now[0] += 0.5  # half a second behind: the message at T0 + 0.1 s is long due
+            node._clock_next = 0.0
+            assert node._sleep_until_due(T0 + 100_000_000)
+            assert sent == [T0 + 100_000_000]  # not T0 + 0.5 s
+            now[0] -= 0.45  # on schedule again, before the next message: the clock is the bag time
+            node._clock_next = 0.0
+            node._tick_clock(T0 + 200_000_000)
+            assert abs(sent[-1] - (T0 + 50_000_000)) < 1000
+        finally:
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)

@@ -8,7 +8,8 @@ the QoS recorded in the bag's ``offered_qos_profiles``.
 Parameters (``--ros-args -p name:=value``):
     bag: "" (bag directory, required)   rate: 1.0   loop: false   start_offset_s: 0.0
     topics: [] (only these; empty = all)   remap: [] ("from:=to" strings)
-    clock_hz: 0.0 (publish rosgraph_msgs/Clock on /clock at this rate; 0 = off)
+    clock_hz: 0.0 (publish rosgraph_msgs/Clock on /clock at this rate; 0 = off; never past the
+        log time of the next message to publish, so a late player's clock waits for its data)
     wait_for_subscribers: 0 (before playing, wait until every publisher, /clock's too, has
         this many subscriptions, up to wait_timeout_s: 10.0, then 0.5 s more: a writer can
         match a reader before the reader matches it, and best-effort samples sent in between
@@ -36,8 +37,8 @@ PARAMS = {"bag": "", "rate": 1.0, "loop": False, "start_offset_s": 0.0, "topics"
 class PlayerNode(Node):
     """Publishers for a bag's topics; :meth:`play` runs the schedule (see module docstring)."""
 
-    def __init__(self, parameter_overrides=None, name: str = "player"):
-        super().__init__(name, parameter_overrides=parameter_overrides or [])
+    def __init__(self, parameter_overrides=None, name: str = "player", **kwargs):
+        super().__init__(name, parameter_overrides=parameter_overrides or [], **kwargs)
         for key, default in PARAMS.items():
             self.declare_parameter(key, default)
         from robot_capture.bag import BagReader
@@ -87,12 +88,17 @@ class PlayerNode(Node):
         except ParameterUninitializedException:
             return None
 
-    def _tick_clock(self) -> None:
+    def _tick_clock(self, limit_ns: int | None = None) -> None:
+        """Publish /clock (at most ``clock_hz``): the bag time being played, but never past
+        ``limit_ns``, the next message's log time. A player that fell behind (a starved
+        machine) so never announces a time whose messages it has not published yet."""
         if self.clock_pub is None:
             return
         now = time.monotonic()
         if now >= self._clock_next:
             ns = self.clock.bag_now_ns()
+            if limit_ns is not None:
+                ns = min(ns, int(limit_ns))
             msg = self._Clock()
             msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
             self.clock_pub.publish(msg)
@@ -100,7 +106,7 @@ class PlayerNode(Node):
 
     def _sleep_until_due(self, log_time_ns: int) -> bool:
         while rclpy.ok(context=self.context):
-            self._tick_clock()
+            self._tick_clock(log_time_ns)
             dt = self.clock.due_in(log_time_ns)
             if dt <= 0:
                 return True
