@@ -186,6 +186,7 @@ def test_episode_roundtrip_three_readers_split_labels_diagnostics(tmp_path, ros,
 def test_messages_received_before_the_start_are_not_in_the_episode(tmp_path, ros):
     """Polled readers hold what arrived between two takes; a start takes it first (counted,
     not written), so every message of the bag was received after the episode start."""
+    from rclpy.duration import Duration
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import JointState
 
@@ -200,12 +201,12 @@ def test_messages_received_before_the_start_are_not_in_the_episode(tmp_path, ros
         assert ros.wait_subscribed(pub), rec.output()
         for i in range(5):  # idle: received, waiting in the reader
             pub.publish(js_msg(i))
-        ros.spin_for(0.5)
+        assert pub.wait_for_all_acked(Duration(seconds=30)), "the recorder's reader did not acknowledge"
         res = ros.call("/recorder/start_episode")
         assert res.success, res.message
         for i in range(5, 8):
             pub.publish(js_msg(i))
-        ros.spin_for(0.5)
+        assert pub.wait_for_all_acked(Duration(seconds=30))
         res = ros.call("/recorder/stop_episode")
         assert res.success, res.message
     finally:
