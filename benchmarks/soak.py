@@ -109,22 +109,18 @@ def _proc(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = 0.0
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) / 1024.0
-    return rss, cpu
+    return _rss_kinds(pid).get("VmRSS", 0.0), cpu
 
 
 def _rss_kinds(pid: int) -> dict[str, float]:
-    """RssAnon (heap: Python, malloc, DDS histories), RssFile (mapped files: libraries) and
-    RssShmem (touched pages of shared memory: the publishers' Fast DDS segments), MB."""
+    """VmRSS (all), RssAnon (heap: Python, malloc, DDS histories), RssFile (mapped files:
+    libraries) and RssShmem (touched pages of shared memory: the publishers' Fast DDS
+    segments), MB."""
     out = {}
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                if line.startswith(("VmRSS:", "RssAnon:", "RssFile:", "RssShmem:")):
                     k, v = line.split()[:2]
                     out[k.rstrip(":")] = int(v) / 1024.0
     except OSError:

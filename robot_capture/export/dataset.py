@@ -26,7 +26,6 @@ replaced atomically, ``info.json`` last.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robot_capture.atomic import write_text_atomic
+from robot_capture.atomic import write_bytes_atomic, write_text_atomic
 from robot_capture.export import stats as st
 from robot_capture.export.video import VideoAppender, video_info
 
@@ -76,6 +75,14 @@ def _atomic_json(path: Path, doc) -> None:
     write_text_atomic(path, json.dumps(doc, indent=4, ensure_ascii=False) + "\n", fsync=False)
 
 
+def _atomic_parquet(path: Path, table: pa.Table) -> None:
+    """Write ``table`` as ``path`` (a small metadata table) in one atomic replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = pa.BufferOutputStream()
+    pq.write_table(table, buf)
+    write_bytes_atomic(path, buf.getvalue().to_pybytes(), fsync=False)
+
+
 def write_tasks(path: Path, tasks: list[str]) -> None:
     """``meta/tasks.parquet``: task strings as the pandas index (``__index_level_0__``, as
     ``pd.DataFrame({"task_index": ...}, index=tasks).to_parquet()`` writes it)."""
@@ -92,10 +99,7 @@ def write_tasks(path: Path, tasks: list[str]) -> None:
                        metadata={b"pandas": json.dumps(pandas_meta).encode()})
     table = pa.table({"task_index": pa.array(range(len(tasks)), pa.int64()),
                       "__index_level_0__": pa.array(tasks, pa.string())}, schema=schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    _atomic_parquet(path, table)
 
 
 def read_tasks(path: Path) -> list[str]:
@@ -358,10 +362,7 @@ class DatasetWriter:
         if not self._new_rows:
             return
         meta = self.root / EPISODES_PATH.format(chunk_index=self._meta_cf[0], file_index=self._meta_cf[1])
-        meta.parent.mkdir(parents=True, exist_ok=True)
-        tmp = meta.with_suffix(".parquet.tmp")
-        pq.write_table(pa.Table.from_pylist(self._new_rows), tmp)
-        os.replace(tmp, meta)
+        _atomic_parquet(meta, pa.Table.from_pylist(self._new_rows))
         write_tasks(self.root / "meta" / "tasks.parquet", self.state.tasks)
         prior = [self.state.stats] if self.state.stats else []
         agg = st.aggregate(prior + self._new_stats)

@@ -69,6 +69,7 @@ class CameraNode(Node):
         self.view = None
         self.cap = None
         self._state_node = self._state_sub = None
+        device = source.lstrip("-").isdigit()  # a cv2.VideoCapture device index
         if source == "synthetic":
             from robot_capture.sim.robots import load_robot
             from robot_capture.sim.synthetic_camera import RobotView
@@ -95,7 +96,7 @@ class CameraNode(Node):
                 self.create_subscription(JointState, "/joint_states", self._on_joint_states, 10, raw=True)
             K = self.view.intrinsics.matrix()
         else:
-            self.cap = cv2.VideoCapture(int(source) if source.lstrip("-").isdigit() else source)
+            self.cap = cv2.VideoCapture(int(source) if device else source)
             if not self.cap.isOpened():
                 raise StartupError(f"camera {self.cam_name}: cv2.VideoCapture({source!r}) failed to open")
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -109,7 +110,6 @@ class CameraNode(Node):
         else:
             self.pub = self.create_publisher(Image, f"{base}/image_raw", 5)
         self.info_pub = self.create_publisher(CameraInfo, f"{base}/camera_info", 5)
-        device = self.cap is not None and source.lstrip("-").isdigit()
         self._ticker = None if device else Ticker(rate, self.get_clock().now().nanoseconds, MAX_CATCHUP)
         self._skipped = 0
         self.create_timer(1.0 / rate, self._tick)
@@ -163,26 +163,24 @@ class CameraNode(Node):
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=self._frame)
 
     def _tick(self) -> None:
-        if self._ticker is None:  # a device: one frame, stamped now
-            rgb = self._grab()
-            msg = self._message(rgb) if rgb is not None else None
-            if msg is not None:
-                self._publish(msg, self.get_clock().now().to_msg())
-            return
-        due = self._ticker.due(self.get_clock().now().nanoseconds)
-        if self._ticker.skipped > self._skipped:
-            self.get_logger().warning(
-                f"camera {self.cam_name}: {self._ticker.skipped - self._skipped} frames not published "
-                f"(the node was starved for more than {MAX_CATCHUP} frames)", throttle_duration_sec=5.0)
-            self._skipped = self._ticker.skipped
+        if self._ticker is None:
+            due = [None]  # a device: one frame, stamped at its read
+        else:
+            due = [ns for _k, ns in self._ticker.due(self.get_clock().now().nanoseconds)]
+            if self._ticker.skipped > self._skipped:
+                self.get_logger().warning(
+                    f"camera {self.cam_name}: {self._ticker.skipped - self._skipped} frames not published "
+                    f"(the node was starved for more than {MAX_CATCHUP} frames)", throttle_duration_sec=5.0)
+                self._skipped = self._ticker.skipped
         msg = None
-        for _k, stamp_ns in due:
-            if msg is None or self.view is None:  # a video file advances a frame per sample; a
+        for stamp_ns in due:
+            if msg is None or self.view is None:  # a device or video file reads a frame per sample; a
                 rgb = self._grab()  # rendered view shows the newest state, drawn once per tick
                 msg = self._message(rgb) if rgb is not None else None
                 if msg is None:
                     return
-            self._publish(msg, Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000))
+            self._publish(msg, self.get_clock().now().to_msg() if stamp_ns is None else
+                          Time(sec=stamp_ns // 1_000_000_000, nanosec=stamp_ns % 1_000_000_000))
 
     def _message(self, rgb: np.ndarray):
         """The Image (on the frame buffer) or CompressedImage of ``rgb``, unstamped; None if

@@ -88,7 +88,7 @@ class PlayerNode(Node):
         except ParameterUninitializedException:
             return None
 
-    def _tick_clock(self, limit_ns: int | None = None) -> None:
+    def _tick_clock(self, limit_ns: int) -> None:
         """Publish /clock (at most ``clock_hz``): the bag time being played, but never past
         ``limit_ns``, the next message's log time. A player that fell behind (a starved
         machine) so never announces a time whose messages it has not published yet."""
@@ -96,9 +96,7 @@ class PlayerNode(Node):
             return
         now = time.monotonic()
         if now >= self._clock_next:
-            ns = self.clock.bag_now_ns()
-            if limit_ns is not None:
-                ns = min(ns, int(limit_ns))
+            ns = min(self.clock.bag_now_ns(), limit_ns)
             msg = self._Clock()
             msg.clock.sec, msg.clock.nanosec = divmod(ns, 1_000_000_000)
             self.clock_pub.publish(msg)

@@ -49,7 +49,7 @@ class Ticker:
 
     def due(self, now_ns: int) -> list[tuple[int, int]]:
         """Samples due at ``now_ns`` not yet returned: ``[(k, stamp_ns), ...]`` in order."""
-        expected = self.t0_ns + self.next_k * self.period_ns  # the next sample's time
+        expected = self.stamp_ns(self.next_k)  # the next sample's time
         if now_ns < expected - 2 * self.period_ns or now_ns - expected > MAX_STALL_S * 1e9:
             self.t0_ns, self.next_k = int(now_ns), 0  # the clock jumped: a new grid from now
             self.jumps += 1
