@@ -56,6 +56,10 @@ def add_parser(sub):
     p.add_argument("--dry-run", action="store_true", help="print the node list with parameters and exit")
     p.add_argument("--status-every", type=float, default=0.0, metavar="S",
                    help="print a one-line floor status every S seconds (default: 0 = only the ready line)")
+    p.add_argument("--station-probe-s", type=float, default=None, metavar="S",
+                   help="before starting, listen S seconds on the ROS domain for another station's recorder or "
+                        "retarget node in this namespace (default: $ROBOT_CAPTURE_STATION_PROBE_S or 2.0; "
+                        "0 = check this host only)")
     p.add_argument("--no-watch", action="store_true",
                    help="do not join the ROS graph to watch the recorder (no ready/status lines)")
     return p
@@ -124,9 +128,21 @@ def run(args) -> int:
     if args.status_every < 0:
         print("robot-capture up: --status-every must be >= 0", file=sys.stderr)
         return 2
-    watch, bridge = (None, None) if args.no_watch else _watch(specs, args.status_every)
-    try:
-        return launcher.run(specs, keep_going=args.keep_going, watch=watch)
-    finally:
-        if bridge is not None:
-            bridge.close()
+    from robot_capture.floor.station_guard import StationBusyError, claim_for_specs
+
+    if args.station_probe_s is not None and not args.station_probe_s >= 0:
+        print("robot-capture up: --station-probe-s must be >= 0", file=sys.stderr)
+        return 2
+    try:  # one station per domain and namespace, checked before any node starts
+        claim = claim_for_specs(specs, "robot-capture up", probe_s=args.station_probe_s,
+                                log=lambda m: print(f"[up] {m}", flush=True))
+    except StationBusyError as exc:
+        print(f"robot-capture up: not starting: {exc}", file=sys.stderr)
+        return 2
+    with claim:
+        watch, bridge = (None, None) if args.no_watch else _watch(specs, args.status_every)
+        try:
+            return launcher.run(specs, keep_going=args.keep_going, watch=watch)
+        finally:
+            if bridge is not None:
+                bridge.close()

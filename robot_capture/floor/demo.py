@@ -108,7 +108,14 @@ def _run(specs, expected, output_dir: Path, log_path: Path, episodes: int, episo
          strict: bool, t_start: float) -> int:
     recorded: list[str] = []
     failed = False
-    with open(log_path, "w", encoding="utf-8") as log:
+    from robot_capture.floor.station_guard import StationBusyError, claim_for_specs
+
+    try:  # one station per domain: the demo's simulators must not publish into a running station
+        claim = claim_for_specs(specs, "robot-capture demo", log=lambda m: print(f"[demo] {m}", file=out))
+    except StationBusyError as exc:
+        print(f"[demo] not starting: {exc}", file=out)
+        return 2
+    with claim, open(log_path, "w", encoding="utf-8") as log:
         sup = Supervisor(specs, out=log)
         client = None
         try:

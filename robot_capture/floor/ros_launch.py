@@ -25,6 +25,8 @@ import tempfile
 
 from robot_capture.floor import graph
 
+_CLAIMS: list = []  # the station claims of this launch process (held until it exits)
+
 
 def declared_arguments(sim: bool) -> dict[str, tuple[str, str]]:
     """Launch arguments of capture.launch.py (``sim=False``) or sim.launch.py: name -> (default, help)."""
@@ -46,6 +48,12 @@ def node_actions(context, sim: bool):
     values = {name: context.launch_configurations.get(name, default)
               for name, (default, _help) in declared_arguments(sim).items()}
     specs = graph.build(values.pop("config") or None, overrides=values, sim=sim)
+    # one station per domain and namespace, before any node starts (raises StationBusyError: launch
+    # reports it and exits); the claim lives as long as this launch process
+    from robot_capture.floor.station_guard import claim_for_specs
+
+    _CLAIMS.append(claim_for_specs(specs, f"ros2 launch robot_capture {'sim' if sim else 'capture'}.launch.py",
+                                   log=print))
     workdir = tempfile.mkdtemp(prefix="robot_capture_launch_")
     atexit.register(shutil.rmtree, workdir, True)  # the params files outlive the nodes' start only
     actions = []

@@ -38,6 +38,7 @@ from std_msgs.msg import Bool
 
 from robot_capture.nodes._convert import (diagnostic_status, joint_state_msg, pose_array_cdr,
                                           pose_array_to_matrices, pose_to_matrix, stamp_to_sec)
+from robot_capture.nodes._duplicate import DuplicateWatch
 from robot_capture.nodes._polled import input_node, take
 from robot_capture.nodes._run import StartupError, declare, run
 
@@ -101,6 +102,7 @@ class RetargetNode(Node):
             if self._input_node is not None:
                 self._polled.append((key, cls, sub))
         self.create_subscription(Bool, "/retarget/enable", self._on_enable, 10)
+        self._duplicate = DuplicateWatch(self, act="not commanding the robot until it is gone (the robot holds)")
         if self.rate > 0:
             self.create_timer(1.0 / self.rate, self._tick)
         if diag_rate > 0:
@@ -212,6 +214,8 @@ class RetargetNode(Node):
         if res is None:
             return
         out, stamp = res
+        if self._duplicate.blocked:  # a second station's retarget node: neither commands the robot
+            return
         self.cmd_pub.publish(joint_state_msg(stamp, *out.joint_command()))  # + coupled motor joints
         if "stale" in out.flags:
             age = now.nanoseconds * 1e-9 - (out.stamp if out.stamp is not None else float("nan"))
@@ -239,6 +243,9 @@ class RetargetNode(Node):
 
     def _publish_diagnostics(self, stamp=None) -> None:
         level, message, values = self.live.diagnostics()
+        if self._duplicate.blocked:
+            level, message = 2, f"another node named {self._duplicate.fqn} on this domain: not commanding"
+            values = {**values, "duplicate_node": "true"}
         msg = DiagnosticArray()
         msg.header.stamp = stamp if stamp is not None else self.get_clock().now().to_msg()
         msg.status = [diagnostic_status(self.diag_name, level, message, values, hardware_id=self.get_name())]

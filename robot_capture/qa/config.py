@@ -96,6 +96,10 @@ class Labels(_M):
     required: list[str] = Field(default_factory=lambda: ["task", "operator", "success"])
 
 
+class Sources(_M):
+    multi_source: list[str] = Field(default_factory=lambda: ["/diagnostics", "/tf", "/tf_static", "/rosout"])
+
+
 class QAConfig(_M):
     """The effective QA thresholds (see config/qa.yaml for meanings and sources)."""
 
@@ -109,6 +113,7 @@ class QAConfig(_M):
     retarget: Retarget = Field(default_factory=Retarget)
     command: Command = Field(default_factory=Command)
     labels: Labels = Field(default_factory=Labels)
+    sources: Sources = Field(default_factory=Sources)
     expected_hz: dict[str, float | None] = Field(default_factory=dict)
     rigs: dict[str, dict] = Field(default_factory=dict)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from robot_capture.episodes import Finding, Verdict, find_bags, load_episode, write_verdict
 from robot_capture.qa import checks_motion as M
+from robot_capture.qa import checks_sources as C
 from robot_capture.qa import checks_streams as S
 from robot_capture.qa.config import QAConfig, as_config
 
@@ -26,7 +27,8 @@ __all__ = ["CHECKS", "QA_VERSION", "qa_episode", "open_episode", "qa_paths", "fo
 
 QA_VERSION = "1"
 #: check name -> function, in run order (idle before command: the command check skips the idle edges)
-CHECKS = {"presence": S.presence, "rate": S.rate, "gaps": S.gaps, "stamps": S.stamps, "sync": S.sync,
+CHECKS = {"presence": S.presence, "rate": S.rate, "gaps": S.gaps, "stamps": S.stamps, "sources": C.sources,
+          "sync": S.sync,
           "duration": S.duration, "idle": M.idle, "retarget": M.retarget, "command": M.command, "labels": M.labels}
 EXPECTED_PREFIX = "expected_hz/"
 

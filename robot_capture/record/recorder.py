@@ -208,7 +208,7 @@ class Recorder:
             except Exception as exc:  # noqa: BLE001 - any writer failure ends the episode, never the node
                 self._fail(exc)
                 return False
-            st.on_written(len(data), recv_ns)
+            st.on_written(len(data), recv_ns, publisher)
             self._since_check += len(data)
             if self._since_check >= self._check_budget and self.disk_min_free_bytes:
                 self._disk_guard()
@@ -446,6 +446,8 @@ class Recorder:
         now_ns = time.time_ns()
         summary = self._episode_summary(success, reason, now_ns)
         drops = {f"drops/{t}": str(s.drops) for t, s in self.stats.items() if t in self._topics}
+        drops.update({f"publishers/{t}": str(s.publishers) for t, s in self.stats.items()
+                      if t in self._topics and s.publishers})
         problems = {f"problems/{t}/{k}": str(n) for t, s in self.stats.items() for k, n in s.problems.items()}
         self._writer, self.episode, self.state = None, None, EpisodeState.IDLE
         # labels first: set_custom_data is memory only and reaches metadata.yaml at close,

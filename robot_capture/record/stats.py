@@ -19,6 +19,9 @@ Definitions:
   episode; ``expected_period_s`` is the running mean interval (EWMA, alpha
   0.05), and ``gaps`` counts intervals longer than ``GAP_FACTOR`` times the
   running mean (and at least ``GAP_MIN_S``).
+* ``publishers``: distinct publishers (rmw publisher GIDs) whose messages went into the
+  current episode. More than one on a single-source stream means a second source (another
+  station on the domain, a restarted driver): the QA's ``sources`` check judges it.
 * ``problems``: counted bad-publisher events (type change, unknown type, write
   errors), by kind.
 """
@@ -49,6 +52,8 @@ class TopicStats:
     rate_hz: float = 0.0
     last_recv_ns: int = 0
     problems: dict = dataclasses.field(default_factory=dict)
+    publishers: int = 0
+    _ep_publishers: set = dataclasses.field(default_factory=set, repr=False)
     _seq: dict = dataclasses.field(default_factory=dict, repr=False)
     _win_count: int = dataclasses.field(default=0, repr=False)
     _win_start_ns: int = dataclasses.field(default=0, repr=False)
@@ -73,8 +78,11 @@ class TopicStats:
             if prev is None or seq > prev:
                 self._seq[key] = seq
 
-    def on_written(self, nbytes: int, recv_ns: int) -> None:
-        """A message went into the episode bag; updates episode counts and gaps."""
+    def on_written(self, nbytes: int, recv_ns: int, publisher: bytes | None = None) -> None:
+        """A message went into the episode bag; updates episode counts, gaps and publishers."""
+        if publisher is not None and publisher not in self._ep_publishers:
+            self._ep_publishers.add(publisher)
+            self.publishers = len(self._ep_publishers)
         self.messages += 1
         self.bytes += nbytes
         last = self._ep_last_ns
@@ -102,6 +110,8 @@ class TopicStats:
         self.messages = self.bytes = self.drops = self.seq_drops = self.lost_events = self.gaps = 0
         self.max_gap_s = 0.0
         self._ep_last_ns = 0
+        self._ep_publishers = set()
+        self.publishers = 0
 
     def window(self, now_ns: int) -> float:
         """Close the current rate window at ``now_ns``; returns and stores ``rate_hz``."""
