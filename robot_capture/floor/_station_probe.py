@@ -21,16 +21,19 @@ def main(argv: list[str]) -> int:
     ns = "/" + namespace.strip("/") if namespace.strip("/") else "/"
     import rclpy
     from rcl_interfaces.srv import ListParameters
+    from rclpy.executors import SingleThreadedExecutor
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx)
     node = rclpy.create_node(f"_station_probe_{os.getpid()}", context=ctx, start_parameter_services=False,
                              enable_rosout=False)
+    ex = SingleThreadedExecutor(context=ctx)
+    ex.add_node(node)
     try:
         seen: set[tuple[str, str]] = set()
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            rclpy.spin_once(node, timeout_sec=0.05)
+            ex.spin_once(timeout_sec=0.05)
             seen |= {(n, s) for n, s in node.get_node_names_and_namespaces() if n in names and s == ns}
         out = []
         for n, s in sorted(seen):
@@ -41,12 +44,13 @@ def main(argv: list[str]) -> int:
                 fut = cli.call_async(ListParameters.Request())
                 end = time.monotonic() + 2.0
                 while not fut.done() and time.monotonic() < end:
-                    rclpy.spin_once(node, timeout_sec=0.05)
+                    ex.spin_once(timeout_sec=0.05)
                 alive = fut.done() and fut.result() is not None
             node.destroy_client(cli)
             out.append({"node": fqn, "alive": bool(alive)})
         print("PROBE " + json.dumps(out), flush=True)
     finally:
+        ex.shutdown()
         node.destroy_node()
         rclpy.shutdown(context=ctx)
     return 0

@@ -89,7 +89,6 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from robot_capture.bag import WriterOptions
 from robot_capture.bag.qos import adapt_request_to_offers
-from robot_capture.nodes._duplicate import DuplicateWatch
 from robot_capture.nodes._polled import input_node, take
 from robot_capture.nodes._recorder_console import ConsoleShell, _label
 from robot_capture.nodes._qos import import_message, offered_qos, qos_from_dict, run_node
@@ -258,8 +257,6 @@ class RecorderNode(ConsoleShell, Node):
         self._input_node = input_node(self) if self._take_period > 0 else None
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.setup_console()
-        # a second station's recorder answers the same service names: say so (it publishes no data)
-        self._duplicate = DuplicateWatch(self, act="episode commands may reach either recorder; stop the other station")
         self.create_timer(max(0.05, float(p("discovery_interval_s"))), self.discover)
         if self._input_node is not None:
             self.create_timer(self._take_period, self.take_all)
@@ -423,10 +420,8 @@ class RecorderNode(ConsoleShell, Node):
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         top = DiagnosticStatus(name="recorder", hardware_id=self.get_fully_qualified_name())
-        top.level = _ERROR if s["last_error"] or self._duplicate.blocked else _OK
-        top.message = s["last_error"] or (f"another node named {self._duplicate.fqn} on this domain"
-                                          if self._duplicate.blocked else "") or (
-            f"recording {s['episode']}" if s["episode"] else "idle")
+        top.level = _ERROR if s["last_error"] else _OK
+        top.message = s["last_error"] or (f"recording {s['episode']}" if s["episode"] else "idle")
         top.values = [KeyValue(key=k, value=str(v)) for k, v in (
             ("state", s["state"]), ("episode", s["episode"]), ("episode_path", s["episode_path"]),
             ("episode_elapsed_s", f"{s['episode_elapsed_s']:.1f}"),
