@@ -18,8 +18,9 @@ Stages and the functions they call (the single-bag commands call the same ones):
 
 Every finished job also leaves ``<out>/jobs/<name>.json`` (sha256, pipeline, result),
 written atomically by the worker. A job whose bag content (sha256) and pipeline match that
-file, and whose output still exists, is not redone (``reused``): this covers a runner killed
-between a worker finishing a job and the ledger recording it.
+file, whose stage input (:func:`robot_capture.batch.fingerprint.stage_input`) is one of the
+recorded ``result["inputs"]``, and whose output still exists, is not redone (``reused``):
+this covers a runner killed between a worker finishing a job and the ledger recording it.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 from robot_capture.atomic import write_text_atomic
-from robot_capture.batch.fingerprint import bag_sha256
+from robot_capture.batch.fingerprint import bag_sha256, stage_input
 
 STAGE_VERSION = {"qa": 1, "export": 1, "retarget": 1}
 
@@ -62,11 +63,6 @@ def pipeline_id(stage: str, params: dict) -> str:
                  else "sha256:" + hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest()[:12])
              for k, v in sorted(params.items())}
     return f"robot_capture {__version__}; {stage} v{STAGE_VERSION[stage]}; {json.dumps(shown, sort_keys=True)}"
-
-
-def with_verdict(stage: str) -> bool:
-    """Whether ``qa.json`` is part of the bag's content for this stage (not for qa, which writes it)."""
-    return stage != "qa"
 
 
 def job_name(bag: str | os.PathLike) -> str:
@@ -112,13 +108,17 @@ def run_job(job: dict) -> dict:
         bag = Path(job["bag"])
         if not bag.is_dir():
             raise NotADirectoryError(f"{bag}: not a bag directory")
-        res["sha256"] = sha = bag_sha256(bag, with_verdict(job["stage"]))
+        res["sha256"] = sha = bag_sha256(bag)
+        before = stage_input(job["stage"], bag)
         prev = None if job.get("force") else _read_record(job)
         if prev and prev.get("sha256") == sha and prev.get("pipeline") == job["pipeline"] \
+                and same_input(before, prev.get("result", {})) \
                 and all(Path(o).exists() for o in prev.get("result", {}).get("outputs", [])):
             res.update(status="done", result=prev.get("result", {}), reused=True)
         else:
             res["result"] = STAGES[job["stage"]](job)
+            if before is not None:  # what the stage read, and what it used after its own QA wrote qa.json
+                res["result"]["inputs"] = sorted({before, stage_input(job["stage"], bag)})
             res["status"] = "done"
             _write_record(job, sha, res["result"])
     except Exception as exc:  # noqa: BLE001 - a bad bag fails its own job, with the reason
@@ -126,6 +126,12 @@ def run_job(job: dict) -> dict:
     res["duration_s"] = time.perf_counter() - t0
     res["cpu_s"] = _cpu_s() - c0
     return res
+
+
+def same_input(current: str | None, result: dict) -> bool:
+    """Whether a finished job's result still holds for the bag's current stage input: True
+    for a stage without one (None), else when ``current`` is one of ``result["inputs"]``."""
+    return current is None or current in (result or {}).get("inputs", [])
 
 
 def _cpu_s() -> float:

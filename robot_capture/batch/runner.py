@@ -2,11 +2,13 @@
 
 :func:`run_batch`:
 
-1. finds the bags (:func:`robot_capture.episodes.find_bags`); each non-bag file in a given
-   folder is recorded as a failed job with its reason;
-2. for each bag, reads its ledger row: a ``done`` row with the same pipeline and the same
-   file fingerprint is **skipped**; everything else (new, failed, changed, left ``running``
-   by a killed runner, other pipeline) is run;
+1. finds the bags (:func:`robot_capture.episodes.find_bags`); a file that is not a bag (a
+   ``notes.txt`` beside the bags, or named on the command line) is skipped and counted, as
+   ``qa`` and ``info`` do, not a job; no bag at all is an error;
+2. for each bag, reads its ledger row: a ``done`` row with the same pipeline, the same
+   file fingerprint and the same stage input (the export's stored verdict,
+   :mod:`robot_capture.batch.fingerprint`) is **skipped**; everything else (new, failed,
+   changed, left ``running`` by a killed runner, other pipeline) is run;
 3. lets the stage prepare (``qa``: the folder statistics over every bag given);
 4. runs the jobs on the backend (:class:`~robot_capture.batch.pool.PoolBackend` or
    :class:`~robot_capture.batch.ray_backend.RayBackend`), recording each start, result and
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from robot_capture.batch import jobs as jobs_mod
 from robot_capture.batch import stages
-from robot_capture.batch.fingerprint import bag_fingerprint
+from robot_capture.batch.fingerprint import bag_fingerprint, stage_input
 from robot_capture.batch.ledger import Ledger
 from robot_capture.episodes import find_bags
 
@@ -33,7 +35,8 @@ from robot_capture.episodes import find_bags
 @dataclasses.dataclass
 class BatchSummary:
     """What a run did. Times in s (``job_cpu_s``: CPU time of the jobs run, summed over workers;
-    ``job_wall_s``: their wall time); ``failures``: (path, reason), bags first, then the stage's own."""
+    ``job_wall_s``: their wall time); ``failures``: (path, reason), bags first, then the stage's own;
+    ``non_bags``: the files skipped because they are not bags (not jobs, not failures)."""
 
     stage: str
     backend: str
@@ -49,6 +52,7 @@ class BatchSummary:
     job_cpu_s: float = 0.0
     job_wall_s: float = 0.0
     failures: list = dataclasses.field(default_factory=list)
+    non_bags: list = dataclasses.field(default_factory=list)
     extra: dict = dataclasses.field(default_factory=dict)
 
     @property
@@ -65,7 +69,13 @@ class BatchSummary:
                 f"ran {self.ran} in {self.wall_s:.1f} s ({self.bags_per_minute():.1f} bags/min)")
         if self.crashes:
             head += f"; {self.crashes} worker death(s) retried or recorded"
+        if self.non_bags:
+            n = len(self.non_bags)
+            head += f"; skipped {n} non-bag{'s' if n > 1 else ''}"
         out = [head]
+        if self.non_bags:
+            shown = ", ".join(str(p) for p in self.non_bags[:5])
+            out.append(f"  not bags (skipped): {shown}{' ...' if len(self.non_bags) > 5 else ''}")
         out += [f"  {k}: {v}" for k, v in self.extra.items()]
         out += [f"  FAILED {p}: {reason}" for p, reason in self.failures]
         out.append(f"  ledger: {self.out / 'batch.sqlite'}")
@@ -121,8 +131,8 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
         params: the stage's options (part of the pipeline id: changing one redoes the jobs).
         force: redo every job, done or not.
     Raises:
-        FileNotFoundError: a path does not exist. ValueError: unknown stage or bad params
-        (e.g. two bags with the same name for retarget).
+        FileNotFoundError: a path does not exist. ValueError: unknown stage, no bag found
+        in ``paths``, or bad params (e.g. two bags with the same name for retarget).
     """
     if stage not in jobs_mod.STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(sorted(jobs_mod.STAGES))}")
@@ -132,31 +142,32 @@ def run_batch(stage: str, paths, out, backend, params: dict | None = None, progr
     t0 = time.perf_counter()
     out = Path(out).resolve()
     params = dict(params or {})
+    paths = [Path(p) for p in paths]
     not_bags: list = []
     bags = find_bags(paths, not_bags=not_bags)
     # OUT may lie inside a DIR: its own files and bags (retarget's outputs) are never inputs
     bags = [b for b in bags if not _inside(b, out)]
-    not_bags = [(p, why) for p, why in not_bags if not _inside(Path(p).resolve(), out)]
+    not_bags = [Path(p) for p, _why in not_bags if not _inside(Path(p).resolve(), out)]
+    if not bags:
+        raise ValueError(f"no bags found in {', '.join(str(p) for p in paths)}"
+                         + (f" ({len(not_bags)} file(s) that are not bags)" if not_bags else ""))
     stages.check(stage, bags, params)
-    summary = BatchSummary(stage=stage, backend=backend.describe(), out=out, total=len(bags) + len(not_bags))
+    summary = BatchSummary(stage=stage, backend=backend.describe(), out=out, total=len(bags), non_bags=not_bags)
     fail_reason: dict[str, str] = {}
     with Ledger(out) as ledger:
-        for path, reason in not_bags:
-            ledger.finish(stage, str(Path(path).resolve()), "failed", error=reason)
-            fail_reason[str(Path(path).resolve())] = reason
         prep = stages.prepare(stage, bags, params)
         to_run, fps = [], {}
         for bag in bags:
             job = jobs_mod.make_job(stage, bag, out, stages.job_params(stage, bag, params, prep), force)
             try:
-                fps[job["bag"]] = fp = bag_fingerprint(bag, jobs_mod.with_verdict(stage))
+                fps[job["bag"]] = fp = bag_fingerprint(bag)
             except OSError as exc:
                 ledger.finish(stage, job["bag"], "failed", error=f"unreadable: {exc}")
                 fail_reason[job["bag"]] = f"unreadable: {exc}"
                 continue
             row = ledger.get(stage, job["bag"])
             if (not force and row is not None and row.status == "done" and row.pipeline == job["pipeline"]
-                    and row.fingerprint == fp):
+                    and row.fingerprint == fp and jobs_mod.same_input(stage_input(stage, bag), row.result)):
                 summary.skipped += 1
                 continue
             to_run.append(job)

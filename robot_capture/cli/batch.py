@@ -29,7 +29,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "function the single-bag command runs. A ledger (SQLite, OUT/batch.sqlite) records each "
                     "bag's sha256, pipeline, status, duration, error and attempts: a re-run skips what is done "
                     "and redoes what failed or changed, also after the runner was killed. A bad bag fails its "
-                    "own job; a worker that dies has its job retried. Exit code 1 if any job failed.",
+                    "own job; a worker that dies has its job retried; a file that is not a bag is skipped "
+                    "and counted. Exit code 1 if any job failed, 2 on bad usage (no bag found, an --out "
+                    "that is a file or cannot be made).",
         epilog="Examples:\n"
                "  robot-capture batch qa /archive/2026-12-01 --out /results/qa-2026-12-01\n"
                "  robot-capture batch export /archive/2026-12-01 --out /results/delivery-2026-12-01 --workers 16\n"
@@ -120,14 +122,17 @@ def run(args) -> int:
 
     missing = available_stages().get(args.stage, "")
     if missing:
-        print(f"error: batch {args.stage}: {missing}", file=sys.stderr)
+        print(f"robot-capture batch {args.stage}: {missing}", file=sys.stderr)
         return 2
     if args.workers is not None and args.workers < 1 or args.retries < 0 or args.cpus_per_job <= 0 or args.timeout < 0:
-        print("error: need --workers >= 1, --retries >= 0, --cpus-per-job > 0, --timeout >= 0", file=sys.stderr)
+        print(f"robot-capture batch {args.stage}: need --workers >= 1, --retries >= 0, --cpus-per-job > 0, "
+              "--timeout >= 0", file=sys.stderr)
         return 2
-    out = args.out
+    from robot_capture.cli.outputs import check_output_dir
+
     backend = None
     try:
+        out = check_output_dir(args.out, "--out")  # before any work: a file here used to be a traceback
         if args.ray is not None:
             from robot_capture.batch.ray_backend import RayBackend
 
@@ -138,10 +143,10 @@ def run(args) -> int:
         summary = run_batch(args.stage, args.dirs, out, backend, params=_params(args), progress=not args.quiet,
                             force=args.force)
     except (FileNotFoundError, NotADirectoryError, ValueError, sqlite3.DatabaseError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"robot-capture batch {args.stage}: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # RayUnavailableError and friends: one line, no traceback
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"robot-capture batch {args.stage}: {exc}", file=sys.stderr)
         return 2
     finally:
         if backend is not None and hasattr(backend, "shutdown"):

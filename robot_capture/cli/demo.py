@@ -69,6 +69,16 @@ def run(args) -> int:
 
 
 def _run(args, run_demo) -> int:
+    if args.output_dir:  # in words before the floor starts (a traceback with `[Errno 2] ... '/proc/nope'`)
+        from robot_capture.cli.outputs import OutputPathError, check_output_dir
+
+        try:
+            check_output_dir(args.output_dir, "--output-dir", create=True)
+        except OutputPathError as exc:
+            import sys
+
+            print(f"robot-capture demo: {exc}", file=sys.stderr)
+            return 2
     return run_demo(output_dir=args.output_dir, robot=args.robot, clip=args.clip, episodes=args.episodes,
                     episode_s=args.episode_seconds, config=args.config, strict=args.strict,
                     nice=args.nice)

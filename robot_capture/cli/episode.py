@@ -43,7 +43,8 @@ ACTIONS = {
 
 def _common(p) -> None:
     p.add_argument("--recorder", default="", help="recorder node (default: /recorder, or /<station>/recorder)")
-    p.add_argument("--station", default="", help="station namespace (up --station / station:=)")
+    p.add_argument("--station", default="",
+                   help="station namespace (up --station / station:=; default: none, the root namespace)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the recorder (default: 10)")
 
 
@@ -65,9 +66,14 @@ def add_parser(sub):
         if name == "status":
             a.add_argument("--json", action="store_true", help="print the raw JSON")
     pg = acts.add_parser("purge", help="delete the bags in <output_dir>/discarded/ (needs --yes)",
+                         description="Delete the episode bags that discard and discard-last moved to "
+                                     "<output_dir>/discarded/, on the disk directly (no recorder needed). "
+                                     "Without --yes it only lists what would be deleted; nothing outside "
+                                     "discarded/ is ever touched.",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     pg.add_argument("--output-dir", default="recordings", help="the recorder's output_dir")
-    pg.add_argument("--older-than-s", type=float, default=0.0, help="only bags discarded at least this long ago")
+    pg.add_argument("--older-than-s", type=float, default=0.0,
+                    help="only bags discarded at least this many seconds ago")
     pg.add_argument("--yes", action="store_true", help="really delete (without it: list what would go)")
     return p
 

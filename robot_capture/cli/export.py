@@ -19,7 +19,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "whose success label is true are exported. Exporting into an existing dataset appends; "
                     "a bag already in it (same sha256) is skipped.",
         epilog="Mapping of topics to features: config/export/lerobot_default.yaml (copy it and pass "
-               "--mapping to change it). Exit code 0 when no bag ended in error, 1 otherwise, 2 on bad usage.")
+               "--mapping to change it). Exit code 0 when no bag ended in error, 1 otherwise, 2 on bad usage "
+               "(no bag found, an --out that is a file or cannot be made).")
     p.add_argument("paths", nargs="+", metavar="DIR|BAG", help="episode bag directories, or directories holding them")
     p.add_argument("--format", choices=["lerobot"], default="lerobot", help="output format (default lerobot: LeRobot v3.0)")
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset directory (created or appended to)")
@@ -34,7 +35,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--include-failed", action="store_true",
                    help="export every episode, whatever its verdict and success label (default: off)")
     p.add_argument("--rejects", default=None, metavar="DATASET",
-                   help="export the episodes the selection leaves out into this dataset instead of skipping them")
+                   help="export the episodes the selection leaves out into this dataset instead of skipping them "
+                        "(default: none, they are skipped)")
     p.add_argument("--robot-type", default=None, help="info.json robot_type (default: the episodes' robot label)")
     p.add_argument("--no-qa", action="store_true", help="do not run the QA job on bags without a verdict (default: run it when installed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
@@ -42,10 +44,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_inputs(args) -> str:
+    """'' when there is a bag to export and the output folders can be used, else the one-line
+    error (checked before any work: a bad --out used to fail once per bag, after the encoding)."""
+    from robot_capture.cli.outputs import OutputPathError, check_output_dir
+    from robot_capture.episodes import find_bags
+
+    try:
+        if not find_bags(args.paths):
+            return f"no bags found in {', '.join(args.paths)}"
+        check_output_dir(args.out, "--out")
+        if args.rejects:
+            check_output_dir(args.rejects, "--rejects")
+    except (FileNotFoundError, OutputPathError) as exc:
+        return str(exc)
+    return ""
+
+
 def run(args) -> int:
     from robot_capture.config_schema import ConfigError
     from robot_capture.export.lerobot import ExportOptions, export_episodes
 
+    problem = _check_inputs(args)
+    if problem:
+        print(f"robot-capture export: {problem}", file=sys.stderr)
+        return 2
     opts = ExportOptions(mapping=args.mapping, fps=args.fps, codec=args.codec, gop=args.gop, crf=args.crf,
                          include_failed=args.include_failed, rejects=Path(args.rejects) if args.rejects else None,
                          robot_type=args.robot_type, run_qa=not args.no_qa)

@@ -79,6 +79,13 @@ def run(args) -> int:
     if not (args.topics or args.all or args.regex):
         print("error: give topics, --all or --regex")
         return 2
+    from robot_capture.cli.outputs import OutputPathError, check_output_dir
+
+    try:  # in words before the node starts (it said `[Errno 2] ... '/proc/nope'`)
+        check_output_dir(args.output, "--output", create=True)
+    except OutputPathError as exc:
+        print(f"robot-capture record: {exc}", file=__import__("sys").stderr)
+        return 2
     from robot_capture.floor.graph import apply_dds_environment
     from robot_capture.nodes import recorder_node
 

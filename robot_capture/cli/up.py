@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DESCRIPTION = """\
 Bring up a training-floor station from its config (config/floor.yaml): the retarget
@@ -112,16 +113,67 @@ def _config_defaults() -> dict[str, str]:
             if not cfg.get("station") else str(cfg.get("station"))}
 
 
+def _did_you_mean(word: str, choices) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def _flag_problem(args, cfg: dict) -> str:
+    """The one-line error for a flag whose value cannot work, naming the flag (not the config
+    file, which did not give the value), in plain words; '' when the flags are fine."""
+    from robot_capture.floor.graph import split_list
+    from robot_capture.paths import is_robot_path, known_robots, resolve_robot
+
+    if args.robot and not is_robot_path(args.robot):
+        try:
+            resolve_robot(args.robot)
+        except KeyError:
+            known = known_robots()
+            return (f"--robot {args.robot}: unknown robot {args.robot}{_did_you_mean(args.robot, known)} "
+                    f"(known: {', '.join(known)}; or a mapping YAML path)")
+    if args.cameras:
+        have = list(cfg.get("cameras") or {})
+        names = split_list(args.cameras)
+        missing = [n for n in names if n not in have] if names not in (["none"], ["false"]) else []
+        if missing:
+            where = Path(cfg.get("_path") or "the config").name
+            return (f"--cameras {args.cameras}: no camera {', '.join(missing)} in {where}"
+                    f"{_did_you_mean(missing[0], have)} (cameras there: {', '.join(have) or 'none'}; "
+                    f"or none)")
+    return ""
+
+
+def _error_text(exc: BaseException) -> str:
+    """An exception's message without the quotes ``str(KeyError)`` adds."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+
+
 def run(args) -> int:
+    from robot_capture.cli.outputs import OutputPathError, check_output_dir
     from robot_capture.floor import graph, launcher
     from robot_capture.floor.graph import LAUNCH_ARGUMENTS, SIM_LAUNCH_ARGUMENTS
 
     overrides = {k: getattr(args, k) for k in {**LAUNCH_ARGUMENTS, **SIM_LAUNCH_ARGUMENTS} if k != "config"}
     try:
-        specs = graph.build(args.config or None, overrides=overrides, sim=args.sim)
+        cfg = graph.load_config(args.config or None)
+        problem = _flag_problem(args, cfg)
+        if problem:
+            print(f"robot-capture up: {problem}", file=sys.stderr)
+            return 2
+        specs = graph.build(cfg, overrides=overrides, sim=args.sim)
     except (FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"robot-capture up: {exc}", file=sys.stderr)
+        print(f"robot-capture up: {_error_text(exc)}", file=sys.stderr)
         return 2
+    rec = next((s for s in specs if s.role == "recorder"), None)
+    if rec is not None and rec.parameters.get("output_dir"):
+        flag = "--output-dir" if args.output_dir else f"{Path(cfg.get('_path') or 'config').name}: output_dir"
+        try:  # the recorder would fail on it at start, with an errno and a repr; a dry run makes nothing
+            check_output_dir(rec.parameters["output_dir"], flag, create=not args.dry_run)
+        except OutputPathError as exc:
+            print(f"robot-capture up: {exc}", file=sys.stderr)
+            return 2
     if args.dry_run:
         print(graph.describe(specs))
         return 0

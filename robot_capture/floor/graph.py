@@ -218,7 +218,8 @@ def apply_overrides(cfg: Mapping, overrides: Mapping[str, Any] | None) -> dict:
             else:
                 missing = [n for n in names if n not in cams]
                 if missing:
-                    raise KeyError(f"cameras {missing} not in config (have {sorted(cams)})")
+                    raise KeyError(f"cameras: {', '.join(missing)} not in config "
+                                   f"(it has: {', '.join(sorted(cams)) or 'none'})")
                 out["cameras"] = {n: cams[n] for n in names}
         elif key == "nice":
             try:
