@@ -1,6 +1,7 @@
 """``robot-capture batch`` on the local process pool, over real bags from the simulated floor.
 
-The ledger, skip/redo on re-run, bad input (a non-bag file, a truncated bag), a worker killed
+The ledger, skip/redo on re-run, bad input (a non-bag file: skipped and counted; a truncated
+bag: a failed job), a worker killed
 by SIGKILL (retried; past --retries recorded as failed), and the runner itself killed mid-run
 (the re-run finishes the rest and does no job twice). The stage is ``retarget`` (the same
 function as ``robot-capture retarget BAG``); the qa and export stages are in test_batch_stages.
@@ -55,13 +56,14 @@ def test_retarget_pool_matches_single_bag_and_records_bad_input(day, capsys):
     rc = main(["batch", "retarget", str(bags[0].parent), "--out", str(out), "--robot", "h1", "--workers", "2",
                "--quiet"])
     text = capsys.readouterr().out
-    assert rc == 1, text  # two bad inputs: non-zero exit
-    assert "12 done" in text and "2 failed" in text
-    assert f"FAILED {bad['not_bag']}: not a bag" in text
+    assert rc == 1, text  # a truncated bag: non-zero exit
+    assert "12 done" in text and "1 failed" in text
+    assert "skipped 1 non-bag" in text and str(bad["not_bag"]) in text  # skipped, counted, not a failure
+    assert f"FAILED {bad['not_bag']}" not in text
     assert f"FAILED {bad['truncated']}: IncompleteBagFileError" in text
     with _ledger(out) as led:
         rows = {Path(r.bag): r for r in led.rows("retarget")}
-    assert len(rows) == 14
+    assert len(rows) == 13  # the non-bag file is no job
     for b in bags:
         r = rows[b.resolve()]
         assert r.status == "done" and r.attempts == 1 and len(r.sha256) == 64 and r.duration_s > 0
@@ -86,12 +88,12 @@ def test_rerun_skips_done_redoes_changed_and_failed(day, capsys):
     out = root / "out_rerun"
     s1 = run_batch("retarget", [bags[0].parent], out, PoolBackend(2), params={"robot": "g1", "source": "auto"},
                    progress=False)
-    assert s1.done == 12 and s1.failed == 2 and s1.ran == 13
+    assert s1.done == 12 and s1.failed == 1 and s1.ran == 13
     relabel(bags[3], notes="changed after the first run")  # content changed: redo
     os.utime(next(bags[5].glob("*.mcap")))  # touched, same bytes: rehashed, not redone
     s2 = run_batch("retarget", [bags[0].parent], out, PoolBackend(2), params={"robot": "g1", "source": "auto"},
                    progress=False)
-    assert s2.skipped == 10 and s2.ran == 3 and s2.reused == 1 and s2.done == 12 and s2.failed == 2
+    assert s2.skipped == 10 and s2.ran == 3 and s2.reused == 1 and s2.done == 12 and s2.failed == 1
     with _ledger(out) as led:
         done = [e["bag"] for e in led.events("retarget", "done")]
         reused = [e["bag"] for e in led.events("retarget", "reused")]
@@ -182,7 +184,7 @@ def test_runner_killed_mid_run_then_rerun_finishes_the_rest_once(day):
     assert list(first.values()).count("done") == 5 and "running" in first.values()
     s = run_batch("retarget", [bags[0].parent], out, PoolBackend(2), params={"robot": "g1", "source": "auto"},
                   progress=False)
-    assert s.done == 12 and s.skipped == 5 and s.failed == 2
+    assert s.done == 12 and s.skipped == 5 and s.failed == 1
     with _ledger(out) as led:
         finished = [e["bag"] for e in led.events("retarget") if e["event"] in ("done", "reused")]
         rows = led.rows("retarget")
@@ -199,8 +201,12 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "no such file or directory" in capsys.readouterr().err
     assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "--workers >= 1" in capsys.readouterr().err
+    assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "no bags found in" in capsys.readouterr().err
     (tmp_path / "o2").mkdir()
     (tmp_path / "o2" / "batch.sqlite").write_text("not sqlite " * 100)
+    (tmp_path / "bag").mkdir()  # a bag to find (the ledger is opened before any job runs)
+    (tmp_path / "bag" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}\n")
     assert main(["batch", "retarget", str(tmp_path), "--out", str(tmp_path / "o2")]) == 2
     assert "not a batch ledger" in capsys.readouterr().err
     with socket.socket() as s:  # a port nothing listens on
