@@ -117,5 +117,5 @@ def resolve_robot(name_or_path) -> Path:
     known = known_robots()
     close = difflib.get_close_matches(s, known, n=3, cutoff=0.3)
     dirs = ", ".join(str(d) for d in robot_dirs()) or "(none found)"
-    raise KeyError(f"unknown robot {s!r}; known: {close + [k for k in known if k not in close]} "
+    raise KeyError(f"unknown robot {s!r}; known: {', '.join(close + [k for k in known if k not in close])} "
                    f"(searched {dirs}; or give a path to a .yaml file)")

@@ -144,15 +144,25 @@ def test_a_mistyped_verb_action_or_stage_gets_did_you_mean(capsys):
 def test_up_robot_flag_is_named_with_did_you_mean(capsys):
     rc, err = _run(capsys, "up", "--robot", "g2", "--dry-run")
     line = _one_line(err)
-    assert rc == 2 and "--robot g2: unknown robot g2; did you mean g1?" in line, err
-    assert "floor.yaml" not in line
+    assert rc == 2 and "--robot g2: unknown robot 'g2' (did you mean 'g1'?); known: g1, h1" in line, err
+    assert "floor.yaml" not in line and "[" not in line
+
+
+@pytest.mark.parametrize("verb", [("demo",), ("retarget", "cmu_02_05_punch_strike.bvh", "--out", "x.npz")])
+def test_other_verbs_name_the_robot_flag_in_words(verb, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, err = _run(capsys, *verb, "--robot", "g2")
+    line = _one_line(err)
+    assert rc == 2 and "--robot g2: unknown robot 'g2' (did you mean 'g1'?)" in line, err
+    assert "floor.yaml" not in line and "[" not in line and '"' not in line
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_up_cameras_in_plain_words(capsys):
     rc, err = _run(capsys, "up", "--cameras", "haed", "--dry-run")
     line = _one_line(err)
-    assert rc == 2 and "--cameras haed: no camera haed in floor.yaml; did you mean head?" in line, err
-    assert "[" not in line and "'" not in line and '"' not in line
+    assert rc == 2 and "--cameras haed: no camera 'haed' in floor.yaml (did you mean 'head'?)" in line, err
+    assert "[" not in line and '"' not in line
 
 
 def test_up_output_dir_that_cannot_be_made(capsys):

@@ -69,11 +69,19 @@ def run(args) -> int:
 
 
 def _run(args, run_demo) -> int:
+    from robot_capture.cli.flags import robot_flag_problem
+
+    problem = robot_flag_problem(args.robot)  # named as the flag, not as floor.yaml's robot
+    if problem:
+        import sys
+
+        print(f"robot-capture demo: {problem}", file=sys.stderr)
+        return 2
     if args.output_dir:  # in words before the floor starts (a traceback with `[Errno 2] ... '/proc/nope'`)
         from robot_capture.cli.outputs import OutputPathError, check_output_dir
 
         try:
-            check_output_dir(args.output_dir, "--output-dir", create=True)
+            check_output_dir(args.output_dir, "--output-dir")  # made by the demo once every check passed
         except OutputPathError as exc:
             import sys
 

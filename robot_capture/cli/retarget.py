@@ -98,11 +98,13 @@ def run(args) -> int:
     # create at most the last folder of an output path: a typo must not build a whole tree
     problem = _missing_parent(Path(args.out).parent if inp.is_dir() else Path(args.out).parent.parent, "--out")
     problem = problem or (_missing_parent(Path(args.plot).parent.parent, "--plot") if args.plot else "")
-    if not problem:  # the folder can be made: checked now, not after the retargeting
+    if not problem:  # the robot and the folder: checked now, not after the retargeting
+        from robot_capture.cli.flags import robot_flag_problem
         from robot_capture.cli.outputs import OutputPathError, check_output_dir
 
+        problem = robot_flag_problem(args.robot)
         try:
-            check_output_dir(Path(args.out) if inp.is_dir() else Path(args.out).parent, "--out")
+            problem or check_output_dir(Path(args.out) if inp.is_dir() else Path(args.out).parent, "--out")
         except OutputPathError as exc:
             problem = str(exc)
     if problem:

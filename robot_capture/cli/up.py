@@ -113,35 +113,23 @@ def _config_defaults() -> dict[str, str]:
             if not cfg.get("station") else str(cfg.get("station"))}
 
 
-def _did_you_mean(word: str, choices) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"; did you mean {close[0]}?" if close else ""
-
-
 def _flag_problem(args, cfg: dict) -> str:
     """The one-line error for a flag whose value cannot work, naming the flag (not the config
     file, which did not give the value), in plain words; '' when the flags are fine."""
+    from robot_capture.cli.flags import did_you_mean, robot_flag_problem
     from robot_capture.floor.graph import split_list
-    from robot_capture.paths import is_robot_path, known_robots, resolve_robot
 
-    if args.robot and not is_robot_path(args.robot):
-        try:
-            resolve_robot(args.robot)
-        except KeyError:
-            known = known_robots()
-            return (f"--robot {args.robot}: unknown robot {args.robot}{_did_you_mean(args.robot, known)} "
-                    f"(known: {', '.join(known)}; or a mapping YAML path)")
+    problem = robot_flag_problem(args.robot)
+    if problem:
+        return problem
     if args.cameras:
         have = list(cfg.get("cameras") or {})
         names = split_list(args.cameras)
         missing = [n for n in names if n not in have] if names not in (["none"], ["false"]) else []
         if missing:
             where = Path(cfg.get("_path") or "the config").name
-            return (f"--cameras {args.cameras}: no camera {', '.join(missing)} in {where}"
-                    f"{_did_you_mean(missing[0], have)} (cameras there: {', '.join(have) or 'none'}; "
-                    f"or none)")
+            return (f"--cameras {args.cameras}: no camera {', '.join(repr(m) for m in missing)} in {where}"
+                    f"{did_you_mean(missing[0], have)}; cameras there: {', '.join(have) or 'none'} (or none)")
     return ""
 
 
