@@ -5,41 +5,13 @@ replies (200/404/409), SSE framing, and the page showing labels as text only.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 
 import pytest
+from _console_fake import FakeBridge, page_token
 
 from robot_capture.console.commands import load_key_map
 from robot_capture.console.web import WebConfigError, build_app, check_bind, check_label
-
-
-class FakeBridge:
-    recorder = "/recorder"
-    version = 1
-
-    def __init__(self):
-        self.calls = []
-        self.labels = {}
-
-    def _done(self, value=None, exc=None):
-        f = concurrent.futures.Future()
-        f.set_exception(exc) if exc else f.set_result(value)
-        return f
-
-    def latest(self):
-        return {"state": "ready", "ready": True, "tally": "green", "reasons": [], "streams": [], "counters": {},
-                "task": self.labels.get("task", "")}
-
-    def command(self, name, **labels):
-        self.calls.append((name, labels))
-        if name == "discard":
-            return self._done(exc=RuntimeError("discard: no episode is recording"))
-        return self._done("/out/20260101-000000_x_0000")
-
-    def set_labels(self, **labels):
-        self.labels.update(labels)
-        return self._done(None)
 
 
 @pytest.fixture
@@ -47,7 +19,12 @@ def app_client():
     from starlette.testclient import TestClient
 
     bridge = FakeBridge()
-    return bridge, lambda token="": TestClient(build_app(bridge, load_key_map(), token=token))
+    return bridge, lambda token="": TestClient(build_app(bridge, load_key_map(), token=token),
+                                               base_url="http://127.0.0.1:8080")
+
+
+def _csrf(c, path="/"):
+    return {"X-RC-CSRF": page_token(c.get(path).text)}
 
 
 def test_token_guard_refuses_before_any_route(app_client):
@@ -60,14 +37,17 @@ def test_token_guard_refuses_before_any_route(app_client):
     assert r.json()["ok"] is False and bridge.calls == [] and bridge.labels == {}
     assert c.get("/api/state", headers={"Authorization": "Bearer floor-token-123"}).status_code == 200
     r = c.get("/?token=floor-token-123")
-    assert r.status_code == 200 and "rc_console_token" in r.headers.get("set-cookie", "")
-    assert c.post("/api/command/start").status_code == 200  # the cookie now carries the token
+    cookie = r.headers.get("set-cookie", "")
+    assert r.status_code == 200 and "rc_console_token" in cookie and "samesite=strict" in cookie.lower(), cookie
+    # the cookie now carries the token; a POST also needs the page's token
+    assert c.post("/api/command/start", headers={"X-RC-CSRF": page_token(r.text)}).status_code == 200
     assert bridge.calls == [("start", {})]
 
 
 def test_commands_labels_and_page(app_client):
     bridge, make = app_client
     c = make()
+    c.headers.update(_csrf(c))
     assert c.post("/api/command/toggle").json() == {"ok": True, "reply": "/out/20260101-000000_x_0000"}
     r = c.post("/api/command/strat")
     assert r.status_code == 404 and "did you mean 'start'" in r.json()["reply"]

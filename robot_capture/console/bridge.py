@@ -99,15 +99,19 @@ class RecorderBridge:
 
     def latest(self) -> dict:
         """The recorder's last published state; when it is missing or older than ``STALE_AFTER_S``,
-        an ``offline`` state (amber) that says so."""
+        an ``offline`` state (amber, ``stale: true``) that says so: its streams keep their topics
+        and names but have no rate or age (``rate_hz``/``age_s`` None, status ``unknown``), and the
+        counters are the recorder's last known ones. Nothing of a gone recorder is shown as ``ok``."""
         age = time.monotonic() - self._state_t if self._state_t else None
         if self._state is not None and age is not None and age <= STALE_AFTER_S:
             return self._state
         base = dict(self._state or {})
         why = (f"no state from {self.recorder} for {age:.1f} s (recorder stopped?)" if age is not None
                else f"waiting for {self.recorder} (is the recorder running?)")
-        base.update(state="offline", ready=False, tally="amber", reasons=[why], episode="")
-        base.setdefault("streams", [])
+        base.update(state="offline", ready=False, tally="amber", reasons=[why], episode="", elapsed_s=0.0,
+                    stale=True, reviewable=False,
+                    streams=[dict(x, rate_hz=None, age_s=None, status="unknown") for x in base.get("streams") or []
+                             if isinstance(x, dict)])
         base.setdefault("counters", {})
         return base
 

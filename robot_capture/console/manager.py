@@ -23,7 +23,8 @@ its services onto :meth:`EpisodeManager.run`. States (:attr:`EpisodeManager.stat
 
 Session counters: kept and discarded episodes of this session, successes, failures,
 success rate = successes / labelled kept episodes, episodes per hour = kept episodes /
-hours since the first start. Errors: :class:`~robot_capture.console.commands.CommandError`
+hours since the first start, given only from ``EPH_MIN_EPISODES`` kept episodes and
+``EPH_MIN_SESSION_S`` of session on (None before: one episode in 4 s is not 900 an hour). Errors: :class:`~robot_capture.console.commands.CommandError`
 (a ValueError whose text is the reply).
 """
 from __future__ import annotations
@@ -40,6 +41,8 @@ from robot_capture.record.episode import EpisodeInfo
 __all__ = ["EpisodeEntry", "EpisodeManager", "ManagerConfig", "next_task", "IDLE", "READY", "RECORDING", "REVIEW"]
 
 IDLE, READY, RECORDING, REVIEW = "idle", "ready", "recording", "review"
+#: episodes per hour is a rate over the session: not extrapolated from fewer episodes or a shorter session
+EPH_MIN_EPISODES, EPH_MIN_SESSION_S = 2, 600.0
 
 
 @dataclasses.dataclass
@@ -68,6 +71,7 @@ class EpisodeEntry:
     discarded: bool = False
     verdict: str = ""             # one line, e.g. "warn: camera head: 12 frames missing"
     verdict_reasons: tuple = ()
+    verdict_source: str = ""      # "qa": the full QA; anything else (e.g. "recorder") is provisional
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -277,6 +281,7 @@ class EpisodeManager:
         if v is not None:
             try:
                 entry.verdict, entry.verdict_reasons = v.summary(), tuple(v.reasons)
+                entry.verdict_source = str(getattr(v, "source", ""))
             except Exception:  # noqa: BLE001 - a verdict we cannot read is no verdict
                 entry.verdict = ""
         self.current = None
@@ -336,10 +341,12 @@ class EpisodeManager:
         kept = [e for e in self.history if not e.discarded]
         ok = sum(1 for e in kept if e.success is True)
         bad = sum(1 for e in kept if e.success is False)
-        hours = (now_ns - self._first_start_ns) / 3.6e12 if self._first_start_ns else 0.0
+        session_s = (now_ns - self._first_start_ns) / 1e9 if self._first_start_ns else 0.0
+        eph = len(kept) / (session_s / 3600.0) if len(kept) >= EPH_MIN_EPISODES and session_s >= EPH_MIN_SESSION_S \
+            else None
         return {"kept": len(kept), "discarded": len(self.history) - len(kept), "success": ok, "failure": bad,
                 "unlabelled": len(kept) - ok - bad, "success_rate": ok / (ok + bad) if ok + bad else None,
-                "episodes_per_hour": len(kept) / hours if hours > 0 else None,
+                "episodes_per_hour": eph, "session_s": round(session_s, 1),
                 "forced": sum(1 for e in kept if e.forced)}
 
     def status(self) -> dict:
@@ -350,6 +357,7 @@ class EpisodeManager:
         return {
             "state": self.state, "ready": self.ready, "tally": tally, "reasons": self.not_ready_reasons(),
             "episode": cur.name if cur else "", "elapsed_s": (now - cur.started_ns) / 1e9 if cur else 0.0,
+            "forced": bool(cur and cur.forced),
             "last": self.history[-1].as_dict() if self.history else None,
             "reviewable": self.last is not None,
             "counters": self.counters(now),

@@ -15,39 +15,32 @@ Routes (JSON unless said otherwise):
   accepted: the page shows labels as text only and the bag directory uses a slug.
 
 Access: ``127.0.0.1``/``::1``/``localhost`` by default. Any other bind address needs a
-token (:func:`check_bind`); then every request must carry it (``Authorization: Bearer``,
-``?token=`` or the ``rc_console_token`` cookie the page sets): without it, 401 and nothing
-changes. The web process drives the recorder only through a
+token (:func:`check_bind`). Every request first passes
+:class:`~robot_capture.console.web_guard.RequestGuard` (Host, Origin, token, a per-page CSRF
+token on every POST, 64 KiB bodies, at most 16 ``/events`` clients): see that module for the
+checks and their answers (403, 401, 413, 503). The page is served with a strict
+Content-Security-Policy (``frame-ancestors 'none'``: no hostile page can frame it). The web
+process drives the recorder only through a
 :class:`~robot_capture.console.bridge.RecorderBridge` (rclpy services and topics).
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
+import secrets
 import unicodedata
 
 from robot_capture.console.commands import COMMANDS, CommandError, check_command
+from robot_capture.console.web_guard import (COOKIE, MAX_BODY, MAX_EVENT_CLIENTS, EventSlots, PageTokens,
+                                             RequestGuard, is_loopback)
 
 __all__ = ["WebConfigError", "build_app", "check_bind", "check_label", "serve", "LABEL_MAX"]
 
 LABEL_MAX = 200
-COOKIE = "rc_console_token"
-_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
 
 
 class WebConfigError(ValueError):
     """A bind address that needs a token, or a token that is too short."""
-
-
-def is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(host: str, token: str) -> None:
@@ -73,8 +66,15 @@ def check_label(name: str, value) -> str:
     return value.strip()
 
 
-def build_app(bridge, key_map, token: str = "", reply_timeout_s: float = 20.0):
-    """The Starlette app. ``token``: required on every request when non-empty."""
+def build_app(bridge, key_map, token: str = "", reply_timeout_s: float = 20.0, bind: str = "127.0.0.1",
+              names=None, max_body: int = MAX_BODY, max_event_clients: int = MAX_EVENT_CLIENTS):
+    """The Starlette app behind a :class:`~robot_capture.console.web_guard.RequestGuard`.
+
+    ``token``: required on every request when non-empty. ``bind``: the address served (the
+    Host check). ``names``: host names allowed besides loopback and the bind address (default:
+    this machine's names). ``max_body`` (bytes), ``max_event_clients``: see ``web_guard``.
+    ``app.state.event_slots.open``: the number of open ``/events`` streams.
+    """
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
@@ -83,24 +83,19 @@ def build_app(bridge, key_map, token: str = "", reply_timeout_s: float = 20.0):
 
     from robot_capture.console.page import render_page
 
-    class TokenGuard:
-        """Pure ASGI middleware: a request without the token gets 401 before any route runs."""
-
-        def __init__(self, app):
-            self.app = app
-
-        async def __call__(self, scope, receive, send):
-            if scope["type"] == "http" and token and not _has_token(Request(scope), token):
-                await JSONResponse({"ok": False, "reply": "401: a token is required (?token=...)"},
-                                   status_code=401)(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
+    tokens, slots = PageTokens(), EventSlots(max_event_clients)
 
     async def wait(fut):
         return await asyncio.wait_for(asyncio.wrap_future(fut), reply_timeout_s)
 
     async def page(request: Request):
-        resp = HTMLResponse(render_page(key_map, bridge.recorder))
+        nonce = secrets.token_urlsafe(12)
+        resp = HTMLResponse(render_page(key_map, bridge.recorder, csrf=tokens.issue(), nonce=nonce), headers={
+            "Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+            "X-Frame-Options": "DENY",
+            "Content-Security-Policy": f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+                                       "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+                                       "frame-ancestors 'none'"})
         if token and request.query_params.get("token"):
             resp.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return resp
@@ -110,13 +105,13 @@ def build_app(bridge, key_map, token: str = "", reply_timeout_s: float = 20.0):
 
     async def events(request: Request):
         async def stream():
-            seen, last_sent = -1, 0.0
+            seen, last_sent, last_state = -1, 0.0, None
             loop = asyncio.get_running_loop()
             while not await request.is_disconnected():
                 s = bridge.latest()
                 now = loop.time()
-                if bridge.version != seen or now - last_sent > 2.0 or s.get("state") == "offline":
-                    seen, last_sent = bridge.version, now
+                if bridge.version != seen or now - last_sent > 2.0 or s.get("state") != last_state:
+                    seen, last_sent, last_state = bridge.version, now, s.get("state")
                     yield f"data: {json.dumps(s)}\n\n"
                 await asyncio.sleep(0.2)
 
@@ -166,14 +161,10 @@ def build_app(bridge, key_map, token: str = "", reply_timeout_s: float = 20.0):
     routes = [Route("/", page), Route("/api/state", state), Route("/events", events),
               Route("/api/command/{name}", command, methods=["POST"]), Route("/api/labels", labels, methods=["POST"]),
               Route("/favicon.ico", favicon)]
-    return Starlette(routes=routes, middleware=[Middleware(TokenGuard)])
-
-
-def _has_token(request, token: str) -> bool:
-    auth = request.headers.get("authorization", "")
-    given = [auth[7:] if auth.lower().startswith("bearer ") else "", request.query_params.get("token", ""),
-             request.cookies.get(COOKIE, "")]
-    return any(g and hmac.compare_digest(g.encode(), token.encode()) for g in given)
+    app = Starlette(routes=routes, middleware=[Middleware(
+        RequestGuard, bind=bind, token=token, tokens=tokens, names=names, max_body=max_body, slots=slots)])
+    app.state.tokens, app.state.event_slots = tokens, slots
+    return app
 
 
 async def _json_body(request) -> dict:
@@ -194,7 +185,7 @@ def serve(bridge, key_map, host: str = "127.0.0.1", port: int = 8080, token: str
     import uvicorn
 
     check_bind(host, token)
-    app = build_app(bridge, key_map, token=token if token else "")
+    app = build_app(bridge, key_map, token=token if token else "", bind=host)
     print(f"console: http://{host}:{port}/ -> {bridge.recorder}"
           + (" (token required)" if token else ""), flush=True)
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)).run()
