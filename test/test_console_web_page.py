@@ -192,3 +192,49 @@ def test_page_fits_a_phone(browser):
     finally:
         page.close()
         srv.close()
+
+
+def test_hostile_page_in_the_same_browser_cannot_drive_the_console(browser):
+    """A page from another origin, open in the operator's browser, posts to the console as a
+    ``text/plain`` fetch (no preflight), as a form, and with the JSON a page would send."""
+    from playwright.sync_api import expect
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    bridge = FakeBridge(state())
+    srv = LiveServer(build_app(bridge, load_key_map()))
+    target = srv.url
+    hostile = f"""<!doctype html><html><body><form id="f" method="post" action="{target}/api/command/toggle"
+      enctype="text/plain" target="sink"><input name='{{"task":"x' value='"}}'></form><iframe name="sink"></iframe>
+    <script>
+    (async () => {{
+      const tries = [
+        fetch("{target}/api/command/start", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+                                            body: "{{}}"}}),
+        fetch("{target}/api/labels", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}},
+                                      body: JSON.stringify({{task: "pwned"}})}}),
+        fetch("{target}/api/command/discard_last", {{method: "POST", headers: {{"Content-Type": "application/json",
+                                                   "X-RC-CSRF": "guess.guess"}}, body: "{{}}"}}),
+        fetch("{target}/api/state").then(r => r.text()),
+      ];
+      const out = await Promise.allSettled(tries);
+      document.getElementById("f").submit();
+      document.title = "done " + out.map(o => o.status).join(",");
+    }})();
+    </script></body></html>"""
+    evil = LiveServer(Starlette(routes=[Route("/", lambda _r: HTMLResponse(hostile))]))
+    page = browser.new_page()
+    seen = []
+    page.on("request", lambda r: seen.append(r.url) if r.url.startswith(target) else None)
+    try:
+        with page.expect_response(lambda r: r.url == f"{target}/api/command/toggle", timeout=30000) as form:
+            page.goto(evil.url + "/")
+        expect(page).to_have_title("done fulfilled,fulfilled,rejected,rejected", timeout=30000)
+        assert form.value.status == 403
+        assert len(seen) >= 4, seen  # the requests did leave the browser
+        assert bridge.calls == [] and bridge.labels == {}
+    finally:
+        page.close()
+        evil.close()
+        srv.close()
