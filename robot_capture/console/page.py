@@ -61,7 +61,7 @@ _PAGE = """<!doctype html>
  button kbd{display:block;font-size:13px;color:#bbb}
  #btn-success{background:#1f6f35} #btn-failure{background:#7a2a2a} #btn-toggle{background:#2b4f8a}
  table{width:100%;border-collapse:collapse;font-size:15px;table-layout:fixed} td,th{padding:4px 6px;text-align:left}
- th:first-child{width:42%} td small{display:block;color:#999;font-size:12px}
+ th:first-child{width:44%} th{font-size:13px;color:#aaa;overflow-wrap:normal} td small{display:block;color:#999;font-size:12px}
  tr.bad td{color:#ffb74d} .big{font-size:26px} #reply{padding:0 14px 14px;color:#ccc;min-height:1.5em}
  .stale, .stale td, .stale tr.bad td{color:#777 !important}
  input{font-size:18px;padding:6px;width:100%;margin-bottom:6px}
@@ -82,7 +82,7 @@ _PAGE = """<!doctype html>
   autocomplete="off"><input id="notes" name="notes" placeholder="notes" autocomplete="off"><button id="btn-labels"
   type="submit">Set labels</button></form>
   <div id="current"></div></section>
- <section id="streams-box"><h2>Streams</h2><table><thead><tr><th>stream</th><th>rate Hz</th><th>expected</th><th>age s</th>
+ <section id="streams-box"><h2>Streams</h2><table><thead><tr><th>stream</th><th>rate Hz</th><th>exp. Hz</th><th>age s</th>
   <th>status</th></tr></thead><tbody id="streams"></tbody></table></section>
 </main>
 <script nonce="__NONCE__">
@@ -94,7 +94,7 @@ const dirty = new Set(), pending = {};  // edited fields; set ones not yet in th
 let offline = true;
 if (location.search.includes("token=")) history.replaceState(null, "", location.pathname);  // keep it out of history
 function text(el, s){ el.textContent = s; }
-function pct(x){ return x === null || x === undefined ? "-" : Math.round(100*x) + " %"; }
+function pct(x){ return x === null || x === undefined ? "-" : Math.round(100*x) + "\u00a0%"; }
 function num(x, d){ return typeof x === "number" ? x.toFixed(d) : "-"; }
 function verdictWord(v){ const w = String(v || "").split(":")[0].trim().toLowerCase();
   return ["pass", "warn", "fail"].includes(w) ? w : ""; }
@@ -160,7 +160,8 @@ async function post(url, body){
                           body: JSON.stringify(body||{})});
     try { j = await r.json(); } catch(e) {}
   } catch(e) { j = {ok:false, reply:"console server unreachable"}; }
-  text($("reply"), (j.ok ? "" : "refused: ") + (typeof j.reply === "string" ? j.reply : JSON.stringify(j.reply||(r && r.status))));
+  const said = typeof j.reply === "string" ? (j.ok ? j.reply.split("\\n")[0] : j.reply) : JSON.stringify(j.reply||(r && r.status));
+  text($("reply"), (j.ok ? "" : "refused: ") + said);  // a stop's "QA ..." line is in the tally
   return j;
 }
 function run(action){ if (!offline) return post("/api/command/" + action); }
