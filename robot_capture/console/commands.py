@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from robot_capture.config_schema import STRICT_KEYS, ConfigError, load_yaml, suggest, validate
+from robot_capture.config_schema import STRICT_KEYS, ConfigError, RosTopic, load_yaml, suggest, validate
 
 __all__ = ["COMMANDS", "SERVICES", "CommandError", "KeyMap", "JoyMap", "JoyMapper", "check_command",
            "load_key_map", "load_joy_map", "key_name"]
@@ -119,7 +119,7 @@ class JoyMap(BaseModel):
     """VR controller buttons (``sensor_msgs/Joy`` on ``topic``): button index -> command, on press."""
 
     model_config = STRICT_KEYS
-    topic: str = "/vr/buttons"
+    topic: RosTopic = "/vr/buttons"   # a ROS topic name (relative: in the recorder's namespace)
     buttons: dict[int, JoyAction] = Field(default_factory=lambda: {0: "toggle", 1: "success", 2: "failure",
                                                                     3: "discard_last"})
 
@@ -158,7 +158,8 @@ def load_key_map(path=None) -> KeyMap:
 
 
 def load_joy_map(path=None) -> JoyMap:
-    """Read a Joy map YAML (default: the shipped ``config/console_joy.yaml``). Raises as :func:`load_key_map`."""
+    """Read a Joy map YAML (default: the shipped ``config/console_joy.yaml``). Raises as :func:`load_key_map`
+    (an invalid ROS topic name, unknown command or button index is a ConfigError naming the file and key)."""
     return _load(JoyMap, path, "console_joy.yaml")
 
 

@@ -16,11 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from robot_capture.config_schema import STRICT_KEYS, load_yaml, validate
+from robot_capture.config_schema import STRICT_KEYS, RosTopic, load_yaml, validate
+
+#: a dataset frame rate, frames/s (LeRobot stores an int)
+Fps = Annotated[int, Field(ge=1, le=1000)]
 
 __all__ = ["FeatureMap", "CameraConfig", "VideoConfig", "Mapping", "StreamSpec", "CameraSpec",
            "load_mapping", "default_mapping_path", "resolve", "MissingStreamError", "CAMERA_TOPIC"]
@@ -36,7 +39,7 @@ class FeatureMap(BaseModel):
 
     model_config = STRICT_KEYS
     key: str
-    topic: str
+    topic: RosTopic
     fields: list[Literal["position", "velocity", "effort"]] = ["position"]
     sample: Literal["interpolate", "hold"] = "hold"
     required: bool = False
@@ -54,25 +57,25 @@ class CameraConfig(BaseModel):
     model_config = STRICT_KEYS
     discover: bool = True
     key_prefix: str = "observation.images."
-    topics: dict[str, str] = {}
+    topics: dict[str, RosTopic] = {}
 
 
 class VideoConfig(BaseModel):
     model_config = STRICT_KEYS
     codec: Literal["libsvtav1", "h264", "hevc"] = "libsvtav1"
     pix_fmt: Literal["yuv420p", "yuv444p"] = "yuv420p"
-    gop: int = 2
-    crf: int = 30
-    preset: int = 12
+    gop: Annotated[int, Field(ge=1)] = 2
+    crf: Annotated[int, Field(ge=0, le=63)] = 30       # libsvtav1's range (h264/hevc: 0-51)
+    preset: Annotated[int, Field(ge=-2, le=13)] = 12   # libsvtav1's range
 
 
 class Mapping(BaseModel):
     """A whole mapping file (see ``config/export/lerobot_default.yaml``)."""
 
     model_config = STRICT_KEYS
-    fps: int | None = None
+    fps: Fps | None = None
     primary_camera: str | None = None
-    default_fps: int = 30
+    default_fps: Fps = 30
     features: list[FeatureMap]
     cameras: CameraConfig = CameraConfig()
     video: VideoConfig = VideoConfig()

@@ -16,15 +16,16 @@ ROS-free.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from robot_capture.config_schema import STRICT_KEYS, ConfigError, suggest, validate
+from robot_capture.config_schema import (STRICT_KEYS, ConfigError, Count, Finite, Fraction, NonNegative, Positive,
+                                         PositiveSeconds, RateHz, RateHzOrZero, RosTopic, Seconds, suggest, validate)
 
-__all__ = ["FloorConfig", "validate_floor", "check_robot", "check_node_parameters"]
+__all__ = ["FloorConfig", "validate_floor", "check_robot", "check_node_parameters", "PARAMETER_TYPES"]
 
-Scalar = Union[bool, int, float, str]
+Scalar = Union[bool, int, Finite, str]
 
 
 class EpisodeLabels(BaseModel):
@@ -39,21 +40,21 @@ class EpisodeLabels(BaseModel):
 class RetargetSection(BaseModel):
     model_config = STRICT_KEYS
     source: Literal["exo", "vr", "direct"] = "exo"
-    rate_hz: float = Field(100.0, ge=0)
+    rate_hz: RateHzOrZero = 100.0     # 0: one command per input
 
 
 class RecordSection(BaseModel):
     model_config = STRICT_KEYS
-    topics: list[str] = []
+    topics: list[RosTopic] = []
     compression: Literal["none", "lz4", "zstd"] = "none"
 
 
 class CameraSection(BaseModel):
     model_config = STRICT_KEYS
     source: Union[int, str] = "0"
-    rate_hz: float = Field(30.0, gt=0)
-    width: int = Field(320, gt=0)
-    height: int = Field(240, gt=0)
+    rate_hz: RateHz = 30.0
+    width: int = Field(320, gt=0, le=16384)     # px; 16K is beyond any camera
+    height: int = Field(240, gt=0, le=16384)
     compressed: bool = False
 
 
@@ -61,8 +62,8 @@ class SimSection(BaseModel):
     model_config = STRICT_KEYS
     clip: str = "cmu_02_06_bend_scoop_up_lift_arm.bvh"
     loop: bool = True
-    joint_state_rate_hz: float = Field(500.0, gt=0)
-    time_constant_s: float = Field(0.05, gt=0)
+    joint_state_rate_hz: RateHz = 500.0
+    time_constant_s: PositiveSeconds = 0.05
     camera_source: str = "synthetic"
 
 
@@ -83,27 +84,83 @@ class FloorConfig(BaseModel):
     sim: SimSection = SimSection()
 
 
+Pixels = Annotated[int, Field(gt=0, le=16384)]
+
+#: value types of the numeric node parameters ``parameters.<node>.<name>`` may set, by node
+#: role (``camera_<name>`` nodes are role ``camera``): a value a node would crash on or spin
+#: on (an infinite or zero rate, a negative period) is a config error before anything starts.
+PARAMETER_TYPES: dict[str, dict[str, Any]] = {
+    "recorder": {"flush_interval_s": PositiveSeconds, "max_bag_duration_s": Seconds, "disk_min_free_mb": NonNegative,
+                 "discovery_interval_s": PositiveSeconds, "diagnostics_rate_hz": RateHzOrZero,
+                 "status_log_s": Seconds, "take_period_s": Seconds, "stream_lost_s": PositiveSeconds,
+                 "silent_after_s": PositiveSeconds, "min_rate_fraction": Fraction, "console_rate_hz": RateHz,
+                 "qos_depth": Annotated[int, Field(ge=1)], "qos_depth_large": Annotated[int, Field(ge=1)],
+                 "drain_batch": Count, "chunk_size": Annotated[int, Field(ge=1)], "max_bag_size": Count},
+    "retarget": {"rate_hz": RateHzOrZero, "diagnostics_rate_hz": RateHzOrZero, "stale_periods": Positive,
+                 "max_future_s": PositiveSeconds, "flood_hz": RateHz},
+    "camera": {"rate_hz": RateHz, "width": Pixels, "height": Pixels,
+               "jpeg_quality": Annotated[int, Field(ge=1, le=100)],
+               "hfov_deg": Annotated[float, Field(gt=0.0, lt=180.0, allow_inf_nan=False)]},
+    "mocap_replay": {"speed": Annotated[float, Field(ge=0.01, le=100.0, allow_inf_nan=False)]},
+    "robot_sim": {"rate_hz": RateHz, "time_constant_s": PositiveSeconds},
+}
+
+
+def _parameter_problems(params: Any, where: str) -> list[str]:
+    """One line per ``parameters.<node>.<name>`` value outside its :data:`PARAMETER_TYPES` type."""
+    out = []
+    for node, values in (params or {}).items() if isinstance(params, dict) else ():
+        role = "camera" if str(node).startswith("camera_") else str(node)
+        for name, value in (values or {}).items() if isinstance(values, dict) else ():
+            kind = PARAMETER_TYPES.get(role, {}).get(str(name))
+            if kind is None:
+                continue
+            try:
+                TypeAdapter(kind).validate_python(value)
+            except ValidationError as exc:
+                msg = str(exc.errors(include_url=False)[0].get("msg", "invalid value")).replace(
+                    "Input should", "input should").replace("Value error, ", "")
+                out.append(f"{where}: parameters.{node}.{name}: {msg}, got {value!r}")
+    return out
+
+
 def validate_floor(cfg: Any, where: str = "floor.yaml") -> FloorConfig:
-    """Validate a parsed station config.
+    """Validate a parsed station config: the schema, the numeric node parameters
+    (:data:`PARAMETER_TYPES`) and the recorder's Joy map (``parameters.recorder.joy_map``).
 
     Raises:
         ConfigError: one line per problem (file, key path, the fix).
     """
     data = {k: v for k, v in dict(cfg or {}).items() if not str(k).startswith("_")} if isinstance(cfg, dict) else cfg
-    return validate(FloorConfig, data, where)
+    model = validate(FloorConfig, data, where)
+    problems = _parameter_problems(data.get("parameters"), where)
+    if problems:
+        raise ConfigError(problems)
+    joy = ((data.get("parameters") or {}).get("recorder") or {}).get("joy_map", "")
+    if str(joy).lower() not in ("none", "off", "false"):  # the recorder's Joy button map is checked too
+        from robot_capture.console.commands import load_joy_map
+
+        try:
+            load_joy_map(joy or None)
+        except FileNotFoundError as exc:
+            raise ConfigError([f"{where}: parameters.recorder.joy_map: {exc}"]) from None
+    return model
 
 
 def check_robot(robot: str, where: str = "robot") -> None:
     """``robot`` names a mapping in the user robot folder or ``config/robots``, or is an existing
-    mapping YAML (:func:`robot_capture.paths.resolve_robot`).
+    mapping YAML (:func:`robot_capture.paths.resolve_robot`), and that mapping is valid
+    (:class:`robot_capture.retarget.mapping.RobotMapping`: every key and value).
 
     Raises:
-        ConfigError: unknown robot or missing file (with the closest known name).
+        ConfigError: unknown robot or missing file (with the closest known name), or an invalid
+            mapping (one line per problem naming the mapping file and the key).
     """
     from robot_capture.paths import known_robots, resolve_robot
+    from robot_capture.retarget.mapping import RobotMapping
 
     try:
-        resolve_robot(robot)
+        RobotMapping.load(robot)
     except FileNotFoundError as exc:
         raise ConfigError([f"{where}: {exc}"]) from None
     except KeyError:

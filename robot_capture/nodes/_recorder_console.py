@@ -92,9 +92,13 @@ class ConsoleShell:
         if joy_map.lower() not in ("none", "off", "false"):
             from sensor_msgs.msg import Joy
 
-            self._joy = JoyMapper(load_joy_map(joy_map or None))
-            self._joy_problem = ""
-            self.create_subscription(Joy, self._joy.map.topic, self._on_joy, 10)
+            try:
+                self._joy = JoyMapper(load_joy_map(joy_map or None))
+            except (OSError, ValueError) as e:  # a bad map (ConfigError) turns the buttons off, not the recorder
+                self.get_logger().error(f"Joy buttons off: {e}")
+            else:
+                self._joy_problem = ""
+                self.create_subscription(Joy, self._joy.map.topic, self._on_joy, 10)
         self.create_timer(1.0 / max(0.5, float(p("console_rate_hz"))), self.console_tick)
 
     def command(self, cmd: str) -> str:

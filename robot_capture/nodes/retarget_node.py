@@ -19,8 +19,10 @@ message and Python is never woken per message.
 The command timer takes the newest of each topic (raw CDR), deserializes it and steps, so
 a 10 kHz burst costs Python nothing and the command rate holds. The messages the
 middleware replaced unread are counted from the gaps in each publisher's sequence
-numbers (``input_flood`` in /diagnostics above ``flood_hz``); the receive time is the
-middleware's. With ``rate_hz`` 0 every message is taken at once by a callback and stepped,
+numbers (``input_flood`` in /diagnostics above ``flood_hz`` over
+:data:`robot_capture.retarget.live.FLOOD_WINDOW_S`); the receive time is the middleware's, so a
+stale input's warning tells a clock problem (old at receive) from a loaded machine (fresh at
+receive, old at use: :meth:`~robot_capture.retarget.live.LiveRetarget.stale_reason`). With ``rate_hz`` 0 every message is taken at once by a callback and stepped,
 through a token bucket (1 kHz, bursts of 20): a flood gives at most 1 kHz of commands,
 bunched deliveries still get one command each.
 """
@@ -217,11 +219,8 @@ class RetargetNode(Node):
         if self._duplicate.blocked:  # a second station's retarget node: neither commands the robot
             return
         self.cmd_pub.publish(joint_state_msg(stamp, *out.joint_command()))  # + coupled motor joints
-        if "stale" in out.flags:
-            age = now.nanoseconds * 1e-9 - (out.stamp if out.stamp is not None else float("nan"))
-            self.get_logger().warning(
-                f"holding: input is {age:.3f} s old (limit {self.live.stale_bound():.3f} s); "
-                "are the input stamps on this clock?", throttle_duration_sec=5.0)
+        if "stale" in out.flags:  # why: old at receive (clock/stamps) or only at use (a loaded machine)
+            self.get_logger().warning(self.live.stale_reason(now.nanoseconds * 1e-9), throttle_duration_sec=5.0)
         try:
             # targets: empty while holding; not built when nobody subscribes
             targets = out.targets if self.targets_pub.get_subscription_count() else None

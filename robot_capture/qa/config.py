@@ -4,7 +4,9 @@
 (``config/qa.yaml``), then ``path`` (a full file or a partial override), then a per-rig
 override (a file ``rig``, or the ``rigs: {name: {...}}`` entry ``rig_name``), each changing
 only the keys it names. The thresholds and their sources are documented in qa.yaml.
-``QAConfig.sha256`` fingerprints the effective thresholds (stored in the verdict).
+``QAConfig.sha256`` fingerprints the effective thresholds (stored in the verdict). Every
+threshold is finite and within its range (``config_schema`` types: a NaN would make every
+comparison false and turn a failing episode into a pass); topic keys are valid ROS names.
 
 Raises ``ConfigError`` (one line per problem, "did you mean") or ``FileNotFoundError``.
 """
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from robot_capture.config_schema import STRICT_KEYS, ConfigError, load_yaml, validate
+from robot_capture.config_schema import (STRICT_KEYS, ConfigError, Count, Fraction, NonNegative, Positive,
+                                         RateHz, RateHzOrZero, RosTopic, Seconds, load_yaml, validate)
 
 __all__ = ["QAConfig", "load_config", "default_path"]
 
@@ -27,69 +30,69 @@ class _M(BaseModel):
 
 
 class Presence(_M):
-    edge_tolerance_s: float = 1.0
+    edge_tolerance_s: Seconds = 1.0
 
 
 class Rate(_M):
-    warn_below: float = 0.95
-    fail_below: float = 0.84
-    warn_above: float = 1.05
-    fail_above: float = 1.25
+    warn_below: NonNegative = 0.95     # x the expected rate
+    fail_below: NonNegative = 0.84
+    warn_above: NonNegative = 1.05
+    fail_above: NonNegative = 1.25
 
 
 class Gaps(_M):
-    drop_periods: float = 1.5
-    warn_drops: int = 1
-    fail_drops: int = 6
-    fast_rate_hz: float = 100.0
-    fast_max_gap_s: float = 0.1
-    max_gap_s: float = 0.5
-    min_rate_hz: float = 5.0
+    drop_periods: Positive = 1.5
+    warn_drops: Count = 1
+    fail_drops: Count = 6
+    fast_rate_hz: RateHz = 100.0
+    fast_max_gap_s: Seconds = 0.1
+    max_gap_s: Seconds = 0.5
+    min_rate_hz: RateHz = 5.0
 
 
 class Stamps(_M):
-    latency_p99_warn_s: float = 0.25
-    clock_ahead_fail_s: float = 0.01
-    clock_behind_fail_s: float = 0.5
-    duplicate_warn: int = 1
-    exclude: list[str] = Field(default_factory=lambda: ["/diagnostics"])
+    latency_p99_warn_s: Seconds = 0.25
+    clock_ahead_fail_s: Seconds = 0.01
+    clock_behind_fail_s: Seconds = 0.5
+    duplicate_warn: Count = 1
+    exclude: list[RosTopic] = Field(default_factory=lambda: ["/diagnostics"])
 
 
 class Sync(_M):
-    skew_warn_s: float = 0.02
-    skew_fail_s: float = 0.1
-    state_topic: str = "/joint_states"
+    skew_warn_s: Seconds = 0.02
+    skew_fail_s: Seconds = 0.1
+    state_topic: RosTopic = "/joint_states"
 
 
 class Duration(_M):
-    fail_below_s: float = 1.0
-    iqr_factor: float = 1.5
-    min_iqr_fraction: float = 0.1
-    min_episodes: int = 4
+    fail_below_s: Seconds = 1.0
+    iqr_factor: NonNegative = 1.5
+    min_iqr_fraction: NonNegative = 0.1
+    min_episodes: Count = 4
 
 
 class Idle(_M):
-    window_s: float = 0.25
-    tolerance_rad: float = 0.005
-    warn_s: float = 2.0
-    robot_topic: str = "/joint_states"
-    input_topics: list[str] = Field(default_factory=lambda: ["/exo/joint_states", "/retarget/joint_command"])
+    window_s: Seconds = 0.25
+    tolerance_rad: NonNegative = 0.005
+    warn_s: Seconds = 2.0
+    robot_topic: RosTopic = "/joint_states"
+    input_topics: list[RosTopic] = Field(default_factory=lambda: ["/exo/joint_states", "/retarget/joint_command"])
 
 
 class Retarget(_M):
-    command_topic: str = "/retarget/joint_command"
-    failure_warn: float = 0.01
-    failure_fail: float = 0.05
-    wrist_p95_warn_m: float = 0.05
-    wrist_max_fail_m: float = 0.25
-    tracking_limit_rad: float = 0.6
-    tracking_min_s: float = 0.1
+    command_topic: RosTopic = "/retarget/joint_command"
+    failure_warn: Fraction = 0.01
+    failure_fail: Fraction = 0.05
+    wrist_p95_warn_m: NonNegative = 0.05
+    wrist_max_fail_m: NonNegative = 0.25
+    tracking_limit_rad: NonNegative = 0.6
+    tracking_min_s: Seconds = 0.1
 
 
 class Command(_M):
-    frozen_fraction: float = 0.05
-    jump_sigma: float = 8.0
-    jump_min_rad_s: float = 1.0
+    frozen_fraction: Fraction = 0.05
+    jump_sigma: NonNegative = 8.0
+    jump_min_rad_s: NonNegative = 1.0
 
 
 class Labels(_M):
@@ -97,7 +100,7 @@ class Labels(_M):
 
 
 class Sources(_M):
-    multi_source: list[str] = Field(default_factory=lambda: ["/diagnostics", "/tf", "/tf_static", "/rosout"])
+    multi_source: list[RosTopic] = Field(default_factory=lambda: ["/diagnostics", "/tf", "/tf_static", "/rosout"])
 
 
 class QAConfig(_M):
@@ -114,7 +117,7 @@ class QAConfig(_M):
     command: Command = Field(default_factory=Command)
     labels: Labels = Field(default_factory=Labels)
     sources: Sources = Field(default_factory=Sources)
-    expected_hz: dict[str, float | None] = Field(default_factory=dict)
+    expected_hz: dict[RosTopic, RateHzOrZero | None] = Field(default_factory=dict)
     rigs: dict[str, dict] = Field(default_factory=dict)
 
     @property

@@ -1,31 +1,38 @@
 """The schema of a robot mapping file (``config/robots/<robot>.yaml``): pydantic v2 models.
 
 Every model sets ``model_config = STRICT_KEYS``: an unknown key, at any depth, is an error
-with a "did you mean" hint (:func:`robot_capture.config_schema.validate`). Numbers are
-checked where a wrong sign or a NaN would silently change behaviour: costs >= 0, velocity
-and acceleration limits > 0 and not NaN, ``stale_after_s`` > 0, finite point offsets. The
+with a "did you mean" hint (:func:`robot_capture.config_schema.validate`). Every number is
+finite (no ``.nan``/``.inf`` anywhere, the config_schema rule) and in its range: costs >= 0,
+velocity and acceleration limits > 0, ``stale_after_s`` > 0, ``rate_hz`` a rate. Keypoints
+(``tasks[].keypoint``, ``root_keypoint``) are HumanPose names
+(:data:`robot_capture.retarget.pose.BODY_KEYPOINTS`, ``<side>_hand_<OpenXR joint>``). The
 reference table of every key is in DESIGN.md ("Robot mapping keys"). ROS-free.
 """
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from robot_capture.config_schema import STRICT_KEYS
+from robot_capture.config_schema import (STRICT_KEYS, Finite, NonNegative, Positive, PositiveSeconds, RateHz,
+                                         suggest)
+from robot_capture.retarget.pose import BODY_KEYPOINTS, OPENXR_HAND_JOINTS
 
-Cost = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-#: a limit: > 0; ``.inf`` (no limit) is allowed, NaN is not
-Limit = Annotated[float, Field(gt=0.0)]
+Cost = NonNegative
+#: a velocity or acceleration limit: finite, > 0
+Limit = Positive
+#: every HumanPose keypoint name a source can give
+KEYPOINTS = BODY_KEYPOINTS + tuple(f"{side}_hand_{j}" for side in ("left", "right") for j in OPENXR_HAND_JOINTS)
 
 
-def _no_nan(v: float) -> float:
-    if isinstance(v, float) and math.isnan(v):
-        raise ValueError("must be a number, not NaN")
+def _keypoint(v: str) -> str:
+    if v not in KEYPOINTS:
+        raise ValueError(f"unknown keypoint {v!r}{suggest(v, KEYPOINTS)}; keypoints: {', '.join(BODY_KEYPOINTS)}, "
+                         "<left|right>_hand_<OpenXR joint>")
     return v
+
+
+Keypoint = Annotated[str, AfterValidator(_keypoint)]
 
 
 class TaskSpec(BaseModel):
@@ -35,9 +42,9 @@ class TaskSpec(BaseModel):
     model_config = STRICT_KEYS
     name: str
     frame: str
-    keypoint: str
+    keypoint: Keypoint
     root: Optional[str] = None
-    root_keypoint: str = "pelvis"
+    root_keypoint: Keypoint = "pelvis"
     scale: Optional[str] = None
     position_cost: Cost = 1.0
     orientation_cost: Cost = 0.0
@@ -150,21 +157,11 @@ class MappingSpec(BaseModel):
     velocity_limits: dict[str, Limit] = {"default": 2.0}
     acceleration_limit: Union[Limit, dict[str, Limit]] = 30.0
     filter: FilterSpec = FilterSpec()
-    stale_after_s: Positive = 0.1
+    stale_after_s: PositiveSeconds = 0.1
     ik: IKSettings = IKSettings()
     direct: Direct = Direct()
     coupling: dict[str, Coupling] = {}
-    rate_hz: Positive = 100.0
-
-    @field_validator("velocity_limits", "acceleration_limit", mode="before")
-    @classmethod
-    def _reject_nan(cls, v):
-        if isinstance(v, dict):
-            for k, x in v.items():
-                if isinstance(x, float) and math.isnan(x):
-                    raise ValueError(f"{k}: must be a number > 0, not NaN")
-            return v
-        return _no_nan(v)
+    rate_hz: RateHz = 100.0
 
     @model_validator(mode="after")
     def _unique_task_names(self):
@@ -182,5 +179,5 @@ class MappingSpec(BaseModel):
         return self
 
 
-__all__ = ["MappingSpec", "TaskSpec", "Posture", "Limb", "CalibrationPose", "FilterSpec", "IKSettings",
+__all__ = ["KEYPOINTS", "MappingSpec", "TaskSpec", "Posture", "Limb", "CalibrationPose", "FilterSpec", "IKSettings",
            "Direct", "DirectJoint", "Coupling"]

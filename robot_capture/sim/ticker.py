@@ -15,6 +15,7 @@ Times are int nanoseconds on any clock (the node's ROS clock).
 """
 from __future__ import annotations
 
+import math
 
 MAX_STALL_S = 60.0  # a longer gap between calls is a clock jump, not a stall
 
@@ -23,20 +24,25 @@ class Ticker:
     """Sample grid ``t0_ns + k * period_ns`` (k = 0, 1, ...).
 
     Args:
-        rate_hz: sample rate (> 0).
+        rate_hz: sample rate, Hz (finite, > 0).
         t0_ns: time of sample 0.
         max_catchup: most samples returned by one :meth:`due` call.
 
     Raises:
-        ValueError: ``rate_hz <= 0`` or ``max_catchup < 1``.
+        ValueError: ``rate_hz`` not a finite number > 0 (NaN, inf, 0, negative), or
+            ``max_catchup < 1``.
     """
 
     def __init__(self, rate_hz: float, t0_ns: int, max_catchup: int = 25) -> None:
-        if not rate_hz > 0:
-            raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+        try:
+            rate = float(rate_hz)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"rate_hz must be a finite number > 0, got {rate_hz!r}")
         if max_catchup < 1:
             raise ValueError(f"max_catchup must be >= 1, got {max_catchup}")
-        self.period_ns = 1e9 / float(rate_hz)
+        self.period_ns = 1e9 / rate
         self.t0_ns = int(t0_ns)
         self.max_catchup = int(max_catchup)
         self.next_k = 0
