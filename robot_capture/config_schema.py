@@ -35,7 +35,8 @@ from typing import Annotated, Any, Iterator, Mapping, TypeVar
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["STRICT_KEYS", "ConfigError", "validate", "load_yaml", "suggest", "non_finite", "ros_name_problem",
+__all__ = ["STRICT_KEYS", "ConfigError", "validate", "load_yaml", "suggest", "non_finite", "check_finite",
+           "ros_name_problem",
            "Finite", "NonNegative", "Positive", "Fraction", "Count", "RateHz", "RateHzOrZero", "Seconds",
            "PositiveSeconds", "RosTopic", "MIN_RATE_HZ", "MAX_RATE_HZ", "MAX_SECONDS"]
 
@@ -200,6 +201,20 @@ def _problems(exc: ValidationError, model: type[BaseModel], where: str) -> list[
     return out
 
 
+def check_finite(data: Any, where: str) -> Any:
+    """``data`` (parsed YAML) unchanged when every float in it is finite, for configs read without
+    a model (the human arm model and BVH conventions, operator calibrations).
+
+    Raises:
+        ConfigError: one line per non-finite number, naming ``where`` and the key path.
+    """
+    bad = [f"{where}: {'.'.join(str(p) for p in path) or '(top level)'}: must be a finite number "
+           f"(not NaN or infinite), got {v!r}" for path, v in non_finite(data)]
+    if bad:
+        raise ConfigError(bad)
+    return data
+
+
 def validate(model: type[M], data: Any, where: str) -> M:
     """Validate ``data`` (a mapping, usually parsed YAML) against ``model``.
 
@@ -216,10 +231,7 @@ def validate(model: type[M], data: Any, where: str) -> M:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError([f"{where}: expected a mapping of keys, got {type(data).__name__}"])
-    bad = [f"{where}: {'.'.join(str(p) for p in path) or '(top level)'}: must be a finite number (not NaN or infinite), got {v!r}"
-           for path, v in non_finite(data)]
-    if bad:
-        raise ConfigError(bad)
+    check_finite(data, where)
     try:
         return model.model_validate(dict(data))
     except ValidationError as exc:

@@ -197,3 +197,21 @@ def test_a_hand_keypoint_is_a_keypoint(tmp_path):
 ])
 def test_ros_name_rules(name, ok):
     assert (ros_name_problem(name) is None) == ok, ros_name_problem(name)
+
+
+def test_human_configs_refuse_non_finite_numbers(tmp_path):
+    """The configs read without a model: a BVH convention and an operator calibration."""
+    from robot_capture.retarget.bvh import detect_mapping
+    from robot_capture.retarget.calibration import Calibration
+
+    conv = (config_dir() / "human" / "bvh_cc.yaml").read_text()
+    assert "nominal_height_m: 1.7" in conv
+    (tmp_path / "bvh_cc.yaml").write_text(conv.replace("nominal_height_m: 1.7", "nominal_height_m: .nan"))
+    names = yaml.safe_load(conv)["detect"]
+    with pytest.raises(ConfigError, match=r"bvh_cc.yaml: nominal_height_m: must be a finite number"):
+        detect_mapping(names, config_dir=tmp_path)
+    cal = tmp_path / "operator.yaml"
+    cal.write_text("operator: ann\nlengths: {upper_arm: 0.3}\n"
+                   "rotation_offsets: {left_wrist: [[1, 0, 0], [0, .nan, 0], [0, 0, 1]]}\n")
+    with pytest.raises(ConfigError, match=r"operator.yaml: rotation_offsets.left_wrist.1.1: must be a finite number"):
+        Calibration.load(cal)

@@ -79,8 +79,14 @@ class Calibration:
 
     @classmethod
     def load(cls, path) -> "Calibration":
-        """Read a calibration YAML (``lengths``, optional ``rotation_offsets``, ``operator``)."""
-        d = yaml.safe_load(Path(path).read_text()) or {}
+        """Read a calibration YAML (``lengths``, optional ``rotation_offsets``, ``operator``).
+
+        Raises:
+            ConfigError (a ValueError): a NaN or infinite number (file and key named).
+        """
+        from robot_capture.config_schema import check_finite
+
+        d = check_finite(yaml.safe_load(Path(path).read_text()) or {}, str(path))  # ConfigError (a ValueError)
         return cls(dict(d.get("lengths") or {}),
                    {k: np.asarray(v, dtype=float).reshape(3, 3) for k, v in (d.get("rotation_offsets") or {}).items()},
                    str(d.get("operator", "")))

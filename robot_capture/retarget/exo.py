@@ -36,7 +36,9 @@ def _load_yaml(path: str) -> dict:
     key = (str(p.resolve()), p.stat().st_mtime_ns)
     if key not in _YAML_CACHE:
         try:
-            _YAML_CACHE[key] = yaml.safe_load(p.read_text())
+            from robot_capture.config_schema import check_finite
+
+            _YAML_CACHE[key] = check_finite(yaml.safe_load(p.read_text()), str(p))  # ConfigError: a ValueError
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
