@@ -215,3 +215,14 @@ def test_human_configs_refuse_non_finite_numbers(tmp_path):
                    "rotation_offsets: {left_wrist: [[1, 0, 0], [0, .nan, 0], [0, 0, 1]]}\n")
     with pytest.raises(ConfigError, match=r"operator.yaml: rotation_offsets.left_wrist.1.1: must be a finite number"):
         Calibration.load(cal)
+
+
+def test_a_limit_for_an_unknown_joint_names_the_mapping_file(tmp_path):
+    from robot_capture.retarget.mapping import RobotMapping
+
+    p = _g1_with(tmp_path, "velocity_limits: {default: 3.0,", "velocity_limits: {default: 3.0, left_elbow_jiont: 1.0,")
+    m = RobotMapping.load(p)
+    with pytest.raises(KeyError) as exc:
+        m.velocity_limit_array(m.robot_model())
+    assert exc.value.args[0].startswith(f"{p}: velocity_limits.left_elbow_jiont: not a joint the IK solves for "
+                                        "(did you mean 'left_elbow_joint'?)"), exc.value.args[0]

@@ -155,7 +155,7 @@ class RobotMapping:
             gains, off = self.coupling[m]
             for j, g in gains.items():
                 if j not in model.joint_names:
-                    raise KeyError(f"coupling.{m}.joints: {j!r} is not a joint the IK solves for"
+                    raise KeyError(f"{self._where}: coupling.{m}.joints: {j!r} is not a joint the IK solves for"
                                    f"{suggest(j, model.joint_names)}")
                 A[r, model.joint_index(j)] += g
             b[r] = off
@@ -170,12 +170,17 @@ class RobotMapping:
         return self._per_joint(self.acceleration_limits or {"default": self.acceleration_limit}, model,
                                "acceleration_limit", self.acceleration_limit)
 
-    @staticmethod
-    def _per_joint(values: dict, model, key: str, fallback: float) -> np.ndarray:
+    @property
+    def _where(self) -> str:
+        """The mapping's file (or robot name) that error messages start with."""
+        return str(self.source or self.robot)
+
+    def _per_joint(self, values: dict, model, key: str, fallback: float) -> np.ndarray:
         default = float(values.get("default", fallback))
         for n in values:
             if n != "default" and n not in model.joint_names:
-                raise KeyError(f"{key}.{n}: not a joint the IK solves for{suggest(n, model.joint_names)}")
+                raise KeyError(f"{self._where}: {key}.{n}: not a joint the IK solves for"
+                               f"{suggest(n, model.joint_names)}")
         return np.array([float(values.get(n, default)) for n in model.joint_names])
 
     def posture_array(self, model) -> np.ndarray:
