@@ -11,7 +11,8 @@ Times are simulated (no sleeps, nothing measured).
 import numpy as np
 import pytest
 
-from robot_capture.retarget.live import FLOOD_WINDOW_S, LiveRetarget
+from robot_capture.retarget.input_checks import FLOOD_WINDOW_S, FloodWindow, stale_reason
+from robot_capture.retarget.live import LiveRetarget
 from robot_capture.retarget.mapping import RobotMapping
 from robot_capture.sim.replay import ClipReplay
 from robot_capture.sim.ticker import Ticker
@@ -163,3 +164,23 @@ def test_vr_stale_reason_judges_the_oldest_tracker(g1):
         live.step(t + 0.001)
     reason = live.stale_reason(t + 0.001)
     assert "0.400 s old when received" in reason and "clock" in reason, reason
+
+
+def test_flood_window_counts_whole_step_intervals():
+    w = FloodWindow(2000.0)
+    assert not w.step(0.0, 0)
+    assert not w.step(0.001, 25), "a burst of 25 inputs 1 ms after a step is no flood"
+    assert not w.step(3.0, 600), "a 3 s stall's 600 inputs are 200 Hz"
+    flagged = [w.step(3.0 + k / 100, 100) for k in range(1, 20)]  # 10 kHz
+    assert flagged[-1] and flagged.index(True) <= 10, flagged
+    assert not w.step(1.0, 5000), "a clock that steps back starts a new window"
+    with pytest.raises(ValueError):
+        FloodWindow(float("nan"))
+
+
+def test_stale_reason_lines():
+    assert "when received" in stale_reason(9.5, 10.0, 10.01, 0.1) and "clock" in stale_reason(9.5, 10.0, 10.01, 0.1)
+    loaded = stale_reason(9.999, 10.0, 10.2, 0.1)
+    assert "0.001 s old when received but 0.201 s at use" in loaded and "not a clock problem" in loaded
+    assert stale_reason(9.0, None, 10.0, 0.1) == "holding: input is 1.000 s old (limit 0.100 s)"
+    assert stale_reason(None, None, 10.0, 0.1).startswith("holding: no usable input")

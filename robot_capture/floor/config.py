@@ -26,6 +26,8 @@ from robot_capture.config_schema import (STRICT_KEYS, ConfigError, Count, Finite
 __all__ = ["FloorConfig", "validate_floor", "check_robot", "check_node_parameters", "PARAMETER_TYPES"]
 
 Scalar = Union[bool, int, Finite, str]
+#: an image dimension, px (16K is beyond any camera)
+Pixels = Annotated[int, Field(gt=0, le=16384)]
 
 
 class EpisodeLabels(BaseModel):
@@ -53,8 +55,8 @@ class CameraSection(BaseModel):
     model_config = STRICT_KEYS
     source: Union[int, str] = "0"
     rate_hz: RateHz = 30.0
-    width: int = Field(320, gt=0, le=16384)     # px; 16K is beyond any camera
-    height: int = Field(240, gt=0, le=16384)
+    width: Pixels = 320
+    height: Pixels = 240
     compressed: bool = False
 
 
@@ -83,8 +85,6 @@ class FloorConfig(BaseModel):
     parameters: Optional[dict[str, Optional[dict[str, Union[Scalar, list[Scalar]]]]]] = None
     sim: SimSection = SimSection()
 
-
-Pixels = Annotated[int, Field(gt=0, le=16384)]
 
 #: value types of the numeric node parameters ``parameters.<node>.<name>`` may set, by node
 #: role (``camera_<name>`` nodes are role ``camera``): a value a node would crash on or spin

@@ -19,10 +19,11 @@ message and Python is never woken per message.
 The command timer takes the newest of each topic (raw CDR), deserializes it and steps, so
 a 10 kHz burst costs Python nothing and the command rate holds. The messages the
 middleware replaced unread are counted from the gaps in each publisher's sequence
-numbers (``input_flood`` in /diagnostics above ``flood_hz`` over
-:data:`robot_capture.retarget.live.FLOOD_WINDOW_S`); the receive time is the middleware's, so a
-stale input's warning tells a clock problem (old at receive) from a loaded machine (fresh at
-receive, old at use: :meth:`~robot_capture.retarget.live.LiveRetarget.stale_reason`). With ``rate_hz`` 0 every message is taken at once by a callback and stepped,
+numbers (``input_flood`` in /diagnostics above ``flood_hz``, the rate judged over
+:data:`robot_capture.retarget.input_checks.FLOOD_WINDOW_S`). The receive time is the
+middleware's, so a stale input's warning tells a clock problem (old at receive) from a loaded
+machine (fresh at receive, old at use: :func:`robot_capture.retarget.input_checks.stale_reason`).
+With ``rate_hz`` 0 every message is taken at once by a callback and stepped,
 through a token bucket (1 kHz, bursts of 20): a flood gives at most 1 kHz of commands,
 bunched deliveries still get one command each.
 """

@@ -30,17 +30,12 @@ blocks later valid input. Exoskeleton readings with duplicate joint names, or an
 beyond ``max_abs_angle`` rad (e.g. 1e308), are held and flagged (``duplicate_joints``,
 ``out_of_range``). Inputs are coalesced: an exo reading is stored and turned into a pose
 only at the step (the newest wins). ``input_flood`` is flagged when more than ``flood_hz``
-inputs per second arrived over the last ``FLOOD_WINDOW_S`` (the steps' intervals, oldest
-dropped while the rest still span the window): a loaded machine delivers an ordinary 90-200 Hz
-input in bursts (a starved publisher catching up, a starved executor taking a backlog at once),
-which over one short step interval looks like kHz; over the window it is its true rate.
-With a fixed ``rate_hz`` no step moves a joint more than its velocity limit times 1.5
-command periods (``Retargeter.max_step_dt``), however late the step.
-
-Why an input is stale (:meth:`LiveRetarget.stale_reason`): its age at receive (receive time -
-stamp) against its age at use (step time - stamp). Old already at receive: the stamps are
-not on this clock (or the sender is late); fresh at receive but old at use: nothing newer
-came in time, the machine is loaded (or the sender stopped), not a clock problem.
+inputs per second arrived over the last ``FLOOD_WINDOW_S`` of steps
+(:class:`~robot_capture.retarget.input_checks.FloodWindow`: a loaded machine delivers an
+ordinary input in bursts). With a fixed ``rate_hz`` no step moves a joint more than its
+velocity limit times 1.5 command periods (``Retargeter.max_step_dt``), however late the step.
+:meth:`LiveRetarget.stale_reason` says why an input is stale: old already at receive (the
+clock or the stamps) or only at use (a loaded machine).
 
 With one output per input (``rate_hz`` 0) a fresh input is retargeted at its own stamp, so
 the filter's dt is the operator's sampling interval (not arrival jitter) and a live run of
@@ -50,10 +45,11 @@ clock (the input is resampled).
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from robot_capture.retarget.input_checks import FLOOD_WINDOW_S, FloodWindow, stale_reason
 
 VR_TRACKERS = ("head", "left_wrist", "right_wrist")
 SOURCES = ("exo", "vr", "direct")
@@ -63,8 +59,6 @@ SOURCES = ("exo", "vr", "direct")
 # LIMIT_BOUND with no joint at a position limit: the command lags, see Retargeter._at_position_limit).
 # The QA's retargeting check judges the fraction (config/qa.yaml).
 IK_FAILURE_M = 0.05
-#: the input rate is judged over at least this long (s), so a burst of an ordinary input is not a flood
-FLOOD_WINDOW_S = 0.5
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
                "limit_bound", "invalid_input", "future_stamp", "bad_stamp", "duplicate_joints", "out_of_range",
                "input_flood"}
@@ -166,11 +160,8 @@ class LiveRetarget:
         self._last_stamp = None
         self.period_s = math.nan  # the input's own period (running estimate from accepted stamps)
         self._since_step = 0  # inputs received since the last step
-        self._t_last_step = None
-        self._flood_steps: deque = deque()  # (step time, inputs since the step before): the rate window
-        self._flood_count = 0  # inputs in _flood_steps
-        self._flood_t0 = None  # the step time the window starts at
-        self._recv_stamp = None  # (stamp, receive time) of the latest accepted input
+        self._flood = FloodWindow(self.flood_hz, FLOOD_WINDOW_S)
+        self._recv_stamp = None  # (stamp, receive time) of the input in use, for stale_reason
         self._rejected: set = set()  # rejection flags for the next output
         self._window = _Window()
         self._last_output = None
@@ -363,55 +354,19 @@ class LiveRetarget:
         self._since_step += int(n)
 
     def _flooded(self, t: float) -> bool:
-        """More than ``flood_hz`` inputs per second over the last ``FLOOD_WINDOW_S`` of steps.
-
-        The inputs counted at a step arrived since the step before, so the window is a run of
-        whole step intervals: the oldest is dropped while the others still span the window,
-        and the rate is the count over ``max(span, FLOOD_WINDOW_S)`` (a window just started or
-        one long stall is never judged on less than the window).
-        """
+        """More than ``flood_hz`` inputs per second over the last ``FLOOD_WINDOW_S`` of steps."""
         n, self._since_step = self._since_step, 0
-        last, self._t_last_step = self._t_last_step, t
-        if last is None or t < last:  # the first step, or the clock jumped back: a new window
-            self._flood_steps.clear()
-            self._flood_count, self._flood_t0 = 0, t
-            return False
-        self._flood_steps.append((t, n))
-        self._flood_count += n
-        while len(self._flood_steps) > 1 and t - self._flood_steps[0][0] >= FLOOD_WINDOW_S:
-            t_first, n_first = self._flood_steps.popleft()
-            self._flood_t0 = t_first
-            self._flood_count -= n_first
-        span = t - self._flood_t0
-        return self._flood_count >= 10 and self._flood_count > self.flood_hz * max(span, FLOOD_WINDOW_S)
+        return self._flood.step(t, n)
 
     def stale_reason(self, t: float) -> str:
-        """Why the input in use is stale at step time ``t`` (s), one line: its age at receive
-        (receive time - stamp) vs its age at use (``t`` - stamp), against :meth:`stale_bound`.
-
-        * old at receive: a clock or stamp problem (the sender's stamps are not on this clock,
-          or it stamps long before it sends);
-        * fresh at receive, old at use: nothing newer arrived in time: the machine is loaded (the
-          sender or this node starved) or the sender stopped; the clock is fine;
-        * no receive time known (the caller gives none): the age at use only.
-        """
-        bound = self.stale_bound()
+        """Why the input in use is stale at step time ``t`` (s), one line
+        (:func:`~robot_capture.retarget.input_checks.stale_reason`: age at receive vs age at use)."""
         pose = self._pose if self._pending_exo is None else None
         stamp = (pose[2] if self.direct is not None else getattr(pose, "stamp", None)) if pose is not None else None
-        if stamp is None and self._recv_stamp is not None:
-            stamp = self._recv_stamp[0]
-        if stamp is None or not math.isfinite(stamp):
-            return f"holding: no usable input (limit {bound:.3f} s)"
-        use = t - stamp
-        if self._recv_stamp is None or self._recv_stamp[0] != stamp:
-            return f"holding: input is {use:.3f} s old (limit {bound:.3f} s)"
-        rx = self._recv_stamp[1] - stamp
-        if rx > bound:
-            return (f"holding: input was already {rx:.3f} s old when received ({use:.3f} s at use, limit "
-                    f"{bound:.3f} s): its stamps are not on this clock, or the sender stamps long before it sends")
-        return (f"holding: input was {rx:.3f} s old when received but {use:.3f} s at use (limit {bound:.3f} s): "
-                f"nothing newer arrived for {t - self._recv_stamp[1]:.3f} s: a loaded machine or a stopped sender, "
-                "not a clock problem")
+        rs = self._recv_stamp
+        if stamp is None and rs is not None:
+            stamp = rs[0]
+        return stale_reason(stamp, rs[1] if rs is not None and rs[0] == stamp else None, t, self.stale_bound())
 
     def _step_direct(self, t: float):
         q, flags, stamp = self.pose
