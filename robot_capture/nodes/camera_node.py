@@ -22,6 +22,8 @@ instead, which a starved simulator turned into gaps in the recording.
 """
 from __future__ import annotations
 
+import math
+
 import array
 
 import cv2
@@ -60,8 +62,8 @@ class CameraNode(Node):
         self.loop = p("loop", True, "video file: restart at the end")
         if self.encoding not in ("rgb8", "bgr8"):
             raise StartupError(f"camera: encoding must be rgb8 or bgr8, got {self.encoding!r}")
-        if rate <= 0 or width <= 0 or height <= 0:
-            raise StartupError(f"camera: rate_hz, width, height must be > 0 (got {rate}, {width}, {height})")
+        if not 0 < rate < math.inf or width <= 0 or height <= 0:  # NaN and .inf too
+            raise StartupError(f"camera: rate_hz, width, height must be finite and > 0 (got {rate}, {width}, {height})")
         self.width, self.height = width, height
         # one frame buffer: rendered/converted into in place, handed to Image.data as array('B')
         self._data = array.array("B", bytes(width * height * 3))

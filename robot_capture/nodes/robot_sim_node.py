@@ -9,6 +9,8 @@ catch up so the average rate is exact). Dynamics and limits:
 """
 from __future__ import annotations
 
+import math
+
 import array
 
 from rclpy.node import Node
@@ -30,8 +32,8 @@ class RobotSimNode(Node):
         urdf = p("urdf", "", "URDF path; overrides the robot's URDF (nothing locked)")
         rate = p("rate_hz", 500.0, "/joint_states publish rate, Hz")
         tau = p("time_constant_s", 0.05, "first-order time constant, s")
-        if rate <= 0 or tau <= 0:
-            raise StartupError(f"rate_hz ({rate}) and time_constant_s ({tau}) must be > 0")
+        if not (0 < rate < math.inf and 0 < tau < math.inf):  # NaN and .inf too
+            raise StartupError(f"rate_hz ({rate}) and time_constant_s ({tau}) must be finite and > 0")
         try:
             model, locked = load_robot(robot, urdf)
         except (OSError, KeyError, ValueError) as e:

@@ -18,6 +18,8 @@ clip restarts after its last frame.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from robot_capture.floor.graph import resolve_clip  # clip name or path -> path (one implementation)
@@ -61,8 +63,8 @@ class ClipReplay:
         from robot_capture.retarget.bvh import load_bvh
         from robot_capture.retarget.exo import ExoArmModel
 
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
+        if not 0 < speed < math.inf:  # NaN and .inf too
+            raise ValueError(f"speed must be finite and > 0, got {speed}")
         self.path = resolve_clip(clip)
         self.clip = load_bvh(self.path)
         self.n_frames = int(self.clip.n_frames)
