@@ -24,7 +24,7 @@ and on its own clock by a seal thread when messages stop or the caller is starve
 written right after, so a SIGKILL loses at most about that much; with ``fsync`` a separate
 sync thread fdatasyncs (and rewrites metadata.yaml), so a slow disk never delays a seal,
 bounding a power cut's loss similarly. ``close`` hands the buffered chunk to the I/O thread
-before it waits for anything. ``recover`` rebuilds files without footer.
+before it waits for anything, and never waits for an fdatasync in flight. ``recover`` rebuilds files without footer.
 
 Disk full (ENOSPC/EDQUOT/EFBIG): the file is cut back to its last complete record;
 the next ``write`` (or ``split``/``add_metadata``/``attach``/``close``) raises
@@ -231,6 +231,8 @@ class BagWriter:
             self._closed = True
             raise
         self._stop = threading.Event()
+        self._meta_lock = threading.Lock()  # the final metadata.yaml is written after any periodic one
+        self._meta_final = False
         self._threads: list[threading.Thread] = []
         if opts.background_flush:  # sealing never waits for the disk: the sync has its own thread
             self._threads = [threading.Thread(target=self._seal_loop, name=f"bag-seal-{self.name}", daemon=True),
@@ -629,11 +631,14 @@ class BagWriter:
                     pass
                 finally:
                     os.close(dup)
-            if meta is not None and meta.message_count and not self._stop.is_set():
-                try:
-                    write_metadata(self.path, meta)
-                except OSError as exc:
-                    log.warning("periodic metadata.yaml write failed: %s", exc)
+            if meta is not None and meta.message_count:
+                with self._meta_lock:
+                    if self._meta_final:
+                        break
+                    try:
+                        write_metadata(self.path, meta)
+                    except OSError as exc:
+                        log.warning("periodic metadata.yaml write failed: %s", exc)
 
     # ---- close ----------------------------------------------------------------------
     def close(self) -> BagMetadata:
@@ -654,7 +659,7 @@ class BagWriter:
             except BagWriteError:
                 pass
         threads, self._threads = self._threads, []
-        for t in threads:  # the sync thread may be in a long fdatasync; the data is already handed over
+        for t in threads[:1]:  # the seal thread; never the sync thread, which may sit in a long fdatasync
             t.join()
         with self._lock:
             if self._closed:
@@ -669,7 +674,9 @@ class BagWriter:
             meta = self._final = self._metadata_locked()
             err = self._error
             try:
-                write_metadata(self.path, meta)
+                with self._meta_lock:  # after a periodic write in flight, and no periodic one after it
+                    self._meta_final = True
+                    write_metadata(self.path, meta)
             except OSError as exc:
                 log.error("could not write %s/metadata.yaml: %s (run `robot-capture recover`)", self.path, exc)
                 if err is None and exc.errno in DISK_FULL_ERRNOS:
