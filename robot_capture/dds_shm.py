@@ -157,12 +157,12 @@ def clean_stale(shm_dir: str | os.PathLike = SHM_DIR, min_age_s: float = 1.0, lo
     return rep
 
 
-def startup_clean(log=None, shm_dir: str | os.PathLike = SHM_DIR) -> CleanReport:
+def startup_clean(log=None, shm_dir: str | os.PathLike | None = None) -> CleanReport:
     """:func:`clean_stale` at a node's or the floor's start, saying so in one line through
     ``log`` (a callable taking a str; default: stderr) when files were removed. Never raises:
     a failed clean must not keep a recorder from starting."""
     try:
-        rep = clean_stale(shm_dir)
+        rep = clean_stale(SHM_DIR if shm_dir is None else shm_dir)
     except Exception as exc:  # noqa: BLE001 - best effort
         rep = CleanReport(failed={"*": str(exc)})
     line = rep.line()
