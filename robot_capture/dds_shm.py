@@ -93,6 +93,16 @@ def _sets(names: list[str]) -> dict[str, list[str]]:
     return out
 
 
+def _any_held(d: Path, locks: list[str], held: set) -> bool:
+    for n in locks:
+        try:
+            if _key(os.stat(d / n)) in held:
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def _members(base: str, names: set[str]) -> list[str]:
     """Every file of a set: the segment/port, its lock files, a port's named mutex."""
     cands = [base, f"{base}_el", f"{base}_sl", f"sem.{base}_mutex"]
@@ -105,8 +115,9 @@ def clean_stale(shm_dir: str | os.PathLike = SHM_DIR, min_age_s: float = 1.0, lo
 
     Args:
         shm_dir: the shared-memory folder (``/dev/shm``; tests pass a temporary one).
-        min_age_s: lock files younger than this (s, by ctime) are read again once they are
-            this old before being judged (a live process may not have locked them yet).
+        min_age_s: unlocked lock files younger than this (s, by ctime) are read again once they
+            are this old before being judged (a live process may not have locked them yet); a
+            live process's files never cause a wait.
         locks_text: ``/proc/locks`` content (tests); default: read it (again after a wait).
         sleep: ``time.sleep`` (tests).
 
@@ -122,9 +133,12 @@ def clean_stale(shm_dir: str | os.PathLike = SHM_DIR, min_age_s: float = 1.0, lo
     sets = _sets(names)
     if not sets:
         return rep
+    held = held_inodes(locks_text)
+    stale = {b: locks for b, locks in sets.items() if not _any_held(d, locks, held)}
+    rep.in_use = len(sets) - len(stale)
     now = time.time()
     young = 0.0
-    for locks in sets.values():
+    for locks in stale.values():  # only unlocked files wait: a live process's new files cost nothing
         for n in locks:
             try:
                 young = max(young, min_age_s - (now - os.stat(d / n).st_ctime))
@@ -132,20 +146,12 @@ def clean_stale(shm_dir: str | os.PathLike = SHM_DIR, min_age_s: float = 1.0, lo
                 pass
     if young > 0:
         sleep(min(young, min_age_s))
-    held = held_inodes(locks_text)
+        held = held_inodes(locks_text)
+        again = {b: locks for b, locks in stale.items() if not _any_held(d, locks, held)}
+        rep.in_use += len(stale) - len(again)
+        stale = again
     present = set(names)
-    for base, locks in sets.items():
-        in_use = False
-        for n in locks:
-            try:
-                if _key(os.stat(d / n)) in held:
-                    in_use = True
-                    break
-            except FileNotFoundError:
-                continue
-        if in_use:
-            rep.in_use += 1
-            continue
+    for base in stale:
         for n in _members(base, present):
             try:
                 os.unlink(d / n)

@@ -97,6 +97,28 @@ def test_a_young_lock_file_gets_time_to_be_locked(tmp_path):
     locked_meanwhile[0].close()
 
 
+def test_a_live_process_young_files_cost_no_wait(tmp_path):
+    """A shared machine always has some participant starting: its new (locked) files must not
+    delay a recorder's start."""
+    d = tmp_path / "shm"
+    d.mkdir()
+    for n in ("fastdds_port7431", "fastdds_port7431_el"):
+        (d / n).write_bytes(b"")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(d / "fastdds_port7431_el")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+
+        def no_sleep(s):
+            raise AssertionError(f"waited {s} s for a live process's files")
+
+        rep = clean_stale(d, min_age_s=1.0, sleep=no_sleep)
+        assert rep.removed == [] and rep.in_use == 1
+    finally:
+        holder.kill()
+        holder.wait(10)
+
+
 def test_proc_locks_parsing():
     text = ("1: POSIX  ADVISORY  WRITE 21478 fe:00:2152138 0 EOF\n"
             "2: FLOCK  ADVISORY  WRITE 21471 00:1b:5094 0 EOF\n"
