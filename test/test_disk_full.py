@@ -86,3 +86,68 @@ def test_disk_full_keeps_labels_and_refuses_a_start_that_cannot_succeed(tmpfs, g
         rec.start_episode(EpisodeInfo(task="again"))
     assert rec.state == EpisodeState.IDLE
     assert sorted(p.name for p in Path(tmpfs).iterdir()) == [bag.name], "a refused start left a directory"
+
+
+@pytest.fixture
+def full_tmpfs(tmpfs):
+    """The tmpfs with an ``out`` folder, then filled to 0 bytes free."""
+    (tmpfs / "out").mkdir()
+    fd = os.open(tmpfs / "fill", os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 1):  # whole blocks, then the last bytes
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    assert shutil.disk_usage(tmpfs).free == 0
+    return tmpfs
+
+
+@pytest.mark.parametrize("folder", ["out", "new/deeper"])
+def test_zero_bytes_free_stays_up_and_refuses_starts_with_the_reason(full_tmpfs, folder):
+    """issue 23: `record` exited 1 at start on a full disk (the output lock's note hit ENOSPC).
+    It must stay up and refuse each start with the reason, as when the disk fills later."""
+    from robot_capture.console.owner import OutputLock
+
+    rec = Recorder(full_tmpfs / folder, WriterOptions(), disk_min_free_bytes=0)
+    if (full_tmpfs / folder).is_dir():
+        lock = OutputLock(rec.output_dir, owner="/recorder")  # the node takes it next: no ENOSPC either
+        lock.release()
+    for _ in range(2):
+        with pytest.raises(DiskLowError, match=r"only 0\.0 MB free .*not starting"):
+            rec.start_episode(EpisodeInfo(task="full"))
+    assert rec.state == EpisodeState.IDLE and rec.status()["disk_free_bytes"] == 0
+    assert [p.name for p in (full_tmpfs / folder).iterdir() if p.is_dir()] == [] if (
+        full_tmpfs / folder).is_dir() else True
+
+
+def test_disk_guard_never_reports_negative_space(tmp_path):
+    """issue 23: the guard subtracts the bytes accepted but not yet on disk from free space and
+    printed e.g. "-1.3 MB free". Free space is floored at 0."""
+    free = {"bytes": 200 * MiB}
+
+    class Usage:
+        def __init__(self, _p):
+            self.free = free["bytes"]
+
+    rec = Recorder(tmp_path, WriterOptions(chunk_size=64 * MiB, flush_interval_s=60.0,
+                                           background_flush=False),
+                   disk_min_free_bytes=8 * MiB, disk_usage=Usage)
+    rec.add_topic("/camera/head/image_raw", "sensor_msgs/msg/Image")
+    rec.start_episode(EpisodeInfo(task="negative"))
+    payload = b"\0" * (1 << 20)
+    for _ in range(4):  # 4 MiB accepted, held in the chunk being built (64 MiB chunks, 60 s flush)
+        rec.on_message("/camera/head/image_raw", "sensor_msgs/msg/Image", payload, time.time_ns())
+    free["bytes"] = 2 * MiB  # less than what waits to be written
+    rec.tick()
+    assert rec.state == EpisodeState.IDLE
+    print(f"\nguard message: {rec.last_error}")
+    assert "disk guard: only 0.0 MB free" in rec.last_error
+    assert not re_negative.search(rec.last_error)
+    assert rec.status()["disk_free_bytes"] >= 0
+
+
+re_negative = __import__("re").compile(r"-[\d.]+ MB")

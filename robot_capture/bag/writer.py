@@ -20,9 +20,11 @@ so a subscription callback never waits for compression or the disk, unless
 This mirrors rosbag2's double-buffered cache + writer thread.
 
 Crash safety: a chunk is sealed at least every ``flush_interval_s`` (on ``write``,
-and from a timer thread when messages stop) and written right after, so a SIGKILL
-loses at most about that much; with ``fsync`` the timer thread also fdatasyncs,
-bounding a power cut's loss similarly. ``recover`` rebuilds files without footer.
+and on its own clock by a seal thread when messages stop or the caller is starved) and
+written right after, so a SIGKILL loses at most about that much; with ``fsync`` a separate
+sync thread fdatasyncs (and rewrites metadata.yaml), so a slow disk never delays a seal,
+bounding a power cut's loss similarly. ``close`` hands the buffered chunk to the I/O thread
+before it waits for anything, and never waits for an fdatasync in flight. ``recover`` rebuilds files without footer.
 
 Disk full (ENOSPC/EDQUOT/EFBIG): the file is cut back to its last complete record;
 the next ``write`` (or ``split``/``add_metadata``/``attach``/``close``) raises
@@ -229,10 +231,14 @@ class BagWriter:
             self._closed = True
             raise
         self._stop = threading.Event()
-        self._timer = None
-        if opts.background_flush:
-            self._timer = threading.Thread(target=self._background, name=f"bag-timer-{self.name}", daemon=True)
-            self._timer.start()
+        self._meta_lock = threading.Lock()  # the final metadata.yaml is written after any periodic one
+        self._meta_final = False
+        self._threads: list[threading.Thread] = []
+        if opts.background_flush:  # sealing never waits for the disk: the sync has its own thread
+            self._threads = [threading.Thread(target=self._seal_loop, name=f"bag-seal-{self.name}", daemon=True),
+                             threading.Thread(target=self._sync_loop, name=f"bag-sync-{self.name}", daemon=True)]
+            for t in self._threads:
+                t.start()
 
     # ---- topics -----------------------------------------------------------------------
     def add_topic(self, name: str, type_name: str, offered_qos_profiles: list | None = None) -> None:
@@ -583,8 +589,25 @@ class BagWriter:
         f = self._file
         return Path(f.path) if f is not None else None
 
-    # ---- timer thread -----------------------------------------------------------------
-    def _background(self) -> None:
+    # ---- background threads -------------------------------------------------------------
+    # Two threads, so that the flush bound holds on a starved machine (issue 23): the seal thread
+    # seals an aged chunk on its own clock and never touches the disk (the I/O thread writes it);
+    # the sync thread does fdatasync and the periodic metadata.yaml, which can take seconds on a
+    # loaded disk. Before, one thread did all three, and while it synced no aged chunk was sealed.
+    def _seal_loop(self) -> None:
+        tick = min(0.25, self._flush_s / 4)
+        while not self._stop.wait(tick):
+            with self._lock:
+                f = self._file
+                if f is None or self._closed:
+                    break
+                if self._error is None and f.chunk_messages and _monotonic() - self._chunk_t0 >= self._seal_s:
+                    try:
+                        self._emit(f)
+                    except BagError:
+                        pass  # reported to the next write()
+
+    def _sync_loop(self) -> None:
         tick = min(0.25, self._flush_s / 4)
         last_meta = _monotonic()
         meta_every = self.options.metadata_interval_s
@@ -595,15 +618,9 @@ class BagWriter:
                 f = self._file
                 if f is None or self._closed:
                     break
-                if self._error is None:
-                    if f.chunk_messages and _monotonic() - self._chunk_t0 >= self._seal_s:
-                        try:
-                            self._emit(f)
-                        except BagError:
-                            pass  # reported to the next write()
-                    if self.options.fsync and f.pos > getattr(f, "_synced", 0):
-                        f._synced = f.pos
-                        dup = f.dup_fd()
+                if self._error is None and self.options.fsync and f.pos > getattr(f, "_synced", 0):
+                    f._synced = f.pos
+                    dup = f.dup_fd()
                 if meta_every and _monotonic() - last_meta >= meta_every:
                     last_meta = _monotonic()
                     meta = self._metadata_locked()
@@ -615,10 +632,13 @@ class BagWriter:
                 finally:
                     os.close(dup)
             if meta is not None and meta.message_count:
-                try:
-                    write_metadata(self.path, meta)
-                except OSError as exc:
-                    log.warning("periodic metadata.yaml write failed: %s", exc)
+                with self._meta_lock:
+                    if self._meta_final:
+                        break
+                    try:
+                        write_metadata(self.path, meta)
+                    except OSError as exc:
+                        log.warning("periodic metadata.yaml write failed: %s", exc)
 
     # ---- close ----------------------------------------------------------------------
     def close(self) -> BagMetadata:
@@ -629,11 +649,8 @@ class BagWriter:
             BagDiskFullError: the disk filled up and no earlier call has raised it; everything
                 that fitted is readable (``recover`` if a footer is missing).
         """
-        if self._timer is not None:
-            self._stop.set()
-            self._timer.join()
-            self._timer = None
-        with self._lock:
+        self._stop.set()
+        with self._lock:  # first hand what is buffered to the I/O thread: never behind a slow sync
             if self._closed:
                 return self._final
             already = self._error_raised
@@ -641,6 +658,12 @@ class BagWriter:
                 self._close_current()
             except BagWriteError:
                 pass
+        threads, self._threads = self._threads, []
+        for t in threads[:1]:  # the seal thread; never the sync thread, which may sit in a long fdatasync
+            t.join()
+        with self._lock:
+            if self._closed:
+                return self._final
             self._drain()
             if self._io_q is not None:
                 self._io_q.put(None)
@@ -651,7 +674,9 @@ class BagWriter:
             meta = self._final = self._metadata_locked()
             err = self._error
             try:
-                write_metadata(self.path, meta)
+                with self._meta_lock:  # after a periodic write in flight, and no periodic one after it
+                    self._meta_final = True
+                    write_metadata(self.path, meta)
             except OSError as exc:
                 log.error("could not write %s/metadata.yaml: %s (run `robot-capture recover`)", self.path, exc)
                 if err is None and exc.errno in DISK_FULL_ERRNOS:

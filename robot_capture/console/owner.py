@@ -49,8 +49,11 @@ class OutputLock:
                                       "one output folder has one recorder") from None
             except OSError:
                 pass  # no flock on this filesystem: run without the guard
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"pid {os.getpid()} {owner}\n".encode(), 0)
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"pid {os.getpid()} {owner}\n".encode(), 0)
+        except OSError:  # a full disk: the lock is held, only the note naming us is missing
+            pass
 
     def release(self) -> None:
         if self._fd >= 0:

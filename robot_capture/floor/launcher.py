@@ -22,6 +22,7 @@ ROS-free: this module never imports rclpy.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -34,6 +35,10 @@ from typing import Callable, Sequence, TextIO
 
 from robot_capture.floor import _child, graph
 from robot_capture.floor.graph import NodeSpec
+
+
+#: terminal colour/style sequences (Fast DDS colours its log lines): kept out of `up`'s output and logs
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 class _Child:
@@ -90,7 +95,7 @@ class Supervisor:
 
     def _pump(self, name: str, stream) -> None:
         for raw in iter(stream.readline, b""):
-            self._emit(name, raw.decode("utf-8", "replace").rstrip("\n"))
+            self._emit(name, _ANSI.sub("", raw.decode("utf-8", "replace").rstrip("\n")))
         stream.close()
 
     # ------------------------------------------------------------------ start
@@ -107,6 +112,9 @@ class Supervisor:
         """
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_COLORIZED_OUTPUT": "0", **self.env}
         env["ROBOT_CAPTURE_SUPERVISOR_PID"] = str(os.getpid())
+        from robot_capture.dds_shm import startup_clean  # a crashed floor's DDS files (issue 23)
+
+        startup_clean(self.log)
         try:
             for spec in self.specs:
                 pfile = graph.write_params_file(spec, self.workdir)

@@ -469,7 +469,13 @@ class RecorderNode(ConsoleShell, Node):
 
 
 def run(parameter_overrides=None, args=None) -> int:
-    """Run the node until SIGINT/SIGTERM (``parameter_overrides``: list of rclpy Parameters)."""
+    """Run the node until SIGINT/SIGTERM (``parameter_overrides``: list of rclpy Parameters).
+
+    First removes the Fast DDS shared-memory files of dead processes (a SIGKILLed recorder's
+    ports; ``robot_capture.dds_shm``), saying so in one line, so a fresh recorder starts cleanly."""
+    from robot_capture.dds_shm import startup_clean
+
+    startup_clean(lambda line: print(f"recorder: {line}", file=sys.stderr, flush=True))
     return run_node(lambda overrides: RecorderNode(overrides), "shutdown", args=args,
                     parameter_overrides=parameter_overrides)
 

@@ -93,7 +93,15 @@ class Recorder:
                  writer_factory: Callable | None = None, disk_usage: Callable = shutil.disk_usage, logger=None,
                  disk_reserve_bytes: int = 1 << 20):
         self.output_dir = Path(output_dir).expanduser().resolve()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.log = logger or log
+        self.last_error = ""
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a full disk: stay up; every start says why (DiskLowError)
+            if exc.errno not in DISK_FULL_ERRNOS:
+                raise
+            self.last_error = f"cannot create {self.output_dir}: {exc.strerror}"
+            self.log.error(self.last_error)
         if writer_options is None:
             from robot_capture.bag import WriterOptions
 
@@ -112,14 +120,12 @@ class Recorder:
             writer_factory = BagWriter
         self._factory = writer_factory
         self._disk_usage = disk_usage
-        self.log = logger or log
         self._lock = threading.RLock()
         self._topics: dict[str, tuple[str, list]] = {}   # name -> (type, offered qos)
         self.stats: dict[str, TopicStats] = {}
         self._writer = None
         self.episode: Episode | None = None
         self.state = EpisodeState.IDLE
-        self.last_error = ""
         self.episodes_recorded = 0
         self.last_episode_path: Path | None = None
         #: {topic: Hz | None} the floor expects; stored in each bag (custom_data expected_hz/<topic>) and
@@ -364,7 +370,9 @@ class Recorder:
     # ------------------------------------------------------------------ internals
     def _disk_guard(self) -> None:
         """Read free space; below ``disk_min_free_bytes`` stop the episode (``disk_low``)."""
-        free = self._free_bytes() - int(getattr(self._writer, "unwritten_bytes", 0) or 0)
+        # accepted bytes not yet on disk will take their room: counted, but free space is never
+        # reported below 0 (issue 23: "-1.3 MB free")
+        free = max(0, self._free_bytes() - int(getattr(self._writer, "unwritten_bytes", 0) or 0))
         self._since_check = 0
         self._check_budget = self._budget(free)
         if self._writer is not None and self.disk_min_free_bytes and free < self.disk_min_free_bytes:
@@ -410,8 +418,13 @@ class Recorder:
                 self.log.warning(f"cannot delete the disk reserve {p}: {exc}")
 
     def _free_bytes(self) -> int:
+        """Free bytes in ``output_dir`` (>= 0); the folder's nearest existing parent if it does
+        not exist (yet: a full disk at start)."""
+        where = self.output_dir
+        while not where.exists() and where.parent != where:
+            where = where.parent
         try:
-            self._disk_free = int(self._disk_usage(self.output_dir).free)
+            self._disk_free = max(0, int(self._disk_usage(where).free))
         except OSError as exc:
             self.log.warning(f"cannot read free space of {self.output_dir}: {exc}")
         return getattr(self, "_disk_free", 0)
