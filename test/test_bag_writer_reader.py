@@ -324,7 +324,9 @@ def test_chunk_crcs_verify_with_and_without_the_join(tmp_path, data_dir, chunk_s
 
     unjoined = []
     monkeypatch.setattr(mcap_file, "crc32_parts", lambda parts: unjoined.append(len(parts)) or crc32_parts(parts))
-    opts = WriterOptions(chunk_size=chunk_size, background_flush=False)
+    # chunks close by size only: a chunk also seals at half the flush interval of age, and on a
+    # starved machine writing the 8 MiB chunk took longer than 0.5 s (it was sealed early, unjoined)
+    opts = WriterOptions(chunk_size=chunk_size, background_flush=False, flush_interval_s=3600.0)
     written, _ = _record(tmp_path / "b", data_dir, opts, n_js=1200, n_img=4, n_pose=10)
     (mcap_path,) = (tmp_path / "b").glob("*.mcap")
     with open(mcap_path, "rb") as f:
