@@ -47,6 +47,12 @@ DUMMY = textwrap.dedent('''
         signal.signal(signal.SIGINT, on_sig)
         signal.signal(signal.SIGTERM, on_sig)
         import robot_capture
+        lock = None
+        if params.get("output_dir"):  # as the recorder: hold the output folder lock until the episode is closed
+            import fcntl
+            os.makedirs(params["output_dir"], exist_ok=True)
+            lock = os.open(os.path.join(params["output_dir"], ".recorder.lock"), os.O_RDWR | os.O_CREAT)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         record("start", pid=os.getpid(), ppid=os.getppid(), params=params, pkg=robot_capture.__file__,
                nice=os.getpriority(os.PRIO_PROCESS, 0), transport=os.environ.get("FASTDDS_BUILTIN_TRANSPORTS"))
         print(f"hello from {name}", flush=True)
@@ -57,6 +63,10 @@ DUMMY = textwrap.dedent('''
                 print("dying on purpose", flush=True)
                 return 3
         time.sleep(params.get("close_s", 0.0))  # e.g. the recorder closing its episode
+        if lock is not None:
+            os.close(lock)
+            record("closed")
+        time.sleep(params.get("qa_s", 0.0))  # e.g. the recorder finishing the QA of its episode
         record("stopped")
         return 0
 ''')
@@ -91,9 +101,11 @@ def _wait_started(log, names, timeout=20.0):
     return False
 
 
-def test_ordered_shutdown_recorder_last(dummy_env, tmp_path):
+def test_ordered_shutdown_recorder_episode_first(dummy_env, tmp_path):
+    """Issue 18: the recorder is signalled first and closes its episode (releases its output folder
+    lock) before any source is signalled; the supervisor then waits for it (its QA) to exit."""
     log = dummy_env
-    specs = [_spec("recorder", "recorder", log, close_s=0.5),
+    specs = [_spec("recorder", "recorder", log, close_s=0.5, qa_s=0.5, output_dir=str(tmp_path / "out")),
              _spec("robot_sim", "robot_sim", log),
              _spec("retarget", "retarget", log),
              _spec("mocap_replay", "mocap_replay", log)]
@@ -109,10 +121,13 @@ def test_ordered_shutdown_recorder_last(dummy_env, tmp_path):
     ev = _events(log)
     stopped = {e["name"]: e["t"] for e in ev if e["event"] == "stopped"}
     assert set(stopped) == {s.name for s in specs}
-    sig_rec = next(e["t"] for e in ev if e["event"] == "signal" and e["name"] == "recorder")
-    # the recorder is signalled only after every other node has stopped
-    assert sig_rec > max(t for n, t in stopped.items() if n != "recorder")
-    assert all(e["sig"] == signal.SIGINT for e in ev if e["event"] == "signal")
+    signals = [e for e in ev if e["event"] == "signal"]
+    closed = next(e["t"] for e in ev if e["event"] == "closed" and e["name"] == "recorder")
+    # the recorder first, once; every source only after the recorder closed its episode
+    assert signals[0]["name"] == "recorder" and sum(e["name"] == "recorder" for e in signals) == 1
+    assert min(e["t"] for e in signals if e["name"] != "recorder") > closed
+    assert stopped["recorder"] > closed
+    assert all(e["sig"] == signal.SIGINT for e in signals)
     # params reached each child through its params file
     start = {e["name"]: e for e in ev if e["event"] == "start"}
     assert start["recorder"]["params"]["close_s"] == 0.5
@@ -122,6 +137,7 @@ def test_ordered_shutdown_recorder_last(dummy_env, tmp_path):
     assert not sup.workdir.exists()  # its temp params dir is removed
     # the supervisor cannot know whether an episode is open: it must not claim one is
     assert "closing the open episode" not in text and "if there is one" in text
+    assert "stopping recorder first" in text
 
 
 def test_children_import_the_installed_package_not_the_cwd(dummy_env, tmp_path, monkeypatch):

@@ -42,6 +42,16 @@ def _fake_launch_modules():
     launch = types.ModuleType("launch")
     actions = types.ModuleType("launch.actions")
     launch_ros = types.ModuleType("launch_ros")
+    handlers = types.ModuleType("launch.event_handlers")
+
+    class RegisterEventHandler:
+        def __init__(self, event_handler, **kwargs):
+            self.event_handler = event_handler
+
+    class OnShutdown:
+        def __init__(self, *, on_shutdown, **kwargs):
+            assert callable(on_shutdown)
+            self.on_shutdown = on_shutdown
     ros_actions = types.ModuleType("launch_ros.actions")
 
     class LaunchDescription:
@@ -83,10 +93,14 @@ def _fake_launch_modules():
     actions.DeclareLaunchArgument = DeclareLaunchArgument
     actions.OpaqueFunction = OpaqueFunction
     actions.Shutdown = Shutdown
+    actions.RegisterEventHandler = RegisterEventHandler
+    handlers.OnShutdown = OnShutdown
     launch.actions = actions
+    launch.event_handlers = handlers
     ros_actions.Node = Node
     launch_ros.actions = ros_actions
-    return {"launch": launch, "launch.actions": actions, "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
+    return {"launch": launch, "launch.actions": actions, "launch.event_handlers": handlers, "launch_ros": launch_ros,
+            "launch_ros.actions": ros_actions}
 
 
 def _load(path: Path):
@@ -111,8 +125,10 @@ def _check(ld, sim, node_cls, run_opaque, overrides):
     assert set(args) == want_args
     opaque = [e for e in ld.entities if type(e).__name__ == "OpaqueFunction"]
     assert len(opaque) == 1
-    nodes = run_opaque(opaque[0], overrides)
-    assert nodes and all(isinstance(n, node_cls) for n in nodes)
+    entities = run_opaque(opaque[0], overrides)
+    nodes = [n for n in entities if isinstance(n, node_cls)]
+    # the one other entity: the shutdown handler that stops the recorder's episode first (ros_launch)
+    assert entities[:len(nodes)] == nodes and [type(e).__name__ for e in entities[len(nodes):]] == ["RegisterEventHandler"]
     specs = graph.build(None, overrides=overrides, sim=sim)
     assert [(n.node_package, n.node_executable) for n in nodes] == [(s.package, s.executable) for s in specs]
     return nodes, specs

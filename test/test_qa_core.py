@@ -1,4 +1,4 @@
-"""QA core without DDS: config, bad input, the recorder's verdict at stop, the CLI, determinism.
+"""QA core without DDS: config, bad input, the CLI, determinism (the verdict at stop: test_verdict_at_stop.py).
 
 Bags are written with the project's BagWriter (and, for the foreign bag, with rosbags'
 own rosbag2 writer in MCAP storage, as `ros2 bag record` lays it out).
@@ -140,31 +140,6 @@ def test_bad_input_foreign_ros2_bag_record_layout(tmp_path, capsys):
     assert main(["qa", str(path), "--json"]) == 1
     line = json.loads(capsys.readouterr().out.splitlines()[0])
     assert line["verdict"] == "fail" and line["path"].endswith(path.name)
-
-
-def test_recorder_writes_the_cheap_verdict_at_stop(tmp_path):
-    from robot_capture.record.episode import EpisodeInfo
-    from robot_capture.record.recorder import Recorder
-
-    rec = Recorder(tmp_path / "out", WriterOptions(compression="none", background_flush=False))
-    rec.expected_hz = {"/vr/head": 100.0, "/missing": 30.0}
-    rec.add_topic("/vr/head", "geometry_msgs/msg/PoseStamped")
-    path = rec.start_episode(EpisodeInfo(task="pick", operator="ana"))
-    t = T0
-    for i in range(50):
-        t = T0 + i * 10_000_000
-        rec.on_message("/vr/head", "geometry_msgs/msg/PoseStamped", _stamped(t, bytes(56)), t)
-    rec.stop_episode(success=True)
-    v = rec.last_verdict
-    assert v is not None and v.source == "recorder"
-    assert [(f.check, f.topic) for f in v.findings if f.severity == "fail"] == [("presence", "/missing")]
-    assert read_verdict(path).to_dict() == v.to_dict()
-    ep = load_episode(path)
-    assert ep.custom_data["expected_hz//vr/head"] == "100" and ep.custom_data["expected_hz//missing"] == "30"
-    # a later `robot-capture qa` replaces it, judging from the bag (expected rates stored in it)
-    v2 = qa_episode(path)
-    assert v2.source == "qa" and read_verdict(path).source == "qa"
-    assert any(f.check == "presence" and f.topic == "/missing" for f in v2.findings)
 
 
 def test_cli_qa_text_exit_codes_and_info_table(tmp_path, capsys):

@@ -164,8 +164,7 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
         if ep["notes"]:
             kv("Notes", ep["notes"])
     v = info["verdict"]
-    kv("Verdict", "- (run `robot-capture qa`)" if v is None else
-       f"{v['verdict']} ({v['source']})" + "".join(f"\n{'':20}- {r}" for r in v["reasons"]))
+    kv("Verdict", _verdict_line(v) + ("" if v is None else "".join(f"\n{'':20}- {r}" for r in v["reasons"])))
     w = max((len(t["topic"]) for t in info["topics"]), default=0)
     lines.append(f"{'Topic information:':<20}" + ("" if info["topics"] else "(none)"))
     for t in info["topics"]:
@@ -196,6 +195,15 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
     return "\n".join(lines)
 
 
+def _verdict_line(v: dict | None) -> str:
+    """The one verdict of a bag: the QA's, or a provisional one marked so (issue 18)."""
+    if v is None:
+        return "- (run `robot-capture qa`)"
+    if v.get("source") != "qa":  # robot_capture.episodes.verdict.FULL_SOURCE
+        return f"{v['verdict']} (provisional, {v['source']}: run `robot-capture qa` for the verdict)"
+    return v["verdict"]
+
+
 def episode_rows(paths) -> list[dict]:
     """One dict per episode in ``paths`` (bags or folders): path, name, task, operator, success,
     duration_s, verdict, reasons; or path + error. Reads labels and qa.json only."""
@@ -210,6 +218,7 @@ def episode_rows(paths) -> list[dict]:
             continue
         rows.append({"path": str(ep.path), "name": ep.name, "task": ep.task, "operator": ep.operator,
                      "success": ep.success, "duration_s": round(ep.duration_s, 3), "verdict": ep.verdict_text,
+                     "provisional": bool(ep.verdict and ep.verdict.provisional),
                      "reasons": ep.verdict.reasons if ep.verdict else [], "recording": ep.recording})
     return rows
 
@@ -222,13 +231,15 @@ def format_table(rows: list[dict]) -> str:
             body.append((r["name"], "-", "-", "-", "-", f"error: {r['error']}"))
             continue
         succ = {True: "true", False: "false", None: "unknown"}[r["success"]]
-        verdict = r["verdict"] + (f" ({r['reasons'][0]}{'; ...' if len(r['reasons']) > 1 else ''})"
-                                  if r["reasons"] else "")
+        verdict = r["verdict"] + (" provisional" if r.get("provisional") else "") + (
+            f" ({r['reasons'][0]}{'; ...' if len(r['reasons']) > 1 else ''})" if r["reasons"] else "")
         body.append((r["name"], r["task"] or "-", r["operator"] or "-", succ,
                      "recording" if r["recording"] else f"{r['duration_s']:.1f} s", verdict))
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head) - 1)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    n = {k: sum(1 for r in rows if r.get("verdict") == k) for k in ("pass", "warn", "fail", "-")}
+    n = {k: sum(1 for r in rows if r.get("verdict") == k and not r.get("provisional"))
+         for k in ("pass", "warn", "fail", "-")}
+    n["-"] += sum(1 for r in rows if r.get("provisional"))
     return "\n".join([fmt.format(*head), *(fmt.format(*x) for x in body),
                       f"{len(rows)} episodes: {n['pass']} pass, {n['warn']} warn, {n['fail']} fail, "
                       f"{n['-']} not checked"])

@@ -69,9 +69,10 @@ class EpisodeEntry:
     stop_reason: str = ""
     forced: bool = False
     discarded: bool = False
-    verdict: str = ""             # one line, e.g. "warn: camera head: 12 frames missing"
+    verdict: str = ""             # one line, e.g. "warn: camera head: 12 frames missing" ("" until the QA is done)
     verdict_reasons: tuple = ()
     verdict_source: str = ""      # "qa": the full QA; anything else (e.g. "recorder") is provisional
+    qa: str = ""                  # QA at stop: "" (none), "running", "done", "error: <why>" (robot_capture.qa.recorder)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -100,7 +101,7 @@ class EpisodeManager:
 
     Args:
         recorder: the recorder core (uses ``stats``, ``episode``, ``output_dir``,
-            ``start_episode``, ``stop_episode``, ``last_episode_path``, ``last_verdict`` if any).
+            ``start_episode``, ``stop_episode``, ``last_episode_path``).
         expected: topic -> expected rate (Hz) or None (``floor.graph.expected_topics``).
         config: thresholds. robot: stored as ``episode.robot``.
         clock: ``() -> ns`` (tests inject a fake).
@@ -127,6 +128,9 @@ class EpisodeManager:
         self.last_message = ""
         self._watch: set[str] = set()
         self._first_start_ns = 0
+        #: the node runs the QA of every closed episode (robot_capture.qa.recorder): entries start as "running"
+        #: and :meth:`verdict_ready` fills in the verdict
+        self.qa_at_stop = False
 
     # ------------------------------------------------------------------ state
     @property
@@ -260,7 +264,7 @@ class EpisodeManager:
 
     def stop(self, success: bool | None = None, reason: str = "stopped") -> str:
         """Close the open episode with ``success`` (None = unlabelled). Returns the bag path, plus a
-        second line ``QA <verdict summary>`` when the recorder computed one. Raises CommandError."""
+        second line ``QA running ...`` when its QA runs now (:meth:`verdict_ready`). Raises CommandError."""
         if self.current is None:
             raise CommandError("no episode is recording")
         entry = self.current
@@ -272,20 +276,28 @@ class EpisodeManager:
         except Exception as exc:  # noqa: BLE001
             raise CommandError(f"stop failed: {exc}") from None
         self._finish(entry, success, reason, path)
-        return str(entry.path) + (f"\nQA {entry.verdict}" if entry.verdict else "")
+        return str(entry.path) + ("\nQA running (the verdict follows in a few seconds: `episode status`, "
+                                  "<bag>/qa.json)" if entry.qa == "running" else "")
 
     def _finish(self, entry: EpisodeEntry, success, reason: str, path=None) -> None:
         entry.path = Path(path or getattr(self.rec, "last_episode_path", None) or entry.path)
         entry.success, entry.stop_reason, entry.stopped_ns = success, reason, self.clock()
-        v = getattr(self.rec, "last_verdict", None)
-        if v is not None:
-            try:
-                entry.verdict, entry.verdict_reasons = v.summary(), tuple(v.reasons)
-                entry.verdict_source = str(getattr(v, "source", ""))
-            except Exception:  # noqa: BLE001 - a verdict we cannot read is no verdict
-                entry.verdict = ""
+        entry.qa = "running" if self.qa_at_stop else ""
         self.current = None
         self.history.append(entry)
+
+    def verdict_ready(self, name: str, verdict=None, error: str = "") -> EpisodeEntry | None:
+        """The QA of episode ``name`` finished: ``verdict`` (robot_capture.episodes.Verdict, as stored in
+        its qa.json) or ``error`` (one line). Returns the session entry, None if not one of this session's."""
+        entry = next((e for e in reversed(self.history) if e.name == name), None)
+        if entry is None:
+            return None
+        if verdict is not None:
+            entry.verdict, entry.verdict_reasons, entry.qa = verdict.summary(), tuple(verdict.reasons), "done"
+            entry.verdict_source = str(getattr(verdict, "source", ""))
+        else:
+            entry.verdict, entry.verdict_reasons, entry.qa, entry.verdict_source = "", (), f"error: {error}", ""
+        return entry
 
     def discard(self) -> str:
         """Stop the open episode and move its bag to ``discarded/``. Raises CommandError."""
@@ -331,6 +343,8 @@ class EpisodeManager:
         except Exception as exc:  # noqa: BLE001 - bad success value, unknown key: nothing changed
             raise CommandError(f"relabel: {exc}") from None
         entry.success, entry.task = rec.success, rec.task
+        if rec.verdict is not None and entry.qa == "done":  # the labels check, judged from the new labels
+            entry.verdict, entry.verdict_reasons = rec.verdict.summary(), tuple(rec.verdict.reasons)
         self._say("info", f"episode {entry.name} relabelled: {', '.join(f'{k}={v}' for k, v in labels.items())}")
         return str(entry.path)
 

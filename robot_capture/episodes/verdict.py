@@ -20,9 +20,12 @@ File format (JSON, UTF-8, written atomically)::
                    "figures": {"missing": 3, "longest_gap_s": 0.07}}],
      "metrics": {...}, "trim": {"head_s": 0.0, "tail_s": 0.4}}
 
-``source`` is ``recorder`` for the cheap verdict the recorder stores at stop (presence,
-rates, drops, gaps from its own counters) and ``qa`` for ``robot-capture qa``; a ``qa``
-verdict replaces a ``recorder`` one.
+``source`` is ``qa``: one verdict per episode (issue 18), computed by the QA
+(:func:`robot_capture.qa.run.qa_episode`), whether ``robot-capture qa``, batch, export or the
+recorder ran it at stop (:mod:`robot_capture.qa.recorder`). Any other source is
+**provisional** (:attr:`Verdict.provisional`): ``recorder`` is the quick verdict from the
+recorder's own counters that older versions stored at stop. It is shown as provisional
+(``info``), and export and batch never select on it: they run the QA first, which replaces it.
 """
 from __future__ import annotations
 
@@ -34,13 +37,15 @@ from typing import Any
 
 from robot_capture.atomic import write_text_atomic
 
-__all__ = ["VERDICT_FILENAME", "SEVERITIES", "Finding", "Verdict", "worst", "read_verdict", "write_verdict",
-           "labels_finding", "with_current_labels"]
+__all__ = ["VERDICT_FILENAME", "SEVERITIES", "FULL_SOURCE", "Finding", "Verdict", "worst", "read_verdict",
+           "write_verdict", "labels_finding", "with_current_labels"]
 
 VERDICT_FILENAME = "qa.json"
 FORMAT = "robot_capture.qa/1"
 SEVERITIES = ("pass", "warn", "fail")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
+#: the source of a full QA verdict; any other is provisional
+FULL_SOURCE = "qa"
 
 
 def worst(severities) -> str:
@@ -98,6 +103,12 @@ class Verdict:
     def verdict(self) -> str:
         """``pass``, ``warn`` or ``fail``: the worst finding's severity."""
         return worst(f.severity for f in self.findings)
+
+    @property
+    def provisional(self) -> bool:
+        """True unless the full QA computed it (``source`` ``qa``): e.g. an older recorder's quick
+        verdict (``source`` ``recorder``). Never selected on; the QA replaces it."""
+        return self.source != FULL_SOURCE
 
     @property
     def reasons(self) -> list[str]:

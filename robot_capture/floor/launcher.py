@@ -7,10 +7,13 @@ Each :class:`~robot_capture.floor.graph.NodeSpec` runs as a child process::
 
 * Output: every line a child prints is echoed as ``[<name>] <line>``.
 * Children run in their own session, so a terminal Ctrl-C reaches only the
-  supervisor, which then shuts the graph down **in order**: SIGINT to every node but
-  the recorder at once (data sources stop first), wait, then SIGINT to the recorder
-  and wait for it to close its open episode and write ``metadata.yaml``. A node that
-  ignores SIGINT for its ``shutdown_timeout_s`` gets SIGTERM, then SIGKILL.
+  supervisor, which then shuts the graph down **in order** (issue 18): SIGINT to the
+  recorder first, which stops the open episode at once (reason ``shutdown``) and then
+  releases its output folder lock; when the lock is free (:func:`episode_closed`), SIGINT to
+  every other node at once (the data sources stop only after the episode ended, so it
+  never ends in their silence); then wait for the recorder, which finishes the QA of its
+  episodes before it exits. A node that ignores SIGINT for its ``shutdown_timeout_s`` gets
+  SIGTERM, then SIGKILL.
 * A child that exits while the graph is up is reported at once; if it is a
   required node (all but cameras) the rest of the graph is then shut down in order,
   unless ``keep_going``. A camera that dies (e.g. no device) is only reported.
@@ -35,6 +38,49 @@ from typing import Callable, Sequence, TextIO
 
 from robot_capture.floor import _child, graph
 from robot_capture.floor.graph import NodeSpec
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: the recorder's exit is waited for instead
+    fcntl = None
+
+#: the recorder's output folder lock (robot_capture.console.owner.LOCK_NAME; not imported: console is not a floor dependency)
+_OUTPUT_LOCK = ".recorder.lock"
+
+
+def episode_closed(output_dir, alive: Callable[[], bool]) -> bool:
+    """True once a recorder that got SIGINT has closed its episode: its output folder lock
+    (``<output_dir>/.recorder.lock``, held by the recorder until the episode is closed) is free,
+    or the process is gone (``alive()`` False). Without an ``output_dir`` only the exit counts."""
+    if not alive():
+        return True
+    if not output_dir or fcntl is None:
+        return False
+    try:
+        fd = os.open(Path(output_dir) / _OUTPUT_LOCK, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:  # no flock on this file system: wait for the exit
+        return False
+    finally:
+        os.close(fd)
+
+
+def wait_episode_closed(output_dir, alive: Callable[[], bool], timeout_s: float, poll_s: float = 0.02) -> bool:
+    """Poll :func:`episode_closed` for at most ``timeout_s``; returns whether it closed."""
+    deadline = time.monotonic() + timeout_s
+    while not episode_closed(output_dir, alive):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 #: terminal colour/style sequences (Fast DDS colours its log lines): kept out of `up`'s output and logs
@@ -175,7 +221,8 @@ class Supervisor:
         return 0
 
     # ------------------------------------------------------------------ stop
-    def _stop_group(self, children: list[_Child], timeout: float) -> None:
+    def _stop_group(self, children: list[_Child], timeout: float, signalled: bool = False) -> None:
+        """SIGINT (unless ``signalled``: sent already), wait ``timeout``, SIGTERM, wait, SIGKILL."""
         live = [c for c in children if c.proc.poll() is None]
         for c in live:
             c.stopping = True
@@ -185,7 +232,7 @@ class Supervisor:
                 break
             if sig != signal.SIGINT:
                 self.log(f"{', '.join(c.spec.name for c in live)} still running: sending {sig.name}")
-            for c in live:
+            for c in live if not (sig == signal.SIGINT and signalled) else ():
                 try:
                     c.proc.send_signal(sig)
                 except ProcessLookupError:
@@ -204,15 +251,28 @@ class Supervisor:
             c.reader.join(timeout=2.0)
 
     def shutdown(self) -> dict[str, int]:
-        """Stop the graph in order (recorder last); return ``{name: exit code}``. Idempotent."""
+        """Stop the graph in order: the recorder's episode first, then the sources, then wait for the
+        recorder (see the module docstring); return ``{name: exit code}``. Idempotent."""
         order = [self.children[s.name] for s in graph.shutdown_order(self.specs) if s.name in self.children]
-        first = [c for c in order if c.spec.role != "recorder"]
-        last = [c for c in order if c.spec.role == "recorder"]
-        if first:
-            self._stop_group(first, max(c.spec.shutdown_timeout_s for c in first))
-        for c in last:
-            self.log(f"stopping {c.spec.name} last (it closes an open episode, if there is one)")
-            self._stop_group([c], c.spec.shutdown_timeout_s)
+        sources = [c for c in order if c.spec.role != "recorder"]
+        recorders = [c for c in order if c.spec.role == "recorder" and c.proc.poll() is None]
+        for c in recorders:
+            self.log(f"stopping {c.spec.name} first: it stops the open episode, if there is one, before any "
+                     "source stops")
+            c.stopping = True
+            try:
+                c.proc.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        for c in recorders:
+            if not wait_episode_closed(c.spec.parameters.get("output_dir"), lambda c=c: c.proc.poll() is None,
+                                       c.spec.shutdown_timeout_s):
+                self.log(f"{c.spec.name} has not closed its episode after {c.spec.shutdown_timeout_s:g} s; "
+                         "stopping the sources anyway")
+        if sources:
+            self._stop_group(sources, max(c.spec.shutdown_timeout_s for c in sources))
+        for c in [c for c in order if c.spec.role == "recorder"]:
+            self._stop_group([c], c.spec.shutdown_timeout_s, signalled=c in recorders)
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return dict(self.exit_codes)
@@ -230,7 +290,7 @@ def run(specs: Sequence[NodeSpec], keep_going: bool = False, out: TextIO | None 
     """Run the graph in the foreground until SIGINT/SIGTERM or a child dies.
 
     Installs SIGINT and SIGTERM handlers (main thread only) that trigger the ordered
-    shutdown; a second signal is reported and the shutdown continues with its own
+    shutdown (the recorder's episode first); a second signal is reported and the shutdown continues with its own
     timeouts. ``watch``: see :meth:`Supervisor.spin`. Returns 0 after a signal-triggered
     clean shutdown; 1 if a required node exited on its own (also with ``keep_going``, and
     whatever its exit code was) or a node needed SIGKILL.
@@ -242,7 +302,7 @@ def run(specs: Sequence[NodeSpec], keep_going: bool = False, out: TextIO | None 
         if stop.is_set():
             sup.log(f"got {signal.Signals(signum).name} again; shutdown already under way")
         else:
-            sup.log(f"got {signal.Signals(signum).name}: shutting down (recorder last)")
+            sup.log(f"got {signal.Signals(signum).name}: shutting down (the recorder's episode first)")
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -70,41 +70,62 @@ def offered_qos(node, topic: str, type_name: str | None = None) -> list[dict]:
 
 def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_overrides=None) -> int:
     """``rclpy.init(args)``, build the node, spin it until SIGINT/SIGTERM, then call
-    ``node.<cleanup_attr>()`` and shut rclpy down. Returns the exit code (0, or 1 if the
-    node could not be built: the error is printed)."""
+    ``node.<cleanup_attr>(abort)`` and shut rclpy down. Returns the exit code (0, or 1 if the
+    node could not be built: the error is printed).
+
+    The signals are handled in Python (rclpy's handlers are off): the first one only ends the
+    spin loop (``spin_once`` with a 0.05 s timeout), so the cleanup runs while the ROS context
+    is still up (the recorder takes what waits in its readers and closes the episode at the
+    signal). ``abort`` (threading.Event) is set by a SIGTERM that comes after the first signal:
+    the cleanup then skips what it may skip (the recorder's QA wait). A repeated SIGINT is
+    reported and otherwise ignored (a terminal Ctrl-C and ``ros2 launch`` may both send one)."""
+    import signal
     import sys
+    import threading
 
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
 
     from robot_capture.bag.errors import BagError
     from robot_capture.ros_env import ensure_ament_prefix
 
     ensure_ament_prefix()
-    rclpy.init(args=args)
+    got: list[int] = []
+    abort = threading.Event()
+
+    def on_signal(signum, _frame):
+        if got and signum == signal.SIGTERM:
+            abort.set()
+        elif got:
+            print(f"got {signal.Signals(signum).name} again: already shutting down (SIGTERM to skip the wait)",
+                  file=sys.stderr)
+        got.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     node = None
     code = 0
     try:
         node = node_factory(parameter_overrides)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        while not got and rclpy.ok():
+            executor.spin_once(timeout_sec=0.05)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, OSError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
-    except Exception:  # noqa: BLE001 - see below
-        # SIGINT/SIGTERM shut the context down while the executor was building its next wait
-        # set: rclpy raises RCLError ("the given context is not valid") instead of
-        # ExternalShutdownException. A clean stop, not a crash; anything else is re-raised.
-        if node is None or rclpy.ok():
-            raise
     finally:
-        if node is not None:
-            try:
-                getattr(node, cleanup_attr)()
-            finally:
-                node.destroy_node()
-        rclpy.try_shutdown()
+        try:
+            if node is not None:
+                try:
+                    getattr(node, cleanup_attr)(abort)
+                finally:
+                    node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
     return code

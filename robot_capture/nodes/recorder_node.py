@@ -34,8 +34,13 @@ Each is one command of the episode manager (``robot_capture.console``; table in
     ~/status                 JSON: state, ready, reasons, streams, session counters, last episode
     ~/split                  continue the episode in the next ``<name>_<n>.mcap``
 The same JSON is published on ``~/console_state`` (std_msgs/String, transient local) at
-``console_rate_hz``. A stop reply has a second line ``QA <verdict>`` when the recorder
-computed one at stop.
+``console_rate_hz``.
+
+The verdict at stop: every closed episode (stop, auto-stop, disk, write error, shutdown) is
+judged by the full QA, the code ``robot-capture qa`` runs, on the closed bag, in a worker
+process (:mod:`robot_capture.qa.recorder`), so the next episode can start meanwhile. A stop
+reply says ``QA running``; the console state's ``last`` gets ``qa: done`` and the verdict
+(``<bag>/qa.json`` has it) a few seconds later, and the log a line ``QA PASS|WARN|FAIL <episode>``.
 
 One owner: the node holds ``<output_dir>/.recorder.lock`` (a second recorder on the same
 folder exits with an error); every recorder announces (start time, host, pid) on
@@ -73,7 +78,12 @@ Parameters (``--ros-args -p name:=value``):
 Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` status
 (state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
 (rate_hz, messages, bytes, drops, gaps, max_gap_s, expected_period_s, problems).
-SIGINT/SIGTERM: the open episode is closed and metadata.yaml written.
+SIGINT/SIGTERM (handled in Python, the ROS context stays up until the episode is closed): the
+open episode is stopped at once, with reason ``shutdown``, with what waits in the readers
+(metadata.yaml written); then the output folder lock is released (``robot-capture up`` and the
+launch files stop the data sources only after that, so the episode never ends in their
+silence); then the QA of the closed episodes is finished, for at most ``QA_SHUTDOWN_WAIT_S``
+(a SIGTERM after the first signal skips it: the bag is left without a verdict, never a wrong one).
 """
 from __future__ import annotations
 
@@ -92,11 +102,15 @@ from robot_capture.bag.qos import adapt_request_to_offers
 from robot_capture.nodes._polled import input_node, take
 from robot_capture.nodes._recorder_console import ConsoleShell, _label
 from robot_capture.nodes._qos import import_message, offered_qos, qos_from_dict, run_node
+from robot_capture.qa.recorder import StopVerdicts
 from robot_capture.record.episode import EpisodeInfo
 from robot_capture.record.recorder import Recorder
 from robot_capture.record.selection import TopicSelection
 
 _OK, _WARN, _ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+#: at shutdown, how long the recorder waits for the QA of its closed episodes (s); below the 15 s
+#: the floor gives the recorder before SIGTERM (robot_capture.floor.graph)
+QA_SHUTDOWN_WAIT_S = 10.0
 
 PARAMS = {
     "output_dir": "recordings", "topics": Parameter.Type.STRING_ARRAY, "all": False, "regex": "", "exclude": "",
@@ -244,6 +258,11 @@ class RecorderNode(ConsoleShell, Node):
                             attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
                             disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
         self.create_manager()
+        # the verdict at stop: the full QA of each closed bag, in a worker process
+        self._verdicts = StopVerdicts(logger=self.get_logger())
+        self.rec.on_closed = self._verdicts.submit
+        self.manager.qa_at_stop = True
+        self._verdicts.start()
         self._subs: dict[str, object] = {}
         self._seen_types: set[tuple[str, str]] = set()
         self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
@@ -267,6 +286,7 @@ class RecorderNode(ConsoleShell, Node):
             self.create_timer(1.0, self.rec.tick)
         if float(p("status_log_s")) > 0:
             self.create_timer(float(p("status_log_s")), self.log_status)
+        self.create_timer(0.25, self.poll_verdicts)
         self.discover()
         if _bool(p("auto_start")):
             try:
@@ -454,18 +474,63 @@ class RecorderNode(ConsoleShell, Node):
             msg = f"idle ({len(self._subs)} topics){': ' + s['last_error'] if s['last_error'] else ''}"
         self.get_logger().info(msg)
 
-    def shutdown(self) -> None:
-        """Close the open episode (metadata.yaml written). Safe to call twice."""
+    # ---------------------------------------------------------------- verdict at stop
+    def poll_verdicts(self) -> int:
+        """Put finished QA verdicts into the console state and the log; returns how many."""
+        results = self._verdicts.poll()
+        for r in results:
+            self._verdict_done(r)
+        if results:
+            try:
+                self.publish_state()
+            except Exception:  # noqa: BLE001 - at shutdown the context may be gone
+                pass
+        return len(results)
+
+    def _verdict_done(self, r) -> None:
+        from robot_capture.episodes import load_episode
+
+        v = r.verdict
+        if v is not None:
+            try:  # the labels check judged from the labels as they are now (a relabel while QA ran)
+                v = load_episode(r.bag).verdict or v
+            except Exception:  # noqa: BLE001 - e.g. discarded (moved) since: the worker's verdict
+                pass
+        self.manager.verdict_ready(r.bag.name, v, r.error)
+        if v is not None:
+            self.rec.log.info(f"QA {v.verdict.upper()} {r.bag.name}" + "".join(f"\n    - {x}" for x in v.reasons))
+        else:
+            self.rec.log.warning(f"QA of {r.bag.name}: no verdict ({r.error})")
+
+    def shutdown(self, abort=None) -> None:
+        """At SIGINT/SIGTERM: stop the open episode first (reason ``shutdown``, what waits in the readers
+        included, metadata.yaml written), release the output folder lock (the supervisor's cue to stop the
+        sources), then finish the QA of closed episodes for at most ``QA_SHUTDOWN_WAIT_S`` or until
+        ``abort`` (threading.Event) is set. Safe to call twice."""
         if self.rec.episode is not None and self._polled:
             try:  # what still waits in the polled readers belongs to the closing episode
                 self.take_all()
             except Exception:  # noqa: BLE001 - the context may already be shut down
                 pass
-        self.rec.log = _StderrLog()  # the rclpy context may already be shut down (SIGINT/SIGTERM)
-        path = self.rec.close()
+        self.rec.log = _StderrLog()  # rosout may be gone by the time this runs
+        path = None
+        if self.manager.recording:
+            try:
+                path = self.manager.stop(None, reason="shutdown").splitlines()[0]
+            except Exception as exc:  # noqa: BLE001 - e.g. the recorder stopped it meanwhile
+                self.rec.log.warning(f"stopping the episode at shutdown: {exc}")
+        path = self.rec.close() or path  # anything the manager did not own
         self._output_lock.release()
         if path is not None:
             print(f"recorder: episode closed: {path}", file=sys.stderr)
+        if self._verdicts.pending:
+            print(f"recorder: finishing the QA of {', '.join(b.name for b in self._verdicts.pending)} "
+                  f"(at most {QA_SHUTDOWN_WAIT_S:g} s; SIGTERM skips it)", file=sys.stderr)
+            for r in self._verdicts.wait(QA_SHUTDOWN_WAIT_S, stop=abort):
+                self._verdict_done(r)
+            for b in self._verdicts.pending:
+                print(f"recorder: QA of {b.name} not finished: run `robot-capture qa {b}`", file=sys.stderr)
+        self._verdicts.close(wait=False)
 
 
 def run(parameter_overrides=None, args=None) -> int:

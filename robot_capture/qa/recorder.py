@@ -1,86 +1,208 @@
-"""The recorder's cheap verdict at stop, from its own counters (no bag is read).
+"""The verdict at stop: the full QA of each closed episode, off the recorder's hot path.
 
-:func:`recorder_verdict` judges presence, rates, drops and gaps from the per-topic
-:class:`robot_capture.record.stats.TopicStats` of the episode, with the same thresholds
-as ``robot-capture qa`` (config/qa.yaml) where the counters allow:
+There is one verdict per episode (issue 18). The recorder used to store a quick verdict
+from its own counters at stop; it disagreed with ``robot-capture qa`` on the same bag (a
+receive-time rate is not a stamp rate, a DDS counter is not a hole in the stamps). Now the
+recorder hands every closed bag to :class:`StopVerdicts`, which runs the very function
+``robot-capture qa BAG`` runs (:func:`robot_capture.qa.run.qa_episode` with the shipped
+config, the expected rates stored in the bag, no folder statistics) in **one worker
+process**, so a new episode can start and record while it runs, and the worker never
+holds the recorder's GIL. ``qa_episode`` writes ``<bag>/qa.json`` through
+:func:`robot_capture.episodes.write_verdict` (deterministic bytes: a later
+``robot-capture qa BAG`` leaves the file unchanged). The node polls :meth:`StopVerdicts.poll`
+for finished verdicts and puts them into the console's last-episode state.
 
-* presence: an expected topic with no message in the episode fails;
-* rate: ``messages / episode duration`` (the recorder cannot see stamps, so holes lower it
-  too) against the expected rate, 0.95x / 0.84x;
-* drops: the recorder's lost-message counter (DDS lost samples, publisher sequence gaps):
-  1-5 warn, more fail;
-* gaps: the longest interval between receptions: over 500 ms on any stream, or over
-  100 ms on a >= 100 Hz stream, fails.
+* The worker runs ``QA_NICE`` niceness steps below the recorder (``os.nice``), so on a
+  loaded PC it yields the CPU to the recorder and the 500 Hz publishers; it gets SIGTERM
+  when the recorder dies (``PR_SET_PDEATHSIG``, Linux).
+* A worker that dies (OOM, SIGKILL) fails only the bags it held: each gets an error text
+  (the bag keeps no verdict; export and batch run the QA), and a fresh worker takes the
+  next bag.
+* Where a process pool cannot be made (no ``/dev/shm`` semaphores), a thread runs the QA
+  instead; the degradation is logged once.
 
-Stored as ``source: recorder``; a later ``robot-capture qa`` verdict replaces it. Labels
-are judged from the labels the recorder wrote. ROS-free.
+A bag without ``qa.json`` (the worker had not finished when the recorder was killed) has no
+verdict, never a quick one: ``info`` says "run robot-capture qa", and export and batch run
+the QA before they select. ROS-free.
 """
 from __future__ import annotations
 
-from robot_capture.episodes import Finding, Verdict
-from robot_capture.episodes.verdict import labels_finding
-from robot_capture.qa.context import short_name
+import concurrent.futures as cf
+import dataclasses
+import logging
+import os
+import threading
+import time
+from pathlib import Path
 
-__all__ = ["recorder_verdict"]
+__all__ = ["QA_NICE", "StopResult", "StopVerdicts"]
+
+log = logging.getLogger(__name__)
+
+#: niceness steps the QA worker runs below the recorder (CFS weight 1024 -> 110 at +10: a
+#: tenth of the recorder's share of a contended core; the QA of a 5-60 s bag is seconds of CPU)
+QA_NICE = 10
+PR_SET_PDEATHSIG = 1
 
 
-def recorder_verdict(stats: dict, duration_s: float, expected: dict | None = None, labels: dict | None = None,
-                     config=None) -> Verdict:
-    """Verdict from recorder counters.
+@dataclasses.dataclass
+class StopResult:
+    """A finished QA at stop: ``verdict`` (robot_capture.episodes.Verdict, also in
+    ``<bag>/qa.json``), or ``error`` (one line) when no verdict could be stored."""
+
+    bag: Path
+    verdict: object = None
+    error: str = ""
+    elapsed_s: float = 0.0
+
+
+def _worker_init(nice: int) -> None:
+    """Pool initializer: lower priority, die with the recorder."""
+    if nice:
+        try:
+            os.nice(int(nice))
+        except OSError:
+            pass
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the pool's pipe closing ends it instead
+        pass
+
+
+def _warm() -> int:
+    """Import the QA in the worker before the first bag (numpy, the MCAP readers)."""
+    import robot_capture.qa.run  # noqa: F401
+
+    return os.getpid()
+
+
+def _qa_job(bag: str, config) -> object:
+    from robot_capture.qa.run import qa_episode
+
+    return qa_episode(bag, config=config, expected=None, folder_stats=None, write=True)
+
+
+class StopVerdicts:
+    """Run the QA of closed episode bags in a worker process, one bag at a time, in order.
 
     Args:
-        stats: ``{topic: TopicStats}`` (or dicts with messages, drops, max_gap_s) of the episode.
-        duration_s: episode length, s.
-        expected: ``{topic: Hz | None}``: topics that must be present and their rates;
-            None = presence not judged, rates not judged.
-        labels: ``{task, operator, success}`` text as recorded (success ``unknown`` = missing).
-        config: QA config (None = config/qa.yaml; a broken config falls back to the defaults:
-            the recorder must never fail to close an episode over QA).
+        config: QA config as :func:`robot_capture.qa.run.qa_episode` takes it (None: the shipped
+            config/qa.yaml, as ``robot-capture qa`` without ``--config``).
+        nice: niceness increment of the worker (:data:`QA_NICE`).
+        processes: False runs the QA in a thread of this process (tests; the fallback).
+        logger: ``info``/``warning``/``error`` (an rclpy logger works).
+
+    Thread-safe: :meth:`submit` may be called from any thread (e.g. under the recorder's lock:
+    it never blocks on the QA).
     """
-    from robot_capture.qa.config import QAConfig, as_config
 
-    try:
-        cfg = as_config(config)
-    except Exception:  # noqa: BLE001 - never fail the stop over a config problem
-        cfg = QAConfig()
-    g, r = cfg.gaps, cfg.rate
-    out = []
-    metrics = {"duration_s": round(duration_s, 3), "topics": {}}
+    def __init__(self, config=None, nice: int = QA_NICE, processes: bool = True, logger=None):
+        self.config = config
+        self.nice = int(nice)
+        self.log = logger or log
+        self._processes = processes
+        self._lock = threading.Lock()
+        self._pool: cf.Executor | None = None
+        self._warm: cf.Future | None = None   # -> the worker's pid
+        self._pending: dict[cf.Future, tuple[Path, float]] = {}
+        self._done: list[StopResult] = []
 
-    def val(s, k):
-        return s.get(k, 0) if isinstance(s, dict) else getattr(s, k, 0)
+    # ------------------------------------------------------------------ pool
+    def _make_pool(self) -> cf.Executor:
+        if self._processes:
+            try:
+                import multiprocessing
 
-    expected = dict(expected or {})
-    for topic in sorted(set(stats) | set(expected)):
-        s = stats.get(topic, {})
-        n, drops, gap = int(val(s, "messages")), int(val(s, "drops")), float(val(s, "max_gap_s"))
-        exp = expected.get(topic)
-        metrics["topics"][topic] = {"messages": n, "drops": drops, "longest_gap_s": round(gap, 4)}
-        name = short_name(topic)
-        if topic in expected and n == 0:
-            out.append(Finding("presence", "fail", f"{name}: no messages", topic, {"count": 0}))
-            continue
-        if n == 0:
-            continue
-        if exp and duration_s > 0:
-            ratio = n / duration_s / exp
-            sev = "fail" if ratio < r.fail_below else "warn" if ratio < r.warn_below else ""
-            if sev:
-                out.append(Finding("rate", sev, f"{name}: {n / duration_s:.1f} Hz where {exp:.4g} Hz is expected "
-                                   f"({ratio:.2f}x)", topic, {"rate_hz": round(n / duration_s, 3), "expected_hz": exp,
-                                                              "ratio": round(ratio, 4)}))
-        hz = exp or (n / duration_s if duration_s > 0 else 0.0)
-        if hz < g.min_rate_hz:
-            continue
-        long_fail = gap > g.max_gap_s or (hz >= g.fast_rate_hz and gap > g.fast_max_gap_s)
-        sev = "fail" if drops >= g.fail_drops or long_fail else "warn" if drops >= g.warn_drops else ""
-        if sev:
-            what = "frames" if topic.startswith("/camera/") else "messages"
-            out.append(Finding("gaps", sev, f"{name}: longest gap {gap * 1e3:.0f} ms between receptions, {drops} {what} "
-                               f"lost ({100.0 * drops / max(n + drops, 1):.1f} %)", topic, {"missing": drops, "longest_gap_s": round(gap, 4)}))
-    if labels is not None:
-        missing = [k for k in cfg.labels.required if str(labels.get(k, "")).strip() in ("", "unknown")]
-        f = labels_finding(missing)
-        if f:
-            out.append(f)
-    return Verdict(findings=out, source="recorder", qa_version="1", config_sha256=cfg.sha256, metrics=metrics)
+                pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_worker_init, initargs=(self.nice,))
+                self._warm = pool.submit(_warm)
+                return pool
+            except (OSError, ImportError, NotImplementedError) as exc:
+                self._processes = False
+                self.log.warning(f"QA at stop: no worker process ({exc}); running it in a thread of the recorder")
+        return cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="qa-at-stop")
+
+    def start(self) -> None:
+        """Start the worker now (it imports the QA), so the first verdict is not late. Optional."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = self._make_pool()
+
+    # ------------------------------------------------------------------ work
+    def submit(self, bag) -> None:
+        """Queue the QA of the closed bag ``bag`` (never raises; a failure becomes its result)."""
+        bag = Path(bag)
+        with self._lock:
+            for attempt in (0, 1):
+                if self._pool is None:
+                    self._pool = self._make_pool()
+                try:
+                    fut = self._pool.submit(_qa_job, str(bag), self.config)
+                    self._pending[fut] = (bag, time.monotonic())
+                    return
+                except (cf.BrokenExecutor, RuntimeError) as exc:  # the worker died earlier: a fresh one
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+                    if attempt:
+                        self._done.append(StopResult(bag, None, f"QA worker unavailable: {exc}"))
+
+    @property
+    def pending(self) -> list[Path]:
+        """Bags whose QA has not finished, in submission order."""
+        with self._lock:
+            return [b for b, _t in self._pending.values()]
+
+    def poll(self) -> list[StopResult]:
+        """The results finished since the last call (non-blocking)."""
+        with self._lock:
+            out, self._done = self._done, []
+            for fut in [f for f in self._pending if f.done()]:
+                out.append(self._result(fut))
+            return out
+
+    def _result(self, fut: cf.Future) -> StopResult:
+        bag, t0 = self._pending.pop(fut)
+        res = StopResult(bag, elapsed_s=time.monotonic() - t0)
+        try:
+            res.verdict = fut.result()
+        except cf.BrokenExecutor:
+            res.error = "the QA worker died; run `robot-capture qa` on the bag"
+            self._pool = None  # replaced at the next submit
+        except cf.CancelledError:
+            res.error = "QA cancelled"
+        except Exception as exc:  # noqa: BLE001 - e.g. the bag was discarded (moved) while QA read it
+            res.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        return res
+
+    def wait(self, timeout_s: float, stop: threading.Event | None = None) -> list[StopResult]:
+        """Wait until every pending QA is done, ``timeout_s`` passed or ``stop`` is set; return
+        what finished (as :meth:`poll`). Used at shutdown."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        out = []
+        while True:
+            out += self.poll()
+            with self._lock:
+                futs = list(self._pending)
+            left = deadline - time.monotonic()
+            if not futs or left <= 0 or (stop is not None and stop.is_set()):
+                return out
+            cf.wait(futs, timeout=min(0.1, left), return_when=cf.FIRST_COMPLETED)
+
+    def close(self, wait: bool = False) -> None:
+        """Stop the worker; with ``wait=False`` unfinished QA is cancelled (the bag keeps no verdict)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+            busy = bool(self._pending)
+        if pool is None:
+            return
+        if not wait and busy and self._warm is not None and self._warm.done() and not self._warm.exception():
+            import signal
+
+            try:  # a running job is not cancellable: end the worker, or the exit would wait for it
+                os.kill(self._warm.result(), signal.SIGTERM)
+            except OSError:
+                pass
+        pool.shutdown(wait=wait, cancel_futures=not wait)

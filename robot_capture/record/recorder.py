@@ -128,11 +128,12 @@ class Recorder:
         self.state = EpisodeState.IDLE
         self.episodes_recorded = 0
         self.last_episode_path: Path | None = None
-        #: {topic: Hz | None} the floor expects; stored in each bag (custom_data expected_hz/<topic>) and
-        #: judged by the cheap verdict at stop. Set by the node (e.g. from floor.graph.expected_topics).
+        #: {topic: Hz | None} the floor expects; stored in each bag (custom_data expected_hz/<topic>), where
+        #: the QA reads it. Set by the node (e.g. from floor.graph.expected_topics).
         self.expected_hz: dict = {}
-        #: the cheap QA verdict of the last stopped episode (robot_capture.episodes.Verdict), also in <bag>/qa.json
-        self.last_verdict = None
+        #: ``(bag_dir) -> None`` called after every episode close (stop, disk, write error, shutdown), e.g. to
+        #: queue the bag's QA (robot_capture.qa.recorder.StopVerdicts.submit); must not block; errors are logged
+        self.on_closed: Callable | None = None
         self._seq = next_sequence(self.output_dir)
         self._disk_free = self._free_bytes()
 
@@ -482,25 +483,18 @@ class Recorder:
             self.last_error = str(exc)
         self.episodes_recorded += 1
         self.last_episode_path = ep.path
-        self._store_verdict(ep, summary, now_ns)
         self.log.info(f"episode {ep.name} stopped ({reason}, success={summary['success']})")
+        self._notify_closed(ep)
         return ep.path
 
-    def _store_verdict(self, ep, summary: dict, now_ns: int) -> None:
-        """The cheap QA verdict from this episode's counters -> ``<bag>/qa.json`` and :attr:`last_verdict`."""
-        self.last_verdict = None
-        if not Path(ep.path).is_dir():  # a test's fake writer, or a bag that could not be created
+    def _notify_closed(self, ep) -> None:
+        """Hand the closed bag to :attr:`on_closed` (its QA); a failure there never fails the stop."""
+        if self.on_closed is None or not Path(ep.path).is_dir():  # a test's fake writer: no bag
             return
         try:
-            from robot_capture.episodes import write_verdict
-            from robot_capture.qa.recorder import recorder_verdict
-
-            stats = {t: s for t, s in self.stats.items() if t in self._topics}
-            v = recorder_verdict(stats, (now_ns - ep.started_ns) / 1e9, self.expected_hz or None, summary)
-            write_verdict(ep.path, v)
-            self.last_verdict = v
+            self.on_closed(ep.path)
         except Exception as exc:  # noqa: BLE001 - QA must never break a stop
-            self.log.warning(f"episode {ep.name}: no QA verdict stored ({exc})")
+            self.log.warning(f"episode {ep.name}: no QA queued ({exc})")
 
     def _fail(self, exc: Exception) -> None:
         """The writer failed: close the episode, remember why; the node keeps running."""
