@@ -79,8 +79,8 @@ Publishes ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one ``recorder`` s
 (state, episode, disk free, last error) and one ``recorder: <topic>`` status per topic
 (rate_hz, messages, bytes, drops, gaps, max_gap_s, expected_period_s, problems).
 SIGINT/SIGTERM (handled in Python, the ROS context stays up until the episode is closed): the
-open episode is stopped at once, with reason ``shutdown``, with what waits in the readers
-(metadata.yaml written); then the output folder lock is released (``robot-capture up`` and the
+open episode is stopped at once, with reason ``shutdown``, with what waits in the readers and
+the ``episode_success`` label as a stop would (metadata.yaml written); then the output folder lock is released (``robot-capture up`` and the
 launch files stop the data sources only after that, so the episode never ends in their
 silence); then the QA of the closed episodes is finished, for at most ``QA_SHUTDOWN_WAIT_S``
 (a SIGTERM after the first signal skips it: the bag is left without a verdict, never a wrong one).
@@ -516,7 +516,8 @@ class RecorderNode(ConsoleShell, Node):
         path = None
         if self.manager.recording:
             try:
-                path = self.manager.stop(None, reason="shutdown").splitlines()[0]
+                # labelled as a stop would be: the `episode_success` parameter (unlabelled unless set)
+                path = self.manager.stop(_label(self._p("episode_success")), reason="shutdown").splitlines()[0]
             except Exception as exc:  # noqa: BLE001 - e.g. the recorder stopped it meanwhile
                 self.rec.log.warning(f"stopping the episode at shutdown: {exc}")
         path = self.rec.close() or path  # anything the manager did not own
