@@ -9,7 +9,7 @@ CMU mocap clip replayed as exoskeleton and VR input, the retarget node driving a
 simulated humanoid (default Unitree G1), a synthetic head camera rendered from the
 robot's joint states, and the recorder. Then, like an operator, record episodes
 through the recorder's services, each with task, operator and success label; shut
-down (recorder last); and print `robot-capture info` for each bag plus the QA verdict of
+down (the recorder's episode first); and print `robot-capture info` for each bag plus the QA verdict of
 each episode (pass, warn or fail, with reasons; stored in <bag>/qa.json). Exits 1 when
 an episode fails QA.
 Node output is written to <output-dir>/floor.log. Takes about 25-60 s on a 2-core machine

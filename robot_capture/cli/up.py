@@ -13,8 +13,8 @@ robot_capture.floor.graph, the same code launch/capture.launch.py and
 launch/sim.launch.py use, so `up` and `ros2 launch` run the same graph.
 
 Each node is a child process; its output is prefixed with [node name]. Ctrl-C or
-SIGTERM shuts down in order: data sources first, the recorder last, which closes the
-open episode and writes its metadata.yaml. A node that dies is reported at once and
+SIGTERM shuts down in order: the recorder first, which stops the open episode at once
+(metadata.yaml written), then the data sources, then the recorder finishes its QA. A node that dies is reported at once and
 the rest of the graph is shut down (unless --keep-going).
 
 Once every node runs and the recorder reports every expected stream fresh, `up` prints

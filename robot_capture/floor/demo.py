@@ -7,7 +7,7 @@
 2. As the operator, through the recorder's services (:class:`EpisodeClient`), records
    ``episodes`` episodes of ``episode_s`` seconds, each with task, operator and a
    success label.
-3. Shuts the graph down (recorder last), then prints ``robot-capture info`` of every
+3. Shuts the graph down (the recorder's episode first), then prints ``robot-capture info`` of every
    bag and the QA verdict of each episode with its reasons (:func:`robot_capture.qa.run.qa_episode`,
    judged against the rates the graph expects; stored in ``<bag>/qa.json``).
    Exit code 1 when an episode fails QA (with ``strict``, also when one warns).
@@ -158,7 +158,7 @@ def _run(specs, expected, output_dir: Path, log_path: Path, episodes: int, episo
         finally:
             if client is not None:
                 client.close()
-            _say(out, "shutting down the floor (recorder last)")
+            _say(out, "shutting down the floor (the recorder's episode first)")
             codes = sup.shutdown()
     if any(c not in (0,) for c in codes.values()) or failed:
         _say(out, f"node exit codes: {codes}; last lines of {log_path}:")
