@@ -413,18 +413,18 @@ def test_run_node_treats_a_wait_set_error_after_shutdown_as_a_clean_stop(monkeyp
         def destroy_node(self):
             pass
 
-    def spin_then_signal(self):
+    def spin_then_signal(self, timeout_sec=None):
         rclpy.shutdown()
         raise RuntimeError("failed to initialize wait set: the given context is not valid")
 
     monkeypatch.setattr(SingleThreadedExecutor, "add_node", lambda self, node: True)
-    monkeypatch.setattr(SingleThreadedExecutor, "spin", spin_then_signal)
+    monkeypatch.setattr(SingleThreadedExecutor, "spin_once", spin_then_signal)  # run_node's loop
     assert run_node(lambda _o: FakeNode()) == 0 and FakeNode.closed == 1
 
-    def spin_broken(self):
+    def spin_broken(self, timeout_sec=None):
         raise RuntimeError("a real bug")
 
-    monkeypatch.setattr(SingleThreadedExecutor, "spin", spin_broken)
+    monkeypatch.setattr(SingleThreadedExecutor, "spin_once", spin_broken)
     with pytest.raises(RuntimeError, match="a real bug"):
         run_node(lambda _o: FakeNode())
     assert FakeNode.closed == 2

@@ -201,7 +201,7 @@ def _verdict_line(v: dict | None) -> str:
         return "- (run `robot-capture qa`)"
     if v.get("source") != "qa":  # robot_capture.episodes.verdict.FULL_SOURCE
         return f"{v['verdict']} (provisional, {v['source']}: run `robot-capture qa` for the verdict)"
-    return v["verdict"]
+    return f"{v['verdict']} ({v['source']})"
 
 
 def episode_rows(paths) -> list[dict]:

@@ -50,6 +50,7 @@ def verdict_of(ep: EpisodeRecord, run_qa: bool = True) -> tuple[str, tuple, str,
     if ep.verdict is not None and not ep.verdict.provisional:
         return ep.verdict.verdict, tuple(ep.verdict.reasons), "", ep, SOURCE_STORED
     had = f"{ep.verdict.source} verdict is provisional" if ep.verdict is not None else "no QA verdict"
+    ran = f"{had}: QA run now" if ep.verdict is not None else "QA run now"
     job = _qa_job() if run_qa else None
     if job is None:
         why = "QA job not installed" if run_qa else "QA not run (--no-qa)"
@@ -62,10 +63,10 @@ def verdict_of(ep: EpisodeRecord, run_qa: bool = True) -> tuple[str, tuple, str,
     if hasattr(v, "verdict") and hasattr(v, "reasons"):  # a Verdict (or an object holding one)
         ep2 = load_episode(ep.path)
         v = ep2.verdict if ep2.verdict is not None and not ep2.verdict.provisional else v  # current labels
-        return v.verdict, tuple(v.reasons), f"{had}: QA run now", ep2, SOURCE_RUN
+        return v.verdict, tuple(v.reasons), ran, ep2, SOURCE_RUN
     ep2 = load_episode(ep.path)
     if ep2.verdict is not None and not ep2.verdict.provisional:
-        return ep2.verdict.verdict, tuple(ep2.verdict.reasons), f"{had}: QA run now", ep2, SOURCE_RUN
+        return ep2.verdict.verdict, tuple(ep2.verdict.reasons), ran, ep2, SOURCE_RUN
     return "-", (), "QA produced no verdict: counted as not failed", ep2, SOURCE_NONE
 
 

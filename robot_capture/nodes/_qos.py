@@ -79,6 +79,7 @@ def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_
     signal). ``abort`` (threading.Event) is set by a SIGTERM that comes after the first signal:
     the cleanup then skips what it may skip (the recorder's QA wait). A repeated SIGINT is
     reported and otherwise ignored (a terminal Ctrl-C and ``ros2 launch`` may both send one)."""
+    import inspect
     import signal
     import sys
     import threading
@@ -117,11 +118,18 @@ def run_node(node_factory, cleanup_attr: str = "shutdown", args=None, parameter_
     except (ValueError, OSError, BagError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 1
+    except Exception:  # noqa: BLE001 - see below
+        # the context was shut down (rclpy.shutdown elsewhere) while the executor built its next wait
+        # set: rclpy raises RCLError ("the given context is not valid") instead of
+        # ExternalShutdownException. A clean stop, not a crash; anything else is re-raised.
+        if node is None or rclpy.ok():
+            raise
     finally:
         try:
             if node is not None:
                 try:
-                    getattr(node, cleanup_attr)(abort)
+                    cleanup = getattr(node, cleanup_attr)
+                    cleanup(abort) if inspect.signature(cleanup).parameters else cleanup()
                 finally:
                     node.destroy_node()
             rclpy.try_shutdown()
