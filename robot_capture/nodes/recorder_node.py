@@ -498,7 +498,8 @@ class RecorderNode(ConsoleShell, Node):
                 pass
         self.manager.verdict_ready(r.bag.name, v, r.error)
         if v is not None:
-            self.rec.log.info(f"QA {v.verdict.upper()} {r.bag.name}" + "".join(f"\n    - {x}" for x in v.reasons))
+            self.rec.log.info(f"QA {v.verdict.upper()} {r.bag.name} ({r.elapsed_s:.1f} s after the stop)"
+                              + "".join(f"\n    - {x}" for x in v.reasons))
         else:
             self.rec.log.warning(f"QA of {r.bag.name}: no verdict ({r.error})")
 
