@@ -170,8 +170,16 @@ def _run(specs, expected, output_dir: Path, log_path: Path, episodes: int, episo
     from robot_capture.cli.info import format_text, summarize
     from robot_capture.qa.run import qa_episode
 
+    from robot_capture.episodes import load_episode
+
     verdicts = []
     for bag in bags:
+        # one verdict (issue 18): the QA verdict the recorder stored at stop, which `info` shows too;
+        # the QA runs here only for a bag without one (as `robot-capture qa BAG` would)
+        try:
+            stored = load_episode(bag).verdict
+        except (OSError, ValueError):
+            stored = None
         out.write(f"\n$ robot-capture info {bag}\n")
         try:
             out.write(format_text(summarize(bag)) + "\n")
@@ -179,7 +187,7 @@ def _run(specs, expected, output_dir: Path, log_path: Path, episodes: int, episo
             failed = True
             out.write(f"unreadable bag: {exc}\n")
         try:
-            verdicts.append((bag, qa_episode(bag, expected=expected)))
+            verdicts.append((bag, stored if stored is not None and not stored.provisional else qa_episode(bag)))
         except Exception as exc:  # noqa: BLE001
             failed = True
             out.write(f"QA could not run on {bag.name}: {exc}\n")
