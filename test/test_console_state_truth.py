@@ -62,10 +62,15 @@ def test_forced_episode_and_verdict_source_in_the_state(tmp_path):
     for _ in range(50):
         clock.t += S // 100
         rec.on_message("/a", JS, b"\x00\x01\x00\x00", clock.t)
+    m.qa_at_stop = True  # as the recorder node: the full QA of the closed bag follows the stop (issue 18)
     m.stop(True)
     last = m.status()["last"]
-    assert last["forced"] is True and last["verdict"]  # the recorder's quick verdict at stop
-    assert last["verdict_source"] == "recorder"  # provisional until the full QA's verdict replaces it
+    assert last["forced"] is True and last["verdict"] == "" and last["qa"] == "running"  # no quick verdict
+    from robot_capture.episodes import Verdict
+
+    m.verdict_ready(last["name"], Verdict(source="qa"))
+    last = m.status()["last"]
+    assert (last["verdict"], last["verdict_source"], last["qa"]) == ("pass", "qa", "done")
 
 
 def test_bridge_offline_state_shows_no_stream_as_ok():
