@@ -48,5 +48,5 @@ def test_demo_records_labelled_episodes_and_prints_info_and_qa(tmp_path):
         for reason in v.reasons:
             assert f"    - {reason}" in text
         assert v.metrics["retarget"]["wrist_error_p95_m"] > 0  # the retarget diagnostics were recorded
-        assert v.metrics["expected_source"] == "argument"
+        assert v.metrics["expected_source"] == "bag"  # the verdict at stop: the graph's rates stored in the bag
     assert (out_dir / "floor.log").read_text().count("[recorder]") > 0
