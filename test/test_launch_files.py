@@ -111,6 +111,31 @@ def _load(path: Path):
     return mod.generate_launch_description()
 
 
+@pytest.fixture(autouse=True)
+def _station_claims(monkeypatch, tmp_path):
+    """The launch files claim the station slot for the life of the launch process; here that is the
+    pytest worker, so each test gets its own lock folder and its claims are released after it."""
+    from robot_capture.floor import ros_launch
+
+    monkeypatch.setenv("ROBOT_CAPTURE_LOCK_DIR", str(tmp_path / "station_locks"))
+    monkeypatch.setenv("ROBOT_CAPTURE_STATION_PROBE_S", "0")
+    yield
+    while ros_launch._CLAIMS:
+        ros_launch._CLAIMS.pop().release()
+
+
+def test_a_second_launch_of_a_station_is_refused_before_any_node(monkeypatch):
+    """Two launches on one domain and namespace: the second raises (launch reports it and exits)."""
+    from robot_capture.floor import ros_launch
+    from robot_capture.floor.station_guard import StationBusyError
+
+    for name, mod in _fake_launch_modules().items():
+        monkeypatch.setitem(sys.modules, name, mod)
+    ros_launch.node_actions(_Context({"cameras": "none"}), sim=False)
+    with pytest.raises(StationBusyError, match="another station is up on ROS_DOMAIN_ID .*ros2 launch robot_capture capture"):
+        ros_launch.node_actions(_Context({"cameras": "none"}), sim=True)
+
+
 class _Context:
     def __init__(self, configs):
         self.launch_configurations = dict(configs)

@@ -158,7 +158,7 @@ def run(args) -> int:
     if rec is not None and rec.parameters.get("output_dir"):
         flag = "--output-dir" if args.output_dir else f"{Path(cfg.get('_path') or 'config').name}: output_dir"
         try:  # the recorder would fail on it at start, with an errno and a repr; a dry run makes nothing
-            check_output_dir(rec.parameters["output_dir"], flag, create=not args.dry_run)
+            check_output_dir(rec.parameters["output_dir"], flag)  # the recorder makes it: a refused start leaves nothing
         except OutputPathError as exc:
             print(f"robot-capture up: {exc}", file=sys.stderr)
             return 2
