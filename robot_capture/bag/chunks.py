@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from robot_capture.bag.crc import crc32
 
 __all__ = ["ChunkDamagedError", "DamagedChunk", "MAX_CHUNK_BYTES", "chunk_records", "decode_chunk_body",
-           "plausible_chunk_at"]
+           "plausible_chunk_at", "verify_chunk_body"]
 
 #: Largest uncompressed chunk accepted (1 GiB). The writer's default chunk is 4 MiB; a
 #: larger announced size is taken as a damaged header, not an allocation request.
@@ -79,15 +79,9 @@ def _decompress(compression: str, data, usize: int) -> bytes:
         raise ChunkDamagedError(f"{compression} decompression failed: {type(exc).__name__}: {exc}") from None
 
 
-def decode_chunk_body(body, validate_crc: bool = True) -> tuple[int, int, bytes]:
-    """Check and decompress one Chunk record body (the bytes after opcode and length).
-
-    Returns:
-        (message_start_time_ns, message_end_time_ns, uncompressed records).
-
-    Raises:
-        ChunkDamagedError: any check of the module docstring failed.
-    """
+def _chunk_head(body) -> tuple[int, int, int, int, str, int]:
+    """(start, end, uncompressed size, crc, compression, offset of the records) of a Chunk
+    record body, after the framing checks 1-2 of the module docstring (not decompression)."""
     n = len(body)
     if n < _HEAD.size + 4 + 8:
         raise ChunkDamagedError(f"chunk body of {n} bytes is shorter than its header")
@@ -111,14 +105,61 @@ def decode_chunk_body(body, validate_crc: bool = True) -> tuple[int, int, bytes]
         raise ChunkDamagedError(f"implausible uncompressed size {usize}")
     if start > end:
         raise ChunkDamagedError(f"message start time {start} after end time {end}")
+    return start, end, usize, crc, compression, at
+
+
+def _check_crc(data, crc: int) -> None:
+    got = crc32(data)
+    if got != crc:
+        raise ChunkDamagedError(f"CRC mismatch (stored {crc:#010x}, computed {got:#010x})")
+
+
+def decode_chunk_body(body, validate_crc: bool = True) -> tuple[int, int, bytes]:
+    """Check and decompress one Chunk record body (the bytes after opcode and length).
+
+    Returns:
+        (message_start_time_ns, message_end_time_ns, uncompressed records).
+
+    Raises:
+        ChunkDamagedError: any check of the module docstring failed.
+    """
+    start, end, usize, crc, compression, at = _chunk_head(body)
     data = _decompress(compression, memoryview(body)[at:], usize)
     if len(data) != usize:
         raise ChunkDamagedError(f"decompressed to {len(data)} bytes, header says {usize}")
     if validate_crc and crc:
-        got = crc32(data)
-        if got != crc:
-            raise ChunkDamagedError(f"CRC mismatch (stored {crc:#010x}, computed {got:#010x})")
+        _check_crc(data, crc)
     return start, end, data
+
+
+def verify_chunk_body(body, validate_crc: bool = True) -> bool:
+    """Every check of :func:`decode_chunk_body` and the inner record framing of
+    :func:`chunk_records`, without keeping anything: an uncompressed chunk is checked in
+    place (no copy; e.g. on an mmap). Returns True when a CRC was checked (False: the
+    chunk has none, or ``validate_crc`` is off). Raises ChunkDamagedError."""
+    _start, _end, usize, crc, compression, at = _chunk_head(body)
+    with memoryview(body)[at:] as payload:
+        data = payload if compression == "" else _decompress(compression, payload, usize)
+        if len(data) != usize:
+            raise ChunkDamagedError(f"decompressed to {len(data)} bytes, header says {usize}")
+        if validate_crc and crc:
+            _check_crc(data, crc)
+        _check_framing(data)
+    return bool(validate_crc and crc)
+
+
+def _check_framing(data) -> None:
+    """Check 4 of the module docstring, without making views (see :func:`chunk_records`)."""
+    pos, n = 0, len(data)
+    while pos < n:
+        if pos + 9 > n:
+            raise ChunkDamagedError(f"{n - pos} trailing byte(s) in the chunk records")
+        opcode, length = _REC.unpack_from(data, pos)
+        if pos + 9 + length > n:
+            raise ChunkDamagedError(f"inner record (opcode {opcode:#x}) at {pos} runs past the chunk end")
+        if opcode == _MESSAGE_OPCODE and length < _MSG.size:
+            raise ChunkDamagedError(f"message record of {length} bytes at {pos}")
+        pos += 9 + length
 
 
 def chunk_records(data: bytes) -> list[tuple[int, memoryview]]:

@@ -5,8 +5,11 @@ files' time-ordered iterators), filtered by topic and an inclusive time range,
 as raw CDR bytes or, with ``decode=True``, decoded by ``mcap_ros2`` from the
 schema stored in the file (so decoding needs no installed message package).
 
-A file without a footer (crash, power cut, truncation), or whose summary fails
-its CRC, raises ``IncompleteBagFileError``: run ``robot-capture recover BAG`` first.
+A bag directory that is not the whole recording (:func:`robot_capture.bag.completeness.check_bag`
+rules: a ``.mcap`` file metadata.yaml does not list, a listed file missing, a file without
+a footer: crash, power cut, truncation), or a file whose summary fails its CRC, raises
+``IncompleteBagFileError`` with one line saying ``incomplete: run `robot-capture recover BAG```
+and what is wrong.
 
 Damaged chunks (DESIGN.md "Damaged chunks"): each chunk is decoded and checked on
 its own (``robot_capture.bag.chunks``): framing, decompression, size and, with
@@ -19,8 +22,8 @@ from __future__ import annotations
 import heapq
 import inspect
 import logging
+import mmap
 import os
-import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +32,9 @@ from typing import Any, Iterator
 from mcap.exceptions import McapError
 from mcap.reader import McapReader, make_reader
 
-from robot_capture.bag.chunks import ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body, message_fields
+from robot_capture.bag.chunks import (ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body,
+                                      message_fields, verify_chunk_body)
+from robot_capture.bag.completeness import folder_problems, footer_problem, incomplete_line, list_mcap_files
 from robot_capture.bag.crc import crc32
 from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
 from robot_capture.bag.metadata import METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta, read_metadata
@@ -64,16 +69,6 @@ class BagMessage:
     message: Any = None
 
 
-def _split_index(p: Path) -> tuple:
-    m = re.search(r"_(\d+)\.mcap$", p.name)
-    return (int(m.group(1)) if m else 1 << 62, p.name)
-
-
-def list_mcap_files(bag_dir: Path) -> list[Path]:
-    """The bag's ``*.mcap`` files in split order (``<name>_<i>.mcap`` by i)."""
-    return sorted((p for p in Path(bag_dir).glob("*.mcap") if p.is_file()), key=_split_index)
-
-
 class BagReader:
     """Open a bag directory (or a single ``.mcap`` file).
 
@@ -92,7 +87,9 @@ class BagReader:
 
     Raises:
         NotABagError: no such directory, or neither metadata.yaml nor .mcap files in it.
-        IncompleteBagFileError: a file has no summary/footer, or a damaged one (run ``recover``).
+        IncompleteBagFileError: the bag is incomplete (``completeness.check_bag`` rules: unlisted
+            or missing files, a file without summary/footer) or a summary is damaged (run
+            ``recover``); a bag being recorded says so instead.
     """
 
     def __init__(self, bag_dir, validate_crc: bool = True):
@@ -118,11 +115,7 @@ class BagReader:
                 self.problems.append(f"{p / METADATA_FILENAME}: unreadable ({exc}); using the files' summaries")
                 log.warning(self.problems[-1])
         if files is None:
-            files = list_mcap_files(p)
-            if meta is not None and meta.relative_file_paths:
-                listed = [p / f for f in meta.relative_file_paths]
-                if all(f.is_file() for f in listed):
-                    files = listed
+            files = _check_folder(p, list_mcap_files(p), meta)
         if not files and meta is None:
             raise NotABagError(f"{p}: not a bag directory (no metadata.yaml and no .mcap files)")
         if meta is not None and meta.storage_identifier != "mcap":
@@ -291,13 +284,56 @@ class BagReader:
                 self.crc_checked += 1
             return recs
         except (ChunkDamagedError, OSError, struct.error) as exc:
-            key = (str(path), off)
-            if key not in self._damaged_seen:
-                self._damaged_seen.add(key)
-                d = DamagedChunk(str(path), off, str(exc), _indexed_count(h, size, ci))
-                self.damaged_chunks.append(d)
-                log.warning("skipping damaged chunk: %s", d)
+            self._note_damaged(path, off, str(exc), h, size, ci)
             return []
+
+    def _note_damaged(self, path: Path, off: int, reason: str, h, size: int, ci) -> None:
+        key = (str(path), off)
+        if key not in self._damaged_seen:
+            self._damaged_seen.add(key)
+            d = DamagedChunk(str(path), off, reason, _indexed_count(h, size, ci) if ci is not None else -1)
+            self.damaged_chunks.append(d)
+            log.warning("skipping damaged chunk: %s", d)
+
+    def verify_chunks(self) -> list[DamagedChunk]:
+        """Check every chunk of every file (framing, decompression, size, CRC32 with
+        ``validate_crc``, inner record framing) without parsing or keeping a message: the
+        cheap form of :meth:`check` (an uncompressed chunk is CRC'd in place, on an mmap).
+
+        Returns ``damaged_chunks`` (the failures are appended there too). A file without a
+        chunk index is read through the checked linear reader; a failure there counts as
+        one damaged chunk at offset 0."""
+        for i, (path, summary) in enumerate(zip(self.files, self._summaries)):
+            if not summary.chunk_indexes:
+                if summary.statistics and summary.statistics.message_count:
+                    n = len(self.problems)
+                    for _m in self._unindexed_messages(i, path, summary, None, None, None):
+                        pass
+                    for line in self.problems[n:]:
+                        self._note_damaged(path, 0, line, None, 0, None)
+                continue
+            with open(path, "rb") as h:
+                size = os.fstat(h.fileno()).st_size
+                buf = mmap.mmap(h.fileno(), 0, access=mmap.ACCESS_READ)
+                try:
+                    for ci in summary.chunk_indexes:
+                        self._verify_chunk(buf, h, size, path, ci)
+                finally:
+                    buf.close()
+        return self.damaged_chunks
+
+    def _verify_chunk(self, buf, h, size: int, path: Path, ci) -> None:
+        off, length = ci.chunk_start_offset, ci.chunk_length
+        try:
+            if off < 8 or length < 9 or off + length > size:
+                raise ChunkDamagedError(f"chunk index points outside the file ({off}+{length} > {size})")
+            opcode, rec_len = struct.unpack_from("<BQ", buf, off)
+            if opcode != 0x06 or rec_len != length - 9:
+                raise ChunkDamagedError(f"no chunk record at the indexed offset (opcode {opcode:#x})")
+            with memoryview(buf)[off + 9:off + length] as body:
+                self.crc_checked += verify_chunk_body(body, self.validate_crc)
+        except (ChunkDamagedError, struct.error) as exc:
+            self._note_damaged(path, off, str(exc), h, size, ci)
 
     def _unindexed_messages(self, i, path, summary, topics, start_ns, end_ns):
         """A file with messages but no chunk index: the mcap library's linear reader."""
@@ -353,43 +389,66 @@ class BagReader:
         self.close()
 
 
+def _incomplete(bag: Path, problems) -> IncompleteBagFileError:
+    """The error for an incomplete bag; a bag being recorded says so instead."""
+    from robot_capture.bag.lock import is_recording
+
+    if is_recording(bag):  # a live bag has no footer yet: recovering it would be refused
+        exc = IncompleteBagFileError(f"{bag}: being recorded right now (its writer holds the lock): wait until "
+                                     f"its episode stops ({'; '.join(problems)})")
+    else:
+        exc = IncompleteBagFileError(incomplete_line(bag, problems))
+    exc.problems = tuple(problems)
+    return exc
+
+
+def _check_folder(bag: Path, files: list[Path], meta) -> list[Path]:
+    """The files to read (metadata.yaml's order when it lists exactly the folder's files).
+
+    Raises:
+        IncompleteBagFileError: ``completeness`` rules 1-3 (unlisted or missing files, a
+            file without footer), all problems in one line.
+    """
+    listed = list(meta.relative_file_paths) if meta is not None and meta.relative_file_paths else None
+    problems = folder_problems(bag, listed)
+    problems += [why for why in (footer_problem(f) for f in files) if why]
+    if problems:
+        raise _incomplete(bag, problems)
+    if listed:
+        return [bag / Path(f).name for f in listed]
+    return files
+
+
 def _load_summary(f: Path, bag: Path):
     """The file's summary, after checking its magics and the footer's summary CRC.
 
     Raises:
         IncompleteBagFileError: no footer, a damaged footer or summary.
     """
-    from robot_capture.bag.lock import is_recording
-
-    # a live bag has no footer yet either: recovering it would be refused, so say what it is
-    hint = ("the bag is being recorded right now (its writer holds the lock): wait until its episode "
-            "stops" if is_recording(bag) else f"run `robot-capture recover {bag}`")
     try:
         with open(f, "rb") as h:
             size = os.fstat(h.fileno()).st_size
-            if size < 8 + 8 + 29:
-                raise IncompleteBagFileError(f"{f}: {size} bytes, too short for an MCAP file with a footer; {hint}")
+            why = footer_problem(f)
+            if why:
+                raise _incomplete(bag, [why])
             h.seek(size - 8 - 29)
             tail = h.read(29 + 8)
-            if tail[-8:] != b"\x89MCAP0\r\n" or tail[0] != 0x02:
-                raise IncompleteBagFileError(
-                    f"{f}: no summary/footer (recording crashed or file truncated); {hint}")
             _op, _len, s_start, _s_off, s_crc = struct.unpack_from("<BQQQI", tail, 0)
             if s_start and s_crc:
                 if not 8 <= s_start <= size - 8 - 29:
-                    raise IncompleteBagFileError(f"{f}: footer points outside the file; {hint}")
+                    raise _incomplete(bag, [f"{f.name}: footer points outside the file (damaged)"])
                 h.seek(s_start)
                 body = h.read(size - 8 - 4 - s_start)
                 if crc32(body) != s_crc:
-                    raise IncompleteBagFileError(f"{f}: summary fails its CRC (damaged); {hint}")
+                    raise _incomplete(bag, [f"{f.name}: summary fails its CRC (damaged)"])
             h.seek(0)
             summary = make_reader(h).get_summary()
     except IncompleteBagFileError:
         raise
     except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError, KeyError) as exc:
-        raise IncompleteBagFileError(f"{f}: unreadable MCAP ({type(exc).__name__}: {exc}); {hint}") from None
+        raise _incomplete(bag, [f"{f.name}: unreadable MCAP ({type(exc).__name__}: {exc})"]) from None
     if summary is None:
-        raise IncompleteBagFileError(f"{f}: no summary/footer (recording crashed or file truncated); {hint}")
+        raise _incomplete(bag, [f"{f.name} has no summary/footer (recording crashed or file truncated)"])
     return summary
 
 

@@ -6,18 +6,18 @@ missing. ``recover(bag_dir)``:
 
 1. For each ``*.mcap`` file (split order): if it opens with a valid summary (footer,
    summary CRC) and every chunk passes its checks (``robot_capture.bag.chunks``:
-   framing, decompression, size, CRC), keep it (``intact``). Otherwise scan it
-   record by record, checking every record's length against the bytes present (the
-   ``mcap`` StreamReader silently accepts short reads, which would yield a truncated
-   last message). A chunk that fails its checks is skipped whole and counted
-   (``damaged_chunks``); after bytes that do not frame as a record (a flipped
-   length, a zeroed range), the scan searches forward for the next chunk that
-   passes every check and goes on from there, so one damaged region never hides
-   the chunks after it. Channels and schemas also come from the file's summary when
-   it passes its CRC (so messages whose Channel record was damaged keep their topic).
-   Every message of every good chunk, with its schema, channel, metadata and
-   attachments, is rewritten (with chunk CRCs) to a new file, which replaces the
-   original; the original is kept as ``<file>.orig`` (never deleted).
+   framing, decompression, size, CRC), keep it (``intact``). Otherwise rebuild it from
+   its good records (:func:`robot_capture.bag.rebuild.rebuild_file`: damaged chunks
+   skipped and counted, unframed bytes passed over to the next good chunk) into a new
+   file with chunk CRCs, which replaces the original; the original is kept as
+   ``<file>.orig`` (never deleted). Channels and schemas also come from the file's
+   summary when it passes its CRC, and, when a file has messages in intact chunks whose
+   every Channel record was damaged, from the bag's other files: a definition is taken
+   only when every other file that defines that channel (schema) id agrees on it
+   (topic, encoding, schema id; schema name, encoding, text) and the file itself does not
+   define that topic under another id (``FileRecovery.borrowed``). Files of a bag are
+   written by one writer, which keeps one id per topic across its split files (ours and
+   rosbag2's); the check refuses the definition where that does not hold.
 2. metadata.yaml is rebuilt from what the files hold (topics, types, QoS, type
    hashes, per-file and per-topic counts and times); ``custom_data`` and
    ``ros_distro`` are kept from the old metadata.yaml or a ``rosbag2`` record.
@@ -27,13 +27,15 @@ missing. ``recover(bag_dir)``:
    ``episode.stop_reason: crash`` unless the recorder had written one; labels missing from
    ``custom_data`` are taken from the files' ``episode``/``episode_start`` records.
 
+4. Files that are not data are removed: the stale ``.recording.lock`` and the recorder's
+   ``.disk_reserve`` (the 1 MiB it holds so an episode can close on a full disk; a
+   crash leaves it behind).
+
 The report gives recovered messages per topic and per file.
 """
 from __future__ import annotations
 
-import io
 import logging
-import mmap
 import os
 import shutil
 import struct
@@ -41,29 +43,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from mcap.data_stream import ReadDataStream
 from mcap.exceptions import McapError
-from mcap.opcode import Opcode
 from mcap.reader import make_reader
-from mcap.records import Attachment, Channel, Chunk, Message, Metadata, Schema
 
-from robot_capture.bag.chunks import (ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body,
-                                      plausible_chunk_at)
 from robot_capture.bag.errors import BagError, IncompleteBagFileError, NotABagError
 from robot_capture.bag.lock import LOCK_NAME, is_recording
-from robot_capture.bag.mcap_file import McapFileWriter
 from robot_capture.bag.metadata import (METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta,
                                         read_metadata, write_metadata)
 from robot_capture.bag.qos import load_qos_list
 from robot_capture.bag.reader import BagReader, _load_summary, list_mcap_files
+from robot_capture.bag.rebuild import rebuild_file
 
 __all__ = ["FileRecovery", "RecoveryReport", "recover"]
 
 log = logging.getLogger(__name__)
 
-_MAGIC = b"\x89MCAP0\r\n"
-_CHUNK_REWRITE_SIZE = 4 * 1024 * 1024
-_PROGRESS_BYTES = 256 * 1024 * 1024
+#: the recorder's closing reserve (robot_capture.record.recorder, ``disk_reserve_bytes``): not data
+RESERVE_NAME = ".disk_reserve"
 
 
 @dataclass
@@ -72,7 +68,8 @@ class FileRecovery:
     ``rebuilt`` (rewritten from its complete records), ``unreadable`` (nothing usable;
     moved aside). ``stopped_at``: why the scan stopped (rebuilt files).
     ``damaged_chunks``: chunks skipped because they failed a check (DamagedChunk);
-    ``skipped_bytes``: bytes passed over while searching for the next good chunk."""
+    ``skipped_bytes``: bytes passed over while searching for the next good chunk;
+    ``borrowed``: topics whose channel definitions came from the bag's other files."""
 
     path: str
     status: str
@@ -84,6 +81,7 @@ class FileRecovery:
     end_ns: int = 0
     damaged_chunks: list = field(default_factory=list)
     skipped_bytes: int = 0
+    borrowed: list = field(default_factory=list)
 
 
 @dataclass
@@ -112,6 +110,8 @@ class RecoveryReport:
                              + (f", {f.skipped_bytes} unframed byte(s) passed over" if f.skipped_bytes else ""))
                 for d in f.damaged_chunks[:5]:
                     lines.append(f"      at byte {d.offset}: {d.reason}")
+            if f.borrowed:
+                lines.append(f"    channel definitions from the bag's other files: {', '.join(f.borrowed)}")
         width = max((len(t) for t in self.topics), default=5)
         lines.append("  per topic:")
         for t, n in self.topics.items():
@@ -127,223 +127,6 @@ def _backup_path(p: Path) -> Path:
         cand = p.with_name(f"{p.name}.orig.{i}")
         i += 1
     return cand
-
-
-def _records(buf, end: int, pos: int):
-    """Yield (opcode, body) of complete records in ``buf[pos:end]``; stops at a short one."""
-    while pos + 9 <= end:
-        opcode, length = struct.unpack_from("<BQ", buf, pos)
-        if pos + 9 + length > end:
-            return
-        yield opcode, memoryview(buf)[pos + 9:pos + 9 + length], pos
-        pos += 9 + length
-
-
-def _parse(opcode: int, body: memoryview):
-    stream = ReadDataStream(io.BytesIO(body))
-    if opcode == Opcode.MESSAGE:
-        return Message.read(stream, len(body))
-    return {Opcode.SCHEMA: Schema, Opcode.CHANNEL: Channel, Opcode.METADATA: Metadata,
-            Opcode.ATTACHMENT: Attachment, Opcode.CHUNK: Chunk}[opcode].read(stream)
-
-
-class _Scan:
-    """Rewrites the complete records of a damaged file, in order, into ``writer``."""
-
-    def __init__(self, writer: McapFileWriter, path: Path):
-        self.w = writer
-        self.path = path
-        self.schemas: dict[int, Schema] = {}
-        self.channels: dict[int, Channel] = {}
-        self.stopped_at = ""
-        self.orphans = 0
-        self.damaged: list[DamagedChunk] = []
-        self.skipped_bytes = 0
-        self.bad_records = 0  # non-chunk records that did not parse (skipped)
-
-    def seed(self, summary) -> None:
-        """Schemas and channels from a summary that passed its CRC."""
-        for sc in summary.schemas.values():
-            if sc.id not in self.schemas:
-                self.schemas[sc.id] = sc
-                self.w.add_schema(sc.id, sc.name, sc.encoding, bytes(sc.data))
-        for ch in summary.channels.values():
-            if ch.id not in self.channels and (ch.schema_id == 0 or ch.schema_id in self.schemas):
-                self.channels[ch.id] = ch
-                self.w.add_channel(ch.id, ch.schema_id, ch.topic, ch.message_encoding, dict(ch.metadata))
-
-    def take_chunk_data(self, data: bytes) -> None:
-        """The records of a chunk that passed its checks (schemas/channels first, then messages)."""
-        records = chunk_records(data)
-        parsed = []
-        for op, inner in records:  # parse all before writing any, so a bad record drops the whole chunk
-            if op in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE):
-                parsed.append((op, inner, _parse(op, inner)))
-        for op, inner, rec in parsed:
-            self._add(op, rec)
-
-    def take(self, opcode: int, body: memoryview, pos: int = 0) -> None:
-        if opcode == Opcode.CHUNK:
-            try:
-                _s, _e, data = decode_chunk_body(body, validate_crc=True)
-                self.take_chunk_data(data)
-            except (ChunkDamagedError, ValueError, KeyError, McapError, struct.error, UnicodeDecodeError,
-                    EOFError) as exc:
-                self.damaged.append(DamagedChunk(str(self.path), pos, str(exc)))
-            return
-        if opcode not in (Opcode.SCHEMA, Opcode.CHANNEL, Opcode.MESSAGE, Opcode.METADATA, Opcode.ATTACHMENT):
-            return
-        self._add(opcode, _parse(opcode, body))
-
-    def _add(self, opcode: int, rec) -> None:
-        w = self.w
-        if opcode == Opcode.SCHEMA:
-            if rec.id not in self.schemas:
-                self.schemas[rec.id] = rec
-                w.add_schema(rec.id, rec.name, rec.encoding, bytes(rec.data))
-        elif opcode == Opcode.CHANNEL:
-            if rec.id not in self.channels:
-                self.channels[rec.id] = rec
-                w.add_channel(rec.id, rec.schema_id, rec.topic, rec.message_encoding, dict(rec.metadata))
-        elif opcode == Opcode.MESSAGE:
-            if rec.channel_id in self.channels:
-                w.add_message(rec.channel_id, rec.log_time, rec.publish_time, bytes(rec.data))
-                if w.chunk_len >= _CHUNK_REWRITE_SIZE:
-                    w.flush_chunk()
-            else:
-                self.orphans += 1
-        elif opcode == Opcode.METADATA:
-            if rec.name != "rosbag2":
-                w.add_metadata(rec.name, dict(rec.metadata))
-        else:
-            w.add_attachment(rec.name, bytes(rec.data), rec.media_type, rec.log_time, rec.create_time)
-
-
-def _first_chunk_compression(buf, end: int) -> str:
-    for opcode, body, _pos in _records(buf, end, 8):
-        if opcode == Opcode.CHUNK and len(body) >= 32:
-            n = struct.unpack_from("<I", body, 28)[0]
-            name = bytes(body[32:32 + n]).decode("utf-8", "replace")
-            return {"": "none", "lz4": "lz4", "zstd": "zstd"}.get(name, "none")
-    return "none"
-
-
-_VALID_OPCODES = frozenset(range(0x01, 0x10))
-
-
-_RESYNC_NEXT = frozenset({Opcode.SCHEMA, Opcode.CHANNEL, Opcode.CHUNK, Opcode.MESSAGE_INDEX, Opcode.METADATA,
-                          Opcode.ATTACHMENT, Opcode.DATA_END})
-_RESYNC_PARSE = {Opcode.SCHEMA: Schema, Opcode.CHANNEL: Channel, Opcode.METADATA: Metadata}
-
-
-def _plausible_record_at(buf, pos: int, size: int) -> bool:
-    """A Schema, Channel or Metadata record that parses to exactly its length and is
-    followed by a likely record (these records carry no CRC: this is the best check there is)."""
-    length = struct.unpack_from("<Q", buf, pos + 1)[0]
-    nxt = pos + 9 + length
-    if length < 4 or nxt + 9 > size or buf[nxt] not in _RESYNC_NEXT:
-        return False
-    try:
-        with memoryview(buf)[pos + 9:nxt] as body:
-            stream = ReadDataStream(io.BytesIO(body))
-            _RESYNC_PARSE[buf[pos]].read(stream)
-            return stream.count == length
-    except (ValueError, McapError, struct.error, UnicodeDecodeError, EOFError):
-        return False
-
-
-def _next_good_record(buf, pos: int, size: int):
-    """Offset of the first chunk passing every check (or Schema, Channel, Metadata record,
-    see ``_plausible_record_at``) at or after ``pos``, or None."""
-    nxt = {op: -2 for op in (Opcode.CHUNK, *_RESYNC_PARSE)}  # next occurrence of each opcode byte from pos
-    while pos + 9 <= size:
-        for op in nxt:
-            if nxt[op] != -1 and nxt[op] < pos:
-                nxt[op] = buf.find(bytes([op]), pos, size)
-        cands = [q for q in nxt.values() if 0 <= q and q + 9 <= size]
-        if not cands:
-            return None
-        q = min(cands)
-        if buf[q] == Opcode.CHUNK and plausible_chunk_at(buf, q, size) is not None:
-            return q
-        if buf[q] in _RESYNC_PARSE and _plausible_record_at(buf, q, size):
-            return q
-        pos = q + 1
-    return None
-
-
-def _rebuild(path: Path, out: Path, progress=None, summary=None,
-             progress_bytes=None) -> tuple[_Scan | None, McapFileWriter | None, str]:
-    """Scan ``path`` and rewrite the records of its good chunks to ``out``. Returns (scan,
-    writer (flushed, not finished), why the scan stopped); (None, None, why) if not MCAP.
-    ``summary``: the file's summary if it passed its CRC (seeds schemas and channels)."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 8:
-            return None, None, "file shorter than the MCAP magic"
-        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        pos = 8
-        if buf[:8] != _MAGIC:
-            pos = _next_good_record(buf, 0, size)
-            if pos is None:
-                return None, None, "no MCAP magic and no readable chunk"
-        w = McapFileWriter(out, compression=_first_chunk_compression(buf, size),
-                           chunk_size=_CHUNK_REWRITE_SIZE, chunk_crc=True, library="robot_capture recover")
-        s = _Scan(w, path)
-        if pos != 8:
-            s.skipped_bytes += pos
-        next_report, next_bytes = _PROGRESS_BYTES, 0
-        try:
-            if summary is not None:
-                s.seed(summary)
-            while True:
-                if progress and pos >= next_report:
-                    progress(f"{path.name}: scanned {pos / 1e6:.0f} of {size / 1e6:.0f} MB")
-                    next_report += _PROGRESS_BYTES
-                if progress_bytes and pos >= next_bytes:
-                    progress_bytes(path.name, pos, size)
-                    next_bytes = pos + (8 << 20)
-                if pos + 9 > size:
-                    s.stopped_at = f"{size - pos} trailing byte(s) at byte {pos}" if pos < size else ""
-                    break
-                opcode, length = struct.unpack_from("<BQ", buf, pos)
-                bad = ""
-                if opcode not in _VALID_OPCODES:
-                    bad = f"unknown opcode {opcode:#x} at byte {pos}"
-                elif pos + 9 + length > size:
-                    bad = (f"incomplete record (opcode {opcode:#x}) at byte {pos}: "
-                           f"{length} bytes announced, {size - pos - 9} present")
-                elif opcode == Opcode.FOOTER or (opcode == Opcode.DATA_END and length == 4):
-                    break
-                if not bad:
-                    n_damaged = len(s.damaged)
-                    try:
-                        with memoryview(buf)[pos + 9:pos + 9 + length] as body:
-                            s.take(opcode, body, pos)
-                    except (ValueError, KeyError, McapError, struct.error, UnicodeDecodeError, EOFError,
-                            RuntimeError) as exc:
-                        bad = f"corrupt record (opcode {opcode:#x}) at byte {pos}: {exc}"
-                        s.bad_records += 1
-                    if not bad and len(s.damaged) == n_damaged:
-                        pos += 9 + length
-                        continue
-                    # a damaged record's length cannot be trusted: search from its next byte
-                    bad = bad or f"damaged chunk at byte {pos} ({s.damaged[-1].reason})"
-                q = _next_good_record(buf, pos + 1, size)
-                if q is None:
-                    s.stopped_at = bad
-                    break
-                s.skipped_bytes += q - pos
-                log.warning("%s: %s; resuming at the next good chunk, byte %d", path, bad, q)
-                pos = q
-            w.flush_chunk()
-        except BaseException:
-            w.close_fd()
-            raise
-        return s, w, s.stopped_at
-    finally:
-        buf.close()
 
 
 def _file_summary(path: Path):
@@ -388,6 +171,80 @@ def _mark_recovered(custom: dict, files, reports) -> dict:
     return out
 
 
+def _skey(sc) -> tuple:
+    return (sc.name, sc.encoding, bytes(sc.data))
+
+
+def _ckey(ch) -> tuple:
+    return (ch.topic, ch.message_encoding, ch.schema_id)
+
+
+def _agreed(defs) -> tuple[dict, dict]:
+    """Schemas and channels (by id) defined identically in every one of ``defs`` that defines them."""
+    schemas, channels, bad_s, bad_c = {}, {}, set(), set()
+    for sch, chs in defs:
+        for sid, sc in sch.items():
+            if sid in schemas and _skey(schemas[sid]) != _skey(sc):
+                bad_s.add(sid)
+            schemas.setdefault(sid, sc)
+        for cid, ch in chs.items():
+            if cid in channels and _ckey(channels[cid]) != _ckey(ch):
+                bad_c.add(cid)
+            channels.setdefault(cid, ch)
+    schemas = {i: sc for i, sc in schemas.items() if i not in bad_s}
+    channels = {i: ch for i, ch in channels.items()
+                if i not in bad_c and (ch.schema_id == 0 or ch.schema_id in schemas)}
+    return schemas, channels
+
+
+def _borrowable(scan, others) -> tuple[dict, dict]:
+    """Definitions for the channel ids ``scan`` dropped messages of, from the other files'
+    ``(schemas, channels)`` (see step 1 of the module docstring for the rule)."""
+    schemas, channels = _agreed(others)
+    own_topics = {ch.topic for ch in scan.channels.values()}
+    out_s, out_c = {}, {}
+    for cid in sorted(scan.orphan_ids):
+        ch = channels.get(cid)
+        if ch is None or ch.topic in own_topics:
+            continue
+        if ch.schema_id:
+            mine = scan.schemas.get(ch.schema_id)
+            if mine is not None and _skey(mine) != _skey(schemas[ch.schema_id]):
+                continue
+            out_s[ch.schema_id] = schemas[ch.schema_id]
+        out_c[cid] = ch
+    return out_s, out_c
+
+
+def _rebuild_in_place(path: Path, source: Path, seeds, progress, progress_bytes, backup: Path):
+    """Rebuild ``source`` into ``path`` (via ``<path>.recovering``; ``path`` moves to ``backup``
+    first when it is the source). Returns ``(FileRecovery, scan, counts)``, or ``(None, why, None)``
+    when nothing usable was found (nothing moved)."""
+    tmp = path.with_name(path.name + ".recovering")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        scan, w, why = rebuild_file(source, tmp, progress, seeds, progress_bytes)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if scan is None or (not scan.channels and w.message_count == 0):
+        if w is not None:
+            w.close_fd()
+            tmp.unlink()
+        return None, why, None
+    counts = dict(w._stat_counts)
+    start, end, n = w.start_time, w.end_time, w.message_count
+    w.finish()
+    if source == path:
+        os.replace(path, backup)
+    os.replace(tmp, path)
+    fr = FileRecovery(str(path), "rebuilt", n, {scan.channels[c].topic: k for c, k in counts.items()},
+                      backup=str(backup), stopped_at=why, start_ns=start if n else 0, end_ns=end if n else 0,
+                      damaged_chunks=scan.damaged, skipped_bytes=scan.skipped_bytes)
+    return fr, scan, counts
+
+
 def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
     """Rebuild the bag's damaged MCAP files and its metadata.yaml (see module docstring).
 
@@ -412,13 +269,14 @@ def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
     if is_recording(bag):
         raise BagError(f"{bag} is being recorded right now (its writer holds {LOCK_NAME}); "
                        "stop the recording before recovering")
-    try:
-        (bag / LOCK_NAME).unlink()  # stale: its writer is gone (the lock is not data)
-    except OSError:
-        pass
     files = list_mcap_files(bag)
     if not files:
         raise NotABagError(f"{bag}: no .mcap files to recover")
+    for name in (LOCK_NAME, RESERVE_NAME):  # stale: their writer is gone (step 4)
+        try:
+            (bag / name).unlink()
+        except OSError:
+            pass
     old_meta = None
     if (bag / METADATA_FILENAME).is_file():
         try:
@@ -426,11 +284,56 @@ def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
         except (ValueError, OSError) as exc:
             log.warning("old metadata.yaml unreadable (%s); rebuilding from the files", exc)
     reports: list[FileRecovery] = []
-    topic_meta: dict[str, TopicMeta] = {}
-    finfos: list[FileInfo] = []
+    kept = []  # [FileRecovery, (schemas, channels), counts, scan or None, own seeds]
     rosbag2_rec = None
+    for path in files:
+        summary, rec, damaged, problems = _file_summary(path)
+        if summary is not None and not damaged and not problems:
+            st = summary.statistics
+            counts = dict(st.channel_message_counts) if st else {}
+            n = st.message_count if st else 0
+            fr = FileRecovery(str(path), "intact", n,
+                              {summary.channels[c].topic: k for c, k in counts.items() if c in summary.channels},
+                              start_ns=st.message_start_time if n else 0, end_ns=st.message_end_time if n else 0)
+            kept.append([fr, (summary.schemas, summary.channels), counts, None, []])
+            rosbag2_rec = rec or rosbag2_rec
+        else:
+            seeds = [(summary.schemas, summary.channels)] if summary is not None else []
+            backup = _backup_path(path)
+            fr, scan, counts = _rebuild_in_place(path, path, seeds, progress, progress_bytes, backup)
+            if fr is None:
+                why = scan  # (None, why, None): nothing usable
+                os.replace(path, backup)
+                reports.append(FileRecovery(str(path), "unreadable", 0, backup=str(backup), stopped_at=why))
+                if progress:
+                    progress(f"{path.name}: unreadable ({why}), moved to {backup.name}")
+                continue
+            kept.append([fr, (scan.schemas, scan.channels), counts, scan, seeds])
+        reports.append(fr)
+        if progress:
+            progress(f"{path.name}: {fr.status}, {fr.messages} messages")
+        if progress_bytes:
+            size = path.stat().st_size if path.exists() else 0
+            progress_bytes(path.name, size, size)
+    for k, (fr, _defs, _counts, scan, seeds) in enumerate(kept):  # step 1: definitions from the other files
+        if scan is None or not scan.orphan_ids:
+            continue
+        extra = _borrowable(scan, [e[1] for j, e in enumerate(kept) if j != k])
+        if not extra[1]:
+            continue
+        path, backup = Path(fr.path), Path(fr.backup)
+        new, scan2, counts = _rebuild_in_place(path, backup, seeds + [extra], progress, progress_bytes, backup)
+        if new is None:
+            continue
+        new.borrowed = sorted({ch.topic for ch in extra[1].values()})
+        reports[reports.index(fr)] = new
+        kept[k] = [new, (scan2.schemas, scan2.channels), counts, scan2, seeds]
+        if progress:
+            progress(f"{path.name}: rebuilt again with {', '.join(new.borrowed)} defined by the other files, "
+                     f"{new.messages} messages")
 
-    def add_channels(schemas, channels, counts):
+    topic_meta: dict[str, TopicMeta] = {}
+    for _fr, (schemas, channels), counts, _scan, _seeds in kept:
         for cid, ch in channels.items():
             sc = schemas.get(ch.schema_id)
             t = topic_meta.get(ch.topic)
@@ -443,56 +346,8 @@ def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
                     name=ch.topic, type=sc.name if sc else "", serialization_format=ch.message_encoding,
                     offered_qos_profiles=qos, type_description_hash=ch.metadata.get("topic_type_hash", ""))
             t.message_count += counts.get(cid, 0)
-
-    for path in files:
-        summary, rec, damaged, problems = _file_summary(path)
-        if summary is not None and not damaged and not problems:
-            st = summary.statistics
-            counts = dict(st.channel_message_counts) if st else {}
-            n = st.message_count if st else 0
-            fr = FileRecovery(str(path), "intact", n,
-                              {summary.channels[c].topic: k for c, k in counts.items() if c in summary.channels},
-                              start_ns=st.message_start_time if n else 0, end_ns=st.message_end_time if n else 0)
-            add_channels(summary.schemas, summary.channels, counts)
-            rosbag2_rec = rec or rosbag2_rec
-        else:
-            backup = _backup_path(path)
-            tmp = path.with_name(path.name + ".recovering")
-            if tmp.exists():
-                tmp.unlink()
-            try:
-                scan, w, why = _rebuild(path, tmp, progress, summary, progress_bytes)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            if scan is None or (not scan.channels and w.message_count == 0):
-                if w is not None:
-                    w.close_fd()
-                    tmp.unlink()
-                os.replace(path, backup)
-                reports.append(FileRecovery(str(path), "unreadable", 0, backup=str(backup), stopped_at=why))
-                if progress:
-                    progress(f"{path.name}: unreadable ({why}), moved to {backup.name}")
-                continue
-            counts = dict(w._stat_counts)
-            start, end, n = w.start_time, w.end_time, w.message_count
-            w.finish()
-            os.replace(path, backup)
-            os.replace(tmp, path)
-            fr = FileRecovery(str(path), "rebuilt", n,
-                              {scan.channels[c].topic: k for c, k in counts.items()},
-                              backup=str(backup), stopped_at=why,
-                              start_ns=start if n else 0, end_ns=end if n else 0,
-                              damaged_chunks=scan.damaged, skipped_bytes=scan.skipped_bytes)
-            add_channels(scan.schemas, scan.channels, counts)
-        reports.append(fr)
-        finfos.append(FileInfo(path=path.name, starting_time_ns=fr.start_ns,
-                               duration_ns=fr.end_ns - fr.start_ns, message_count=fr.messages))
-        if progress:
-            progress(f"{path.name}: {fr.status}, {fr.messages} messages")
-        if progress_bytes:
-            size = path.stat().st_size if path.exists() else 0
-            progress_bytes(path.name, size, size)
+    finfos = [FileInfo(path=Path(fr.path).name, starting_time_ns=fr.start_ns, duration_ns=fr.end_ns - fr.start_ns,
+                       message_count=fr.messages) for fr, *_rest in kept]
 
     custom, distro = {}, ""
     if old_meta is not None:

@@ -27,8 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "Header, read from the MCAP indexes: image payloads are not read), the episode labels, "
                     "the stored QA verdict and the recorder's drop counters. Several bags or a folder: one "
                     "row per episode: task, operator, success, duration, verdict.",
-        epilog="A crashed bag (no footer) is reported as such: run `robot-capture recover BAG` first. "
-               "Run `robot-capture qa` to compute verdicts.")
+        epilog="An incomplete bag (a crashed recording: .mcap files metadata.yaml does not list, or a file "
+               "without footer) is reported as such, one line each, with exit code 1: run `robot-capture "
+               "recover BAG` first. Run `robot-capture qa` to compute verdicts.")
     p.add_argument("bags", nargs="+", metavar="BAG|DIR", help="bag directories (or .mcap files), or folders of bags")
     p.add_argument("--json", action="store_true", help="print JSON (one object; a list for several episodes)")
     p.add_argument("--gap-threshold", type=float, default=None, metavar="S",
@@ -206,20 +207,25 @@ def _verdict_line(v: dict | None) -> str:
 
 def episode_rows(paths) -> list[dict]:
     """One dict per episode in ``paths`` (bags or folders): path, name, task, operator, success,
-    duration_s, verdict, reasons; or path + error. Reads labels and qa.json only."""
+    duration_s, verdict, reasons, incomplete (the ``check_bag`` line, or ""); or path + error.
+    Reads labels, qa.json and the files' footers only."""
+    from robot_capture.bag.completeness import INCOMPLETE, check_bag
+    from robot_capture.bag.errors import NotABagError
     from robot_capture.episodes import find_bags, load_episode
 
     rows = []
     for b in find_bags(paths):
         try:
             ep = load_episode(b)
-        except (OSError, ValueError) as exc:
+            whole = check_bag(b)
+        except (OSError, ValueError, NotABagError) as exc:
             rows.append({"path": str(b), "name": Path(b).name, "error": str(exc).splitlines()[0]})
             continue
         rows.append({"path": str(ep.path), "name": ep.name, "task": ep.task, "operator": ep.operator,
                      "success": ep.success, "duration_s": round(ep.duration_s, 3), "verdict": ep.verdict_text,
                      "provisional": bool(ep.verdict and ep.verdict.provisional),
-                     "reasons": ep.verdict.reasons if ep.verdict else [], "recording": ep.recording})
+                     "reasons": ep.verdict.reasons if ep.verdict else [], "recording": ep.recording,
+                     "incomplete": whole.line() if whole.status == INCOMPLETE else ""})
     return rows
 
 
@@ -233,16 +239,20 @@ def format_table(rows: list[dict]) -> str:
         succ = {True: "true", False: "false", None: "unknown"}[r["success"]]
         verdict = r["verdict"] + (" provisional" if r.get("provisional") else "") + (
             f" ({r['reasons'][0]}{'; ...' if len(r['reasons']) > 1 else ''})" if r["reasons"] else "")
+        if r.get("incomplete"):  # never shown as a whole episode: its labels and verdict are not the recording's
+            verdict = "incomplete: run `robot-capture recover` (below)"
         body.append((r["name"], r["task"] or "-", r["operator"] or "-", succ,
                      "recording" if r["recording"] else f"{r['duration_s']:.1f} s", verdict))
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head) - 1)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    n = {k: sum(1 for r in rows if r.get("verdict") == k and not r.get("provisional"))
+    whole = [r for r in rows if not r.get("incomplete")]
+    n = {k: sum(1 for r in whole if r.get("verdict") == k and not r.get("provisional"))
          for k in ("pass", "warn", "fail", "-")}
-    n["-"] += sum(1 for r in rows if r.get("provisional"))
+    n["-"] += sum(1 for r in whole if r.get("provisional"))
+    bad = len(rows) - len(whole)
     return "\n".join([fmt.format(*head), *(fmt.format(*x) for x in body),
                       f"{len(rows)} episodes: {n['pass']} pass, {n['warn']} warn, {n['fail']} fail, "
-                      f"{n['-']} not checked"])
+                      f"{n['-']} not checked" + (f", {bad} incomplete" if bad else "")])
 
 
 def _live_info(args, bag) -> int:
@@ -288,9 +298,12 @@ def run(args) -> int:
             return 2
         try:
             print(json.dumps(rows, indent=2) if args.json else format_table(rows))
+            for r in rows:
+                if r.get("incomplete"):
+                    print(f"robot-capture info: {r['incomplete']}", file=sys.stderr)
         except BrokenPipeError:
             sys.stderr.close()
-        return 0
+        return 1 if any(r.get("incomplete") for r in rows) else 0
     bag = args.bags[0]
     if Path(bag).is_file() and Path(bag).suffix != ".mcap":
         print(f"robot-capture info: {bag}: not a bag (a file, not a bag directory or .mcap file)", file=sys.stderr)

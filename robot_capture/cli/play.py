@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = "publish a bag's stored CDR bytes back onto ROS 2 topics"
 
@@ -38,6 +39,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from robot_capture.bag.completeness import COMPLETE, check_bag
+    from robot_capture.bag.errors import NotABagError
+
+    try:  # before any DDS: an incomplete bag is never played as if whole (issue 23)
+        whole = check_bag(args.bag)
+    except NotABagError as exc:
+        print(f"robot-capture play: {exc}", file=sys.stderr)
+        return 2
+    if whole.status != COMPLETE:
+        print(f"robot-capture play: {whole.line()}", file=sys.stderr)
+        return 1
+
     from rclpy.parameter import Parameter
 
     from robot_capture.floor.graph import apply_dds_environment

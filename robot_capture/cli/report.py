@@ -15,7 +15,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "linked from the day table, each episode (verdict with reasons, camera thumbnails, command "
                     "vs measured state, IK error over time, stream rates).",
         epilog="Uses each bag's stored qa.json; episodes without one are judged now (not written: run "
-               "`robot-capture qa` to store verdicts).")
+               "`robot-capture qa` to store verdicts). An incomplete or damaged bag is reported as fail with "
+               "what to do (`robot-capture recover`), and makes the exit code 1.")
     p.add_argument("paths", nargs="+", metavar="DIR|BAG", help="folders of bags (searched recursively) or bags")
     p.add_argument("--out", "-o", default="report.html", help="the HTML file to write")
     p.add_argument("--config", default=None, metavar="YAML", help="QA config (default: the shipped config/qa.yaml)")
@@ -43,4 +44,7 @@ def run(args) -> int:
     t = day["total"]
     print(f"{out}: {t['episodes']} episodes, {t['seconds'] / 3600:.3f} h, {t['pass']} pass, {t['warn']} warn, "
           f"{t['fail']} fail")
-    return 0
+    bad = [r["problem"] for r in day["rows"] if r.get("problem")]
+    for line in bad:  # incomplete or damaged: in the report as fail, and said here
+        print(f"robot-capture report: {line}", file=sys.stderr)
+    return 1 if bad else 0

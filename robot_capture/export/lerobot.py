@@ -24,7 +24,7 @@ from pathlib import Path
 from robot_capture.export import mapping as mp
 from robot_capture.export.dataset import DEFAULT_FEATURES, DatasetWriter, EpisodeParts, VideoSegment, read_dataset
 from robot_capture.export.extract import EpisodeError, bag_sha256, extract_episode, feature_defs
-from robot_capture.export.selection import decide
+from robot_capture.export.selection import decide, gate
 
 __all__ = ["ExportOptions", "EpisodeResult", "ExportSummary", "export_episodes", "merge_datasets"]
 
@@ -263,6 +263,10 @@ def export_episodes(bags, out, options: ExportOptions | None = None, progress: b
                 continue
             if ep.recording:
                 summary.results.append(EpisodeResult(bag=str(bag), status="skipped", reason="still recording"))
+                continue
+            blocked = gate(bag)  # incomplete -> error, damaged -> skipped: never exported (issue 23)
+            if blocked is not None:
+                summary.results.append(EpisodeResult(bag=str(bag), status=blocked[0], reason=blocked[1]))
                 continue
             decision = decide(ep, include_failed=options.include_failed, run_qa=options.run_qa)
             if decision.deliver:

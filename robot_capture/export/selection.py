@@ -1,5 +1,10 @@
 """Which episodes go into the delivered dataset, which to the rejects, which nowhere.
 
+First the gate (issue 23, :func:`gate`): an incomplete bag (a crashed recording: files
+metadata.yaml does not list, a file without footer) is an ``error``, a damaged one (a chunk
+failing its checks, CRC included) is ``skipped``, each with the line that says to run
+``robot-capture recover``; neither goes anywhere, whatever the options.
+
 Default rule (issue 10): an episode is delivered when its QA verdict is not ``fail`` and
 its ``success`` label is true. ``include_failed`` delivers every episode.
 
@@ -16,7 +21,7 @@ from dataclasses import dataclass
 
 from robot_capture.episodes import EpisodeRecord, load_episode
 
-__all__ = ["Decision", "decide", "verdict_of", "SOURCE_STORED", "SOURCE_RUN", "SOURCE_NONE"]
+__all__ = ["Decision", "decide", "gate", "verdict_of", "SOURCE_STORED", "SOURCE_RUN", "SOURCE_NONE"]
 
 #: Decision.source: the bag's stored full QA verdict / the QA run by the export now / no verdict
 SOURCE_STORED, SOURCE_RUN, SOURCE_NONE = "qa.json", "qa run by export", "none"
@@ -33,6 +38,28 @@ class Decision:
     reasons: tuple = ()
     note: str = ""
     source: str = SOURCE_NONE
+
+
+def gate(bag) -> tuple[str, str] | None:
+    """``(status, reason)`` of a bag that must not be exported at all, else None.
+
+    ``("error", reason)`` for an incomplete bag, ``("skipped", reason)`` for a damaged one or
+    one being recorded; ``reason`` is :attr:`robot_capture.bag.completeness.BagCheck.reason`
+    (``incomplete: run `robot-capture recover BAG` (what is wrong)``; the result line names the
+    bag). Reads every byte of the bag (chunk CRCs).
+    """
+    from robot_capture.bag.completeness import DAMAGED, INCOMPLETE, RECORDING, check_bag
+    from robot_capture.bag.errors import NotABagError
+
+    try:
+        whole = check_bag(bag, verify_chunks=True)
+    except (NotABagError, OSError) as exc:
+        return "error", str(exc).splitlines()[0]
+    if whole.status == INCOMPLETE:
+        return "error", whole.reason
+    if whole.status in (DAMAGED, RECORDING):
+        return "skipped", whole.reason
+    return None
 
 
 def _qa_job():

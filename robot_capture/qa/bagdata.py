@@ -31,7 +31,7 @@ import numpy as np
 
 from robot_capture.bag.reader import BagReader
 
-__all__ = ["BagData", "HEADER_TYPES", "parse_joint_state"]
+__all__ = ["BagData", "DamagedDataError", "HEADER_TYPES", "parse_joint_state"]
 
 #: message types whose first field is ``std_msgs/Header header``
 HEADER_TYPES = frozenset({
@@ -42,6 +42,12 @@ HEADER_TYPES = frozenset({
     "trajectory_msgs/msg/JointTrajectory", "nav_msgs/msg/Odometry",
 })
 _MSG_HEADER = 31  # MCAP Message record: opcode u8, length u64, channel u16, sequence u32, log u64, publish u64
+_REC_HEAD = struct.Struct("<BQHIQ")  # opcode, length, channel, sequence, log time
+
+
+class DamagedDataError(ValueError):
+    """A chunk or message record the QA needed is damaged (fails its checks, or is not the
+    record its MessageIndex entry names): the check cannot run; ``recover`` the bag."""
 
 
 @dataclass
@@ -167,35 +173,50 @@ class BagData:
             try:  # framing, decompression, size and CRC checked (robot_capture.bag.chunks)
                 data = decode_chunk_body(memoryview(raw)[9:], validate_crc=True)[2]
             except ChunkDamagedError as exc:
-                raise ValueError(f"{self.reader.files[c.file]}: damaged chunk at byte {c.start} ({exc}); "
-                                 f"run `robot-capture recover`") from None
+                raise DamagedDataError(f"{self.reader.files[c.file]}: damaged chunk at byte {c.start} ({exc}); "
+                                       f"run `robot-capture recover`") from None
             self._chunk_cache = {cidx: data}  # one chunk at a time: bounded memory
         return data
 
     def _read(self, t: _Topic, i: int, nbytes: int | None) -> bytes:
-        """Message data (or its first ``nbytes``) of message ``i`` of topic ``t``."""
+        """Message data (or its first ``nbytes``) of message ``i`` of topic ``t``, after checking
+        that the record there is a Message of the log time the index gives (a damaged index or
+        chunk raises DamagedDataError instead of handing on other bytes)."""
         cidx, off = int(t.chunk[i]), int(t.offset[i])
         if cidx < 0:
             return None  # fallback handled by caller
         c = self._chunks[cidx]
         if c.compression:
             buf = self._chunk_bytes(cidx)
+            self._check_record(buf[off:off + _MSG_HEADER], t, i, c)
             length = struct.unpack_from("<Q", buf, off + 1)[0]
             end = off + 9 + length
+            if end > len(buf):
+                self._damaged(c)
             return buf[off + _MSG_HEADER:end if nbytes is None else min(end, off + _MSG_HEADER + nbytes)]
         fd = self._fds[c.file]
         pos = c.records_start + off
-        if nbytes is not None:
-            return os.pread(fd, nbytes, pos + _MSG_HEADER)
-        head = os.pread(fd, 4096, pos)
-        length = struct.unpack_from("<Q", head, 1)[0] if len(head) >= 9 else -1
-        total = 9 + length
+        head = os.pread(fd, _MSG_HEADER + nbytes if nbytes is not None else 4096, pos)
+        self._check_record(head, t, i, c)
+        total = 9 + struct.unpack_from("<Q", head, 1)[0]
         if not _MSG_HEADER <= total <= c.uncompressed_size - off:
-            raise ValueError(f"{self.reader.files[c.file]}: damaged message record in the chunk at byte {c.start}; "
-                             "run `robot-capture recover`")
+            self._damaged(c)
+        if nbytes is not None:
+            return head[_MSG_HEADER:min(total, _MSG_HEADER + nbytes)]
         if total <= len(head):
             return head[_MSG_HEADER:total]
         return head[_MSG_HEADER:] + os.pread(fd, total - len(head), pos + len(head))
+
+    def _check_record(self, head: bytes, t: _Topic, i: int, c: _Chunk) -> None:
+        if len(head) < _MSG_HEADER:
+            self._damaged(c)
+        op, _length, _ch, _seq, log = _REC_HEAD.unpack_from(head, 0)
+        if op != 0x05 or log != int(t.log[i]):
+            self._damaged(c)
+
+    def _damaged(self, c: _Chunk):
+        raise DamagedDataError(f"{self.reader.files[c.file]}: damaged message record or index in the chunk at byte "
+                               f"{c.start}; run `robot-capture recover`")
 
     def payloads(self, topic: str, indices=None) -> list[bytes]:
         """Raw CDR bytes of ``topic``'s messages in receive order (or only ``indices``)."""

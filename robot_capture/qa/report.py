@@ -8,7 +8,9 @@
   over time, stream rates against expected (:mod:`robot_capture.qa.plots`).
 
 Verdicts: the stored ``qa.json`` of source ``qa`` when there is one (labels re-judged from
-the current labels), else computed now (not written). Success rate = successes / episodes
+the current labels), else computed now (not written). An incomplete or damaged bag
+(:func:`robot_capture.qa.run.open_episode`'s gate) is always judged now: ``fail``, with the
+line that says to run ``robot-capture recover``, in the row's ``problem``. Success rate = successes / episodes
 labelled true or false. Hours = sum of episode durations.
 """
 from __future__ import annotations
@@ -113,7 +115,9 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         ep = load_episode(b)
         ctx, v = open_episode(b, cfg, expected, stats)
         stored = ep.verdict
-        if stored is not None and stored.source == "qa":
+        bad = [f.message for f in v.findings if f.check == "bag"]  # incomplete, damaged, unreadable: now
+        if stored is not None and stored.source == "qa" and not bad and \
+                not any(f.check == "bag" for f in stored.findings):  # (a stored one may predate `recover`)
             v = stored
             if ctx is not None:
                 ctx.metrics = dict(stored.metrics)  # rates against the expected rates it was judged with
@@ -130,7 +134,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         row = {"anchor": f"ep{i + 1}", "name": ep.name, "path": str(ep.path), "task": ep.task,
                "operator": ep.operator, "success": ep.success,
                "duration_s": ep.duration_s or (ctx.duration_s if ctx is not None else 0.0),
-               "start_ns": ep.start_ns, "verdict": v.verdict, "findings": list(v.findings)}
+               "start_ns": ep.start_ns, "verdict": v.verdict, "findings": list(v.findings),
+               "problem": bad[0] if bad else ""}
         rows.append(row)
         reasons = "".join(f'<li class="{f.severity}">{html.escape(f.message)}</li>' for f in
                           sorted(v.findings, key=lambda f: f.severity != "fail"))

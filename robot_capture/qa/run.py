@@ -74,8 +74,10 @@ def qa_episode(bag, config=None, expected=None, folder_stats=None, write=True) -
             for the duration IQR rule; None = not judged.
         write: write the verdict to ``<bag>/qa.json``.
 
-    Returns a Verdict; an unreadable bag (truncated, crashed) gets a ``fail`` verdict with a
-    ``bag`` finding that says what to do (not written when the bag is being recorded).
+    Returns a Verdict; an incomplete (crashed, truncated), damaged or unreadable bag gets a
+    ``fail`` verdict with a ``bag`` finding that says what to do (``incomplete: run
+    `robot-capture recover BAG``` / ``damaged: ...``; see :func:`open_episode`), not written
+    when the bag is being recorded.
 
     Raises:
         FileNotFoundError / robot_capture.bag.errors.NotABagError: not a bag directory.
@@ -95,10 +97,19 @@ def _bag_dir(bag) -> Path:
 
 
 def open_episode(bag, config=None, expected=None, folder_stats=None):
-    """``(EpisodeContext with its BagData open, Verdict)``; ``(None, fail Verdict)`` for an
-    unreadable bag. The caller closes ``ctx.data``. Same arguments and errors as :func:`qa_episode`."""
+    """``(EpisodeContext with its BagData open, Verdict)``; ``(None, fail Verdict)`` for a bag
+    that cannot be judged. The caller closes ``ctx.data``. Same arguments and errors as :func:`qa_episode`.
+
+    The gate (issue 23): an incomplete bag (:func:`robot_capture.bag.completeness.check_bag`:
+    files metadata.yaml does not list, a file without footer) is not judged: ``(None, fail)``
+    with the one line ``incomplete: run `robot-capture recover BAG` (...)``. Every chunk of a
+    complete bag is then checked (:meth:`BagReader.verify_chunks`, CRC32 included); a damaged
+    one is a ``bag`` finding of severity ``fail`` (``damaged: run `robot-capture recover```),
+    and a check that cannot run on damaged data fails instead of warning.
+    """
+    from robot_capture.bag.completeness import INCOMPLETE, check_bag, damaged_result
     from robot_capture.bag.errors import BagError, IncompleteBagFileError
-    from robot_capture.qa.bagdata import BagData
+    from robot_capture.qa.bagdata import BagData, DamagedDataError
     from robot_capture.qa.context import EpisodeContext
 
     cfg = as_config(config)
@@ -106,14 +117,18 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
     ep = load_episode(p)
     if ep.recording:
         return None, _unreadable(p, "episode is still being recorded; run QA after it stops", cfg)
+    whole = check_bag(p)
+    if whole.status == INCOMPLETE:
+        return None, _unreadable(p, whole.line(), cfg)
     try:
         data = BagData(p)
     except IncompleteBagFileError as exc:
-        return None, _unreadable(p, f"bag is incomplete (crashed or truncated): run `robot-capture recover {p}` "
-                                    f"({str(exc).splitlines()[0]})", cfg)
+        return None, _unreadable(p, str(exc).splitlines()[0], cfg)
     except (BagError, ValueError, OSError) as exc:
         return None, _unreadable(p, f"bag cannot be read: {str(exc).splitlines()[0]}", cfg)
     try:
+        damage = damaged_result(p, data.reader.verify_chunks())
+        findings = [] if damage.ok else [Finding("bag", "fail", damage.line())]
         exp, source = _expected(expected, ep, cfg, data)
         logs = [data.log_times(t) for t in data.topics if data.count(t)]
         first = min((int(t[0]) for t in logs), default=0)
@@ -122,12 +137,15 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
         stop = ep.stop_ns if ep.stop_ns and ep.stop_ns >= last else last
         ctx = EpisodeContext(data=data, episode=ep, expected=exp, expected_source=source, config=cfg,
                              start_ns=start, stop_ns=stop, folder_stats=folder_stats)
-        findings = []
         for name, check in CHECKS.items():
             try:
                 findings += check(ctx)
             except Exception as exc:  # noqa: BLE001 - a check that breaks on odd data is a finding, not a crash
-                findings.append(Finding(name, "warn", f"{name} check could not run: {type(exc).__name__}: {exc}"))
+                if isinstance(exc, DamagedDataError) or not damage.ok:
+                    findings.append(Finding(name, "fail", f"{name} check could not run on damaged data: run "
+                                                          f"`robot-capture recover {p}` ({exc})"))
+                else:
+                    findings.append(Finding(name, "warn", f"{name} check could not run: {type(exc).__name__}: {exc}"))
         ctx.metrics["expected_source"] = source
         ctx.metrics["expected_hz"] = {t: exp[t] for t in sorted(exp)}
         ctx.metrics["topics"] = {t: data.count(t) for t in sorted(data.topics)}
