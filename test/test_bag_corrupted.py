@@ -1,7 +1,9 @@
 """Corrupted-bag suite: 200 seeded damaged copies of an uncompressed and a zstd bag.
 
-Damage kinds: truncation, byte flips inside chunks, zeroed ranges, random flips
-anywhere, deleted or garbage metadata.yaml (alone and on top of the others).
+Each bag is split in two files (as a recording that split), and each copy damages one of
+them. Damage kinds: truncation, byte flips inside chunks, zeroed ranges, random flips
+anywhere, deleted or garbage metadata.yaml (alone and on top of the others), both copies
+of a channel definition (its Channel record and the summary, plus one chunk).
 For every copy, in process:
 
 * ``info`` (``summarize`` and the CLI ``main``), ``BagReader`` and ``recover``
@@ -9,9 +11,14 @@ For every copy, in process:
   (CLI: exit status, one-line error, no traceback);
 * no message comes back that is not byte-identical (topic, log time, data) to one
   that was written (``validate_crc`` reader, and after recover);
-* when the summary opens, the reader returns every message of every chunk whose
-  bytes are untouched; after ``recover``, so does the rebuilt bag (for chunks whose
-  channel record or summary survived).
+* when the summaries open, the reader returns every message of every chunk whose
+  bytes are untouched; after ``recover``, so does the rebuilt bag: **every** message of
+  every untouched chunk, also when both copies of its channel definition in the damaged
+  file were hit (the other file defines the channel: issue 23);
+* the gate (issue 23), before ``recover``: a damaged copy (a chunk failing its checks, a
+  truncated file, a damaged summary) is never judged better than ``fail`` by the QA
+  (``qa_episode``) and never exported (``export_episodes`` with ``--include-failed``),
+  and the export result says to run ``recover``.
 
 The counts are printed (``pytest -s``) and asserted. Seeded: the same 200 copies every run.
 """
@@ -28,14 +35,15 @@ import pytest
 
 from robot_capture.bag import BagReader, BagWriter, WriterOptions
 from robot_capture.bag.chunks import chunk_records, decode_chunk_body, message_fields
+from robot_capture.bag.completeness import list_mcap_files
 from robot_capture.bag.errors import BagError
 from robot_capture.cli import main as cli_main
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 COPIES_PER_BAG = 100
 TOPICS = {"/joint_states": "sensor_msgs/msg/JointState", "/camera/head/image_raw": "sensor_msgs/msg/Image"}
-KINDS = ("truncate", "chunk_flip", "zero_range", "random_flips", "meta_delete", "meta_garbage")
+KINDS = ("truncate", "chunk_flip", "zero_range", "random_flips", "meta_delete", "meta_garbage", "definitions")
 
 
 def _make_bag(d: Path, compression: str):
@@ -51,6 +59,8 @@ def _make_bag(d: Path, compression: str):
         w.write("/joint_states", struct.pack("<Q", i) + rng.bytes(int(rng.integers(60, 200))), ts)
         if i % 10 == 0:
             w.write("/camera/head/image_raw", struct.pack("<Q", i) + rng.bytes(int(rng.integers(500, 1500))), ts)
+        if i == 699:
+            w.split()
     w.add_metadata("episode", {"task": "corrupt me", "success": "true", "stop_reason": "stopped"})
     w.close()
     return d
@@ -88,16 +98,20 @@ def _layout(f: Path):
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory):
+    """{compression: (bag dir, {file name: layout})}, two files per bag."""
     out = {}
     for comp in ("none", "zstd"):
         d = _make_bag(tmp_path_factory.mktemp(f"pristine_{comp}") / "bag", comp)
-        f = next(d.glob("*.mcap"))
-        out[comp] = (d, f.name, _layout(f))
+        files = list_mcap_files(d)
+        assert len(files) == 2
+        out[comp] = (d, {f.name: _layout(f) for f in files})
     return out
 
 
-def _damage(rng, raw: bytes, chunks, kind: str):
-    """(new bytes, sorted array of changed offsets, truncated length or None, metadata action)."""
+def _damage(rng, raw: bytes, chunks, kind: str, chan_ranges=None, summary_start=0):
+    """(new bytes, sorted array of changed offsets, truncated length or None, metadata action).
+    ``definitions``: both copies of a channel definition hit (its Channel record zeroed and a
+    byte of the summary flipped), and a byte of one chunk."""
     a = np.frombuffer(raw, dtype=np.uint8).copy()
     n = len(a)
     cut = None
@@ -115,6 +129,14 @@ def _damage(rng, raw: bytes, chunks, kind: str):
     elif kind == "random_flips":
         for p in rng.integers(0, n, size=int(rng.integers(1, 21))):
             a[p] ^= np.uint8(int(rng.integers(1, 256)))
+    elif kind == "definitions":
+        topics = sorted(chan_ranges)
+        for t in rng.choice(topics, size=int(rng.integers(1, len(topics) + 1)), replace=False):
+            off, length = chan_ranges[str(t)]
+            a[off:off + length] = 0
+        a[int(rng.integers(summary_start, n - 8))] ^= np.uint8(0x10)
+        off, length, _m = chunks[int(rng.integers(0, len(chunks)))]
+        a[int(rng.integers(off + 25, off + length))] ^= np.uint8(0x08)
     if kind.startswith("meta_") or rng.random() < 0.3:
         meta = "delete" if kind == "meta_delete" or (not kind.startswith("meta_") and rng.random() < 0.5) \
             else "garbage"
@@ -135,6 +157,18 @@ def _untouched(off: int, length: int, changed, cut) -> bool:
     return not (i < len(changed) and changed[i] < off + length)
 
 
+def _damaged(chunks, summary_start, size, changed, cut) -> bool:
+    """A copy the gate must stop: a chunk fails its checks (a byte changed anywhere in the
+    chunk record but its message start/end times, bytes 9-24, which no check covers and no
+    reader uses: the chunk index has its own), the file was cut, or its summary/footer changed."""
+    if cut is not None or not _untouched(summary_start, size - summary_start, changed, cut):
+        return True
+    for off, length, _m in chunks:
+        if not (_untouched(off, 9, changed, cut) and _untouched(off + 25, length - 25, changed, cut)):
+            return True
+    return False
+
+
 GARBAGE_META = [b"\x00\xff\xfe garbage \x89", b"rosbag2_bagfile_information: [1, 2", b"- just\n- a list\n",
                 b"rosbag2_bagfile_information:\n  version: nine\n  topics_with_message_count: 7\n"]
 
@@ -146,32 +180,58 @@ def _run_cli(argv) -> tuple[int | None, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def _gate(d: Path, tmp_path: Path, tag: str):
+    """(QA verdict, export result) of a copy before recover (nothing written into the copy).
+    The verdict is None when the QA refuses the bag outright (ValueError: an unreadable
+    metadata.yaml, whose labels it cannot read; ``robot-capture qa`` prints it as an error)."""
+    from robot_capture.export.lerobot import ExportOptions, export_episodes
+    from robot_capture.qa.run import qa_episode
+
+    try:
+        v = qa_episode(d, write=False)
+    except ValueError:
+        v = None
+    summary = export_episodes([d], tmp_path / f"ds_{tag}", ExportOptions(include_failed=True, run_qa=False),
+                              progress=False)
+    return v, summary.results[0]
+
+
 def test_corrupted_bag_suite(tmp_path, pristine):
     from robot_capture.cli.info import summarize
 
     counts = dict(copies=0, tracebacks=0, corrupted_payloads=0, reader_opened=0, reader_missing=0,
                   recover_missing=0, expected_after_recover=0, recovered=0, damaged_chunks_reported=0,
-                  refused_cleanly=0)
+                  refused_cleanly=0, damaged_copies=0, qa_fail=0, qa_refused=0, qa_better_than_fail=0, export_refused=0,
+                  exported_damaged=0, channels_lost_in_damaged_file=0)
     failures = []
-    for comp, (src, fname, (chunks, chan_ranges, summary_start, size)) in pristine.items():
-        written = {m for _o, _l, msgs in chunks for m in msgs}
-        raw = (src / fname).read_bytes()
+    for comp, (src, layouts) in pristine.items():
+        names = sorted(layouts)
+        written = {m for _c, _r, _s, _z in layouts.values() for _o, _l, msgs in _c for m in msgs}
+        raws = {n: (src / n).read_bytes() for n in names}
         meta_text = (src / "metadata.yaml").read_bytes()
         for i in range(COPIES_PER_BAG):
             rng = np.random.default_rng(1000 * (comp == "zstd") + i)
             kind = KINDS[i % len(KINDS)]
-            new, changed, cut, meta = _damage(rng, raw, chunks, kind)
+            target = names[i % len(names)]
+            chunks, chan_ranges, summary_start, size = layouts[target]
+            new, changed, cut, meta = _damage(rng, raws[target], chunks, kind, chan_ranges, summary_start)
             d = tmp_path / f"{comp}_{i}"
             d.mkdir()
-            (d / fname).write_bytes(new)
+            for n in names:
+                (d / n).write_bytes(new if n == target else raws[n])
             if meta != "delete":
                 (d / "metadata.yaml").write_bytes(GARBAGE_META[i % len(GARBAGE_META)] if meta else meta_text)
             counts["copies"] += 1
-            tag = f"{comp}#{i} {kind} meta={meta} cut={cut} changed={len(changed)}"
+            tag = f"{comp}#{i} {kind} {target[-6:]} meta={meta} cut={cut} changed={len(changed)}"
             summary_ok = _untouched(summary_start, size - summary_start, changed, cut)
             chan_ok = {t: summary_ok or _untouched(o, n, changed, cut) for t, (o, n) in chan_ranges.items()}
-            want_reader = {m for o, n, msgs in chunks if _untouched(o, n, changed, cut) for m in msgs}
-            want_recover = {m for m in want_reader if chan_ok[m[0]]}
+            counts["channels_lost_in_damaged_file"] += sum(not ok for ok in chan_ok.values())
+            want = {m for o, n, msgs in chunks if _untouched(o, n, changed, cut) for m in msgs}
+            for n in names:
+                if n != target:
+                    want |= {m for _o, _n, msgs in layouts[n][0] for m in msgs}
+            damaged = _damaged(chunks, summary_start, size, changed, cut)
+            counts["damaged_copies"] += damaged
 
             # info: summarize and the CLI, text and JSON
             try:
@@ -205,10 +265,27 @@ def test_corrupted_bag_suite(tmp_path, pristine):
             if got is not None:
                 bad = [m for m in got if m not in written]
                 counts["corrupted_payloads"] += len(bad)
-                missing = want_reader - set(got)
+                missing = want - set(got)
                 counts["reader_missing"] += len(missing)
                 if bad or missing:
                     failures.append(f"{tag}: reader returned {len(bad)} corrupted, missed {len(missing)}")
+
+            # the gate, before recover: QA verdict and export
+            try:
+                v, res = _gate(d, tmp_path, f"{comp}_{i}")
+            except Exception as exc:  # noqa: BLE001
+                counts["tracebacks"] += 1
+                failures.append(f"{tag}: QA/export raised {type(exc).__name__}: {exc}")
+            else:
+                counts["qa_fail"] += v is not None and v.verdict == "fail"
+                counts["qa_refused"] += v is None
+                counts["export_refused"] += res.status != "exported" and "robot-capture recover" in res.reason
+                if damaged and v is not None and v.verdict != "fail":
+                    counts["qa_better_than_fail"] += 1
+                    failures.append(f"{tag}: damaged, QA verdict {v.verdict}: {v.reasons[:3]}")
+                if damaged and (res.status == "exported" or "robot-capture recover" not in res.reason):
+                    counts["exported_damaged"] += res.status == "exported"
+                    failures.append(f"{tag}: damaged, export {res.status}: {res.reason}")
 
             # recover (CLI, in process), then read the rebuilt bag
             try:
@@ -221,7 +298,7 @@ def test_corrupted_bag_suite(tmp_path, pristine):
                 continue
             if any(p.name.endswith(".recovering") for p in d.iterdir()):
                 failures.append(f"{tag}: recover left a .recovering file")
-            counts["expected_after_recover"] += len(want_recover)
+            counts["expected_after_recover"] += len(want)
             try:
                 after = [(m.topic, m.log_time_ns, m.data) for m in BagReader(d).messages()] \
                     if code == 0 and any(d.glob("*.mcap")) else []
@@ -231,17 +308,20 @@ def test_corrupted_bag_suite(tmp_path, pristine):
                 continue
             bad = [m for m in after if m not in written]
             counts["corrupted_payloads"] += len(bad)
-            missing = want_recover - set(after)
+            missing = want - set(after)
             counts["recover_missing"] += len(missing)
-            counts["recovered"] += len(want_recover & set(after))
+            counts["recovered"] += len(want & set(after))
             if bad or missing:
+                stopped = [f["stopped_at"] for f in json.loads(out)["files"]] if out else err[-200:]
                 failures.append(f"{tag}: after recover {len(bad)} corrupted, missed {len(missing)} "
-                                f"(recover: {json.loads(out)['files'][0]['stopped_at'] if out else err[-200:]})")
+                                f"(recover: {stopped})")
     print("\ncorrupted-bag suite:", json.dumps(counts))
     for line in failures[:30]:
         print("  ", line)
     assert counts["copies"] == 2 * COPIES_PER_BAG
-    assert counts["reader_opened"] > 20 and counts["expected_after_recover"] > 50_000
+    assert counts["reader_opened"] > 20 and counts["expected_after_recover"] > 100_000
+    assert counts["damaged_copies"] > 100 and counts["channels_lost_in_damaged_file"] > 0
     assert not failures, f"{len(failures)} failures, first: {failures[:5]}"
     assert counts["tracebacks"] == 0 and counts["corrupted_payloads"] == 0
     assert counts["reader_missing"] == 0 and counts["recover_missing"] == 0
+    assert counts["qa_better_than_fail"] == 0 and counts["exported_damaged"] == 0

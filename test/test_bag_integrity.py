@@ -176,3 +176,171 @@ def test_recover_makes_it_whole_and_leaves_no_reserve(killed_split_bag, tmp_path
     assert n == report.message_count > 0
     code, _out, err = _cli(["info", str(bag)])
     assert code == 0, err
+
+
+# ---- a damaged chunk never passes the gate (item 2) -------------------------------------------
+def _two_file_bag(d: Path, compression: str = "none") -> Path:
+    """A bag of two split files, 2 topics, small chunks (every chunk has a CRC)."""
+    import struct
+
+    from robot_capture.bag import BagWriter, WriterOptions
+
+    w = BagWriter(d, WriterOptions(compression=compression, chunk_size=4096, background_flush=False),
+                  custom_data={"episode.task": "t", "episode.operator": "o", "episode.success": "true"})
+    w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    w.add_topic("/camera/head/image_raw", "sensor_msgs/msg/Image")
+    t0 = 1_700_000_000_000_000_000
+    for i in range(1000):
+        w.write("/joint_states", struct.pack("<Q", i) + bytes(range(100)), t0 + i * 2_000_000)
+        if i % 10 == 0:
+            w.write("/camera/head/image_raw", struct.pack("<Q", i) + bytes(800), t0 + i * 2_000_000)
+        if i == 499:
+            w.split()
+    w.close()
+    return d
+
+
+def _chunk_offsets(f: Path) -> list[tuple[int, int]]:
+    from mcap.reader import make_reader
+
+    with open(f, "rb") as h:
+        return [(ci.chunk_start_offset, ci.chunk_length) for ci in make_reader(h).get_summary().chunk_indexes]
+
+
+def _flip(f: Path, pos: int, bit: int = 0x04) -> None:
+    raw = bytearray(f.read_bytes())
+    raw[pos] ^= bit
+    f.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_damaged_chunk_fails_qa_and_is_not_exported(tmp_path, compression):
+    bag = _two_file_bag(tmp_path / "bag", compression)
+    f = list_mcap_files(bag)[1]
+    off, length = _chunk_offsets(f)[3]
+    _flip(f, off + length - 50)  # a payload byte: only the chunk CRC can tell
+    assert check_bag(bag).status == COMPLETE  # the files are whole ...
+    got = check_bag(bag, verify_chunks=True)
+    assert got.status == "damaged"  # ... one chunk is not
+    assert ("CRC mismatch" if compression == "none" else "zstd decompression failed") in got.line()
+
+    code, out, err = _cli(["qa", "--no-write", "--json", str(bag)])
+    row = json.loads(out)
+    assert code == 1 and row["verdict"] == "fail", out
+    assert any(f["check"] == "bag" and "damaged: run `robot-capture recover" in f["message"]
+               for f in row["findings"])
+    assert not any("could not run" in f["message"] and f["severity"] != "fail" for f in row["findings"])
+
+    code, out, err = _cli(["export", str(bag), "--out", str(tmp_path / "ds"), "--include-failed",
+                           "--no-progress", "--json"])
+    (res,) = json.loads(out)["results"]
+    assert res["status"] == "skipped" and res["reason"].startswith("damaged: run `robot-capture recover"), res
+    assert not (tmp_path / "ds" / "meta" / "info.json").exists()
+
+    recover(bag)
+    assert check_bag(bag, verify_chunks=True).status == COMPLETE
+
+
+def test_a_check_that_cannot_run_on_damaged_data_fails(tmp_path):
+    """A damaged message index (not covered by any CRC) makes the QA read other bytes than the
+    index says: the check that needs them fails (not 'warn ... could not run')."""
+    import struct
+
+    from mcap.reader import make_reader
+
+    from robot_capture.qa.run import qa_episode
+
+    bag = _two_file_bag(tmp_path / "bag")
+    f = list_mcap_files(bag)[0]
+    with open(f, "rb") as h:
+        ci = make_reader(h).get_summary().chunk_indexes[2]
+    (cid, mi_off), *_ = sorted(ci.message_index_offsets.items())
+    raw = bytearray(f.read_bytes())
+    entry = mi_off + 15 + 16  # the second (log time, offset) entry of that MessageIndex record
+    struct.pack_into("<Q", raw, entry + 8, struct.unpack_from("<Q", raw, entry + 8)[0] + 3)  # offset + 3
+    f.write_bytes(bytes(raw))
+    assert check_bag(bag, verify_chunks=True).status == COMPLETE  # every chunk is fine
+    v = qa_episode(bag, write=False)
+    assert v.verdict == "fail"
+    bad = [x for x in v.findings if "damaged data" in x.message]
+    assert bad and all(x.severity == "fail" for x in bad), [x.message for x in v.findings]
+
+
+# ---- channel definitions from the bag's other files (item 3) ----------------------------------
+def _channel_records(f: Path) -> dict[str, tuple[int, int]]:
+    """{topic: (offset, record length)} of the Channel records before the first chunk."""
+    import struct
+
+    raw = f.read_bytes()
+    out, pos = {}, 8
+    while pos + 9 <= len(raw):
+        op, length = struct.unpack_from("<BQ", raw, pos)
+        if op == 0x06:
+            break
+        if op == 0x04:
+            n = struct.unpack_from("<I", raw, pos + 9 + 4)[0]
+            out[raw[pos + 9 + 8:pos + 9 + 8 + n].decode()] = (pos, 9 + length)
+        pos += 9 + length
+    return out
+
+
+def test_recover_takes_channel_definitions_from_the_other_files(tmp_path):
+    import struct
+
+    bag = _two_file_bag(tmp_path / "bag")
+    want = [(m.topic, m.log_time_ns, m.data) for m in BagReader(bag).messages()]
+    f = list_mcap_files(bag)[0]
+    raw = bytearray(f.read_bytes())
+    for off, n in _channel_records(f).values():  # every Channel record of the first file ...
+        raw[off:off + n] = bytes(n)
+    summary_start = struct.unpack_from("<Q", raw, len(raw) - 8 - 20)[0]
+    raw[summary_start + 20] ^= 0x01  # ... and its summary (fails its CRC): no copy of a definition left
+    f.write_bytes(bytes(raw))
+
+    report = recover(bag)
+    got = [(m.topic, m.log_time_ns, m.data) for m in BagReader(bag).messages()]
+    assert got == want  # every message: all chunks were intact
+    first = next(x for x in report.files if x.path == str(f))
+    assert first.status == "rebuilt" and first.borrowed == ["/camera/head/image_raw", "/joint_states"]
+    assert "definitions from the bag's other files" in report.format()
+    assert BagReader(bag).topics["/joint_states"].type == "sensor_msgs/msg/JointState"
+
+
+def test_recover_does_not_borrow_a_definition_the_other_files_disagree_on(tmp_path):
+    """Three files; the other two give channel id 1 different topics: the damaged file's
+    messages are not attributed to either (dropped, as before) rather than to a topic that
+    may be wrong."""
+    import shutil
+    import struct
+
+    from mcap.reader import make_reader
+
+    from robot_capture.bag import BagWriter, WriterOptions
+
+    bag = _two_file_bag(tmp_path / "bag")
+    f0, f1 = list_mcap_files(bag)
+    swapped = tmp_path / "swapped"  # a file whose channel 1 is the camera
+    w = BagWriter(swapped, WriterOptions(chunk_size=4096, background_flush=False))
+    w.add_topic("/camera/head/image_raw", "sensor_msgs/msg/Image")
+    w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    w.write("/camera/head/image_raw", bytes(16), 1_800_000_000_000_000_000)
+    w.write("/joint_states", bytes(16), 1_800_000_000_000_000_001)
+    w.close()
+    shutil.copy(list_mcap_files(swapped)[0], bag / f"{bag.name}_2.mcap")
+    (bag / "metadata.yaml").unlink()
+    with open(bag / f"{bag.name}_2.mcap", "rb") as h:
+        assert make_reader(h).get_summary().channels[1].topic == "/camera/head/image_raw"
+    orig = {(m.topic, m.log_time_ns, m.data) for m in BagReader(bag).messages()}
+    lost = {(m.topic, m.log_time_ns, m.data) for m in BagReader(f0).messages()}
+    raw = bytearray(f0.read_bytes())
+    for off, n in _channel_records(f0).values():
+        raw[off:off + n] = bytes(n)
+    summary_start = struct.unpack_from("<Q", raw, len(raw) - 8 - 20)[0]
+    raw[summary_start + 20] ^= 0x01
+    f0.write_bytes(bytes(raw))
+
+    report = recover(bag)
+    first = next(x for x in report.files if x.path == str(f0))
+    assert first.status == "unreadable" and not first.borrowed  # the ids disagree: nothing borrowed
+    got = {(m.topic, m.log_time_ns, m.data) for m in BagReader(bag).messages()}
+    assert got == orig - lost  # the other files whole, nothing under a wrong topic

@@ -86,6 +86,11 @@ class Scan:
                 self.channels[ch.id] = ch
                 self.w.add_channel(ch.id, ch.schema_id, ch.topic, ch.message_encoding, dict(ch.metadata))
 
+    @property
+    def missing_schema_ids(self) -> set[int]:
+        """Schema ids the file's channels refer to whose Schema records were all damaged."""
+        return {ch.schema_id for ch in self.channels.values() if ch.schema_id and ch.schema_id not in self.schemas}
+
     def take_chunk_data(self, data: bytes) -> None:
         """The records of a chunk that passed its checks (schemas/channels first, then messages)."""
         records = chunk_records(data)

@@ -69,7 +69,7 @@ class FileRecovery:
     moved aside). ``stopped_at``: why the scan stopped (rebuilt files).
     ``damaged_chunks``: chunks skipped because they failed a check (DamagedChunk);
     ``skipped_bytes``: bytes passed over while searching for the next good chunk;
-    ``borrowed``: topics whose channel definitions came from the bag's other files."""
+    ``borrowed``: topics whose channel (or schema) definitions came from the bag's other files."""
 
     path: str
     status: str
@@ -111,7 +111,7 @@ class RecoveryReport:
                 for d in f.damaged_chunks[:5]:
                     lines.append(f"      at byte {d.offset}: {d.reason}")
             if f.borrowed:
-                lines.append(f"    channel definitions from the bag's other files: {', '.join(f.borrowed)}")
+                lines.append(f"    definitions from the bag's other files: {', '.join(f.borrowed)}")
         width = max((len(t) for t in self.topics), default=5)
         lines.append("  per topic:")
         for t, n in self.topics.items():
@@ -198,8 +198,10 @@ def _agreed(defs) -> tuple[dict, dict]:
 
 
 def _borrowable(scan, others) -> tuple[dict, dict]:
-    """Definitions for the channel ids ``scan`` dropped messages of, from the other files'
-    ``(schemas, channels)`` (see step 1 of the module docstring for the rule)."""
+    """Definitions for the channel ids ``scan`` dropped messages of, and for the schema ids its
+    channels name but it lost, from the other files' ``(schemas, channels)`` (the rule: step 1
+    of the module docstring; a lost schema is taken only when another file has a channel of the
+    same topic naming the same schema id)."""
     schemas, channels = _agreed(others)
     own_topics = {ch.topic for ch in scan.channels.values()}
     out_s, out_c = {}, {}
@@ -213,6 +215,10 @@ def _borrowable(scan, others) -> tuple[dict, dict]:
                 continue
             out_s[ch.schema_id] = schemas[ch.schema_id]
         out_c[cid] = ch
+    pairs = {(ch.topic, ch.schema_id) for ch in channels.values()}
+    for ch in scan.channels.values():
+        if ch.schema_id in scan.missing_schema_ids and ch.schema_id in schemas and (ch.topic, ch.schema_id) in pairs:
+            out_s[ch.schema_id] = schemas[ch.schema_id]
     return out_s, out_c
 
 
@@ -228,7 +234,7 @@ def _rebuild_in_place(path: Path, source: Path, seeds, progress, progress_bytes,
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if scan is None or (not scan.channels and w.message_count == 0):
+    if scan is None or (not scan.channels and w.message_count == 0 and not scan.orphan_ids):
         if w is not None:
             w.close_fd()
             tmp.unlink()
@@ -316,21 +322,27 @@ def recover(bag_dir, progress=None, progress_bytes=None) -> RecoveryReport:
             size = path.stat().st_size if path.exists() else 0
             progress_bytes(path.name, size, size)
     for k, (fr, _defs, _counts, scan, seeds) in enumerate(kept):  # step 1: definitions from the other files
-        if scan is None or not scan.orphan_ids:
+        if scan is None or not (scan.orphan_ids or scan.missing_schema_ids):
             continue
         extra = _borrowable(scan, [e[1] for j, e in enumerate(kept) if j != k])
-        if not extra[1]:
+        if not extra[0] and not extra[1]:
             continue
         path, backup = Path(fr.path), Path(fr.backup)
         new, scan2, counts = _rebuild_in_place(path, backup, seeds + [extra], progress, progress_bytes, backup)
         if new is None:
             continue
-        new.borrowed = sorted({ch.topic for ch in extra[1].values()})
+        new.borrowed = sorted({ch.topic for ch in extra[1].values()} |
+                              {ch.topic for ch in scan2.channels.values() if ch.schema_id in extra[0]})
         reports[reports.index(fr)] = new
         kept[k] = [new, (scan2.schemas, scan2.channels), counts, scan2, seeds]
         if progress:
-            progress(f"{path.name}: rebuilt again with {', '.join(new.borrowed)} defined by the other files, "
-                     f"{new.messages} messages")
+            progress(f"{path.name}: rebuilt again with the definitions of {', '.join(new.borrowed)} from the other "
+                     f"files, {new.messages} messages")
+    for e in [e for e in kept if e[3] is not None and not e[3].channels and not e[0].messages]:
+        Path(e[0].path).unlink()  # nothing usable even with the other files' definitions
+        reports[reports.index(e[0])] = FileRecovery(e[0].path, "unreadable", 0, backup=e[0].backup,
+                                                    stopped_at=e[0].stopped_at or "no channel definition left")
+        kept.remove(e)
 
     topic_meta: dict[str, TopicMeta] = {}
     for _fr, (schemas, channels), counts, _scan, _seeds in kept:

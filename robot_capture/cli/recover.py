@@ -19,7 +19,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "A recovered episode is marked in metadata.yaml custom_data (episode.recovered: true, "
                     "episode.stop_reason: crash unless the recorder wrote one). Prints how many messages "
                     "were recovered per topic and per file. Intact files are left untouched, so running it "
-                    "twice is harmless. A FOLDER is searched for bags (directories holding .mcap files): "
+                    "twice is harmless. A file whose channel (or schema) definitions were all damaged takes "
+                    "them from the bag's other files when those agree. The recorder's leftover "
+                    ".recording.lock and .disk_reserve are removed (not data). A FOLDER is searched for bags (directories holding .mcap files): "
                     "recover a whole output directory in one call.",
         epilog="Exit status: 0 recovered (or already intact), 2 not a bag / no bag found, 1 other error "
                "(with several bags: the worst).")
@@ -51,7 +53,8 @@ def _report_json(report) -> dict:
     return {"bag": report.bag_dir, "message_count": report.message_count, "topics": report.topics,
             "metadata": report.metadata_path,
             "files": [{"path": f.path, "status": f.status, "messages": f.messages, "topics": f.topics,
-                       "backup": f.backup, "stopped_at": f.stopped_at} for f in report.files]}
+                       "backup": f.backup, "stopped_at": f.stopped_at, "borrowed": list(f.borrowed),
+                       "damaged_chunks": len(f.damaged_chunks)} for f in report.files]}
 
 
 def run(args) -> int:

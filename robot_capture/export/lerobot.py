@@ -256,17 +256,17 @@ def export_episodes(bags, out, options: ExportOptions | None = None, progress: b
         for bag in paths:
             if outer is not None:
                 outer.update(1)
+            blocked = gate(bag)  # incomplete -> error, damaged or recording -> skipped: never exported (issue 23)
+            if blocked is not None:
+                summary.results.append(EpisodeResult(bag=str(bag), status=blocked[0], reason=blocked[1]))
+                continue
             try:
                 ep = load_episode(bag)
             except (OSError, ValueError) as exc:
-                summary.results.append(EpisodeResult(bag=str(bag), status="error", reason=str(exc)))
+                summary.results.append(EpisodeResult(bag=str(bag), status="error", reason=str(exc).splitlines()[0]))
                 continue
             if ep.recording:
                 summary.results.append(EpisodeResult(bag=str(bag), status="skipped", reason="still recording"))
-                continue
-            blocked = gate(bag)  # incomplete -> error, damaged -> skipped: never exported (issue 23)
-            if blocked is not None:
-                summary.results.append(EpisodeResult(bag=str(bag), status=blocked[0], reason=blocked[1]))
                 continue
             decision = decide(ep, include_failed=options.include_failed, run_qa=options.run_qa)
             if decision.deliver:
