@@ -1,6 +1,6 @@
 """Corrupted-bag suite: 200 seeded damaged copies of an uncompressed and a zstd bag.
 
-Each bag is split in two files (as a recording that split), and each copy damages one of
+Each bag is a labelled episode the QA passes and the exporter exports, split in two files (as a recording that split), and each copy damages one of
 them. Damage kinds: truncation, byte flips inside chunks, zeroed ranges, random flips
 anywhere, deleted or garbage metadata.yaml (alone and on top of the others), both copies
 of a channel definition (its Channel record and the summary, plus one chunk).
@@ -42,25 +42,44 @@ from robot_capture.cli import main as cli_main
 pytestmark = pytest.mark.timeout(900)
 
 COPIES_PER_BAG = 100
-TOPICS = {"/joint_states": "sensor_msgs/msg/JointState", "/camera/head/image_raw": "sensor_msgs/msg/Image"}
+TOPICS = {"/joint_states": "sensor_msgs/msg/JointState", "/retarget/joint_command": "sensor_msgs/msg/JointState",
+          "/camera/head/image_raw": "sensor_msgs/msg/Image"}
 KINDS = ("truncate", "chunk_flip", "zero_range", "random_flips", "meta_delete", "meta_garbage", "definitions")
 
 
-def _make_bag(d: Path, compression: str):
-    rng = np.random.default_rng(7)
+def _make_bag(d: Path, compression: str, seconds: float = 2.0):
+    """A labelled 2 s episode the QA passes and the exporter exports (test/export_bags.py
+    streams, serialized by rclpy): /joint_states 500 Hz, /retarget/joint_command 100 Hz,
+    a 96x64 rgb8 camera at 30 Hz; 4 KiB chunks; split in two files at half time."""
+    from rclpy.serialization import serialize_message as ser
+
+    import export_bags as E
+
+    msgs = []
+    for i in range(int(seconds * 500) + 1):
+        ns = E.T0 + int(round(i / 500 * 1e9))
+        msgs.append((ns, "/joint_states", ser(E._js(E.JOINTS, E.joint_positions([i / 500])[0], ns))))
+    for i in range(int(seconds * 100) + 1):
+        ns = E.T0 + int(round(i / 100 * 1e9))
+        cmd = E.joint_positions([i / 100])[0] + 0.01
+        msgs.append((ns + 300_000, "/retarget/joint_command", ser(E._js(E.JOINTS, cmd, ns))))
+    for i in range(int(seconds * 30) + 1):
+        t = i / 30 + 0.002
+        ns = E.T0 + int(round(t * 1e9))
+        msgs.append((ns + 5_000_000, "/camera/head/image_raw", ser(E._image(E.frame_image(t), ns))))
     w = BagWriter(d, WriterOptions(compression=compression, chunk_size=4096, background_flush=False),
-                  custom_data={"episode.task": "corrupt me", "episode.success": "true"})
+                  custom_data={"episode.task": "corrupt me", "episode.operator": "ann", "episode.success": "true",
+                               "episode.start_time_ns": str(E.T0),
+                               "episode.stop_time_ns": str(E.T0 + int(seconds * 1e9))})
     for t, ty in TOPICS.items():
         w.add_topic(t, ty)
     w.add_metadata("episode", {"task": "corrupt me"})
-    t0 = 1_700_000_000_000_000_000
-    for i in range(1400):
-        ts = t0 + i * 2_000_000
-        w.write("/joint_states", struct.pack("<Q", i) + rng.bytes(int(rng.integers(60, 200))), ts)
-        if i % 10 == 0:
-            w.write("/camera/head/image_raw", struct.pack("<Q", i) + rng.bytes(int(rng.integers(500, 1500))), ts)
-        if i == 699:
+    half = E.T0 + int(seconds * 1e9 / 2)
+    for ns, topic, data in sorted(msgs, key=lambda x: x[0]):
+        if half is not None and ns >= half:
             w.split()
+            half = None
+        w.write(topic, data, ns, ns)
     w.add_metadata("episode", {"task": "corrupt me", "success": "true", "stop_reason": "stopped"})
     w.close()
     return d
@@ -104,6 +123,9 @@ def pristine(tmp_path_factory):
         d = _make_bag(tmp_path_factory.mktemp(f"pristine_{comp}") / "bag", comp)
         files = list_mcap_files(d)
         assert len(files) == 2
+        v, res = _gate(d, tmp_path_factory.mktemp(f"ds_{comp}"), "pristine")  # undamaged: passes, exported
+        assert v.verdict == "pass" and res.status == "exported", (v.reasons, res.reason)
+        (d / "qa.json").unlink(missing_ok=True)
         out[comp] = (d, {f.name: _layout(f) for f in files})
     return out
 
@@ -191,8 +213,8 @@ def _gate(d: Path, tmp_path: Path, tag: str):
         v = qa_episode(d, write=False)
     except ValueError:
         v = None
-    summary = export_episodes([d], tmp_path / f"ds_{tag}", ExportOptions(include_failed=True, run_qa=False),
-                              progress=False)
+    summary = export_episodes([d], tmp_path / f"ds_{tag}",
+                              ExportOptions(include_failed=True, run_qa=False, codec="h264"), progress=False)
     return v, summary.results[0]
 
 

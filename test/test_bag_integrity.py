@@ -169,9 +169,9 @@ def test_recover_makes_it_whole_and_leaves_no_reserve(killed_split_bag, tmp_path
     shutil.copytree(src, bag)
     assert (bag / ".disk_reserve").exists()  # the recorder's closing reserve, left by the kill
     report = recover(bag)
-    assert check_bag(bag, verify_chunks=True).status == COMPLETE
-    assert sorted(_listed(bag)) == sorted(present)
     assert not (bag / ".disk_reserve").exists()
+    assert sorted(_listed(bag)) == sorted(present)
+    assert check_bag(bag, verify_chunks=True).status == COMPLETE
     n = sum(1 for _m in BagReader(bag).messages())
     assert n == report.message_count > 0
     code, _out, err = _cli(["info", str(bag)])
@@ -219,11 +219,6 @@ def test_damaged_chunk_fails_qa_and_is_not_exported(tmp_path, compression):
     f = list_mcap_files(bag)[1]
     off, length = _chunk_offsets(f)[3]
     _flip(f, off + length - 50)  # a payload byte: only the chunk CRC can tell
-    assert check_bag(bag).status == COMPLETE  # the files are whole ...
-    got = check_bag(bag, verify_chunks=True)
-    assert got.status == "damaged"  # ... one chunk is not
-    assert ("CRC mismatch" if compression == "none" else "zstd decompression failed") in got.line()
-
     code, out, err = _cli(["qa", "--no-write", "--json", str(bag)])
     row = json.loads(out)
     assert code == 1 and row["verdict"] == "fail", out
@@ -236,6 +231,11 @@ def test_damaged_chunk_fails_qa_and_is_not_exported(tmp_path, compression):
     (res,) = json.loads(out)["results"]
     assert res["status"] == "skipped" and res["reason"].startswith("damaged: run `robot-capture recover"), res
     assert not (tmp_path / "ds" / "meta" / "info.json").exists()
+
+    assert check_bag(bag).status == COMPLETE  # the files are whole ...
+    got = check_bag(bag, verify_chunks=True)
+    assert got.status == "damaged"  # ... one chunk is not
+    assert ("CRC mismatch" if compression == "none" else "zstd decompression failed") in got.line()
 
     recover(bag)
     assert check_bag(bag, verify_chunks=True).status == COMPLETE
@@ -259,11 +259,11 @@ def test_a_check_that_cannot_run_on_damaged_data_fails(tmp_path):
     entry = mi_off + 15 + 16  # the second (log time, offset) entry of that MessageIndex record
     struct.pack_into("<Q", raw, entry + 8, struct.unpack_from("<Q", raw, entry + 8)[0] + 3)  # offset + 3
     f.write_bytes(bytes(raw))
-    assert check_bag(bag, verify_chunks=True).status == COMPLETE  # every chunk is fine
     v = qa_episode(bag, write=False)
     assert v.verdict == "fail"
     bad = [x for x in v.findings if "damaged data" in x.message]
     assert bad and all(x.severity == "fail" for x in bad), [x.message for x in v.findings]
+    assert check_bag(bag, verify_chunks=True).status == COMPLETE  # every chunk is fine: the index is not
 
 
 # ---- channel definitions from the bag's other files (item 3) ----------------------------------
