@@ -26,20 +26,28 @@ rule 1 or 2: the reader then reads every ``.mcap`` file of the folder (nothing i
 and rebuilds the metadata from the files' summaries.
 
 ROS-free; cheap without ``verify_chunks``: a directory listing, metadata.yaml and the last
-37 bytes of each file (no message data).
+37 bytes of each file (no message data). :func:`check_folder` (rules 1-3, one error) and
+:func:`load_summary` (a file's summary after its footer and summary-CRC checks) are what
+``BagReader`` and ``recover`` run when they open a file.
 """
 from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcap.exceptions import McapError
+from mcap.reader import make_reader
+
+from robot_capture.bag.crc import crc32
+from robot_capture.bag.errors import IncompleteBagFileError
 from robot_capture.bag.lock import is_recording
 from robot_capture.bag.metadata import METADATA_FILENAME, read_metadata
 
-__all__ = ["BagCheck", "COMPLETE", "DAMAGED", "INCOMPLETE", "RECORDING", "check_bag", "damaged_result",
-           "folder_problems",
+__all__ = ["BagCheck", "COMPLETE", "DAMAGED", "INCOMPLETE", "RECORDING", "check_bag", "check_folder",
+           "damaged_result", "folder_problems", "load_summary",
            "footer_problem", "incomplete_line", "list_mcap_files"]
 
 COMPLETE, INCOMPLETE, RECORDING, DAMAGED = "complete", "incomplete", "recording", "damaged"
@@ -170,7 +178,7 @@ def check_bag(bag, verify_chunks: bool = False) -> BagCheck:
     Raises:
         robot_capture.bag.errors.NotABagError: not a directory, or no metadata.yaml and no .mcap file in it.
     """
-    from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
+    from robot_capture.bag.errors import NotABagError
 
     p = _bag_path(bag)
     if not p.is_dir():
@@ -220,3 +228,65 @@ def damaged_result(bag, damaged) -> BagCheck:
     what = (f"{len(uniq)} chunk(s) fail their checks" + (f", {lost} messages in them" if lost else "")
             + f"; first: {Path(first.file).name} at byte {first.offset}: {first.reason}")
     return BagCheck(p, DAMAGED, (what,), tuple(uniq))
+
+
+# ---- what BagReader uses when it opens a bag ------------------------------------------
+def _incomplete(bag: Path, problems) -> IncompleteBagFileError:
+    """The error for an incomplete bag; a bag being recorded says so instead."""
+    if is_recording(bag):  # a live bag has no footer yet: recovering it would be refused
+        exc = IncompleteBagFileError(f"{bag}: being recorded right now (its writer holds the lock): wait until "
+                                     f"its episode stops ({'; '.join(problems)})")
+    else:
+        exc = IncompleteBagFileError(incomplete_line(bag, problems))
+    exc.problems = tuple(problems)
+    return exc
+
+
+def check_folder(bag: Path, files: list[Path], meta) -> list[Path]:
+    """The files to read (metadata.yaml's order when it lists exactly the folder's files).
+
+    Raises:
+        IncompleteBagFileError: ``completeness`` rules 1-3 (unlisted or missing files, a
+            file without footer), all problems in one line.
+    """
+    listed = list(meta.relative_file_paths) if meta is not None and meta.relative_file_paths else None
+    problems = folder_problems(bag, listed)
+    problems += [why for why in (footer_problem(f) for f in files) if why]
+    if problems:
+        raise _incomplete(bag, problems)
+    if listed:
+        return [bag / Path(f).name for f in listed]
+    return files
+
+
+def load_summary(f: Path, bag: Path):
+    """The file's summary, after checking its magics and the footer's summary CRC.
+
+    Raises:
+        IncompleteBagFileError: no footer, a damaged footer or summary.
+    """
+    try:
+        with open(f, "rb") as h:
+            size = os.fstat(h.fileno()).st_size
+            why = footer_problem(f)
+            if why:
+                raise _incomplete(bag, [why])
+            h.seek(size - 8 - 29)
+            tail = h.read(29 + 8)
+            _op, _len, s_start, _s_off, s_crc = struct.unpack_from("<BQQQI", tail, 0)
+            if s_start and s_crc:
+                if not 8 <= s_start <= size - 8 - 29:
+                    raise _incomplete(bag, [f"{f.name}: footer points outside the file (damaged)"])
+                h.seek(s_start)
+                body = h.read(size - 8 - 4 - s_start)
+                if crc32(body) != s_crc:
+                    raise _incomplete(bag, [f"{f.name}: summary fails its CRC (damaged)"])
+            h.seek(0)
+            summary = make_reader(h).get_summary()
+    except IncompleteBagFileError:
+        raise
+    except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError, KeyError) as exc:
+        raise _incomplete(bag, [f"{f.name}: unreadable MCAP ({type(exc).__name__}: {exc})"]) from None
+    if summary is None:
+        raise _incomplete(bag, [f"{f.name} has no summary/footer (recording crashed or file truncated)"])
+    return summary

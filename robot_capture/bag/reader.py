@@ -34,9 +34,8 @@ from mcap.reader import McapReader, make_reader
 
 from robot_capture.bag.chunks import (ChunkDamagedError, DamagedChunk, chunk_records, decode_chunk_body,
                                       message_fields, verify_chunk_body)
-from robot_capture.bag.completeness import folder_problems, footer_problem, incomplete_line, list_mcap_files
-from robot_capture.bag.crc import crc32
-from robot_capture.bag.errors import IncompleteBagFileError, NotABagError
+from robot_capture.bag.completeness import check_folder, list_mcap_files, load_summary
+from robot_capture.bag.errors import NotABagError
 from robot_capture.bag.metadata import METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta, read_metadata
 from robot_capture.bag.qos import load_qos_list
 
@@ -115,7 +114,7 @@ class BagReader:
                 self.problems.append(f"{p / METADATA_FILENAME}: unreadable ({exc}); using the files' summaries")
                 log.warning(self.problems[-1])
         if files is None:
-            files = _check_folder(p, list_mcap_files(p), meta)
+            files = check_folder(p, list_mcap_files(p), meta)
         if not files and meta is None:
             raise NotABagError(f"{p}: not a bag directory (no metadata.yaml and no .mcap files)")
         if meta is not None and meta.storage_identifier != "mcap":
@@ -124,7 +123,7 @@ class BagReader:
             raise NotABagError(f"{p}: rosbag2 {meta.compression_mode or 'file'} compression "
                                f"{meta.compression_format!r} is not supported (MCAP chunk compression is)")
         self.files = files
-        self._summaries = [_load_summary(f, p) for f in files]
+        self._summaries = [load_summary(f, p) for f in files]
         self.metadata = meta if meta is not None else self._metadata_from_summaries()
         self.topics = self._topics()
 
@@ -387,69 +386,6 @@ class BagReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _incomplete(bag: Path, problems) -> IncompleteBagFileError:
-    """The error for an incomplete bag; a bag being recorded says so instead."""
-    from robot_capture.bag.lock import is_recording
-
-    if is_recording(bag):  # a live bag has no footer yet: recovering it would be refused
-        exc = IncompleteBagFileError(f"{bag}: being recorded right now (its writer holds the lock): wait until "
-                                     f"its episode stops ({'; '.join(problems)})")
-    else:
-        exc = IncompleteBagFileError(incomplete_line(bag, problems))
-    exc.problems = tuple(problems)
-    return exc
-
-
-def _check_folder(bag: Path, files: list[Path], meta) -> list[Path]:
-    """The files to read (metadata.yaml's order when it lists exactly the folder's files).
-
-    Raises:
-        IncompleteBagFileError: ``completeness`` rules 1-3 (unlisted or missing files, a
-            file without footer), all problems in one line.
-    """
-    listed = list(meta.relative_file_paths) if meta is not None and meta.relative_file_paths else None
-    problems = folder_problems(bag, listed)
-    problems += [why for why in (footer_problem(f) for f in files) if why]
-    if problems:
-        raise _incomplete(bag, problems)
-    if listed:
-        return [bag / Path(f).name for f in listed]
-    return files
-
-
-def _load_summary(f: Path, bag: Path):
-    """The file's summary, after checking its magics and the footer's summary CRC.
-
-    Raises:
-        IncompleteBagFileError: no footer, a damaged footer or summary.
-    """
-    try:
-        with open(f, "rb") as h:
-            size = os.fstat(h.fileno()).st_size
-            why = footer_problem(f)
-            if why:
-                raise _incomplete(bag, [why])
-            h.seek(size - 8 - 29)
-            tail = h.read(29 + 8)
-            _op, _len, s_start, _s_off, s_crc = struct.unpack_from("<BQQQI", tail, 0)
-            if s_start and s_crc:
-                if not 8 <= s_start <= size - 8 - 29:
-                    raise _incomplete(bag, [f"{f.name}: footer points outside the file (damaged)"])
-                h.seek(s_start)
-                body = h.read(size - 8 - 4 - s_start)
-                if crc32(body) != s_crc:
-                    raise _incomplete(bag, [f"{f.name}: summary fails its CRC (damaged)"])
-            h.seek(0)
-            summary = make_reader(h).get_summary()
-    except IncompleteBagFileError:
-        raise
-    except (McapError, EOFError, ValueError, OSError, struct.error, UnicodeDecodeError, KeyError) as exc:
-        raise _incomplete(bag, [f"{f.name}: unreadable MCAP ({type(exc).__name__}: {exc})"]) from None
-    if summary is None:
-        raise _incomplete(bag, [f"{f.name} has no summary/footer (recording crashed or file truncated)"])
-    return summary
 
 
 def _indexed_count(h, size: int, ci) -> int:

@@ -51,7 +51,8 @@ from robot_capture.bag.lock import LOCK_NAME, is_recording
 from robot_capture.bag.metadata import (METADATA_FILENAME, BagMetadata, FileInfo, TopicMeta,
                                         read_metadata, write_metadata)
 from robot_capture.bag.qos import load_qos_list
-from robot_capture.bag.reader import BagReader, _load_summary, list_mcap_files
+from robot_capture.bag.completeness import list_mcap_files, load_summary
+from robot_capture.bag.reader import BagReader
 from robot_capture.bag.rebuild import rebuild_file
 
 __all__ = ["FileRecovery", "RecoveryReport", "recover"]
@@ -133,7 +134,7 @@ def _file_summary(path: Path):
     """(summary, rosbag2 record, damaged chunks, problems) for a file whose summary opens
     and passes its CRC; (None, None, [], []) otherwise. Every chunk is decoded and checked."""
     try:
-        summary = _load_summary(path, path.parent)
+        summary = load_summary(path, path.parent)
     except IncompleteBagFileError:
         return None, None, [], []
     try:
