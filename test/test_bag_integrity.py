@@ -168,12 +168,17 @@ def test_recover_makes_it_whole_and_leaves_no_reserve(killed_split_bag, tmp_path
     bag = tmp_path / src.name
     shutil.copytree(src, bag)
     assert (bag / ".disk_reserve").exists()  # the recorder's closing reserve, left by the kill
-    report = recover(bag)
+    code, _out, _err = _cli(["qa", str(bag)])  # judged incomplete: a fail verdict in qa.json
+    assert code == 1 and (bag / "qa.json").exists()
+    code, out, err = _cli(["recover", "-q", str(bag)])
+    assert code == 0, err
     assert not (bag / ".disk_reserve").exists()
     assert sorted(_listed(bag)) == sorted(present)
     assert check_bag(bag, verify_chunks=True).status == COMPLETE
     n = sum(1 for _m in BagReader(bag).messages())
-    assert n == report.message_count > 0
+    assert n == BagReader(bag).metadata.message_count > 0 and f": {n} messages" in out
+    # the verdict of the incomplete bag is set aside, not left to keep the episode out of an export
+    assert not (bag / "qa.json").exists() and (bag / "qa.json.orig").exists() and "qa.json.orig" in out
     code, _out, err = _cli(["info", str(bag)])
     assert code == 0, err
 

@@ -21,8 +21,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     "were recovered per topic and per file. Intact files are left untouched, so running it "
                     "twice is harmless. A file whose channel (or schema) definitions were all damaged takes "
                     "them from the bag's other files when those agree. The recorder's leftover "
-                    ".recording.lock and .disk_reserve are removed (not data). A FOLDER is searched for bags (directories holding .mcap files): "
-                    "recover a whole output directory in one call.",
+                    ".recording.lock and .disk_reserve are removed (not data); a qa.json that judged the bag "
+                    "before the recovery is moved to qa.json.orig (run `robot-capture qa` again). A FOLDER "
+                    "is searched for bags (directories holding .mcap files): recover a whole output "
+                    "directory in one call.",
         epilog="Exit status: 0 recovered (or already intact), 2 not a bag / no bag found, 1 other error "
                "(with several bags: the worst).")
     p.add_argument("bags", nargs="+", metavar="BAG", help="bag directories, or folders holding bags")
@@ -94,8 +96,9 @@ def run(args) -> int:
             rc = max(rc, 1)
             continue
         reports.append(report)
+        aside = _set_aside_verdict(bag, report)
         if not args.json:
-            _say(bar, report.format(), out=sys.stdout)
+            _say(bar, report.format() + (f"\n  {aside}" if aside else ""), out=sys.stdout)
     if bar is not None:
         bar.close()
     if args.json:
@@ -104,6 +107,32 @@ def run(args) -> int:
     if len(bags) > 1:
         print(f"{len(reports)} of {len(bags)} bags recovered or intact", file=sys.stderr)
     return rc
+
+
+def _set_aside_verdict(bag: Path, report) -> str:
+    """Move ``<bag>/qa.json`` to ``qa.json.orig`` when it judged the bag before this recovery:
+    a file was rebuilt or set aside, or the verdict's ``bag`` finding said incomplete, damaged or
+    unreadable (issue 23: the stale "run recover" fail would otherwise keep the recovered episode
+    out of the export). Returns the line saying so, or ""."""
+    from robot_capture.episodes.verdict import VERDICT_FILENAME, read_verdict
+
+    path = bag / VERDICT_FILENAME
+    if not path.is_file():
+        return ""
+    try:
+        v = read_verdict(bag)
+    except (OSError, ValueError):
+        v = None
+    changed = any(f.status != "intact" for f in report.files)
+    if not changed and v is not None and not any(f.check == "bag" for f in v.findings):
+        return ""
+    dest = path.with_name(VERDICT_FILENAME + ".orig")
+    i = 1
+    while dest.exists():
+        dest = path.with_name(f"{VERDICT_FILENAME}.orig.{i}")
+        i += 1
+    os.replace(path, dest)
+    return f"QA verdict of the bag before recovery moved to {dest.name}: run `robot-capture qa {bag}`"
 
 
 def _say(bar, text: str, out=None) -> None:
