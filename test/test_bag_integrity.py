@@ -349,3 +349,29 @@ def test_recover_does_not_borrow_a_definition_the_other_files_disagree_on(tmp_pa
     assert first.status == "unreadable" and not first.borrowed  # the ids disagree: nothing borrowed
     got = {(m.topic, m.log_time_ns, m.data) for m in BagReader(bag).messages()}
     assert got == orig - lost  # the other files whole, nothing under a wrong topic
+
+
+def test_a_bag_being_recorded_is_recording_not_incomplete(tmp_path):
+    """The live lock wins: a bag whose writer is open (files without footer, split files that
+    metadata.yaml does not list yet) is 'being recorded', and nothing calls it incomplete."""
+    from robot_capture.bag import BagWriter, WriterOptions
+
+    bag = tmp_path / "live"
+    w = BagWriter(bag, WriterOptions(chunk_size=4096, background_flush=False))
+    try:
+        w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+        w.write("/joint_states", bytes(64), 1_700_000_000_000_000_000)
+        w.split()
+        w.write("/joint_states", bytes(64), 1_700_000_001_000_000_000)
+        assert check_bag(bag).status == "recording"
+        with pytest.raises(IncompleteBagFileError) as exc:
+            BagReader(bag)
+        assert "being recorded right now" in str(exc.value) and "incomplete" not in str(exc.value)
+        code, out, err = _cli(["info", str(bag)])
+        assert code == 0 and "being recorded right now" in out, (out, err)
+        code, out, err = _cli(["export", str(bag), "--out", str(tmp_path / "ds"), "--no-progress", "--json"])
+        (res,) = json.loads(out)["results"]
+        assert res["status"] == "skipped" and "being recorded" in res["reason"]
+    finally:
+        w.close()
+    assert check_bag(bag, verify_chunks=True).status == COMPLETE
