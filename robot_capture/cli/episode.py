@@ -1,7 +1,9 @@
 """``robot-capture episode ACTION``: drive the recorder's episodes from a shell (pure rclpy).
 
 Works in the pip install (no ``ros2`` command needed); every action is one recorder
-service (``robot_capture.console.commands``). ``purge`` works on the folder directly.
+command (``robot_capture.console.commands``), sent on the recorder's local socket when one
+listens (``robot_capture.console.local_socket``, no DDS discovery), else through its service
+(rclpy). ``purge`` works on the folder directly.
 """
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ def _common(p) -> None:
     p.add_argument("--station", default="",
                    help="station namespace (up --station / station:=; default: none, the root namespace)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the recorder (default: 10)")
+    p.add_argument("--transport", choices=("auto", "socket", "dds"), default="auto",
+                   help="auto: the recorder's local socket, else its services over DDS (default: auto)")
 
 
 def add_parser(sub):
@@ -113,33 +117,52 @@ def run(args) -> int:
         return 2
     if args.action == "purge":
         return _purge(args)
-    from robot_capture.console.text import status_lines
-    from robot_capture.floor.client import EpisodeClient, EpisodeClientError
+    from robot_capture.floor.client import EpisodeClientError
 
-    cmd = ACTIONS[args.action][0]
+    name = recorder_name(args.recorder, args.station)
     try:
-        with EpisodeClient(recorder_name(args.recorder, args.station), timeout_s=args.timeout,
-                           discovery_timeout_s=args.timeout, node_name="episode_cli") as client:
-            if cmd == "status":
-                s = client.status()
-                if args.json:
-                    import json
+        if args.transport != "dds":
+            from robot_capture.console.local_socket import LocalSocketUnavailable
+            from robot_capture.floor.client import SocketEpisodeClient
 
-                    print(json.dumps(s, indent=1))
-                else:
-                    print("\n".join(status_lines(s)))
-                return 0
-            if cmd == "start":
-                labels = {k: getattr(args, k) for k in ("task", "operator", "scene", "notes")
-                          if getattr(args, k) is not None}
-                print(client.start_episode(force=args.force, **labels))
-                return 0
-            if cmd == "relabel":
-                labels = {k: getattr(args, k) for k in ("task", "operator", "scene", "notes", "success")}
-                print(client.command("relabel", **labels))
-                return 0
-            print(client.command(cmd))
-            return 0
+            try:
+                return _verb(SocketEpisodeClient(name, timeout_s=args.timeout), args)
+            except LocalSocketUnavailable as exc:  # nothing was sent: the services may serve it
+                if args.transport == "socket":
+                    raise EpisodeClientError(f"no recorder on its local socket ({exc}); is it running on "
+                                             "this machine, as this user, on this ROS_DOMAIN_ID?") from None
+        from robot_capture.floor.client import EpisodeClient
+
+        with EpisodeClient(name, timeout_s=args.timeout, discovery_timeout_s=args.timeout,
+                           node_name="episode_cli") as client:
+            return _verb(client, args)
     except EpisodeClientError as exc:
         print(f"robot-capture episode {args.action}: {exc}", file=sys.stderr)
         return 1
+
+
+def _verb(client, args) -> int:
+    """Run the action on ``client`` (EpisodeClient or SocketEpisodeClient) and print its answer."""
+    cmd = ACTIONS[args.action][0]
+    if cmd == "status":
+        s = client.status()
+        if args.json:
+            import json
+
+            print(json.dumps(s, indent=1))
+        else:
+            from robot_capture.console.text import status_lines
+
+            print("\n".join(status_lines(s)))
+        return 0
+    if cmd == "start":
+        labels = {k: getattr(args, k) for k in ("task", "operator", "scene", "notes")
+                  if getattr(args, k) is not None}
+        print(client.start_episode(force=args.force, **labels))
+        return 0
+    if cmd == "relabel":
+        labels = {k: getattr(args, k) for k in ("task", "operator", "scene", "notes", "success")}
+        print(client.command("relabel", **labels))
+        return 0
+    print(client.command(cmd))
+    return 0

@@ -1,4 +1,5 @@
-"""The recorder node's console shell: the episode manager's services, Joy buttons, state topic.
+"""The recorder node's console shell: the episode manager's services, Joy buttons, state topic,
+and the same commands on a local Unix socket (``robot_capture.console.local_socket``).
 
 A mixin of :class:`robot_capture.nodes.recorder_node.RecorderNode` (which documents the
 services and parameters); the logic is ROS-free in :mod:`robot_capture.console`. Kept apart
@@ -8,13 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import deque
+from concurrent.futures import Future, TimeoutError as FutureTimeout
 
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from robot_capture.console.commands import SERVICES, CommandError, JoyMapper, load_joy_map
+from robot_capture.console.commands import SERVICES, CommandError, JoyMapper, check_command, load_joy_map
 from robot_capture.console.manager import EpisodeManager, ManagerConfig, next_task
 from robot_capture.console.owner import OutputLock, duplicates
 
@@ -100,6 +103,72 @@ class ConsoleShell:
                 self._joy_problem = ""
                 self.create_subscription(Joy, self._joy.map.topic, self._on_joy, 10)
         self.create_timer(1.0 / max(0.5, float(p("console_rate_hz"))), self.console_tick)
+        self._start_local_socket()
+
+    # ------------------------------------------------------------------ local socket
+    def _start_local_socket(self) -> None:
+        """Serve the console commands on the local socket too (a warning, never a failure, if not)."""
+        from robot_capture.console.local_socket import LocalCommandServer, socket_path
+
+        self._local_queue: deque = deque()  # (Request, Future) from the socket's threads
+        self._local_gc = self.create_guard_condition(self._serve_local)
+        try:
+            domain = self.context.get_domain_id()
+        except Exception:  # noqa: BLE001 - older rclpy: the environment, as rcl reads it
+            domain = None
+        path = socket_path(self.get_fully_qualified_name(), domain)
+        self._local = LocalCommandServer(path, self._submit_local)
+        try:
+            self._local.start()
+        except OSError as exc:
+            self._local = None
+            self.get_logger().warning(f"console commands on the services only, no local socket: {exc}")
+            return
+        self.get_logger().info(f"console commands also on {path}")
+
+    def _submit_local(self, req) -> tuple[bool, str, str]:
+        """In a socket thread: hand ``req`` to the executor, wait for its answer (``req.timeout_s``)."""
+        fut: Future = Future()
+        self._local_queue.append((req, fut))
+        self._local_gc.trigger()
+        try:
+            return fut.result(timeout=req.timeout_s)
+        except FutureTimeout:
+            if fut.cancel():  # not started: it never runs
+                return False, f"not run: the recorder was busy for {req.timeout_s:g} s", "command"
+            return fut.result()  # started meanwhile: its answer
+
+    def _serve_local(self) -> None:
+        """In the executor: run the queued socket requests, one by one, as the services would."""
+        while self._local_queue:
+            req, fut = self._local_queue.popleft()
+            if fut.set_running_or_notify_cancel():
+                fut.set_result(self._run_local(req))
+
+    def _run_local(self, req) -> tuple[bool, str, str]:
+        if req.set:
+            try:
+                results = self.set_parameters([Parameter(k, value=v) for k, v in req.set.items()])
+            except Exception as exc:  # noqa: BLE001 - undeclared or wrongly typed: the reply says so
+                return False, f"recorder rejected parameters: {exc}", "set"
+            bad = [(k, r.reason) for k, r in zip(req.set, results) if not r.successful]
+            if bad:
+                return False, f"recorder rejected parameters: {bad}", "set"
+        try:
+            return True, str(self.command(check_command(req.command))), "command"
+        except Exception as exc:  # noqa: BLE001 - as the services: errors are replies, never raised
+            return False, str(exc), "command"
+
+    def destroy_node(self) -> None:
+        """Close the local socket (queued requests are answered "shutting down"), then the node."""
+        local, self._local = getattr(self, "_local", None), None
+        if local is not None:
+            local.close()
+        while getattr(self, "_local_queue", None):
+            _req, fut = self._local_queue.popleft()
+            if fut.set_running_or_notify_cancel():
+                fut.set_result((False, "not run: the recorder is shutting down", "command"))
+        super().destroy_node()
 
     def command(self, cmd: str) -> str:
         """Run one console command (``robot_capture.console.commands``); returns the reply.
