@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.10-3.12 with venv, gcc, Python headers):
 #   make demo   set up .venv, then run the simulated training floor on a real clip
-#   make test   set up .venv, then run the test suite
+#   make test   set up .venv (and, as root with apt-get, Debian's chromium for the two
+#               headless-browser tests), then run the test suite
 # The venv installs robot_capture non-editable with the [ros] (ROS 2 wheels from
 # PyPI) and [test] extras. On a real ROS install use colcon instead (see README).
 VENV ?= .venv
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.robot_capture-installed
 SOURCES := setup.py setup.cfg package.xml $(shell find robot_capture launch config -type f -not -name '*.pyc' -not -name '*.so' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean test-lerobot
+.PHONY: demo test venv bench clean test-lerobot venv-jazzy test-jazzy browser
 
 venv: $(STAMP)
 
@@ -20,13 +21,52 @@ $(STAMP): $(SOURCES)
 	$(PY) -m pip install --quiet '.[ros,test]'
 	touch $(STAMP)
 
+# The same package on ROS 2 Jazzy (most floors run it): the ros-jazzy-* wheels from PyPI
+# (rclpy 7.1.6, Fast DDS 2.14) instead of the [ros] extra's Kilted ones, in .venv-jazzy.
+# test-jazzy runs the ROS-facing tests there (recorder, player, console, retarget node, floor);
+# .ci/run runs it after `make test`.
+VENV_JAZZY ?= .venv-jazzy
+PY_JAZZY := $(VENV_JAZZY)/bin/python
+STAMP_JAZZY := $(VENV_JAZZY)/.robot_capture-installed
+JAZZY_WHEELS := 'ros-jazzy-rclpy[fastrtps]==7.1.6' ros-jazzy-rmw-fastrtps-cpp ros-jazzy-std-msgs \
+	ros-jazzy-std-srvs ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs ros-jazzy-trajectory-msgs \
+	ros-jazzy-diagnostic-msgs ros-jazzy-visualization-msgs ros-jazzy-rosgraph-msgs
+JAZZY_TESTS ?= test/test_recorder_node.py test/test_player.py test/test_console_node.py \
+	test/test_episode_socket.py test/test_retarget_node.py test/test_floor_graph.py test/test_e2e_floor.py
+
+venv-jazzy: $(STAMP_JAZZY)
+
+$(STAMP_JAZZY): $(SOURCES)
+	test -x $(PY_JAZZY) || $(PYTHON) -m venv $(VENV_JAZZY)
+	$(PY_JAZZY) -m pip install --quiet --upgrade pip
+	$(PY_JAZZY) -m pip install --quiet '.[test]' $(JAZZY_WHEELS)
+	$(PY_JAZZY) -c "import rclpy, importlib.metadata as m; print('jazzy venv: rclpy', m.version('ros-rclpy'))"
+	touch $(STAMP_JAZZY)
+
+test-jazzy: $(STAMP_JAZZY)
+	$(VENV_JAZZY)/bin/pytest -n 2 --dist loadgroup $(JAZZY_TESTS) $(PYTEST_ARGS)
+
 demo: $(STAMP)
 	$(VENV)/bin/robot-capture demo
 
 # pytest (not `python -m pytest`) so that the installed package, with its built
 # C extension, is what the tests import.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# The browser tests (web console, QA report) drive Debian's headless Chromium through Playwright
+# (never `playwright install`: no browser download). Installed here when missing and we may
+# (root, apt-get); elsewhere those tests skip and say why (test/_browser.py).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make: installing Debian's chromium for the browser tests (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || { echo "make: apt-get install chromium failed: see above" >&2; exit 1; }; \
+	else \
+	  echo "make: no $(CHROMIUM), and installing it needs root and apt-get: the 2 browser tests will skip"; \
+	fi
 
 # LeRobot verification of the exporter (issue 10), offline, in its own venv (.venv-lerobot:
 # lerobot 0.4.4 + torch 2.14.1, several GB): record the demo, export it, then lerobot loads it,
@@ -52,4 +92,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/qa_bench.py
 
 clean:
-	rm -rf build *.egg-info $(VENV) .venv-lerobot
+	rm -rf build *.egg-info $(VENV) $(VENV_JAZZY) .venv-lerobot

@@ -13,11 +13,12 @@ the recorder) serves the module:
   "floor ready" line and status lines, keeps running when the (optional) camera is killed,
   and exits 1 when a required node (retarget) is killed at the end;
 * ``test_web_console_in_headless_chromium``: Debian's chromium (Playwright, no browser
-  download): the tally turns red on start, a click on "success" stops with that label, a
-  hostile task from the form is refused and changes nothing, a killed camera stream shows
-  not ready within 3 s; a request without the token on a non-loopback bind gets 401 and
-  changes nothing. Saves ``console_session.png`` (test artifact; docs/console.png comes from a
-  real session, not from a test's temporary folder).
+  download; skipped, saying why, only where it is not installed): the tally turns red on
+  start, a click on "success" stops with that label, a hostile task from the form is refused
+  and changes nothing, a killed camera stream shows not ready (the time it took is printed); a
+  request without the token on a non-loopback bind gets 401 and changes nothing. Saves
+  ``console_session.png`` (test artifact; docs/console.png comes from a real session, not from
+  a test's temporary folder).
 """
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ import _browser
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor"), pytest.mark.timeout(300)]
 
-CHROMIUM = _browser.CHROMIUM
+# a bound for the page to show a state change on a starved machine, never a speed figure
+UI_WAIT_MS = 30_000
 
 
 def _exe() -> str:
@@ -138,6 +140,12 @@ def _wait(client, pred, timeout=15.0):
         client.spin_for(0.2)
         s = client.status()
     return s
+
+
+def _recording_for(client, seconds: float) -> None:
+    """Wait (on the recorder's state, not a sleep) until the open episode is ``seconds`` long."""
+    s = _wait(client, lambda s: s["state"] == "recording" and s["elapsed_s"] >= seconds, timeout=60.0)
+    assert s["state"] == "recording" and s["elapsed_s"] >= seconds, s
 
 
 def _kept(out_dir: Path) -> list[Path]:
@@ -315,7 +323,7 @@ def _web(port, *extra):
     raise AssertionError("web console did not come up")
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)")
+@pytest.mark.skipif(bool(_browser.MISSING), reason=_browser.MISSING or "-")
 def test_web_console_in_headless_chromium(floor, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -348,19 +356,19 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
             page = browser.new_page(viewport={"width": 1100, "height": 1100})
             page.goto(f"http://127.0.0.1:{port}/")
             tally = page.locator("#tally")
-            expect(tally).to_have_class("green", timeout=15000)
+            expect(tally).to_have_class("green", timeout=UI_WAIT_MS)
             # hostile task from the form: refused with a clear reply, the task is unchanged
             task0 = client.status()["task"]
             page.fill("#task", "../../etc/passwd\u0000\u001b[2J")
             page.click("#btn-labels")
-            expect(page.locator("#reply")).to_contain_text("control characters are not allowed", timeout=10000)
+            expect(page.locator("#reply")).to_contain_text("control characters are not allowed", timeout=UI_WAIT_MS)
             assert client.status()["task"] == task0
             hostile = "<img src=x onerror=alert(1)> ../../web task"
             page.fill("#task", hostile)
             page.click("#btn-labels")
-            expect(page.locator("#reply")).to_contain_text("task=", timeout=10000)
+            expect(page.locator("#reply")).to_contain_text("task=", timeout=UI_WAIT_MS)
             assert _wait(client, lambda s: s["task"] == hostile)["task"] == hostile
-            expect(page.locator("#current")).to_contain_text(hostile, timeout=10000)
+            expect(page.locator("#current")).to_contain_text(hostile, timeout=UI_WAIT_MS)
             assert page.locator("img").count() == 0  # shown as text, never as HTML
             page.fill("#task", "pour water")
             page.fill("#notes", "left hand, cup on the mark")
@@ -368,36 +376,37 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
             assert _wait(client, lambda s: s["task"] == "pour water")["task"] == "pour water"
             # a first episode through the page (so the screenshot shows counters and its QA verdict)
             page.click("#btn-toggle")
-            expect(tally).to_have_class("red", timeout=10000)
-            page.wait_for_timeout(1000)
+            expect(tally).to_have_class("red", timeout=UI_WAIT_MS)
+            _recording_for(client, 1.0)
             page.click("#btn-failure")
-            expect(page.locator("#last")).to_contain_text("failure", timeout=10000)
-            expect(tally).to_have_class("green", timeout=10000)
+            expect(page.locator("#last")).to_contain_text("failure", timeout=UI_WAIT_MS)
+            expect(tally).to_have_class("green", timeout=UI_WAIT_MS)
             # start -> red; click success -> stopped with that label
             page.click("#btn-toggle")
-            expect(tally).to_have_class("red", timeout=10000)
-            page.wait_for_timeout(1500)
+            expect(tally).to_have_class("red", timeout=UI_WAIT_MS)
+            _recording_for(client, 1.5)
+            expect(tally).to_have_attribute("data-state", "recording", timeout=UI_WAIT_MS)
             shot = _browser.screenshot(page)
             (tmp_path / "console_session.png").write_bytes(shot)
             page.click("#btn-success")
-            expect(tally).not_to_have_class("red", timeout=10000)
+            expect(tally).not_to_have_class("red", timeout=UI_WAIT_MS)
             s = _wait(client, lambda s: s["state"] == "review")
             bag = Path(s["last"]["path"])
             ep = load_episode(bag)
             assert ep.success is True and ep.task == "pour water" and bag.parent == out_dir.resolve()
-            expect(page.locator("#last")).to_contain_text("success", timeout=10000)
-            # a stream killed mid-session shows as not ready within 3 s
+            expect(page.locator("#last")).to_contain_text("success", timeout=UI_WAIT_MS)
+            # a stream killed mid-session shows as not ready
             os.kill(up.pid("camera_head"), signal.SIGKILL)
             end = time.monotonic() + 10
             while "node camera_head exited unexpectedly" not in up.text() and time.monotonic() < end:
                 time.sleep(0.05)
             t_kill = time.monotonic()
-            expect(tally).to_have_class("amber", timeout=3000)
+            expect(tally).to_have_class("amber", timeout=UI_WAIT_MS)
             expect(page.locator('#streams tr[data-topic="/camera/head/image_raw"]')).not_to_have_attribute(
-                "data-status", "ok", timeout=3000)
-            took = time.monotonic() - t_kill
+                "data-status", "ok", timeout=UI_WAIT_MS)
+            took = time.monotonic() - t_kill  # a figure, not asserted (issue 8's 3 s: benchmarks, not tests)
             print(f"killed camera stream shown as not ready after {took:.2f} s")
-            expect(page.locator("#tally-why")).to_contain_text("/camera/head/image_raw silent", timeout=3000)
+            expect(page.locator("#tally-why")).to_contain_text("/camera/head/image_raw silent", timeout=UI_WAIT_MS)
             browser.close()
         assert len(shot) > 10_000
     finally:

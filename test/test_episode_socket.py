@@ -219,7 +219,7 @@ def test_episode_verbs_over_the_socket_and_over_dds_answer_the_same(recorder):
     from robot_capture.episodes import load_episode
 
     out, path, proc, log = recorder
-    r = "--recorder", "sockrec"
+    r = "--recorder", "sockrec", "--timeout", "60"  # a bound for a starved machine, not a speed figure
     for transport in ("socket", "dds"):
         t = "--transport", transport
         code, so, se = _verb("start", *r, *t, "--task", f"pick {transport}", "--operator", "alice")
