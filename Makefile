@@ -31,8 +31,9 @@ STAMP_JAZZY := $(VENV_JAZZY)/.robot_capture-installed
 JAZZY_WHEELS := 'ros-jazzy-rclpy[fastrtps]==7.1.6' ros-jazzy-rmw-fastrtps-cpp ros-jazzy-std-msgs \
 	ros-jazzy-std-srvs ros-jazzy-sensor-msgs ros-jazzy-geometry-msgs ros-jazzy-trajectory-msgs \
 	ros-jazzy-diagnostic-msgs ros-jazzy-visualization-msgs ros-jazzy-rosgraph-msgs
-JAZZY_TESTS ?= test/test_recorder_node.py test/test_player.py test/test_console_node.py \
-	test/test_episode_socket.py test/test_retarget_node.py test/test_floor_graph.py test/test_e2e_floor.py
+JAZZY_TESTS ?= test/test_recorder_node.py test/test_recorder_node_crash.py test/test_player.py \
+	test/test_console_node.py test/test_console_floor.py test/test_episode_socket.py \
+	test/test_retarget_node.py test/test_dds_profile.py test/test_floor_graph.py test/test_e2e_floor.py
 
 venv-jazzy: $(STAMP_JAZZY)
 
