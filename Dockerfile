@@ -33,7 +33,7 @@ RUN pip3 install "mcap>=1.1" "mcap-ros2-support>=0.5" "rosbags>=0.9.20" "pydanti
         "pyarrow>=14" "av>=14" "zlib-ng>=0.4" pandas \
     # test-only packages of the [test] extra (Ray cluster, web console, fuzz tests). Ubuntu
     # 24.04 ships chromium only as a snap, which docker cannot run: the two headless-browser
-    # tests skip in this image (they need /usr/bin/chromium; .ci/run installs Debian's)
+    # tests skip in this image, saying why (they need /usr/bin/chromium; `make test` installs Debian's)
     && pip3 install hypothesis playwright "ray>=2.9" "starlette>=0.37" "uvicorn>=0.29" httpx
 
 WORKDIR /ws

@@ -49,7 +49,7 @@ def _common(p) -> None:
                    help="station namespace (up --station / station:=; default: none, the root namespace)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the recorder (default: 10)")
     p.add_argument("--transport", choices=("auto", "socket", "dds"), default="auto",
-                   help="auto: the recorder's local socket, else its services over DDS (default: auto)")
+                   help="auto: the recorder's local socket, else its services over DDS")
 
 
 def add_parser(sub):
