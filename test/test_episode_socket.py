@@ -182,8 +182,13 @@ def _exe() -> str:
 
 
 def _verb(*args, timeout_s=120):
-    """`robot-capture episode ARGS` as a user runs it -> (exit code, stdout, stderr)."""
-    p = subprocess.run([_exe(), "episode", *args], capture_output=True, text=True, timeout=timeout_s)
+    """`robot-capture episode ARGS` as a user runs it -> (exit code, stdout, stderr).
+
+    Its DDS participant (the fallback) uses UDP only: on this shared machine Fast DDS
+    shared-memory ports locked by killed processes have left a fresh participant unanswered
+    (issue 23, "a recorder after a SIGKILL"; its fix is the recorder's, not this transport's)."""
+    env = dict(os.environ, FASTDDS_BUILTIN_TRANSPORTS="UDPv4")
+    p = subprocess.run([_exe(), "episode", *args], capture_output=True, text=True, timeout=timeout_s, env=env)
     return p.returncode, p.stdout.strip(), p.stderr.strip()
 
 
