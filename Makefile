@@ -58,7 +58,8 @@ test: $(STAMP) browser
 # The browser tests (web console, QA report) drive Debian's headless Chromium through Playwright
 # (never `playwright install`: no browser download). Installed here when missing and we may
 # (root, apt-get); elsewhere those tests skip and say why (test/_browser.py).
-CHROMIUM ?= /usr/bin/chromium
+# ROBOT_CAPTURE_CHROMIUM names another Chromium build for the tests (nothing is installed then).
+CHROMIUM ?= $(if $(ROBOT_CAPTURE_CHROMIUM),$(ROBOT_CAPTURE_CHROMIUM),/usr/bin/chromium)
 browser:
 	@if [ -x $(CHROMIUM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import shutil
 
-CHROMIUM = "/usr/bin/chromium"
+#: Debian's Chromium; ``ROBOT_CAPTURE_CHROMIUM`` names another Chromium build (e.g. a CI runner's)
+CHROMIUM = os.environ.get("ROBOT_CAPTURE_CHROMIUM") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  # a loaded machine must not make Chromium throttle or skip the page's work: timers
                  # (SSE reconnects, renders) and frames keep running although nobody looks at the page
