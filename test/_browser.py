@@ -43,9 +43,18 @@ def require_chromium() -> None:
         pytest.skip(MISSING)
 
 
+#: Playwright's ``expect`` waits this long by default (its own default, 5 s, is a lucky moment on a
+#: starved machine); a bound, never a speed figure
+EXPECT_TIMEOUT_MS = 30_000
+
+
 def launch(playwright):
-    """Launch Debian's Chromium headless, with the flags this machine needs."""
+    """Launch Debian's Chromium headless, with the flags this machine needs; ``expect`` then
+    waits up to :data:`EXPECT_TIMEOUT_MS` for page state unless a test says otherwise."""
+    from playwright.sync_api import expect
+
     require_chromium()
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
 
 

@@ -10,7 +10,6 @@ fits a 412 px phone. Every wait is on the page's state (Playwright's ``expect``)
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 from _console_fake import READY, FakeBridge, LiveServer
@@ -19,8 +18,7 @@ import _browser
 from robot_capture.console.commands import load_key_map
 from robot_capture.console.web import build_app
 
-pytestmark = [pytest.mark.skipif(not Path(_browser.CHROMIUM).exists(),
-                                 reason="needs Debian's chromium (.ci/run installs it)"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.skipif(bool(_browser.MISSING), reason=_browser.MISSING or "-"), pytest.mark.timeout(300)]
 
 STREAMS = [
     {"topic": "/joint_states", "name": "robot joint state", "expected_hz": 500.0, "rate_hz": 498.7, "age_s": 0.0,
