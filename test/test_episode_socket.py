@@ -243,8 +243,13 @@ def test_episode_verbs_over_the_socket_and_over_dds_answer_the_same(recorder):
     # refusals: the same text on both transports
     answers = {}
     for transport in ("socket", "dds"):
-        answers[transport] = [_verb(*v, *r, "--transport", transport)[::2]
-                              for v in (("discard",), ("stop",), ("relabel",))]
+        answers[transport] = []
+        for v in (("discard",), ("stop",), ("relabel",)):
+            res = _verb(*v, *r, "--transport", transport)
+            if res[0] < 0:  # the rclpy CLI died of a signal at exit (seen once: SIGSEGV in the DDS
+                print(f"{transport} {v}: killed by signal {-res[0]}, once more")  # teardown); refusals are idempotent
+                res = _verb(*v, *r, "--transport", transport)
+            answers[transport].append(res[::2])
     assert answers["socket"] == answers["dds"], answers
     assert all(code == 1 and err for code, err in answers["socket"]), answers
     assert "socket" in log.read_text()  # the recorder said where it listens
