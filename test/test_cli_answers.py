@@ -201,3 +201,12 @@ def test_an_unhandled_os_error_is_one_line_in_words(capsys, monkeypatch):
     monkeypatch.setattr(info, "run", boom)
     rc, err = _run(capsys, "info", "whatever")
     assert rc == 1 and _one_line(err) == "robot-capture info: /data/x: No such file or directory"
+
+
+@pytest.mark.parametrize("argv", [["episode", "status", "--station", "a b"], ["episode", "start", "--recorder", "re-c"],
+                                  ["console", "--keys", "--station", "a b"]])
+def test_an_invalid_station_or_recorder_name_is_one_line_before_rclpy(argv, capsys):
+    """`--station 'a b'` reached rclpy's create_client and died with InvalidServiceNameException."""
+    rc, err = _run(capsys, *argv)
+    assert rc == 2, err
+    assert "not a valid ROS name" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

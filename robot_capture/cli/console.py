@@ -68,7 +68,12 @@ def run(args) -> int:
             return 2
     from robot_capture.console.bridge import RecorderBridge
 
-    bridge = RecorderBridge(recorder_name(args.recorder, args.station), timeout_s=args.timeout,
+    try:
+        name = recorder_name(args.recorder, args.station)
+    except ValueError as exc:
+        print(f"robot-capture console: {exc}", file=sys.stderr)
+        return 2
+    bridge = RecorderBridge(name, timeout_s=args.timeout,
                             node_name="console_web" if args.web else "console_keys")
     try:
         if args.keys:

@@ -83,9 +83,19 @@ def add_parser(sub):
 
 
 def recorder_name(recorder: str, station: str) -> str:
-    if recorder:
-        return "/" + recorder.strip("/")
-    return f"/{station.strip('/')}/recorder" if station.strip("/") else "/recorder"
+    """The recorder's fully qualified node name from ``--recorder`` or ``--station``.
+
+    Raises:
+        ValueError: not a valid ROS name (one line naming the flag), before rclpy sees it.
+    """
+    from robot_capture.config_schema import ros_name_problem
+
+    flag, name = ("--recorder", "/" + recorder.strip("/")) if recorder else (
+        "--station", f"/{station.strip('/')}/recorder" if station.strip("/") else "/recorder")
+    problem = ros_name_problem(name)
+    if problem:
+        raise ValueError(f"{flag} {recorder or station!r}: not a valid ROS name ({name} {problem})")
+    return name
 
 
 def _purge(args) -> int:
@@ -119,7 +129,11 @@ def run(args) -> int:
         return _purge(args)
     from robot_capture.floor.client import EpisodeClientError
 
-    name = recorder_name(args.recorder, args.station)
+    try:
+        name = recorder_name(args.recorder, args.station)
+    except ValueError as exc:
+        print(f"robot-capture episode {args.action}: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.transport != "dds":
             from robot_capture.console.local_socket import LocalSocketUnavailable
