@@ -67,7 +67,14 @@ def _record_and_play_env(monkeypatch, tmp_path, cli, player_node, recorder_node)
     assert any(seen["rec"].get(v) == profile for v in graph.profiles_file_variables()), seen["rec"]
     for v in graph.DDS_USER_VARIABLES:
         os.environ.pop(v, None)
-    assert cli.main(["play", str(tmp_path), "--dds", "LARGE_DATA"]) == 0
+    from robot_capture.bag.writer import BagWriter, WriterOptions
+
+    bag = tmp_path / "bag"  # play refuses anything but a whole bag before its node starts
+    w = BagWriter(bag, WriterOptions(background_flush=False))
+    w.add_topic("/x", "std_msgs/msg/String")
+    w.write("/x", b"\x00\x01\x00\x00\x02\x00\x00\x00x\x00", 1)
+    w.close()
+    assert cli.main(["play", str(bag), "--dds", "LARGE_DATA"]) == 0
     assert seen["play"].get("FASTDDS_BUILTIN_TRANSPORTS") == "LARGE_DATA"
     assert not any(seen["play"].get(v) for v in graph.profiles_file_variables())
     # the user's own choice wins

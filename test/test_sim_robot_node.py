@@ -78,3 +78,33 @@ def test_robot_sim_exits_cleanly_on_sigterm(ros_node, sim_proc):
     code, out = stop_node(sim_proc, signal.SIGTERM)
     assert code == 0, out
     assert "Traceback" not in out, out
+
+
+def test_a_stall_advances_the_simulated_robot_by_the_whole_interval(g1_urdf):
+    """After a stall longer than the ticker's catch-up (grid points skipped), the next sample's
+    state is the robot's state at that sample's stamp: the step used to be capped at 0.1 s, so a
+    starved robot_sim lagged its own stamps (seen: 86 % of a step 1 s after it, in sample time)."""
+    import math
+
+    import rclpy
+
+    from robot_capture.nodes.robot_sim_node import RobotSimNode
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = RobotSimNode(context=ctx, parameter_overrides=[
+            rclpy.parameter.Parameter("urdf", value=str(g1_urdf)),
+            rclpy.parameter.Parameter("time_constant_s", value=0.1)])
+        node.pub.publish = lambda _m: None
+        i = node.sim.index["left_elbow_joint"]
+        q0 = float(node.sim.q[i])
+        node.sim.q_cmd[i] = q0 + 0.01  # a small step: the first-order lag, not the velocity limit
+        node._last_ns = 1_000_000_000
+        node.ticker.due = lambda _now: [(1, 1_000_000_000 + 500_000_000)]  # 0.5 s later (points skipped)
+        node._tick()
+        expected = q0 + 0.01 * (1 - math.exp(-0.5 / 0.1))
+        assert float(node.sim.q[i]) == pytest.approx(expected, abs=1e-9)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
