@@ -41,6 +41,8 @@ VERBS = {
     "export": "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)",
     "episode": "start/stop/label/discard episodes through the recorder's services",
     "console": "operator console: single keys (--keys) or a web page for the floor tablet (--web)",
+    "station": "the pre-shift check: every declared stream (rate, clock offset), robot joints, disk",
+    "config": "copy the shipped configs to a folder for editing (config init DIR)",
 }
 
 

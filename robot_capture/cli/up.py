@@ -17,8 +17,10 @@ SIGTERM shuts down in order: the recorder first, which stops the open episode at
 (metadata.yaml written), then the data sources, then the recorder finishes its QA. A node that dies is reported at once and
 the rest of the graph is shut down (unless --keep-going).
 
-Once every node runs and the recorder reports every expected stream fresh, `up` prints
-one "[up] floor ready" line; --status-every N adds a one-line status every N s (state,
+`up` prints which config files it loaded, then, once every node runs, the station check
+(`robot-capture station check`: every stream of the station contract, its rate, clock offset,
+the robot's joints, disk hours). Once the recorder reports every required stream fresh, `up`
+prints one "[up] floor ready" line (or after 60 s why not, the device first); --status-every N adds a one-line status every N s (state,
 streams fresh, episode, counters). `up` exits non-zero when a required node died.
 
 Episodes are driven from another shell (pure rclpy, works in the pip install):
@@ -62,13 +64,33 @@ def add_parser(sub):
                         "retarget node in this namespace (default: $ROBOT_CAPTURE_STATION_PROBE_S or 2.0; "
                         "0 = check this host only)")
     p.add_argument("--no-watch", action="store_true",
-                   help="do not join the ROS graph to watch the recorder (no ready/status lines)")
+                   help="do not join the ROS graph to watch the recorder (no ready/status lines, no station check)")
+    p.add_argument("--no-check", action="store_true", help="do not run the station check once the floor is up")
     return p
 
 
-def _watch(specs, status_every_s: float):
+def _station_check(contract, namespace: str):
+    """``on_up`` of the watch: run the station check in a thread and print its table."""
+    import threading
+
+    def work(sup):
+        from robot_capture.floor.station_sample import check_station
+
+        try:
+            report = check_station(contract, namespace=namespace)
+        except Exception as exc:  # noqa: BLE001 - the floor runs on without the check; say why
+            sup.log(f"station check could not run: {exc}")
+            return
+        for line in report.text().splitlines():
+            sup.log(line)
+
+    return lambda sup: threading.Thread(target=work, args=(sup,), name="station-check", daemon=True).start()
+
+
+def _watch(specs, status_every_s: float, contract=None):
     """The ready/status monitor: a RecorderBridge on the recorder's console_state, in this
-    process, with the same DDS settings as the nodes. Returns (watch, bridge) or (None, None)."""
+    process, with the same DDS settings as the nodes; with a ``contract``, the station check once
+    the floor is up. Returns (watch, bridge) or (None, None)."""
     import os
 
     from robot_capture.floor.graph import DDS_ENV_VARS
@@ -88,7 +110,8 @@ def _watch(specs, status_every_s: float):
     except Exception as exc:  # noqa: BLE001 - no rclpy here: the floor still runs, without health lines
         print(f"[up] no ready/status lines: {exc}", file=sys.stderr)
         return None, None
-    return FloorWatch(bridge.latest, status_every_s=status_every_s), bridge
+    on_up = _station_check(contract, rec.namespace) if contract is not None else None
+    return FloorWatch(bridge.latest, status_every_s=status_every_s, on_up=on_up), bridge
 
 
 def _config_defaults() -> dict[str, str]:
@@ -138,6 +161,25 @@ def _error_text(exc: BaseException) -> str:
     return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
 
 
+def loaded_configs(cfg: dict, specs) -> str:
+    """``[up] config: <floor.yaml> | robot: <mapping> | DDS profile: <xml>``: the files this run reads."""
+    parts = [f"config: {cfg.get('_path', '(none)')}"]
+    if cfg.get("_streams_from"):
+        parts.append(f"streams from {cfg['_streams_from']} (the config has no `streams:`)")
+    rec = next((s for s in specs if s.role == "recorder"), None)
+    if rec is not None:
+        from robot_capture.paths import resolve_robot
+
+        try:
+            parts.append(f"robot: {resolve_robot(rec.parameters.get('robot', 'g1'))}")
+        except (KeyError, FileNotFoundError):
+            pass
+        prof = next((v for k, v in rec.env.items() if k.endswith("PROFILES_FILE")), "")
+        if prof:
+            parts.append(f"DDS profile: {prof}")
+    return "[up] " + " | ".join(parts)
+
+
 def run(args) -> int:
     from robot_capture.cli.outputs import OutputPathError, check_output_dir
     from robot_capture.floor import graph, launcher
@@ -151,6 +193,7 @@ def run(args) -> int:
             print(f"robot-capture up: {problem}", file=sys.stderr)
             return 2
         specs = graph.build(cfg, overrides=overrides, sim=args.sim)
+        contract = graph.station_contract(cfg, overrides, sim=args.sim)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"robot-capture up: {_error_text(exc)}", file=sys.stderr)
         return 2
@@ -162,6 +205,7 @@ def run(args) -> int:
         except OutputPathError as exc:
             print(f"robot-capture up: {exc}", file=sys.stderr)
             return 2
+    print(loaded_configs(cfg, specs), flush=True)
     if args.dry_run:
         print(graph.describe(specs))
         return 0
@@ -180,7 +224,8 @@ def run(args) -> int:
         print(f"robot-capture up: not starting: {exc}", file=sys.stderr)
         return 2
     with claim:
-        watch, bridge = (None, None) if args.no_watch else _watch(specs, args.status_every)
+        watch, bridge = (None, None) if args.no_watch else _watch(specs, args.status_every,
+                                                                  None if args.no_check else contract)
         try:
             return launcher.run(specs, keep_going=args.keep_going, watch=watch)
         finally:

@@ -102,18 +102,17 @@ class EpisodeManager:
     Args:
         recorder: the recorder core (uses ``stats``, ``episode``, ``output_dir``,
             ``start_episode``, ``stop_episode``, ``last_episode_path``).
-        expected: topic -> expected rate (Hz) or None (``floor.graph.expected_topics``).
+        expected: the station contract's streams (``floor.contract.streams_from_params`` of the
+            recorder's ``expected_streams``), or topic -> expected rate (Hz) or None.
         config: thresholds. robot: stored as ``episode.robot``.
         clock: ``() -> ns`` (tests inject a fake).
         logger: ``info``/``warning``/``error`` (an rclpy logger works).
     """
 
-    def __init__(self, recorder, expected: Mapping[str, float | None] | None = None,
+    def __init__(self, recorder, expected: Mapping[str, float | None] | list | None = None,
                  config: ManagerConfig | None = None, robot: str = "", clock: Callable[[], int] = time.time_ns,
                  logger=None):
         self.rec = recorder
-        if expected and hasattr(recorder, "expected_hz"):  # stored in each bag and judged by the verdict at stop
-            recorder.expected_hz = dict(expected)
         self.config = config or ManagerConfig()
         self.robot = robot
         self.clock = clock
@@ -122,6 +121,11 @@ class EpisodeManager:
         self.tracker = StreamTracker(expected or {}, silent_after_s=c.silent_after_s,
                                      min_rate_fraction=c.min_rate_fraction, rate_window_s=c.rate_window_s,
                                      optional=c.optional, now_ns=clock())
+        if expected and hasattr(recorder, "expected_hz"):  # stored in each bag and judged by the verdict at stop
+            recorder.expected_hz = {t: s.expected_hz for t, s in self.tracker.states.items() if s.required}
+        if expected and hasattr(recorder, "stream_names"):  # custom_data stream/<topic>: name | role | source
+            recorder.stream_names = {t: f"{s.name or t} | {s.role} | {s.source}"
+                                     for t, s in self.tracker.states.items() if s.role}
         self.owner_problem = ""
         self.history: list[EpisodeEntry] = []
         self.current: EpisodeEntry | None = None
@@ -158,7 +162,7 @@ class EpisodeManager:
 
     def not_ready_reasons(self) -> list[str]:
         out = [self.owner_problem] if self.owner_problem else []
-        return out + [s.reason() for s in self.tracker.not_fresh()]
+        return out + self.tracker.reasons()
 
     def _say(self, level: str, msg: str) -> None:
         self.last_message = msg
@@ -239,7 +243,7 @@ class EpisodeManager:
             raise CommandError(f"episode {self.current.name} is already recording")
         # judged on the last periodic tick (4 Hz in the node), not now: a service call can be
         # served before the messages that queued while this process was not scheduled
-        reasons = [s.reason() for s in self.tracker.not_fresh()]
+        reasons = self.tracker.reasons()
         if reasons and not force:
             raise CommandError("not starting: " + "; ".join(reasons)
                                + " (start_forced / `episode start --force` records anyway and flags the episode)")

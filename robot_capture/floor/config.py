@@ -69,6 +69,40 @@ class SimSection(BaseModel):
     camera_source: str = "synthetic"
 
 
+_TOPIC = r"^/[A-Za-z_][A-Za-z0-9_/]*$"
+_TYPE = r"^[A-Za-z][A-Za-z0-9_]*/(msg/)?[A-Za-z][A-Za-z0-9_]*$"
+
+
+class StreamSection(BaseModel):
+    """One stream of the station contract (:mod:`robot_capture.floor.contract`)."""
+
+    model_config = STRICT_KEYS
+    name: str = Field(min_length=1)
+    topic: str = Field(pattern=_TOPIC)
+    type: str = Field(pattern=_TYPE)
+    rate_hz: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
+    tolerance: float = Field(0.5, gt=0, le=1)
+    required: bool = True
+    role: Literal["robot", "operator", "camera", "derived"]
+    source: str = ""
+    derived_from: list[str] = []
+    node: str = ""
+    sim: Literal["", "robot_sim", "mocap_replay"] = ""
+    for_source: Optional[Literal["exo", "vr", "direct"]] = None
+    message_bytes: int = Field(0, ge=0)
+
+
+class CheckSection(BaseModel):
+    """``robot-capture station check`` thresholds (:class:`robot_capture.floor.contract.CheckLimits`)."""
+
+    model_config = STRICT_KEYS
+    sample_s: float = Field(3.0, gt=0, le=60)
+    stamp_offset_warn_s: float = Field(0.02, gt=0)
+    stamp_offset_fail_s: float = Field(0.1, gt=0)
+    disk_warn_hours: float = Field(2.0, ge=0)
+    disk_fail_hours: float = Field(0.05, ge=0)
+
+
 class FloorConfig(BaseModel):
     """``config/floor.yaml`` (see the commented shipped file for the meaning of each key)."""
 
@@ -84,6 +118,9 @@ class FloorConfig(BaseModel):
     cameras: Optional[dict[str, Optional[CameraSection]]] = None
     parameters: Optional[dict[str, Optional[dict[str, Union[Scalar, list[Scalar]]]]]] = None
     sim: SimSection = SimSection()
+    # the station contract; None (a config from before it): the shipped floor.yaml's streams
+    streams: Optional[list[StreamSection]] = None
+    check: CheckSection = CheckSection()
 
 
 #: value types of the numeric node parameters ``parameters.<node>.<name>`` may set, by node

@@ -15,7 +15,8 @@ Config schema (see the commented ``config/floor.yaml``): ``robot``, ``output_dir
 ``episode`` {task, operator, scene, notes}, ``retarget`` {source, rate_hz},
 ``record`` {topics, compression}, ``cameras`` {name: {source, rate_hz, width, height,
 compressed}}, ``parameters`` {node name: {extra parameters}}, ``sim`` {clip, loop,
-joint_state_rate_hz, time_constant_s, camera_source}.
+joint_state_rate_hz, time_constant_s, camera_source}, ``streams`` and ``check`` (the station
+contract: :mod:`robot_capture.floor.contract` owns it; this module only hands it to the recorder).
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ EXECUTABLES = {
 _START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
 
 TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice",
-            "dds_transport", "station"}
+            "dds_transport", "station", "streams", "check"}
 # a station namespace is one ROS name token (design.ros2.org "Topic and Service name mapping")
 _STATION_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Fast DDS builtin transport sets (FASTDDS_BUILTIN_TRANSPORTS, Fast DDS >= 2.13), the
@@ -58,7 +59,6 @@ DDS_TRANSPORTS = ("DEFAULT", "DEFAULTv6", "SHM", "UDPv4", "UDPv6", "LARGE_DATA",
 DDS_PROFILE_FILE = "fastdds.xml"
 # every variable dds_environment() may set (a process that starts floor nodes clears them first)
 DDS_ENV_VARS = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
-VR_POSE_TOPICS = ("/vr/head", "/vr/left_wrist", "/vr/right_wrist")
 
 # Launch arguments shared by capture.launch.py and sim.launch.py, and by `up` as flags.
 # name -> (default, description). '' means "take it from the config file".
@@ -70,7 +70,8 @@ LAUNCH_ARGUMENTS = {
     "task": ("", "episode task label"),
     "operator": ("", "episode operator label"),
     "scene": ("", "episode scene label"),
-    "topics": ("", "topics to record, comma- or space-separated (replaces record.topics)"),
+    "topics": ("", "more topics to record, not gated, comma- or space-separated (replaces record.topics; "
+                   "the contract's streams are always recorded)"),
     "cameras": ("", "'none' to run no camera node; else comma-separated camera names to keep"),
     "nice": ("", "niceness of every node process, e.g. -5 for priority over other work (needs CAP_SYS_NICE)"),
     "dds_transport": ("", "DDS settings of every node: '' = the shipped Fast DDS profile config/fastdds.xml "
@@ -160,6 +161,10 @@ def load_config(path: str | os.PathLike | None = None) -> dict:
         raise FileNotFoundError(f"floor config not found: {p}")
     cfg = load_yaml(p) or {}
     validate_floor(cfg, where=p.name)
+    if cfg.get("streams") is None:  # a config from before the station contract: the shipped streams
+        shipped = default_config_path()
+        cfg["streams"] = (load_yaml(shipped) or {}).get("streams") if shipped.resolve() != p.resolve() else []
+        cfg["_streams_from"] = str(shipped)
     cfg["_path"] = str(p.resolve())
     return cfg
 
@@ -384,20 +389,34 @@ def _clean_params(params: Mapping[str, Any], where: str) -> dict:
 
 def camera_topics(name: str, compressed: bool) -> tuple[str, str]:
     """(image topic, camera_info topic) of camera ``name`` per the topic contract."""
-    base = f"/camera/{name}"
-    image = f"{base}/image_raw/compressed" if compressed else f"{base}/image_raw"  # image_transport naming
-    return (image, f"{base}/camera_info")
+    from robot_capture.floor.contract import camera_streams
+
+    image, info = camera_streams(name, {"compressed": compressed}, sim=False)
+    return (image.topic, info.topic)
 
 
-def record_topics(cfg: Mapping) -> list[str]:
-    """The recorder's topic list: ``record.topics`` plus every camera's image + info topics."""
-    topics = list(split_list((cfg.get("record") or {}).get("topics")))
-    for name, cam in (cfg.get("cameras") or {}).items():
-        for t in camera_topics(name, _bool((cam or {}).get("compressed", False))):
-            if t not in topics:
-                topics.append(t)
-    return topics
+def sim_rates(cfg: Mapping) -> dict[str, float]:
+    """Rates of the simulators' streams in sim mode: ``{"robot_sim": Hz, "mocap_replay": clip Hz}``.
 
+    Raises:
+        FileNotFoundError, ValueError: the clip is missing or has no frame time.
+    """
+    simc = cfg.get("sim") or {}
+    clip = resolve_clip(str(simc.get("clip", "cmu_02_06_bend_scoop_up_lift_arm.bvh")))
+    return {"robot_sim": float(simc.get("joint_state_rate_hz", 500.0)), "mocap_replay": clip_rate_hz(clip)}
+
+
+def station_contract(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None,
+                     sim: bool = False):
+    """The :class:`robot_capture.floor.contract.Contract` of a config (path, dict or None for the
+    shipped one) with launch-argument overrides applied. Raises as :func:`build`."""
+    from robot_capture.floor.contract import build_contract
+
+    if cfg is None or isinstance(cfg, (str, os.PathLike)):
+        cfg = load_config(cfg)
+    cfg = apply_overrides(cfg, overrides)
+    where = Path(cfg["_path"]).name if cfg.get("_path") else "config"
+    return build_contract(cfg, sim=sim, sim_rates=sim_rates(cfg) if sim else None, where=where)
 
 
 def _robot_argument(robot: str) -> str:
@@ -442,6 +461,9 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
 
     validate_floor(cfg, where=where)  # with the overrides applied
     check_robot(robot, where=f"{where}: robot")
+    from robot_capture.floor.contract import build_contract
+
+    contract = build_contract(cfg, sim=sim, sim_rates=sim_rates(cfg) if sim else None, where=where)
     station = str(cfg.get("station") or "").strip().strip("/")
     if station and not _STATION_RE.match(station):
         raise ValueError(f"station {station!r}: a letter then letters, digits or '_' (a ROS namespace token)")
@@ -459,7 +481,7 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
 
     add("recorder", "recorder", {
         "output_dir": os.path.abspath(os.path.expanduser(str(cfg.get("output_dir") or "recordings"))),
-        "topics": record_topics(cfg),
+        "topics": contract.recorded_topics(),
         "task": str(episode.get("task", "")),
         "operator": str(episode.get("operator", "")),
         "scene": str(episode.get("scene", "")),
@@ -500,20 +522,15 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
     if unknown:
         raise KeyError(f"parameters for unknown nodes {sorted(unknown)}; nodes are {[s.name for s in specs]}")
     specs.sort(key=lambda s: s.start_rank)
-    # the recorder's episode manager refuses to start while one of these is not fresh
+    # the station contract: the recorder's episode manager gates on the required streams, names
+    # every stream as the contract does and stores the expected rates in each bag
     for s in specs:
         if s.role == "recorder" and "expected_streams" not in (extra.get(s.name) or {}):
-            s.parameters["expected_streams"] = expected_stream_params(specs)
+            s.parameters["expected_streams"] = [st.to_param() for st in contract.streams]
+            opt = [st.topic for st in contract.optional()]
+            if opt and "optional_streams" not in (extra.get(s.name) or {}):
+                s.parameters["optional_streams"] = opt
     return specs
-
-
-def expected_stream_params(specs: list[NodeSpec]) -> list[str]:
-    """``expected_topics(specs)`` as the recorder's ``expected_streams`` parameter: ``topic=rate``
-    (rate 0: presence only), for the topics the recorder records."""
-    rec = next((s for s in specs if s.role == "recorder"), None)
-    recorded = set(rec.parameters.get("topics") or []) if rec is not None else set()
-    return [f"{t}={float(r or 0.0):g}" for t, r in sorted(expected_topics(specs).items())
-            if not recorded or t in recorded]
 
 
 def shutdown_order(specs: list[NodeSpec]) -> list[NodeSpec]:
@@ -523,35 +540,17 @@ def shutdown_order(specs: list[NodeSpec]) -> list[NodeSpec]:
 
 
 def expected_topics(specs: list[NodeSpec]) -> dict[str, float | None]:
-    """topic -> expected rate in Hz (None: event-driven, no rate) for the graph's publishers.
+    """topic -> expected rate in Hz (None: presence only) of the required streams of the station
+    contract, as the graph handed it to the recorder (``expected_streams``); what the QA requires
+    of each bag. Empty without a recorder."""
+    from robot_capture.floor.contract import streams_from_params
 
-    Rates: retarget ``rate_hz`` (0: the input rate, known in sim only); robot_sim ``rate_hz`` for ``/joint_states``; cameras
-    ``rate_hz``; the replayed clip's frame rate for ``/exo/joint_states`` and the VR poses
-    (sim only); ``/diagnostics`` None (several publishers at 1 Hz each).
-    """
-    # /diagnostics: 1 Hz from each of several nodes (recorder, retarget): presence only
-    out: dict[str, float | None] = {"/diagnostics": None}
-    for s in specs:
-        p = s.parameters
-        if s.role == "retarget":
-            # rate_hz 0: one command per input message (sim: the clip rate, set below)
-            out["/retarget/joint_command"] = p["rate_hz"] or None
-            out["/retarget/targets"] = p["rate_hz"] or None
-        elif s.role == "robot_sim":
-            out["/joint_states"] = p["rate_hz"]
-        elif s.role == "camera":
-            img, info = camera_topics(p["name"], p["compressed"])
-            out[img] = p["rate_hz"]
-            out[info] = p["rate_hz"]
-        elif s.role == "mocap_replay":
-            r = clip_rate_hz(p["clip"])
-            out["/exo/joint_states"] = r
-            for t in VR_POSE_TOPICS:
-                out[t] = r
-    retarget = next((s for s in specs if s.role == "retarget"), None)
-    if retarget is not None and not retarget.parameters["rate_hz"] and "/exo/joint_states" in out:
-        out["/retarget/joint_command"] = out["/retarget/targets"] = out["/exo/joint_states"]
-    return out
+    rec = next((s for s in specs if s.role == "recorder"), None)
+    if rec is None:
+        return {}
+    streams = streams_from_params(rec.parameters.get("expected_streams") or [],
+                                  rec.parameters.get("optional_streams") or [])
+    return {st.topic: st.rate_hz for st in streams if st.required}
 
 
 # --------------------------------------------------------------------------- params files

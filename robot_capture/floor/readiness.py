@@ -4,7 +4,11 @@ ROS-free: :class:`FloorWatch` gets the supervisor (which nodes are alive) and a 
 callable that returns the recorder's console state (``EpisodeManager.status()`` JSON, as
 published on ``<recorder>/console_state``; ``robot-capture up`` reads it through a
 :class:`robot_capture.console.bridge.RecorderBridge`). The floor is *ready* when every node
-of the graph runs and the recorder reports every required stream fresh.
+of the graph runs and the recorder reports every required stream fresh. Once every node runs
+and the recorder answers, ``on_up(sup)`` is called once (``up`` starts the station check there,
+:mod:`robot_capture.floor.station_sample`, in a thread). The "not ready" line gives the
+recorder's reasons: the station contract's root causes, device first
+(:meth:`robot_capture.console.streams.StreamTracker.reasons`).
 """
 from __future__ import annotations
 
@@ -23,10 +27,13 @@ class FloorWatch:
         status_every_s: a status line this often (0: never).
         not_ready_after_s: say once why the floor is not ready after this long (0: never).
         clock: monotonic seconds (tests inject one).
+        on_up: ``(sup) -> None``, called once when every node runs and the recorder answers.
     """
 
-    def __init__(self, state, status_every_s: float = 0.0, not_ready_after_s: float = 60.0, clock=time.monotonic):
+    def __init__(self, state, status_every_s: float = 0.0, not_ready_after_s: float = 60.0, clock=time.monotonic,
+                 on_up=None):
         self.state = state
+        self.on_up = on_up
         self.status_every_s = float(status_every_s)
         self.not_ready_after_s = float(not_ready_after_s)
         self.clock = clock
@@ -39,6 +46,9 @@ class FloorWatch:
         now = self.clock()
         total = len(sup.children)
         alive = len(sup.alive())
+        if self.on_up is not None and alive == total and (self.state().get("state") or "offline") != "offline":
+            on_up, self.on_up = self.on_up, None
+            on_up(sup)
         if self.ready_at is None:
             s = self.state()
             streams = s.get("streams") or []

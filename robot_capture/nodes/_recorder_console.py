@@ -22,28 +22,6 @@ from robot_capture.console.manager import EpisodeManager, ManagerConfig, next_ta
 from robot_capture.console.owner import OutputLock, duplicates
 
 
-def parse_expected(entries) -> dict[str, float | None]:
-    """``["/joint_states=500", "/diagnostics"]`` -> ``{"/joint_states": 500.0, "/diagnostics": None}``.
-
-    Raises:
-        ValueError: a rate that is not a number >= 0 (the entry is named).
-    """
-    out: dict[str, float | None] = {}
-    for e in entries or []:
-        topic, _, rate = str(e).partition("=")
-        topic = topic.strip()
-        if not topic:
-            continue
-        try:
-            r = float(rate) if rate.strip() not in ("", "none", "None") else 0.0
-        except ValueError:
-            raise ValueError(f"expected_streams entry {e!r}: rate must be a number (Hz)") from None
-        if r < 0:
-            raise ValueError(f"expected_streams entry {e!r}: rate must be >= 0")
-        out[topic] = r or None
-    return out
-
-
 def _label(value) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -64,8 +42,11 @@ class ConsoleShell:
         """
         p = self._p
         self._output_lock = OutputLock(self.rec.output_dir, owner=self.get_fully_qualified_name())
-        expected = parse_expected(p("expected_streams"))
-        self.rec.expected_hz = dict(expected)  # the recorder's cheap verdict at stop judges the same streams
+        from robot_capture.floor.contract import streams_from_params
+
+        # the station contract (floor.graph sets it): the manager gates on it, names its streams, and
+        # sets the recorder's expected_hz (the cheap verdict at stop and the bag judge the same streams)
+        expected = streams_from_params(p("expected_streams"), p("optional_streams") or ())
         self.manager = EpisodeManager(
             self.rec, expected, robot=str(p("robot")), logger=self.get_logger(),
             config=ManagerConfig(stream_lost_s=float(p("stream_lost_s")), silent_after_s=float(p("silent_after_s")),

@@ -69,8 +69,9 @@ Parameters (``--ros-args -p name:=value``):
         drops from sequence gaps only: no message_lost / incompatible_qos events)
     drain_batch: 64 (after a callback, take up to this many more queued messages of the same
         subscription directly, skipping the executor's per-message overhead; 0 = off)
-    expected_streams: [] ("topic=rate_hz"; rate 0 or none = presence only; floor.graph sets them from
-        expected_topics)   optional_streams: [] (shown, never block)
+    expected_streams: [] (the station contract, one JSON stream per entry, floor.graph sets them
+        (robot_capture.floor.contract); or "topic=rate_hz", rate 0 or none = presence only)
+    optional_streams: [] (shown, never block)
     stream_lost_s: 2.0 (auto-stop)  silent_after_s: 1.0  min_rate_fraction: 0.5 (robot_capture.console.streams)
     tasks: [] (for ~/next_task)   console_rate_hz: 4.0 (stream sampling and ~/console_state)
     joy_map: "" (the shipped config/console_joy.yaml: sensor_msgs/Joy on /vr/buttons; "none" = off)

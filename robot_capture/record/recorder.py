@@ -134,6 +134,8 @@ class Recorder:
         #: ``(bag_dir) -> None`` called after every episode close (stop, disk, write error, shutdown), e.g. to
         #: queue the bag's QA (robot_capture.qa.recorder.StopVerdicts.submit); must not block; errors are logged
         self.on_closed: Callable | None = None
+        #: {topic: "name | role | source"} of the station contract; stored as custom_data stream/<topic>
+        self.stream_names: dict = {}
         self._seq = next_sequence(self.output_dir)
         self._disk_free = self._free_bytes()
 
@@ -256,6 +258,7 @@ class Recorder:
             custom = {f"episode.{k}": v for k, v in meta.items()}
             custom.update({"episode.name": name, "episode.start_time_ns": str(now_ns), "episode.success": "unknown"})
             custom.update({f"expected_hz/{t}": (f"{hz:g}" if hz else "") for t, hz in sorted(self.expected_hz.items())})
+            custom.update({f"stream/{t}": str(v) for t, v in sorted(self.stream_names.items())})
             w = self._factory(path, self.writer_options, custom)
             try:
                 self._reserve = self._make_reserve(path)
