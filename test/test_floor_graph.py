@@ -56,20 +56,22 @@ def test_recorder_records_every_expected_topic():
 def test_overrides_reach_node_parameters(tmp_path):
     specs = graph.build(None, sim=True, overrides={
         "robot": "h1", "task": "pick cup", "operator": "alice", "output_dir": str(tmp_path),
-        "topics": "/joint_states, /retarget/joint_command", "cameras": "none",
+        "topics": "/joint_states, /my/extra", "cameras": "none",
         "clip": "cmu_02_05_punch_strike.bvh", "loop": "false", "scene": ""})
     by_role = {s.role: s for s in specs}
     rec = by_role["recorder"].parameters
     assert rec["task"] == "pick cup" and rec["operator"] == "alice"
     assert rec["scene"] == "floor"  # '' means: keep the config's value
     assert rec["output_dir"] == str(tmp_path)
-    assert rec["topics"] == ["/joint_states", "/retarget/joint_command"]
+    # the contract's streams are always recorded; `topics` adds recorded, non-gated ones
+    assert rec["topics"][-1] == "/my/extra" and rec["topics"].count("/joint_states") == 1
+    assert "/my/extra" not in graph.expected_topics(specs)
     assert "camera" not in by_role
     assert by_role["retarget"].parameters["robot"] == "h1"
     assert by_role["robot_sim"].parameters["robot"] == "h1"
     assert by_role["mocap_replay"].parameters["loop"] is False
     assert by_role["mocap_replay"].parameters["clip"].endswith("cmu_02_05_punch_strike.bvh")
-    assert abs(graph.expected_topics(specs)["/vr/head"] - 1 / 0.033334) < 1e-6
+    assert abs(graph.expected_topics(specs)["/exo/joint_states"] - 1 / 0.033334) < 1e-6
 
 
 def test_compressed_camera_topics(tmp_path):
