@@ -49,8 +49,10 @@ def sample_streams(contract: Contract, sample_s: float | None = None, warmup_s: 
     from robot_capture.nodes._qos import import_message
 
     sample_s = float(sample_s or contract.check.sample_s)
+    from rclpy.signals import SignalHandlerOptions
+
     ctx = rclpy.Context()
-    rclpy.init(context=ctx)
+    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)  # `up` runs it in a thread
     node = rclpy.create_node("station_check", namespace=namespace or None, context=ctx,
                              start_parameter_services=False)
     try:
