@@ -179,5 +179,7 @@ def test_every_declared_stream_present_records_an_episode_the_qa_passes(floor):
     print(v.verdict, v.reasons)
     assert v.verdict != "fail", v.reasons
     assert not [f for f in v.findings if f.check == "presence"], v.reasons
+    assert v.metrics["streams"]["/joint_states"] == {"name": "robot joint state", "role": "robot",
+                                                     "source": "robot driver"}
     meta = yaml.safe_load((Path(bag) / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
     assert meta["custom_data"]["stream//exo/joint_states"] == "exoskeleton | operator | exoskeleton driver"

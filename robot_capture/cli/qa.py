@@ -29,6 +29,22 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def loaded_configs(args) -> str:
+    """``config: <qa.yaml> + <--config> + rig <file|name>``: the files this run's thresholds come from."""
+    from pathlib import Path
+
+    from robot_capture.qa.config import default_path
+
+    parts = [str(default_path())]
+    if args.config:
+        parts.append(str(Path(args.config).resolve()))
+    if args.rig_name:
+        parts.append(f"rig {args.rig_name}")
+    if args.rig:
+        parts.append(f"rig {Path(args.rig).resolve()}")
+    return "config: " + " + ".join(parts)
+
+
 def run(args) -> int:
     from robot_capture.config_schema import ConfigError
     from robot_capture.qa.config import load_config
@@ -36,6 +52,7 @@ def run(args) -> int:
 
     try:
         cfg = load_config(args.config, rig=args.rig, rig_name=args.rig_name)
+        print(loaded_configs(args), file=sys.stderr, flush=True)  # stderr: --json output stays JSON lines
         results = qa_paths(args.paths, cfg, write=not args.no_write, progress=env_progress() and not args.json)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         for line in str(exc).splitlines():

@@ -4,11 +4,15 @@ and :func:`qa_paths` (bags and folders, what ``robot-capture qa`` and the batch 
 Expected rates (``{topic: Hz | None}``; the topics that must be present), first found wins:
 
 1. the ``expected`` argument (e.g. ``robot_capture.floor.graph.expected_topics(specs)``);
-2. the bag itself: ``custom_data`` ``expected_hz/<topic>`` (the recorder stores what the
-   floor graph expects, :attr:`robot_capture.record.recorder.Recorder.expected_hz`);
+2. the bag itself: ``custom_data`` ``expected_hz/<topic>`` (the recorder stores the required
+   streams of the station contract, :mod:`robot_capture.floor.contract`,
+   :attr:`robot_capture.record.recorder.Recorder.expected_hz`);
 3. ``expected_hz`` of the QA config (a per-rig map in qa.yaml or the rig override file);
 4. none: a foreign bag is judged for presence on its own topics (every topic with messages)
    and for gaps against its own median intervals.
+
+The contract's names of the bag's streams (custom_data ``stream/<topic>``: name, role, source)
+go to ``metrics["streams"]`` for the report and ``info`` to show.
 
 Deterministic: the same bag and config give the same ``qa.json`` bytes.
 """
@@ -149,6 +153,11 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
         ctx.metrics["expected_source"] = source
         ctx.metrics["expected_hz"] = {t: exp[t] for t in sorted(exp)}
         ctx.metrics["topics"] = {t: data.count(t) for t in sorted(data.topics)}
+        from robot_capture.floor.contract import streams_from_custom_data
+
+        names = streams_from_custom_data(ep.custom_data)
+        if names:
+            ctx.metrics["streams"] = {t: names[t] for t in sorted(names)}
     except BaseException:
         data.close()
         raise
