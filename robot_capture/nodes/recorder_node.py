@@ -159,7 +159,7 @@ PARAM_HELP = {
     "qos_depth_large": "the same for large types (Image, CompressedImage, PointCloud2, ...)",
     "take_period_s": "small messages are polled this often by a timer, no wake-up per message (0 = callbacks)",
     "drain_batch": "after a callback, take up to this many more queued messages directly (0 = off)",
-    "expected_streams": "\"topic=rate_hz\" streams a start requires (the floor sets them)",
+    "expected_streams": "the station contract's streams (one JSON object each, or \"topic=rate_hz\"; the floor sets them)",
     "optional_streams": "streams shown, never required",
     "stream_lost_s": "a required stream silent this long stops the episode",
     "silent_after_s": "a stream is reported silent after this long",
