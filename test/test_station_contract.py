@@ -60,6 +60,16 @@ def test_old_config_without_streams_loads_and_record_topics_are_not_gated(tmp_pa
     assert "/my/force_sensor" not in expected and "/joint_states" in expected
 
 
+def test_a_contract_without_the_robot_joint_state_is_refused(tmp_path):
+    cfg = yaml.safe_load(graph.default_config_path().read_text())
+    cfg["streams"] = [s for s in cfg["streams"] if s["topic"] != "/joint_states"]
+    p = tmp_path / "floor.yaml"
+    p.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as e:
+        graph.build(graph.load_config(p))
+    assert "floor.yaml: streams: no required robot stream" in str(e.value)
+
+
 @pytest.mark.parametrize("stream, message", [
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robto"}, "streams.11.role"),
     ({"name": "x", "topic": "no slash", "type": "std_msgs/msg/Bool", "role": "robot"}, "streams.11.topic"),

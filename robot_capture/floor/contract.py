@@ -181,7 +181,9 @@ def build_contract(cfg: Mapping, sim: bool = False, sim_rates: Mapping[str, floa
         sim_rates: simulator -> Hz, e.g. ``{"robot_sim": 500, "mocap_replay": 120}``.
 
     Raises:
-        ConfigError: a topic declared twice, a ``derived_from`` topic that is not declared.
+        ConfigError: a topic declared twice, a ``derived_from`` topic that is not declared, no
+            required robot stream (the robot's joint state is gated in every mode), a warn
+            threshold of ``check`` beyond its fail threshold.
     """
     sim_rates = dict(sim_rates or {})
     rt = cfg.get("retarget") or {}
@@ -223,6 +225,10 @@ def build_contract(cfg: Mapping, sim: bool = False, sim_rates: Mapping[str, floa
         for t in s.derived_from:
             if t not in seen:
                 problems.append(f"{where}: streams: {s.topic}: derived_from {t} is not a declared stream")
+    if not any(s.role == "robot" and s.required for s in streams):
+        problems.append(f"{where}: streams: no required robot stream: declare the robot's joint state "
+                        "(e.g. {name: robot joint state, topic: /joint_states, type: sensor_msgs/msg/JointState, "
+                        "role: robot, source: robot driver, sim: robot_sim})")
     chk = CheckSection.model_validate(dict(cfg.get("check") or {})).model_dump()
     if chk["stamp_offset_warn_s"] > chk["stamp_offset_fail_s"] or chk["disk_fail_hours"] > chk["disk_warn_hours"]:
         problems.append(f"{where}: check: a warn threshold beyond its fail threshold "
