@@ -219,3 +219,30 @@ def test_up_dry_run_says_which_config_it_loaded(tmp_path):
     r = subprocess.run([_exe(), "up", str(cfg), "--dry-run", "--cameras", "none"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].startswith(f"[up] config: {cfg.resolve()} | robot: ")
+
+
+def test_up_runs_the_station_check_once_when_every_node_runs_and_the_recorder_answers():
+    from robot_capture.floor.readiness import FloorWatch
+
+    class Sup:
+        children = {"recorder": None, "retarget": None}
+        alive_n = 1
+
+        def alive(self):
+            return list(self.children)[:self.alive_n]
+
+        def log(self, msg):
+            pass
+
+    state = {"state": "offline", "ready": False, "reasons": [], "streams": []}
+    calls = []
+    w = FloorWatch(lambda: state, on_up=calls.append)
+    sup = Sup()
+    w(sup)
+    sup.alive_n = 2
+    w(sup)  # every node runs, but the recorder has not answered yet
+    assert calls == []
+    state["state"] = "idle"
+    w(sup)
+    w(sup)
+    assert calls == [sup]
