@@ -246,3 +246,16 @@ def test_up_runs_the_station_check_once_when_every_node_runs_and_the_recorder_an
     w(sup)
     w(sup)
     assert calls == [sup]
+
+
+def test_export_names_a_missing_stream_as_the_station_does():
+    from types import SimpleNamespace
+
+    from robot_capture.export.mapping import MissingStreamError, load_mapping, resolve
+
+    topics = {"/retarget/joint_command": SimpleNamespace(type=JS, count=10)}
+    names = {"/joint_states": {"name": "robot joint state", "role": "robot", "source": "robot driver"}}
+    with pytest.raises(MissingStreamError) as e:
+        resolve(load_mapping(), topics, None, names)
+    assert str(e.value) == "robot joint state (/joint_states, robot driver) missing from the bag " \
+                           "(feature observation.state)"

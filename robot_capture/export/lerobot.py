@@ -187,7 +187,9 @@ def _export_one(bag: Path, target: _Target, ep, decision, tmp_root: Path, make_b
     want = target.want
     want_keys = {k for k in want if k not in DEFAULT_FEATURES} if want is not None else None
     try:
-        resolved = mp.resolve(target.mapping, reader.topics, want_keys)
+        from robot_capture.floor.contract import streams_from_custom_data
+
+        resolved = mp.resolve(target.mapping, reader.topics, want_keys, streams_from_custom_data(ep.custom_data))
         with tempfile.TemporaryDirectory(prefix=".export-", dir=tmp_root) as tmp:
             ex = extract_episode(reader, target.mapping, resolved, Path(tmp), fps=target.fps, want=want,
                                  progress=make_bar)

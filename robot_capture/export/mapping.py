@@ -141,12 +141,16 @@ class Resolved:
     missing_optional: list[str] = field(default_factory=list)
 
 
-def resolve(mapping: Mapping, topics: dict, want_features: set[str] | None = None) -> Resolved:
+def resolve(mapping: Mapping, topics: dict, want_features: set[str] | None = None,
+            streams: dict | None = None) -> Resolved:
     """Match ``mapping`` against a bag's ``topics`` ({name: TopicInfo with .type}).
 
     Args:
         want_features: the feature keys an existing dataset already has (None: a new
             dataset, whose feature set this bag decides).
+        streams: the bag's station-contract names, ``{topic: {name, source}}``
+            (:func:`robot_capture.floor.contract.streams_from_custom_data`): a missing stream is
+            named as the station names it ("robot joint state (/joint_states, robot driver)").
 
     Raises:
         MissingStreamError: a required topic, or a feature of ``want_features``, is not in
@@ -158,7 +162,9 @@ def resolve(mapping: Mapping, topics: dict, want_features: set[str] | None = Non
         wanted = want_features is None or fm.key in want_features
         if info is None or getattr(info, "count", 1) == 0:
             if fm.required or (want_features is not None and fm.key in want_features):
-                raise MissingStreamError(f"{fm.topic} missing from the bag (feature {fm.key})")
+                st = (streams or {}).get(fm.topic) or {}
+                what = f"{st['name']} ({fm.topic}, {st['source']})" if st.get("name") else fm.topic
+                raise MissingStreamError(f"{what} missing from the bag (feature {fm.key})")
             out.missing_optional.append(fm.topic)
             continue
         if not wanted:
