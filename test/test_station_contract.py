@@ -259,3 +259,13 @@ def test_export_names_a_missing_stream_as_the_station_does():
         resolve(load_mapping(), topics, None, names)
     assert str(e.value) == "robot joint state (/joint_states, robot driver) missing from the bag " \
                            "(feature observation.state)"
+
+
+def test_qa_and_console_say_which_config_they_loaded(tmp_path):
+    rig = tmp_path / "rig.yaml"
+    rig.write_text("rate: {warn_below: 0.9}\n")
+    r = subprocess.run([_exe(), "qa", str(tmp_path), "--rig", str(rig)], capture_output=True, text=True)
+    assert "config: " in r.stderr and "qa.yaml + rig " + str(rig.resolve()) in r.stderr, r.stderr
+    r = subprocess.run([_exe(), "console", "--web", "--host", "0.0.0.0"], capture_output=True, text=True,
+                       env={k: v for k, v in __import__("os").environ.items() if k != "ROBOT_CAPTURE_CONSOLE_TOKEN"})
+    assert r.returncode == 2 and "config: key map " in r.stderr and "console_keys.yaml" in r.stderr, r.stderr
