@@ -20,8 +20,8 @@ the rest of the graph is shut down (unless --keep-going).
 `up` prints which config files it loaded, then, once every node runs, the station check
 (`robot-capture station check`: every stream of the station contract, its rate, clock offset,
 the robot's joints, disk hours). Once the recorder reports every required stream fresh, `up`
-prints one "[up] floor ready" line (or after 60 s why not, the device first); --status-every N adds a one-line status every N s (state,
-streams fresh, episode, counters). `up` exits non-zero when a required node died.
+prints one "[up] floor ready" line (or after 60 s why not, the device first);
+--status-every N adds a one-line status every N s (state, streams fresh, episode, counters). `up` exits non-zero when a required node died.
 
 Episodes are driven from another shell (pure rclpy, works in the pip install):
   robot-capture episode start --task pick_cup      robot-capture episode success
