@@ -197,7 +197,9 @@ class EpisodeManager:
             return None
         self.rec.episode.info.extra["lost_streams"] = ",".join(s.topic for s in lost)
         reply = self.stop(None, reason="stream_lost")
-        self._say("error", f"auto-stop (stream_lost): {'; '.join(s.reason() for s in lost)} -> {reply}")
+        from robot_capture.floor.contract import root_causes
+
+        self._say("error", f"auto-stop (stream_lost): {'; '.join(s.reason() for s in root_causes(lost))} -> {reply}")
         return self.last_message
 
     # ------------------------------------------------------------------ commands

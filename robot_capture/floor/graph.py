@@ -589,6 +589,15 @@ def describe(specs: list[NodeSpec]) -> str:
     for s in specs:
         lines.append(f"{s.fqn} ({s.package}/{s.executable})")
         for k, v in sorted(s.parameters.items()):
+            if k == "expected_streams":  # the station contract: one readable line per stream
+                from robot_capture.floor.contract import streams_from_params
+
+                lines.append(f"    {k}: (the station contract)")
+                for st in streams_from_params(v, s.parameters.get("optional_streams") or ()):
+                    rate = f"{st.rate_hz:g} Hz" if st.rate_hz else "no rate"
+                    lines.append(f"        {st.topic}: {st.name} | {st.role} | {st.source} | {rate}"
+                                 f"{'' if st.required else ' | optional'}")
+                continue
             lines.append(f"    {k}: {v}")
         for a, b in s.remappings:
             lines.append(f"    remap {a} -> {b}")
