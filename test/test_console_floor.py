@@ -406,7 +406,8 @@ def test_web_console_in_headless_chromium(floor, tmp_path):
                 "data-status", "ok", timeout=UI_WAIT_MS)
             took = time.monotonic() - t_kill  # a figure, not asserted (issue 8's 3 s: benchmarks, not tests)
             print(f"killed camera stream shown as not ready after {took:.2f} s")
-            expect(page.locator("#tally-why")).to_contain_text("/camera/head/image_raw silent", timeout=UI_WAIT_MS)
+            why = "head camera (/camera/head/image_raw, camera_head node) silent"  # the contract's name first
+            expect(page.locator("#tally-why")).to_contain_text(why, timeout=UI_WAIT_MS)
             browser.close()
         assert len(shot) > 10_000
     finally:
