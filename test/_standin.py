@@ -80,8 +80,8 @@ def main() -> int:
             pub.publish(msg)
             nxt += period
             delay = nxt - time.monotonic()
-            if delay < -0.1:  # a long stall: resync, do not burst
-                nxt = time.monotonic()
+            if delay < -1.0:  # a stall of over a second: resync (a shorter one is caught up, as the
+                nxt = time.monotonic()  # simulators' Ticker does, each sample with its own stamp)
             elif delay > 0:
                 stop.wait(delay)
 
