@@ -72,8 +72,11 @@ def test_a_contract_without_the_robot_joint_state_is_refused(tmp_path):
 
 @pytest.mark.parametrize("stream, message", [
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robto"}, "streams.11.role"),
-    ({"name": "x", "topic": "no slash", "type": "std_msgs/msg/Bool", "role": "robot"}, "streams.11.topic"),
+    ({"name": "x", "topic": "no slash", "type": "std_msgs/msg/Bool", "role": "robot"},
+     "streams.11.topic: not a valid ROS topic name"),
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robot", "rate": 3}, "unknown key"),
+    ({"name": "x", "topic": "/x", "type": "Bool", "role": "robot"}, "streams.11.type: not a ROS message type"),
+    ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robot", "rate_hz": -1}, "streams.11.rate_hz"),
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "derived", "derived_from": ["/nope"]},
      "derived_from /nope is not a declared stream"),
     ({"name": "x", "topic": "/joint_states", "type": JS, "role": "robot"}, "/joint_states declared twice"),

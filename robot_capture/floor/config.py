@@ -16,9 +16,10 @@ ROS-free.
 """
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from robot_capture.config_schema import (STRICT_KEYS, ConfigError, Count, Finite, Fraction, NonNegative, Positive,
                                          PositiveSeconds, RateHz, RateHzOrZero, RosTopic, Seconds, suggest, validate)
@@ -69,8 +70,13 @@ class SimSection(BaseModel):
     camera_source: str = "synthetic"
 
 
-_TOPIC = r"^/[A-Za-z_][A-Za-z0-9_/]*$"
-_TYPE = r"^[A-Za-z][A-Za-z0-9_]*/(msg/)?[A-Za-z][A-Za-z0-9_]*$"
+_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*/(msg/)?[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _absolute(v: str) -> str:
+    if not str(v).startswith("/"):
+        raise ValueError(f"a stream's topic must be absolute (start with '/'), got {v!r}")
+    return v
 
 
 class StreamSection(BaseModel):
@@ -78,29 +84,46 @@ class StreamSection(BaseModel):
 
     model_config = STRICT_KEYS
     name: str = Field(min_length=1)
-    topic: str = Field(pattern=_TOPIC)
-    type: str = Field(pattern=_TYPE)
-    rate_hz: Optional[float] = Field(None, ge=0, allow_inf_nan=False)
-    tolerance: float = Field(0.5, gt=0, le=1)
+    topic: RosTopic
+    type: str
+    rate_hz: Optional[RateHzOrZero] = None          # None or 0: presence only
+    tolerance: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.5
     required: bool = True
     role: Literal["robot", "operator", "camera", "derived"]
     source: str = ""
-    derived_from: list[str] = []
+    derived_from: list[RosTopic] = []
     node: str = ""
     sim: Literal["", "robot_sim", "mocap_replay"] = ""
     for_source: Optional[Literal["exo", "vr", "direct"]] = None
-    message_bytes: int = Field(0, ge=0)
+    message_bytes: Count = 0
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_absolute(cls, v: str) -> str:
+        return _absolute(v)
+
+    @field_validator("derived_from")
+    @classmethod
+    def _sources_absolute(cls, v: list[str]) -> list[str]:
+        return [_absolute(t) for t in v]
+
+    @field_validator("type")
+    @classmethod
+    def _type_name(cls, v: str) -> str:
+        if not _TYPE.match(str(v)):
+            raise ValueError("not a ROS message type (package/msg/Type, e.g. sensor_msgs/msg/JointState)")
+        return v
 
 
 class CheckSection(BaseModel):
     """``robot-capture station check`` thresholds (:class:`robot_capture.floor.contract.CheckLimits`)."""
 
     model_config = STRICT_KEYS
-    sample_s: float = Field(3.0, gt=0, le=60)
-    stamp_offset_warn_s: float = Field(0.02, gt=0)
-    stamp_offset_fail_s: float = Field(0.1, gt=0)
-    disk_warn_hours: float = Field(2.0, ge=0)
-    disk_fail_hours: float = Field(0.05, ge=0)
+    sample_s: Annotated[float, Field(gt=0.0, le=60.0, allow_inf_nan=False)] = 3.0
+    stamp_offset_warn_s: PositiveSeconds = 0.02
+    stamp_offset_fail_s: PositiveSeconds = 0.1
+    disk_warn_hours: NonNegative = 2.0
+    disk_fail_hours: NonNegative = 0.05
 
 
 class FloorConfig(BaseModel):
