@@ -42,8 +42,11 @@ FLOOR_NUMBERS = [
     ("parameters", "recorder", "flush_interval_s"), ("parameters", "recorder", "console_rate_hz"),
     ("parameters", "recorder", "min_rate_fraction"), ("parameters", "recorder", "stream_lost_s"),
     ("parameters", "recorder", "diagnostics_rate_hz"), ("parameters", "recorder", "take_period_s"),
+    ("streams", 0, "rate_hz"), ("streams", 1, "tolerance"), ("check", "sample_s"), ("check", "stamp_offset_fail_s"),
 ]
-FLOOR_TOPICS = [("record", "topics", 0), ("record", "topics", 3)]
+# the station contract's topics (record.topics is empty in the shipped floor.yaml); streams 0 and 5
+# (/joint_states, /vr/left_hand) are no other stream's derived_from source
+FLOOR_TOPICS = [("streams", 0, "topic"), ("streams", 5, "topic")]
 
 
 def _set(d: dict, path: tuple, value) -> None:

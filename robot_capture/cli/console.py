@@ -57,12 +57,6 @@ def run(args) -> int:
     except (ConfigError, FileNotFoundError) as exc:
         print(f"robot-capture console: {exc}", file=sys.stderr)
         return 2
-    from pathlib import Path
-
-    from robot_capture.paths import config_dir
-
-    shown = Path(args.key_map).resolve() if args.key_map else config_dir() / "console_keys.yaml"
-    print(f"config: key map {shown}", file=sys.stderr, flush=True)
     token = args.token or os.environ.get("ROBOT_CAPTURE_CONSOLE_TOKEN", "")
     if args.web:
         from robot_capture.console.web import WebConfigError, check_bind
@@ -79,6 +73,12 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"robot-capture console: {exc}", file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    from robot_capture.paths import config_dir
+
+    shown = Path(args.key_map).resolve() if args.key_map else config_dir() / "console_keys.yaml"
+    print(f"config: key map {shown}", file=sys.stderr, flush=True)  # once every argument is fine
     bridge = RecorderBridge(name, timeout_s=args.timeout,
                             node_name="console_web" if args.web else "console_keys")
     try:

@@ -230,9 +230,12 @@ def build_contract(cfg: Mapping, sim: bool = False, sim_rates: Mapping[str, floa
                         "(e.g. {name: robot joint state, topic: /joint_states, type: sensor_msgs/msg/JointState, "
                         "role: robot, source: robot driver, sim: robot_sim})")
     chk = CheckSection.model_validate(dict(cfg.get("check") or {})).model_dump()
-    if chk["stamp_offset_warn_s"] > chk["stamp_offset_fail_s"] or chk["disk_fail_hours"] > chk["disk_warn_hours"]:
-        problems.append(f"{where}: check: a warn threshold beyond its fail threshold "
-                        "(stamp_offset_warn_s <= stamp_offset_fail_s, disk_fail_hours <= disk_warn_hours)")
+    if chk["stamp_offset_warn_s"] > chk["stamp_offset_fail_s"]:
+        problems.append(f"{where}: check.stamp_offset_warn_s ({chk['stamp_offset_warn_s']:g}) is over "
+                        f"check.stamp_offset_fail_s ({chk['stamp_offset_fail_s']:g}): warn before failing")
+    if chk["disk_fail_hours"] > chk["disk_warn_hours"]:
+        problems.append(f"{where}: check.disk_fail_hours ({chk['disk_fail_hours']:g}) is over "
+                        f"check.disk_warn_hours ({chk['disk_warn_hours']:g}): warn before failing")
     if problems:
         raise ConfigError(problems)
     extra = [t for t in _split((cfg.get("record") or {}).get("topics")) if t not in seen]
