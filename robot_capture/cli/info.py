@@ -1,7 +1,8 @@
 """``robot-capture info BAG [BAG|DIR...]``: one bag in detail, or one table row per episode.
 
 One bag: what ``ros2 bag info`` prints (files, size, storage, duration, start/end, count),
-then one line per topic with its rate and the gap figures of the QA (same definitions:
+then one line per topic (with the station contract's name of the stream where the bag has one:
+custom_data ``stream/<topic>``) with its rate and the gap figures of the QA (same definitions:
 :mod:`robot_capture.qa.context`: timebase, expected rate, missing messages, longest gap),
 the labels once, the stored verdict, and ``drops /topic: n`` for the recorder's non-zero
 drop counters. Several bags or a folder: one row per episode (task, operator, success,
@@ -72,6 +73,7 @@ def summarize(bag, gap_threshold=None, gaps=True) -> dict:
     import numpy as np
 
     from robot_capture.episodes import load_episode
+    from robot_capture.floor.contract import streams_from_custom_data
     from robot_capture.qa.bagdata import BagData
     from robot_capture.qa.context import topic_timing
     from robot_capture.qa.run import expected_from_bag
@@ -86,11 +88,14 @@ def summarize(bag, gap_threshold=None, gaps=True) -> dict:
             ep = None
         custom = dict(m.custom_data or {})
         expected = expected_from_bag(custom)
+        streams = streams_from_custom_data(custom)
         start = ep.start_ns if ep and ep.start_ns else m.starting_time_ns
         topics = []
         for name, info in r.topics.items():
             entry = {"topic": name, "type": info.type, "count": int(info.count),
                      "serialization_format": info.serialization_format, "expected_hz": expected.get(name)}
+            if streams.get(name, {}).get("name"):  # the station contract's name (issue 18)
+                entry["name"] = streams[name]["name"]
             presence_only = name in expected and not expected[name]  # e.g. /diagnostics: several publishers
             if gaps and d.count(name) and presence_only:
                 dur = m.duration_ns / 1e9
@@ -166,10 +171,12 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
             kv("Notes", ep["notes"])
     v = info["verdict"]
     kv("Verdict", _verdict_line(v) + ("" if v is None else "".join(f"\n{'':20}- {r}" for r in v["reasons"])))
+    nw = max((len(t.get("name", "")) for t in info["topics"]), default=0)  # 0: a bag without a contract
     w = max((len(t["topic"]) for t in info["topics"]), default=0)
+    label = {t["topic"]: (f"{t.get('name', ''):<{nw}}  " if nw else "") + f"{t['topic']:<{w}}" for t in info["topics"]}
     lines.append(f"{'Topic information:':<20}" + ("" if info["topics"] else "(none)"))
     for t in info["topics"]:
-        line = f"  Topic: {t['topic']:<{w}} | Type: {t['type']} | Count: {t['count']}"
+        line = f"  Topic: {label[t['topic']]} | Type: {t['type']} | Count: {t['count']}"
         if "rate_hz" in t:
             line += f" | Rate: {t['rate_hz']:.2f} Hz"
         if t.get("expected_hz"):
@@ -181,7 +188,7 @@ def format_text(info: dict, max_gaps: int = 5) -> str:
     if listed:
         lines.append("Gaps:")
         for t in listed:
-            lines.append(f"  {t['topic']:<{w}}  {t['gap_count']} gap(s) > {t['gap_threshold_s'] * 1e3:.1f} ms "
+            lines.append(f"  {label[t['topic']]}  {t['gap_count']} gap(s) > {t['gap_threshold_s'] * 1e3:.1f} ms "
                          f"({t['timebase']} times)")
             for g in t["gaps"][:max_gaps]:
                 lines.append(f"      at +{g['at_s']:.3f}s: {g['length_s'] * 1e3:.1f} ms")

@@ -13,6 +13,8 @@ What the page shows from the recorder's state (``EpisodeManager.status()`` JSON)
   its reasons (``last.verdict``, ``last.verdict_reasons``), tagged ``provisional`` unless
   ``last.verdict_source`` is ``qa`` (the full QA); it is redrawn whenever the state changes, so a
   full verdict that replaces the quick one shows without a reload;
+* before the verdict, what the full QA at stop is doing (``last.qa``): ``QA RUNNING…``, or
+  ``QA ERROR`` with its reason (``error: <why>``), in the verdict box and the last-episode line;
 * with no recorder, the streams table and counters are greyed, rates and ages blank, and every
   button disabled;
 * the label fields show the recorder's current labels (unless the operator is editing one);
@@ -98,16 +100,22 @@ function pct(x){ return x === null || x === undefined ? "-" : Math.round(100*x) 
 function num(x, d){ return typeof x === "number" ? x.toFixed(d) : "-"; }
 function verdictWord(v){ const w = String(v || "").split(":")[0].trim().toLowerCase();
   return ["pass", "warn", "fail"].includes(w) ? w : ""; }
+function qaError(l){ const q = String(l.qa || ""); return q.startsWith("error") ? q.replace(/^error:?/, "").trim() || "unknown" : null; }
+function qaNote(l){  // no verdict yet: what the full QA at stop is doing (l.qa: "", "running", "done", "error: <why>")
+  const e = qaError(l);
+  return e !== null ? "QA error: " + e : l.qa === "running" ? "QA running\u2026" : "QA pending"; }
 function renderVerdict(s){
   const box = $("verdict"), l = s.last;
   if (s.state !== "review" || !l || l.discarded) { box.hidden = true; return; }
-  const w = verdictWord(l.verdict);
-  box.hidden = false; box.className = w || "pending"; box.dataset.verdict = w || "pending";
-  text($("verdict-word"), w ? w.toUpperCase() : "QA PENDING");
+  const w = verdictWord(l.verdict), e = qaError(l);
+  const cls = w || (e !== null ? "error" : l.qa === "running" ? "running" : "pending");
+  box.hidden = false; box.className = w || "pending"; box.dataset.verdict = cls;
+  text($("verdict-word"), w ? w.toUpperCase() : e !== null ? "QA ERROR" : l.qa === "running" ? "QA RUNNING\u2026" : "QA PENDING");
   $("verdict-provisional").hidden = !w || l.verdict_source === "qa";
   $("verdict-forced").hidden = !l.forced;
   const ul = $("verdict-reasons"); ul.replaceChildren();
-  for (const r of (l.verdict_reasons || [])) { const li = document.createElement("li"); li.textContent = r; ul.appendChild(li); }
+  const reasons = w ? (l.verdict_reasons || []) : e !== null ? [e] : [];
+  for (const r of reasons) { const li = document.createElement("li"); li.textContent = r; ul.appendChild(li); }
 }
 function render(s){
   offline = s.state === "offline";
@@ -139,7 +147,7 @@ function render(s){
     const label = l.discarded ? "discarded" : (l.success === true ? "success" : l.success === false ? "failure" : "unlabelled");
     const w = verdictWord(l.verdict);
     text($("last"), l.name + " — " + label + " (" + (l.stop_reason||"-") + ")" + (l.forced ? " · forced" : "")
-         + " · QA " + (w ? w.toUpperCase() + (l.verdict_source === "qa" ? "" : " (provisional)") : "pending"));
+         + " · " + (w ? "QA " + w.toUpperCase() + (l.verdict_source === "qa" ? "" : " (provisional)") : qaNote(l)));
   } else text($("last"), "-");
   const tb = $("streams"); tb.replaceChildren();
   for (const x of (s.streams||[])) {

@@ -23,7 +23,13 @@ def _last(last: dict | None) -> str:
         return "last episode: -"
     label = {True: "success", False: "failure", None: "unlabelled"}[last.get("success")]
     what = "discarded" if last.get("discarded") else label
-    qa = f"; QA {last['verdict']}" if last.get("verdict") else ""
+    q = str(last.get("qa") or "")  # the full QA at stop: "", "running", "done", "error: <why>"
+    if last.get("verdict"):
+        qa = f"; QA {last['verdict']}"
+    elif q.startswith("error"):
+        qa = f"; QA error: {q.partition(':')[2].strip() or 'unknown'}"
+    else:
+        qa = "; QA running…" if q == "running" else ""
     return f"last episode: {last.get('name')} ({what}, {last.get('stop_reason') or '-'}){qa}"
 
 

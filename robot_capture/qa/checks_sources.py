@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from robot_capture.episodes import Finding
 from robot_capture.qa.bagdata import parse_joint_state
-from robot_capture.qa.context import EpisodeContext, short_name
+from robot_capture.qa.context import EpisodeContext
 
 __all__ = ["sources", "joint_name_sets", "PUBLISHERS_PREFIX"]
 
@@ -56,7 +56,7 @@ def sources(ctx: EpisodeContext) -> list[Finding]:
         n = counts[topic]
         if n > 1 and topic not in multi:
             out.append(Finding("sources", "fail",
-                               f"{short_name(topic)}: {n} publishers inside the episode, one expected "
+                               f"{ctx.name(topic)}: {n} publishers inside the episode, one expected "
                                "(a second station or driver on this ROS domain, or a driver restarted): "
                                "its data is mixed", topic=topic, figures={"publishers": n}))
     ctx.metrics["publishers"] = {t: counts[t] for t in sorted(counts)}
@@ -68,7 +68,7 @@ def sources(ctx: EpisodeContext) -> list[Finding]:
             ranked = sorted(sets.items(), key=lambda kv: -kv[1])
             parts = ", ".join(f"{c} with {len(k)} joints" for k, c in ranked)
             out.append(Finding("sources", "fail",
-                               f"{short_name(topic)}: joint names change inside the episode ({parts}): "
+                               f"{ctx.name(topic)}: joint names change inside the episode ({parts}): "
                                "two sources publish on it (a second station on this ROS domain?)",
                                topic=topic, figures={"name_sets": len(sets),
                                                      "messages_other": sum(c for _k, c in ranked[1:])}))

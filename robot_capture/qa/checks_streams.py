@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from robot_capture.episodes import Finding
-from robot_capture.qa.context import EpisodeContext, short_name
+from robot_capture.qa.context import EpisodeContext
 
 __all__ = ["presence", "rate", "gaps", "stamps", "sync", "duration", "CAMERA_SUFFIXES"]
 
@@ -31,16 +31,16 @@ def presence(ctx: EpisodeContext) -> list[Finding]:
     for topic in sorted(ctx.expected):
         n = ctx.data.count(topic)
         if n == 0:
-            out.append(Finding("presence", "fail", f"{short_name(topic)}: no messages", topic, {"count": 0}))
+            out.append(Finding("presence", "fail", f"{ctx.name(topic)}: no messages", topic, {"count": 0}))
             continue
         tt = ctx.timing(topic)
         late, early = tt.first_s, ctx.duration_s - tt.last_s
         if early > tol:
-            out.append(Finding("presence", "fail", f"{short_name(topic)}: stopped {early:.1f} s before the end "
+            out.append(Finding("presence", "fail", f"{ctx.name(topic)}: stopped {early:.1f} s before the end "
                                f"(last message at {tt.last_s:.1f} s of {ctx.duration_s:.1f} s)", topic,
                                {"stopped_before_end_s": round(early, 3)}))
         if late > tol:
-            out.append(Finding("presence", "fail", f"{short_name(topic)}: started {late:.1f} s after the start",
+            out.append(Finding("presence", "fail", f"{ctx.name(topic)}: started {late:.1f} s after the start",
                                topic, {"started_after_s": round(late, 3)}))
     return out
 
@@ -61,7 +61,7 @@ def rate(ctx: EpisodeContext) -> list[Finding]:
         sev = ("fail" if ratio < c.fail_below or ratio > c.fail_above else
                "warn" if ratio < c.warn_below or ratio > c.warn_above else "")
         if sev:
-            out.append(Finding("rate", sev, f"{short_name(topic)}: {tt.rate_hz:.1f} Hz where {exp:.4g} Hz is expected "
+            out.append(Finding("rate", sev, f"{ctx.name(topic)}: {tt.rate_hz:.1f} Hz where {exp:.4g} Hz is expected "
                                f"({ratio:.2f}x)", topic, {"rate_hz": round(tt.rate_hz, 3), "expected_hz": exp,
                                                           "ratio": round(ratio, 4)}))
     ctx.metrics["rates"] = rates
@@ -94,7 +94,7 @@ def gaps(ctx: EpisodeContext) -> list[Finding]:
         if sev:
             total = tt.count + tt.drops
             what = "frames" if _is_camera(topic) else "messages"
-            out.append(Finding("gaps", sev, f"{short_name(topic)}: {tt.drops} {what} missing "
+            out.append(Finding("gaps", sev, f"{ctx.name(topic)}: {tt.drops} {what} missing "
                                f"({100.0 * tt.drops / max(total, 1):.1f} %), longest gap {tt.longest_gap_s * 1e3:.0f} ms "
                                f"at {tt.longest_gap_at_s:.1f} s", topic,
                                {"missing": tt.drops, "longest_gap_s": round(tt.longest_gap_s, 4),
@@ -121,7 +121,7 @@ def stamps(ctx: EpisodeContext) -> list[Finding]:
         p99, lo = float(np.percentile(lat, 99)), float(lat.min())
         figs[topic] = {"latency_p50_s": round(float(np.median(lat)), 4), "latency_p99_s": round(p99, 4),
                        "latency_min_s": round(lo, 4), "backwards": back, "duplicates": dup}
-        name = short_name(topic)
+        name = ctx.name(topic)
         if lo < -c.clock_ahead_fail_s:
             out.append(Finding("stamps", "fail", f"{name}: stamps up to {-lo * 1e3:.0f} ms ahead of the receive time "
                                "(the PCs' clocks disagree)", topic, {"clock_offset_s": round(lo, 4)}))
@@ -170,8 +170,8 @@ def sync(ctx: EpisodeContext) -> list[Finding]:
         figs[f"{a} vs {b}"] = {"median_s": round(med, 4), "worst_s": round(worst, 4)}
         sev = "fail" if abs(med) > c.skew_fail_s else "warn" if abs(med) > c.skew_warn_s else ""
         if sev:
-            other = short_name(b) if b != c.state_topic else "joint states"
-            out.append(Finding("sync", sev, f"{short_name(a)} is {med * 1e3:+.0f} ms off {other} "
+            other = ctx.name(b) if b != c.state_topic or b in ctx.stream_names else "joint states"
+            out.append(Finding("sync", sev, f"{ctx.name(a)} is {med * 1e3:+.0f} ms off {other} "
                                f"(worst frame {worst * 1e3:+.0f} ms)", a, {"median_s": round(med, 4),
                                                                            "worst_s": round(worst, 4), "vs": b}))
     ctx.metrics["sync"] = figs

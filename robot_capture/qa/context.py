@@ -45,8 +45,14 @@ class TopicTiming:
     last_s: float
 
 
-def short_name(topic: str) -> str:
-    """Plain name for messages: ``/camera/head/image_raw`` -> ``camera head``."""
+def short_name(topic: str, names: dict | None = None) -> str:
+    """Plain name for messages: the station contract's name of the stream when the bag has one
+    (``names``: ``{topic: {"name": ...}}`` from
+    :func:`robot_capture.floor.contract.streams_from_custom_data`), as ``robot joint state
+    (/joint_states)``; else ``/camera/head/image_raw`` -> ``camera head``, other topics as they are."""
+    name = ((names or {}).get(topic) or {}).get("name")
+    if name:
+        return f"{name} ({topic})"
     parts = [p for p in topic.split("/") if p]
     if len(parts) >= 2 and parts[0] == "camera":
         return f"camera {parts[1]}" + ("" if parts[-1] in ("image_raw", "compressed") else f" {parts[-1]}")
@@ -95,6 +101,21 @@ class EpisodeContext:
     metrics: dict = field(default_factory=dict)
     trim: dict = field(default_factory=dict)
     _timing: dict = field(default_factory=dict)
+    _streams: dict | None = field(default=None, repr=False)
+
+    @property
+    def stream_names(self) -> dict:
+        """``{topic: {name, role, source}}`` of the bag's station contract (custom_data
+        ``stream/<topic>``); empty for a bag recorded without one."""
+        if self._streams is None:
+            from robot_capture.floor.contract import streams_from_custom_data
+
+            self._streams = streams_from_custom_data(getattr(self.episode, "custom_data", None) or {})
+        return self._streams
+
+    def name(self, topic: str) -> str:
+        """:func:`short_name` of ``topic`` with this bag's contract names."""
+        return short_name(topic, self.stream_names)
 
     @property
     def duration_s(self) -> float:

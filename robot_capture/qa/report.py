@@ -3,6 +3,8 @@
 * **The day:** episodes, hours, success rate and QA verdicts per task, per operator and
   per hour (UTC, from the episodes' start times), and the failure reasons ranked (by the
   number of episodes with a warn/fail finding of that check on that stream).
+* Streams are shown by the station contract's name where the bag has one (custom_data
+  ``stream/<topic>``, :func:`robot_capture.floor.contract.streams_from_custom_data`).
 * **Per episode** (linked from the day table): the verdict with its reasons, a thumbnail
   strip of each camera, command vs measured state of the arm joints, the IK wrist error
   over time, stream rates against expected (:mod:`robot_capture.qa.plots`).
@@ -78,6 +80,14 @@ def day_summary(rows: list[dict]) -> dict:
             "reasons": [(k[0], k[1], n, example[k]) for k, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))]}
 
 
+def _stream(topic: str | None, names: dict) -> str:
+    """A stream as the report shows it: ``robot joint state (/joint_states)`` when a bag's station
+    contract names it, else the topic; ``-`` for a finding about no stream."""
+    if not topic:
+        return "-"
+    return f"{names[topic]} ({topic})" if names.get(topic) else topic
+
+
 def _stats_table(title: str, groups) -> str:
     out = [f'<table><tr><th class="l">{html.escape(title)}</th><th>episodes</th><th>hours</th><th>success</th>'
            '<th>pass</th><th>warn</th><th>fail</th></tr>']
@@ -97,6 +107,7 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         FileNotFoundError: a path does not exist. ValueError: no bag found.
         robot_capture.config_schema.ConfigError: an invalid config.
     """
+    from robot_capture.floor.contract import streams_from_custom_data
     from robot_capture.qa.plots import cameras, episode_figure, thumbnail_strip
     from robot_capture.qa.run import folder_durations, open_episode
 
@@ -135,7 +146,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
                "operator": ep.operator, "success": ep.success,
                "duration_s": ep.duration_s or (ctx.duration_s if ctx is not None else 0.0),
                "start_ns": ep.start_ns, "verdict": v.verdict, "findings": list(v.findings),
-               "problem": bad[0] if bad else ""}
+               "problem": bad[0] if bad else "",
+               "streams": {t: s["name"] for t, s in streams_from_custom_data(ep.custom_data).items() if s["name"]}}
         rows.append(row)
         reasons = "".join(f'<li class="{f.severity}">{html.escape(f.message)}</li>' for f in
                           sorted(v.findings, key=lambda f: f.severity != "fail"))
@@ -153,7 +165,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         f'<td class="l">{html.escape(r["task"] or "-")}</td><td class="l">{html.escape(r["operator"] or "-")}</td>'
         f'<td>{ {True: "true", False: "false", None: "unknown"}[r["success"]]}</td><td>{r["duration_s"]:.1f}</td>'
         f'<td class="{r["verdict"]}">{r["verdict"]}</td></tr>' for r in rows)
-    reasons = "".join(f'<tr><td>{n}</td><td class="l">{html.escape(c)}</td><td class="l">{html.escape(t or "-")}</td>'
+    names = {t: n for r in rows for t, n in sorted(r.get("streams", {}).items())}  # the contract's names
+    reasons = "".join(f'<tr><td>{n}</td><td class="l">{html.escape(c)}</td><td class="l">{html.escape(_stream(t, names))}</td>'
                       f'<td class="l">{html.escape(m)}</td></tr>' for c, t, n, m in day["reasons"])
     tot = day["total"]
     rate = f"{100.0 * tot['success'] / tot['labelled']:.0f} %" if tot["labelled"] else "-"
