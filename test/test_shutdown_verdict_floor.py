@@ -24,10 +24,14 @@ import pytest
 
 from robot_capture.floor import graph
 
-pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor"), pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_floor"), pytest.mark.timeout(600)]
 
 CLIP = "cmu_02_06_bend_scoop_up_lift_arm.bvh"  # the demo's clip: the live limits follow it (README)
 EPISODE_S = 4.0
+#: how long the verdict at stop may take here: a bound for a loaded CI box (load ~30 on 2 cores),
+#: not a speed (the recorder's own give-up bound is robot_capture.qa.recorder.QA_GIVE_UP_S; a
+#: verdict later than that is still reported, so the test waits past it)
+VERDICT_BOUND_S = 300.0
 
 
 def _cli() -> list[str]:
@@ -58,6 +62,12 @@ def _start(client) -> Path:
                 raise
             client.spin_for(2.0)
     raise AssertionError("unreachable")
+
+
+def _qa_lines(log_path: Path) -> str:
+    """What ``up``'s log says about the QA at stop (for a failure message)."""
+    lines = log_path.read_text(errors="replace").splitlines()
+    return "\n".join(x for x in lines if "QA" in x or "qa" in x or "Traceback" in x)[-3000:]
 
 
 def _qa(bag: Path):
@@ -103,9 +113,15 @@ def test_verdict_at_stop_under_load_and_ctrl_c_with_an_open_episode(tmp_path):
             client.set_labels(episode_success=True)
             reply = client.trigger("stop_episode")
             assert "QA running" in reply, reply
-            assert client.spin_until(lambda: (client.status().get("last") or {}).get("qa") == "done", 180.0), \
-                client.status().get("last")
+
+            def settled() -> bool:  # done, or an error that is final (not "not finished ...": still watched)
+                qa = str((client.status().get("last") or {}).get("qa", ""))
+                return qa == "done" or (qa.startswith("error") and "not finished" not in qa)
+            client.spin_until(settled, VERDICT_BOUND_S)
             last = client.status()["last"]
+            assert last.get("qa") == "done", (f"no verdict at stop within {VERDICT_BOUND_S:g} s: qa "
+                                              f"{last.get('qa')!r} (load {os.getloadavg()[0]:.1f}); "
+                                              f"last {dict(last)}\n{_qa_lines(log_path)}")
             busy.kill()
             busy.wait()
             busy = None

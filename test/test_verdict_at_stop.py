@@ -5,6 +5,10 @@
   ``QA running`` until it arrives, then shows it.
 * A new episode records while the previous one's QA runs; a dead QA worker fails only the
   bag it held.
+* The worker runs at the recorder's priority (a +10 worker starved on a loaded PC); a worker
+  that gets no CPU (here: SIGSTOP, as a starved or hung one) never loses a verdict: the QA
+  runs in a thread of the recorder; a bag without a verdict after the give-up bound gets an
+  error result, and the verdict that still comes later is reported then.
 * A provisional verdict (an older recorder's quick one, ``source: recorder``) is shown as
   provisional by ``info``, and export runs the full QA before it selects, and records which
   verdict it used.
@@ -144,6 +148,72 @@ def test_a_dead_qa_worker_fails_only_its_bag(tmp_path, worker):
         results = worker.wait(120.0)
     assert results[0].verdict is not None and results[0].verdict.verdict == "pass", results
     assert read_verdict(bag).source == "qa"
+
+
+class _Log:
+    def __init__(self):
+        self.lines = []
+
+    def info(self, msg):
+        self.lines.append(msg)
+
+    warning = error = info
+
+
+def test_the_qa_worker_runs_at_the_recorders_priority(worker):
+    worker.start()
+    pid = worker._warm.result(timeout=120.0)
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def _stopped_worker(sv) -> int:
+    sv.start()
+    pid = sv._warm.result(timeout=120.0)
+    os.kill(pid, signal.SIGSTOP)  # a worker that gets no CPU: starved behind busy cores, hung, stopped
+    return pid
+
+
+def test_a_worker_without_cpu_never_holds_the_verdict(tmp_path):
+    log = _Log()
+    sv = stop_qa.StopVerdicts(stall_s=1.0, logger=log)
+    pid = _stopped_worker(sv)
+    try:
+        rec = _recorder(tmp_path)
+        rec.on_closed = sv.submit
+        bag = _record(rec, secs=1.5, skip=())
+        rec.stop_episode(success=True)
+        results = sv.wait(120.0)  # a bound, generous for a loaded machine; the stopped worker never answers
+        assert [r.bag for r in results] == [bag] and results[0].error == "", results
+        assert results[0].verdict.verdict == "pass" and read_verdict(bag).source == "qa"
+        assert any("no CPU" in x and bag.name in x and "thread" in x for x in log.lines), log.lines
+        assert sv.pending == []
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        sv.close(wait=False)
+
+
+def test_a_verdict_late_past_the_give_up_bound_is_reported_not_lost(tmp_path):
+    sv = stop_qa.StopVerdicts(stall_s=1e9, give_up_s=0.5)  # no thread fallback: only the bound
+    pid = _stopped_worker(sv)
+    try:
+        rec = _recorder(tmp_path)
+        rec.on_closed = sv.submit
+        bag = _record(rec, secs=1.5, skip=())
+        rec.stop_episode(success=True)
+        first = sv.wait(0.0)
+        deadline = time.monotonic() + 60.0
+        while not first and time.monotonic() < deadline:
+            time.sleep(0.1)
+            first = sv.poll()
+        assert len(first) == 1 and first[0].verdict is None, first
+        assert "not finished" in first[0].error and "robot-capture qa" in first[0].error, first
+        assert sv.pending == [bag]  # still watched
+        os.kill(pid, signal.SIGCONT)
+        later = sv.wait(120.0)
+        assert [r.bag for r in later] == [bag] and later[0].verdict.verdict == "pass", later
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        sv.close(wait=False)
 
 
 def _provisional(bag, verdict="pass") -> Verdict:
