@@ -100,7 +100,7 @@ def test_verdict_at_stop_under_load_and_ctrl_c_with_an_open_episode(tmp_path):
                             env={**os.environ, "ROBOT_CAPTURE_LOCK_DIR": str(tmp_path / "locks")})
     busy = None
     try:
-        with EpisodeClient(discovery_timeout_s=30.0, timeout_s=15.0, node_name="verdict_operator") as client:
+        with EpisodeClient(discovery_timeout_s=90.0, timeout_s=15.0, node_name="verdict_operator") as client:
             client.watch({"/retarget/joint_command": JointState, "/joint_states": JointState})
             client.wait_for_recorder()
             client.wait_for_data(list(client.counts), min_messages=5, timeout_s=40.0)
