@@ -123,6 +123,9 @@ class EpisodeManager:
                                      optional=c.optional, now_ns=clock())
         if expected and hasattr(recorder, "expected_hz"):  # stored in each bag and judged by the verdict at stop
             recorder.expected_hz = {t: s.expected_hz for t, s in self.tracker.states.items() if s.required}
+        if expected and hasattr(recorder, "optional_hz"):  # declared rates of the optional streams: judged if there
+            recorder.optional_hz = {t: s.expected_hz for t, s in self.tracker.states.items()
+                                    if not s.required and s.expected_hz}
         if expected and hasattr(recorder, "stream_names"):  # custom_data stream/<topic>: name | role | source
             recorder.stream_names = {t: f"{s.name or t} | {s.role} | {s.source}"
                                      for t, s in self.tracker.states.items() if s.role}

@@ -21,14 +21,16 @@ def _is_camera(topic: str) -> bool:
 
 
 def presence(ctx: EpisodeContext) -> list[Finding]:
-    """Every expected topic has messages over the whole episode.
+    """Every expected topic has messages over the whole episode; an optional stream of the
+    station contract (``ctx.optional``) that is in the bag does too (its absence is no finding).
 
     Fails: no messages; or the first/last message more than ``presence.edge_tolerance_s``
     after the start / before the end (the stream started late or stopped).
     """
     out = []
     tol = ctx.config.presence.edge_tolerance_s
-    for topic in sorted(ctx.expected):
+    present_optional = {t for t in ctx.optional if t not in ctx.expected and ctx.data.count(t)}
+    for topic in sorted(set(ctx.expected) | present_optional):
         n = ctx.data.count(topic)
         if n == 0:
             out.append(Finding("presence", "fail", f"{ctx.name(topic)}: no messages", topic, {"count": 0}))
@@ -51,7 +53,8 @@ def rate(ctx: EpisodeContext) -> list[Finding]:
     c = ctx.config.rate
     out = []
     rates = {}
-    for topic, exp in sorted(ctx.expected.items()):
+    judged = {**{t: hz for t, hz in ctx.optional.items() if t not in ctx.expected}, **ctx.expected}
+    for topic, exp in sorted(judged.items()):  # optional streams: judged when they are in the bag
         if not exp or ctx.data.count(topic) < 3:
             continue
         tt = ctx.timing(topic)

@@ -98,6 +98,7 @@ class EpisodeContext:
     start_ns: int
     stop_ns: int
     folder_stats: dict | None = None      # {task: [durations s]} for the IQR rule
+    optional: dict = field(default_factory=dict)  # {topic: Hz}: declared rates of streams not required
     metrics: dict = field(default_factory=dict)
     trim: dict = field(default_factory=dict)
     _timing: dict = field(default_factory=dict)
@@ -143,7 +144,7 @@ class EpisodeContext:
         tt = self._timing.get(topic)
         if tt is None:
             base, times = self.timebase(topic)
-            exp = self.expected.get(topic)
+            exp = self.expected.get(topic) or self.optional.get(topic)
             tt = topic_timing(times, base, exp, self.start_ns, self.data.log_times(topic),
                               self.config.gaps.drop_periods, self.recorder_drops(topic), topic)
             self._timing[topic] = tt

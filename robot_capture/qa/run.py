@@ -51,6 +51,21 @@ def expected_from_bag(custom_data: dict) -> dict[str, float | None]:
     return out
 
 
+def optional_from_bag(custom_data: dict) -> dict[str, float]:
+    """``{topic: Hz}`` from custom_data ``optional_hz/<topic>``: declared rates of the station contract's
+    streams that are not required (rate and gaps judged when present; absence is no finding)."""
+    out: dict[str, float] = {}
+    for k, v in (custom_data or {}).items():
+        if k.startswith("optional_hz/"):
+            try:
+                hz = float(v)
+            except (TypeError, ValueError):
+                continue
+            if hz > 0 and hz == hz and hz != float("inf"):
+                out[k[len("optional_hz/"):]] = hz
+    return out
+
+
 def _expected(expected, ep, cfg: QAConfig, data) -> tuple[dict, str]:
     if expected is not None:
         return dict(expected), "argument"
@@ -140,7 +155,8 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
         start = ep.start_ns if ep.start_ns and (not first or ep.start_ns <= first) else first
         stop = ep.stop_ns if ep.stop_ns and ep.stop_ns >= last else last
         ctx = EpisodeContext(data=data, episode=ep, expected=exp, expected_source=source, config=cfg,
-                             start_ns=start, stop_ns=stop, folder_stats=folder_stats)
+                             start_ns=start, stop_ns=stop, folder_stats=folder_stats,
+                             optional=optional_from_bag(ep.custom_data))
         for name, check in CHECKS.items():
             try:
                 findings += check(ctx)

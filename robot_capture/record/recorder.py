@@ -131,6 +131,9 @@ class Recorder:
         #: {topic: Hz | None} the floor expects; stored in each bag (custom_data expected_hz/<topic>), where
         #: the QA reads it. Set by the node (e.g. from floor.graph.expected_topics).
         self.expected_hz: dict = {}
+        #: {topic: Hz} declared rates of optional streams (custom_data optional_hz/<topic>): the QA judges
+        #: their rate and gaps when they are in the bag, and not their absence
+        self.optional_hz: dict = {}
         #: ``(bag_dir) -> None`` called after every episode close (stop, disk, write error, shutdown), e.g. to
         #: queue the bag's QA (robot_capture.qa.recorder.StopVerdicts.submit); must not block; errors are logged
         self.on_closed: Callable | None = None
@@ -258,6 +261,7 @@ class Recorder:
             custom = {f"episode.{k}": v for k, v in meta.items()}
             custom.update({"episode.name": name, "episode.start_time_ns": str(now_ns), "episode.success": "unknown"})
             custom.update({f"expected_hz/{t}": (f"{hz:g}" if hz else "") for t, hz in sorted(self.expected_hz.items())})
+            custom.update({f"optional_hz/{t}": f"{hz:g}" for t, hz in sorted(self.optional_hz.items()) if hz})
             custom.update({f"stream/{t}": str(v) for t, v in sorted(self.stream_names.items())})
             w = self._factory(path, self.writer_options, custom)
             try:
