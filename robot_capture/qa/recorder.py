@@ -56,8 +56,14 @@ class StopResult:
     elapsed_s: float = 0.0
 
 
-def _worker_init(nice: int) -> None:
-    """Pool initializer: lower priority, die with the recorder."""
+def _worker_init(nice: int, parent_pid: int = 0) -> None:
+    """Pool initializer: lower priority, die with the recorder (``parent_pid``, its pid).
+
+    ``PR_SET_PDEATHSIG`` only covers a parent that dies *after* the call; a recorder SIGKILLed
+    while its worker was still starting (importing takes tens of seconds at load 30) left the
+    worker orphaned for good, blocked on its task pipe (it holds that pipe's write end too, so
+    it never reads EOF): 19 such ~85 MB orphans after two SIGKILL chains. So the worker checks
+    that the recorder is still its parent once the signal is armed, and exits if not."""
     if nice:
         try:
             os.nice(int(nice))
@@ -69,7 +75,9 @@ def _worker_init(nice: int) -> None:
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pool's pipe closing ends it instead
-        pass
+        return
+    if parent_pid and os.getppid() != parent_pid:
+        os._exit(0)  # the recorder died before the signal was armed
 
 
 def _warm() -> int:
@@ -117,7 +125,7 @@ class StopVerdicts:
                 import multiprocessing
 
                 pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                              initializer=_worker_init, initargs=(self.nice,))
+                                              initializer=_worker_init, initargs=(self.nice, os.getpid()))
                 self._warm = pool.submit(_warm)
                 return pool
             except (OSError, ImportError, NotImplementedError) as exc:
