@@ -34,7 +34,9 @@ def add_parser(sub):
     c.add_argument("--seconds", type=float, default=0.0, metavar="S",
                    help="sample this long (default: check.sample_s of the config)")
     for name in ("robot", "output_dir", "cameras", "dds_transport", "station"):
-        c.add_argument(f"--{name.replace('_', '-')}", dest=name, default="", help=LAUNCH_ARGUMENTS[name][1])
+        text = LAUNCH_ARGUMENTS[name][1]
+        c.add_argument(f"--{name.replace('_', '-')}", dest=name, default="",
+                       help=text if "default" in text else f"{text} (default: the config's)")
     return p
 
 

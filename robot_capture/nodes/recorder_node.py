@@ -263,7 +263,9 @@ class RecorderNode(ConsoleShell, Node):
         self._verdicts = StopVerdicts(logger=self.get_logger())
         self.rec.on_closed = self._verdicts.submit
         self.manager.qa_at_stop = True
-        self._verdicts.start()
+        # the worker starts at the first stop, not here: its start-up (a Python process importing the
+        # QA at the recorder's priority) fell inside the first episode of a floor recorded right after
+        # start and starved the 500 Hz streams on a loaded 2-core PC (2 of 2,000 joint states missing)
         self._subs: dict[str, object] = {}
         self._seen_types: set[tuple[str, str]] = set()
         self._refused: dict[str, tuple] = {}   # topic -> types tuple that could not be subscribed
