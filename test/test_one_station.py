@@ -194,31 +194,6 @@ def test_duplicate_watch_blocks_while_a_namesake_is_on_the_graph_and_says_so_onc
     assert node.logs[-1] == ("warning", "the other /retarget is gone: publishing again")
 
 
-@pytest.mark.ros
-def test_robot_sim_publishes_nothing_while_blocked(data_dir):
-    import rclpy
-
-    from robot_capture.nodes.robot_sim_node import RobotSimNode
-
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    try:
-        node = RobotSimNode(context=ctx)
-        sent = []
-        node.pub.publish = sent.append
-        node.ticker.due(0)  # start the grid
-        node._duplicate.blocked = True
-        node.ticker.due = lambda _now: [(1, 1_000_000), (2, 3_000_000)]
-        node._tick()
-        assert sent == []
-        node._duplicate.blocked = False
-        node._tick()
-        assert len(sent) == 2
-        node.destroy_node()
-    finally:
-        rclpy.shutdown(context=ctx)
-
-
 # ------------------------------------------------------------- two `up`s on one domain (DDS)
 def _exe() -> str:
     return str(Path(sys.executable).parent / "robot-capture")

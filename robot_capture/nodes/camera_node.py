@@ -35,7 +35,6 @@ from rclpy.serialization import deserialize_message
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 
-from robot_capture.nodes._duplicate import DuplicateWatch
 from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.ticker import Ticker
 
@@ -115,7 +114,6 @@ class CameraNode(Node):
         self.info_pub = self.create_publisher(CameraInfo, f"{base}/camera_info", 5)
         self._ticker = None if device else Ticker(rate, self.get_clock().now().nanoseconds, MAX_CATCHUP)
         self._skipped = 0
-        self._duplicate = DuplicateWatch(self)
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f"camera {self.cam_name}: {source} {width}x{height} @ {rate:g} Hz -> "
@@ -210,8 +208,6 @@ class CameraNode(Node):
 
     def _publish(self, msg, stamp: Time) -> None:
         """Publish ``msg`` and the CameraInfo, both stamped ``stamp``."""
-        if self._duplicate.blocked:  # a second station's camera node: stay off this camera's topics
-            return
         msg.header.stamp = stamp
         self.pub.publish(msg)
         self.info.header.stamp = stamp

@@ -22,7 +22,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from robot_capture.nodes._convert import joint_state_msg, matrix_to_pose, ns_to_stamp, pose_array_msg
-from robot_capture.nodes._duplicate import DuplicateWatch
 from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.replay import VR_NAMES, ClipReplay
 from robot_capture.sim.ticker import Ticker
@@ -53,7 +52,6 @@ class MocapReplayNode(Node):
         self.hand_pubs = {s: self.create_publisher(PoseArray, f"/vr/{s}_hand", 10) for s in self.replay.hands}
         self._ended = False
         self.ticker = Ticker(self.replay.rate_hz, self.get_clock().now().nanoseconds)
-        self._duplicate = DuplicateWatch(self)
         self.create_timer(self.replay.period_s, self._on_timer)
         self.get_logger().info(
             f"mocap_replay: {self.replay.path.name} {self.replay.n_frames} frames at {self.replay.rate_hz:.3f} Hz"
@@ -62,8 +60,7 @@ class MocapReplayNode(Node):
 
     def _on_timer(self) -> None:
         for k, stamp_ns in self.ticker.due(self.get_clock().now().nanoseconds):
-            if not self._duplicate.blocked:  # a second station's replay: stay off the operator topics
-                self._publish(k, stamp_ns)
+            self._publish(k, stamp_ns)
 
     def _publish(self, tick: int, stamp_ns: int) -> None:
         i = self.replay.frame_index(tick)

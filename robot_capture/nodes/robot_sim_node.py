@@ -17,7 +17,6 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from robot_capture.nodes._convert import joint_state_msg, ns_to_stamp
-from robot_capture.nodes._duplicate import DuplicateWatch
 from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.robot_sim import FirstOrderFollower
 from robot_capture.sim.robots import load_robot
@@ -47,7 +46,6 @@ class RobotSimNode(Node):
         self._msg = joint_state_msg(self.get_clock().now().to_msg(), self.sim.joint_names, self.sim.q, self.sim.qd)
         self.ticker = Ticker(rate, self.get_clock().now().nanoseconds)
         self._last_ns = None
-        self._duplicate = DuplicateWatch(self)
         self.create_timer(1.0 / rate, self._tick)
         self.get_logger().info(
             f"robot_sim: {model.name} {len(model.joint_names)} joints ({len(locked)} locked), "
@@ -74,8 +72,7 @@ class RobotSimNode(Node):
             msg.header.stamp = ns_to_stamp(stamp_ns)
             msg.position = array.array("d", self.sim.q.tobytes())
             msg.velocity = array.array("d", self.sim.qd.tobytes())
-            if not self._duplicate.blocked:  # a second station's robot_sim: stay off /joint_states
-                self.pub.publish(msg)
+            self.pub.publish(msg)
 
 
 def main(args=None) -> int:
