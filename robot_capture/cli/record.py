@@ -86,8 +86,11 @@ def run(args) -> int:
     except OutputPathError as exc:
         print(f"robot-capture record: {exc}", file=__import__("sys").stderr)
         return 2
+    from robot_capture.cli.plain_stderr import strip_ansi_when_piped
     from robot_capture.floor.graph import apply_dds_environment
     from robot_capture.nodes import recorder_node
+
+    strip_ansi_when_piped()  # Fast DDS colours its own error lines on fd 2 (issue 23)
 
     try:
         apply_dds_environment(args.dds)

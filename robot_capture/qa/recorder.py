@@ -90,7 +90,18 @@ def _worker_init(nice: int, parent: int = 0) -> None:
     while its worker was still starting (importing takes tens of seconds at load 30) left the
     worker orphaned for good, blocked on its task pipe (it holds that pipe's write end too, so
     it never reads EOF): 19 such ~85 MB orphans after two SIGKILL chains. So the worker checks
-    that the recorder is still its parent once the signal is armed, and exits if not."""
+    that the recorder is still its parent once the signal is armed, and exits if not.
+
+    A terminal's Ctrl-C goes to the whole foreground process group: the worker ignores SIGINT
+    (it died with a KeyboardInterrupt traceback and the episode got no verdict); the recorder
+    decides when it ends."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    except (AttributeError, OSError, ValueError):
+        pass
     if nice:
         try:
             os.nice(int(nice))
@@ -98,13 +109,28 @@ def _worker_init(nice: int, parent: int = 0) -> None:
             pass
     try:
         import ctypes
-        import signal
 
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: the pool's pipe closing ends it instead
         pass
     if parent and os.getppid() != parent:  # the recorder died before prctl: no signal will come
         os._exit(0)
+
+
+def _submit_sigint_blocked(pool, fn):
+    """``pool.submit(fn)`` with SIGINT blocked in this thread, so the worker it spawns starts with
+    SIGINT blocked (the mask survives fork and exec) until ``_worker_init`` ignores it: a Ctrl-C
+    while the worker was still importing killed it with a KeyboardInterrupt traceback."""
+    import signal
+
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError, ValueError):
+        return pool.submit(fn)
+    try:
+        return pool.submit(fn)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _warm() -> int:
@@ -176,7 +202,7 @@ class StopVerdicts:
 
                 pool = cf.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                               initializer=_worker_init, initargs=(self.nice, os.getpid()))
-                self._warm = pool.submit(_warm)
+                self._warm = _submit_sigint_blocked(pool, _warm)
                 return pool
             except (OSError, ImportError, NotImplementedError) as exc:
                 self._processes = False
