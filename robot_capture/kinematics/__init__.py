@@ -4,8 +4,8 @@
 baseline (reference.py), C core ``_ik`` (``_ik.c``, built by setup.py).
 """
 from .ik import (FrameTask, IKResult, IKSolver, IKStatus, OrientationTask, PositionTask, PostureTask,
-                 RelativeFrameTask)
+                 RelativeFrameTask, VectorTask)
 from .model import RobotModel
 
 __all__ = ["RobotModel", "IKSolver", "IKResult", "IKStatus", "FrameTask", "RelativeFrameTask", "PostureTask",
-           "PositionTask", "OrientationTask"]
+           "PositionTask", "OrientationTask", "VectorTask"]

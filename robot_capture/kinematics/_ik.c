@@ -13,7 +13,8 @@
  *
  * IK: at each iteration, with residuals e_t (target minus current; 6-D for frame tasks:
  * position then rotation vector log(R_target R^T) in base axes; relative tasks in the root
- * frame's axes; posture e = q_ref - q) and Jacobians J_t, solve
+ * frame's axes; posture e = q_ref - q; vector tasks e = v_target - (p_frame - p_root), 3-D, base axes,
+ * J = J_v,frame - J_v,root, e.g. a fingertip-to-fingertip vector) and Jacobians J_t, solve
  *
  *   min_dq  1/2 sum_t || e_t - J_t dq ||^2_{W_t} + 1/2 lambda ||dq||^2,   lo - q <= dq <= hi - q
  *
@@ -48,7 +49,7 @@
 #endif
 
 enum { ST_CONVERGED = 0, ST_MAX_ITERATIONS = 1, ST_LIMIT_BOUND = 2, ST_INVALID_INPUT = 3 };
-enum { T_FRAME = 0, T_RELATIVE = 1, T_POSTURE = 2 };
+enum { T_FRAME = 0, T_RELATIVE = 1, T_POSTURE = 2, T_VECTOR = 3 };
 
 /* ------------------------------------------------------------------ small 3-D helpers */
 static void rot_axis_angle(const double *a, double s, double *R) {
@@ -557,6 +558,10 @@ static int task_residuals(SolverObject *s, const double *targets, double *pe, do
         if (s->ttype[t] == T_FRAME) {
             memcpy(Rc, Ta, sizeof Rc);
             memcpy(pc, Ta + 9, sizeof pc);
+        } else if (s->ttype[t] == T_VECTOR) {
+            const double *Tb = s->pose + 12 * s->troot[t];
+            pc[0] = Ta[9] - Tb[9]; pc[1] = Ta[10] - Tb[10]; pc[2] = Ta[11] - Tb[11];
+            memcpy(Rc, Rt, sizeof Rc); /* not tracked (wo = 0) */
         } else {
             const double *Tb = s->pose + 12 * s->troot[t];
             double x[3] = {Ta[9] - Tb[9], Ta[10] - Tb[10], Ta[11] - Tb[11]};
@@ -603,7 +608,11 @@ static void build_normal_equations(SolverObject *s, double lambda) {
         const double *Ta = s->pose + 12 * s->tframe[t];
         for (int c = s->ca_start[t]; c < s->ca_start[t + 1]; c++)
             jac_add(s->kin, s->pose, s->ca_link[c], Ta + 9, J, nd, s->ca_col[c], 1.0);
-        if (s->ttype[t] == T_RELATIVE) {
+        if (s->ttype[t] == T_VECTOR) { /* J = J_v,frame - J_v,root, each at its own origin */
+            const double *Tb = s->pose + 12 * s->troot[t];
+            for (int c = s->cb_start[t]; c < s->cb_start[t + 1]; c++)
+                jac_add(s->kin, s->pose, s->cb_link[c], Tb + 9, J, nd, s->cb_col[c], -1.0);
+        } else if (s->ttype[t] == T_RELATIVE) {
             /* J_rel = [Rb^T (Ja_v - Jb_v + [x]x Jb_w); Rb^T (Ja_w - Jb_w)], x = pa - pb;
              * jac_add of the root's joints evaluated at pa gives -(Jb_v + Jb_w x x) = -(Jb_v - [x]x Jb_w) */
             const double *Tb = s->pose + 12 * s->troot[t];
@@ -833,7 +842,30 @@ static PyObject *Solver_set_weights(SolverObject *self, PyObject *args) {
     if (t < 0 || t >= self->nt) { PyErr_Format(PyExc_IndexError, "task %d out of range", t); return NULL; }
     if (!(a >= 0 && b >= 0 && isfinite(a) && isfinite(b))) { PyErr_SetString(PyExc_ValueError, "costs must be finite and >= 0"); return NULL; }
     if (self->ttype[t] == T_POSTURE) self->wpost[t] = a;
-    else { self->wp[t] = a; self->wo[t] = b; }
+    else { self->wp[t] = a; self->wo[t] = self->ttype[t] == T_VECTOR ? 0.0 : b; }
+    update_tolerances(self);
+    Py_RETURN_NONE;
+}
+
+/* set_position_costs(costs (nt,)): every task's position cost (a posture task's cost) in one call,
+ * e.g. DexPilot's per-frame pinch weights; orientation costs unchanged */
+static PyObject *Solver_set_position_costs(SolverObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 1) { PyErr_SetString(PyExc_TypeError, "set_position_costs(costs) takes 1 argument"); return NULL; }
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "IK solver is solving in another thread"); return NULL; }
+    Py_buffer b;
+    if (get_buffer(args[0], &b, 'd', self->nt, 0, "costs") < 0) return NULL;
+    const double *c = b.buf;
+    for (int t = 0; t < self->nt; t++)
+        if (!(c[t] >= 0 && isfinite(c[t]))) {
+            PyBuffer_Release(&b);
+            PyErr_SetString(PyExc_ValueError, "costs must be finite and >= 0");
+            return NULL;
+        }
+    for (int t = 0; t < self->nt; t++) {
+        if (self->ttype[t] == T_POSTURE) self->wpost[t] = c[t];
+        else self->wp[t] = c[t];
+    }
+    PyBuffer_Release(&b);
     update_tolerances(self);
     Py_RETURN_NONE;
 }
@@ -928,7 +960,8 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
     for (int t = 0; t < nt; t++) {
         int ty = self->ttype[t], fa = self->tframe[t], fb = self->troot[t];
         self->dstart[t] = nd_tot; self->ca_start[t] = na; self->cb_start[t] = nb; self->jstart[t] = jtot;
-        if (ty < 0 || ty > 2 || (ty != T_POSTURE && (fa < 0 || fa >= nl)) || (ty == T_RELATIVE && (fb < 0 || fb >= nl))) {
+        int two = ty == T_RELATIVE || ty == T_VECTOR; /* tasks on two frames */
+        if (ty < 0 || ty > 3 || (ty != T_POSTURE && (fa < 0 || fa >= nl)) || (two && (fb < 0 || fb >= nl))) {
             free(mark);
             PyErr_Format(PyExc_ValueError, "task %d: bad type %d or frame %d / root %d", t, ty, fa, fb);
             return -1;
@@ -945,9 +978,10 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
             continue;
         }
         self->ttarget[t] = ntarget++;
+        if (ty == T_VECTOR) self->wo[t] = 0.0; /* a vector has no orientation */
         /* compact dof list: union of the chains of frame a (and root b), sorted */
         for (int i = 0; i < nq; i++) mark[i] = -1;
-        for (int pass = 0; pass < (ty == T_RELATIVE ? 2 : 1); pass++)
+        for (int pass = 0; pass < (two ? 2 : 1); pass++)
             for (int j = pass ? fb : fa; j >= 0; j = k->parent[j]) {
                 self->needed[j] = 1;
                 if (j > 0 && k->type[j] != 0) mark[k->qidx[j]] = 1;
@@ -957,7 +991,7 @@ static int Solver_init(SolverObject *self, PyObject *args, PyObject *kw) {
             if (mark[i] >= 0) { mark[i] = nd; self->dofs[nd_tot + nd] = i; nd++; }
         for (int j = fa; j > 0; j = k->parent[j])
             if (k->type[j] != 0) { self->ca_link[na] = j; self->ca_col[na] = mark[k->qidx[j]]; na++; }
-        if (ty == T_RELATIVE)
+        if (two)
             for (int j = fb; j > 0; j = k->parent[j])
                 if (k->type[j] != 0) { self->cb_link[nb] = j; self->cb_col[nb] = mark[k->qidx[j]]; nb++; }
         nd_tot += nd;
@@ -1024,6 +1058,8 @@ static PyMethodDef Solver_methods[] = {
      "set_posture_reference(task_index, q_ref (nq,))"},
     {"set_weights", (PyCFunction)Solver_set_weights, METH_VARARGS,
      "set_weights(task_index, position_cost_or_cost, orientation_cost)"},
+    {"set_position_costs", (PyCFunction)(void (*)(void))Solver_set_position_costs, METH_FASTCALL,
+     "set_position_costs(costs (nt,)): position cost of every task (posture: its cost), finite >= 0"},
     {"set_velocity_bounds", (PyCFunction)Solver_set_velocity_bounds, METH_VARARGS,
      "set_velocity_bounds(vlo (nq,), vhi (nq,)): signed velocity bounds (rad/s) of the next solves' box "
      "[q0 + vlo*dt, q0 + vhi*dt] (default -/+ velocity); not NaN, vlo <= vhi"},

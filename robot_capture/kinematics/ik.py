@@ -36,7 +36,7 @@ import numpy as np
 
 from .model import RobotModel
 from .reference import ReferenceIKSolver
-from .tasks import FrameTask, IKStatus, OrientationTask, PositionTask, PostureTask, RelativeFrameTask
+from .tasks import FrameTask, IKStatus, OrientationTask, PositionTask, PostureTask, RelativeFrameTask, VectorTask
 
 try:
     from . import _ik
@@ -52,9 +52,9 @@ C_EXTENSION_MISSING = (
 log = logging.getLogger(__name__)
 
 __all__ = ["IKSolver", "IKResult", "IKStatus", "FrameTask", "RelativeFrameTask", "PostureTask",
-           "PositionTask", "OrientationTask"]
+           "PositionTask", "OrientationTask", "VectorTask"]
 
-_TYPE = {"frame": 0, "relative": 1, "posture": 2}
+_TYPE = {"frame": 0, "relative": 1, "posture": 2, "vector": 3}
 
 
 _STATUSES = {int(s): s for s in IKStatus}  # status code -> IKStatus, without an enum call per solve
@@ -125,7 +125,7 @@ class IKSolver:
                 raise ValueError(f"not an IK task: {t!r}")
             if t.kind != "posture":
                 model.frame_index(t.frame)
-            if t.kind == "relative":
+            if t.kind in ("relative", "vector"):
                 model.frame_index(t.root)
         self.target_tasks = [i for i, t in enumerate(self.tasks) if t.kind != "posture"]
         self.ntarget = len(self.target_tasks)
@@ -155,7 +155,7 @@ class IKSolver:
                 model._kin, model.lower, model.upper, vel,
                 i32([_TYPE[t.kind] for t in self.tasks]),
                 i32([model.frame_index(t.frame) if t.kind != "posture" else -1 for t in self.tasks]),
-                i32([model.frame_index(t.root) if t.kind == "relative" else -1 for t in self.tasks]),
+                i32([model.frame_index(t.root) if t.kind in ("relative", "vector") else -1 for t in self.tasks]),
                 np.array([t.cost if t.kind == "posture" else t.position_cost for t in self.tasks]),
                 np.array([t.orientation_cost for t in self.tasks]),
                 (self.params["damping"], self.params["error_damping"], self.params["max_iterations"], self.params["position_tolerance"],
@@ -208,6 +208,25 @@ class IKSolver:
             t.position_cost, t.orientation_cost = float(position_cost), float(orientation_cost)
         if self.backend == "c":
             self._core.set_weights(i, float(position_cost), float(orientation_cost))
+
+    def set_position_costs(self, costs) -> None:
+        """Every task's position cost in one call (a PostureTask's cost; orientation costs are kept):
+        ``costs`` (ntasks,) float64, finite, >= 0 (1/m^2; posture 1/rad^2). The fast way to change
+        per-frame weights such as DexPilot's pinch weights (``robot_capture.hands``).
+
+        Raises:
+            ValueError: wrong shape, NaN/inf or a negative cost.
+        """
+        costs = np.ascontiguousarray(costs, dtype=float)
+        if costs.shape != (len(self.tasks),) or not (np.isfinite(costs).all() and (costs >= 0).all()):
+            raise ValueError(f"costs must be ({len(self.tasks)},) finite values >= 0")
+        if self.backend == "c":
+            self._core.set_position_costs(costs)
+        for t, c in zip(self.tasks, costs):
+            if t.kind == "posture":
+                t.cost = float(c)
+            else:
+                t.position_cost = float(c)
 
     def set_velocity_bounds(self, vlo, vhi) -> None:
         """Signed velocity bounds for the next solves (rad/s, (nq,) each): a solve with ``dt > 0``

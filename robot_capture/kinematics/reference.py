@@ -173,7 +173,7 @@ def box_qp(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray, max_rou
 class ReferenceIKSolver:
     """NumPy twin of the C solver (same tasks, damping, box constraints and statuses).
 
-    Task objects are duck-typed: ``kind`` in {"frame", "relative", "posture"}, ``frame``,
+    Task objects are duck-typed: ``kind`` in {"frame", "relative", "posture", "vector"}, ``frame``,
     ``root``, ``position_cost``, ``orientation_cost``, ``cost``, ``q_ref``.
     """
 
@@ -186,7 +186,7 @@ class ReferenceIKSolver:
         self.vel = np.array(model.velocity_limit if velocity_limit is None else velocity_limit, dtype=float)
         self.vlo, self.vhi = -self.vel, self.vel.copy()
         self._fi = [(model.frame_index(t.frame) if t.kind != "posture" else -1) for t in self.tasks]
-        self._ri = [(model.frame_index(t.root) if t.kind == "relative" else -1) for t in self.tasks]
+        self._ri = [(model.frame_index(t.root) if t.kind in ("relative", "vector") else -1) for t in self.tasks]
         needed = np.zeros(model.nframes, dtype=bool)
         self._chains = {}
         for i in set(self._fi + self._ri) - {-1}:
@@ -210,7 +210,12 @@ class ReferenceIKSolver:
             ti += 1
             Ja = jacobian_from_poses(self.model, poses, fi, self._chains[fi])
             Ta = poses[fi]
-            if t.kind == "frame":
+            if t.kind == "vector":  # e = v - (p_frame - p_origin), J = J_v,frame - J_v,origin
+                Jb = jacobian_from_poses(self.model, poses, ri, self._chains[ri])
+                ep = T[:3, 3] - (Ta[:3, 3] - poses[ri][:3, 3])
+                er = np.zeros(3)
+                J = np.vstack([Ja[:3] - Jb[:3], np.zeros((3, self.model.nq))])
+            elif t.kind == "frame":
                 ep = T[:3, 3] - Ta[:3, 3]
                 er = log_so3(T[:3, :3] @ Ta[:3, :3].T)
                 J = Ja

@@ -14,6 +14,10 @@ Residual conventions (``e = target - current``):
 * :class:`RelativeFrameTask`: the same for ``T_root_frame = T_base_root^-1 T_base_frame``,
   expressed in the root frame's axes (e.g. the wrist in the torso frame).
 * :class:`PostureTask`: ``e = q_ref - q`` (nq,), ``J = I``; a regularization toward ``q_ref``.
+* :class:`VectorTask`: ``e = v_target - (p_frame - p_origin)`` (3,), m, base-frame axes;
+  ``J = J_v,frame - J_v,origin`` (3, nq). The target is a 4x4 whose translation column is
+  ``v_target`` (its rotation is ignored). The finger objectives (wrist-to-fingertip vectors,
+  DexPilot's fingertip pairs, fingertip positions) are built from it (``robot_capture.hands``).
 """
 from __future__ import annotations
 
@@ -134,3 +138,47 @@ class PostureTask:
 
     def __repr__(self):
         return f"PostureTask(cost={self.cost})"
+
+
+class VectorTask:
+    """Vector from ``origin`` to ``frame`` (both link origins), in base-frame axes (m).
+
+    Target: a 4x4 whose translation column is the wanted vector (rotation ignored), so the
+    solver's (ntarget, 4, 4) target array is shared with the frame tasks. With ``origin`` the
+    model's base link it is a position task. Change the cost per solve (e.g. DexPilot's pinch
+    weights) with ``IKSolver.set_position_costs``.
+
+    Args:
+        frame: link at the head of the vector (e.g. a fingertip).
+        origin: link at its tail (e.g. the palm, or another fingertip).
+        cost: weight of the 3 rows (1/m^2), >= 0.
+    """
+
+    kind = "vector"
+    orientation_cost = 0.0
+
+    def __init__(self, frame: str, origin: str, cost: float = 1.0):
+        if not cost >= 0:
+            raise ValueError(f"VectorTask({frame!r}, {origin!r}): cost must be >= 0")
+        self.frame, self.root, self.position_cost = frame, origin, float(cost)
+
+    @property
+    def origin(self) -> str:
+        return self.root
+
+    def current(self, model, q) -> np.ndarray:
+        """(3,) current vector ``p_frame - p_origin`` (m, base axes)."""
+        return model.fk(q, self.frame)[:3, 3] - model.fk(q, self.root)[:3, 3]
+
+    def compute_error(self, model, q, target) -> np.ndarray:
+        """(3,) ``v_target - (p_frame - p_origin)``; ``target`` a 4x4 (translation used) or a 3-vector."""
+        target = np.asarray(target, dtype=float)
+        v = target[:3, 3] if target.shape == (4, 4) else target
+        return v - self.current(model, q)
+
+    def compute_jacobian(self, model, q) -> np.ndarray:
+        """(3, nq) ``J_v,frame - J_v,origin``."""
+        return model.jacobian(q, self.frame)[:3] - model.jacobian(q, self.root)[:3]
+
+    def __repr__(self):
+        return f"VectorTask({self.frame!r}, {self.root!r}, cost={self.position_cost})"

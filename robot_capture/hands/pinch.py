@@ -1,0 +1,42 @@
+"""DexPilot's pinch weighting of fingertip pairs. ROS-free, NumPy.
+
+Handa et al., "DexPilot: Vision-Based Teleoperation of Dexterous Robotic Hand-Arm System",
+ICRA 2020, sec. IV-B: the cost has one term per fingertip pair; when the operator's thumb
+and another fingertip are within a few centimetres, that pair's target distance is set to
+(near) zero and its weight raised (200 in the paper), so the robot's pinch closes even when
+its thumb cannot reproduce the human vector. Thresholds are the mapping's ``pinch:`` keys
+(:class:`~.schema.PinchSpec`; defaults 2 cm closed, 4 cm released, weight 200).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def pair_list(nfingers: int) -> list[tuple[int, int]]:
+    """Fingertip pairs ``(i, j)``, ``i < j``, in finger order (thumb = 0 first)."""
+    return [(i, j) for i in range(nfingers) for j in range(i + 1, nfingers)]
+
+
+def pinch_blend(distance_m, close_m: float, release_m: float) -> np.ndarray:
+    """Per pair, how far from a full pinch: 0 at or under ``close_m``, 1 at or over ``release_m``,
+    linear in between (dimensionless, same shape as ``distance_m``)."""
+    d = np.asarray(distance_m, dtype=float)
+    return np.clip((d - close_m) / (release_m - close_m), 0.0, 1.0)
+
+
+def pair_targets(tips, I, J, thumb_pair, scale, close_m, release_m, pinch_weight, base_weight):
+    """DexPilot pair targets and weights (vectorized over pairs).
+
+    Args:
+        tips: (nf, 3) human fingertips in the robot base axes, already scaled by ``scale`` (m).
+        I, J: (npairs,) int index arrays of the pairs (``pair_list``). thumb_pair: (npairs,) bool.
+        scale: the scaling in ``tips``: the thresholds apply to the human distance ``|v| / scale``.
+        close_m, release_m: pinch thresholds (m, human). pinch_weight, base_weight: pair cost
+            when fully pinched / released (1/m^2).
+    Returns:
+        (vec (npairs, 3), weight (npairs,)): target ``tip_j - tip_i`` (m, base axes; shrunk to 0
+        for a thumb pair in a pinch) and its cost.
+    """
+    v = tips[J] - tips[I]
+    b = np.where(thumb_pair, pinch_blend(np.sqrt((v * v).sum(axis=1)) / scale, close_m, release_m), 1.0)
+    return v * b[:, None], base_weight + (1.0 - b) * (pinch_weight - base_weight)
