@@ -68,13 +68,17 @@ def as_positions(keypoints) -> np.ndarray:
     return p
 
 
-def handedness(positions) -> str:
+_KNUCKLES = [_J["index_proximal"], _J["middle_proximal"], _J["ring_proximal"], _J["little_proximal"]]
+
+
+def handedness(positions, R=None) -> str:
     """``"left"`` or ``"right"`` from the geometry of a (26, 3) hand: the thumb's proximal joint
-    lies on the palm side, which is ``-y`` of the palm frame (:func:`.model.palm_frame`, knuckles
-    index..little) for a left hand and ``+y`` for a right one (a mirror image flips it)."""
+    lies on the palm side, which is ``-y`` of the palm frame (:func:`.model.palm_frame`) for a
+    left hand and ``+y`` for a right one (a mirror image flips it; all 55 + 55 recorded Quest
+    poses agree). ``R``: the palm frame if already computed (any subset of knuckles, index first)."""
     p = positions
-    R = palm_frame(p[WRIST], p[[_J["index_proximal"], _J["middle_proximal"], _J["ring_proximal"],
-                                _J["little_proximal"]]])
+    if R is None:
+        R = palm_frame(p[WRIST], p[_KNUCKLES])
     return "left" if (p[_J["thumb_proximal"]] - p[WRIST]) @ R[:, 1] < 0 else "right"
 
 
@@ -88,7 +92,7 @@ class HandResult:
         reason: why it was held ("" otherwise).
         status: the IK status (None when held).
         fingertip_error: (nfingers,) m, |robot tip - scaled human tip| (wrist-relative, base
-            axes) per finger, FINGERS order; NaN when held.
+            axes; position mode: plus ``wrist_offset``) per finger, FINGERS order; NaN when held.
     """
 
     q: np.ndarray
@@ -119,7 +123,9 @@ class HandRetargeter:
                                      for f in h.fingers if f != "thumb"])
         self._scale = np.array([spec.fingers[f].scaling or spec.scaling for f in h.fingers])
         w_f = np.array([spec.fingers[f].weight for f in h.fingers])
-        tasks = [VectorTask(h.tip_links[i], spec.base_link, w_f[i]) for i in range(nf)]
+        position = spec.mode == "position"
+        origin = spec.base_link if position else h.wrist_link
+        tasks = [VectorTask(h.tip_links[i], origin, w_f[i]) for i in range(nf)]
         self._dexpilot = spec.mode == "dexpilot"
         if self._dexpilot:
             pairs = pair_list(nf)
@@ -137,7 +143,10 @@ class HandRetargeter:
                                step_tolerance=spec.solver.step_tolerance, velocity_limits=False, backend=backend)
         self._costs = np.array([t.cost if t.kind == "posture" else t.position_cost for t in tasks])
         self._targets = np.tile(np.eye(4), (self.solver.ntarget, 1, 1))
-        self._offset = np.asarray(spec.wrist_offset, dtype=float) if spec.mode == "position" else np.zeros(3)
+        self._wrist = h.wrist_position
+        #: target = offset + scaled vector; position mode: fingertips in the base frame
+        self._offset = (self._wrist + np.asarray(spec.wrist_offset, dtype=float)) if position else np.zeros(3)
+        self._err_offset = self._wrist + (np.asarray(spec.wrist_offset, dtype=float) if position else 0.0)
         self._alpha = spec.filter_alpha
         self.q = h.model.neutral()
         self._out = self.q.copy()
@@ -203,7 +212,7 @@ class HandRetargeter:
         """(nfingers,) m, |robot tip - (offset +) scaled human tip| at ``q`` (default the last solve)."""
         q = self.q if q is None else q
         tips = self._last_tips if tips is None else tips
-        return np.linalg.norm(self.hand.tip_positions(q) - (tips + self._offset), axis=1)
+        return np.linalg.norm(self.hand.tip_positions(q) - (tips + self._err_offset), axis=1)
 
     def step(self, keypoints) -> HandResult:
         """Live entry point: like :meth:`solve`, but bad input holds the last command (never raises)."""
