@@ -218,7 +218,10 @@ def load_hand(name_or_path) -> Hand:
     """
     path = resolve_hand(name_or_path)
     where = str(path)
-    spec = validate(HandMappingSpec, load_yaml(path), where)
+    try:
+        spec = validate(HandMappingSpec, load_yaml(path), where)
+    except ConfigError as e:
+        raise HandConfigError(e.problems) from None
     urdf_path = Path(spec.urdf).expanduser()
     if not urdf_path.is_absolute():
         beside = path.parent / urdf_path
