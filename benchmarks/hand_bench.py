@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Hand retargeting benchmark (issue 20): every shipped hand on the 55 + 55 recorded Quest poses.
+
+Per hand and mode: median and p99 time of one ``HandRetargeter.solve`` call through Python
+(warm-started from the previous pose, poses cycled --passes times), fingertip position error
+(p95 over poses and fingers, mm: |robot tip - scaled human tip|, wrist-relative, robot base
+axes, the mode's scaling), pinch gap (for poses whose human thumb and index tips are closer
+than 15 mm, the max robot thumb-index tip distance, mm), and joint-limit violations (commands
+of any joint, mimic ones included, outside the URDF limits).
+
+dex-retargeting (PyPI ``dex-retargeting``, its own teleop DexPilot config for the same hand:
+Inspire and Allegro) runs in its own venv (``--dex-python``, default /work/venv-dex/bin/python)
+as a subprocess given the same poses (21 MediaPipe-order keypoints in the robot base axes);
+its time is measured inside that process around ``retarget``, its error with our FK and its own
+scaling. When that venv is missing its columns are null and the reason is printed.
+
+The last line is one JSON object: {"hands": {name: {mode, median_us, p99_us, fingertip_err_mm_p95,
+pinch_gap_mm_max, limit_violations, dex_retargeting_median_us, dex_retargeting_fingertip_err_mm_p95}}}.
+Not covered yet: the Qualisys grasp recording (its markers give no knuckles for the palm frame).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+from _installed import require_installed  # noqa: E402
+
+require_installed()
+
+from robot_capture.hands import HandRetargeter, shipped_hands  # noqa: E402
+from robot_capture.hands.model import palm_frame  # noqa: E402
+from robot_capture.paths import data_dir  # noqa: E402
+from robot_capture.retarget.hand_tracking import load_webxr_hand_poses, webxr_sample_path, webxr_to_openxr  # noqa: E402
+
+#: OpenXR joint index of each of the 21 MediaPipe / MANO keypoints dex-retargeting expects
+MEDIAPIPE_FROM_OPENXR = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 13, 14, 15, 17, 18, 19, 20, 22, 23, 24, 25]
+DEX_CONFIG = {"inspire_left": "inspire_hand_left_dexpilot.yml", "inspire_right": "inspire_hand_right_dexpilot.yml",
+              "allegro_left": "allegro_hand_left_dexpilot.yml", "allegro_right": "allegro_hand_right_dexpilot.yml"}
+
+DEX_HELPER = r'''
+import json, sys, time
+import numpy as np
+from pathlib import Path
+import dex_retargeting
+from dex_retargeting.retargeting_config import RetargetingConfig
+a = json.load(sys.stdin)
+RetargetingConfig.set_default_urdf_dir(a["urdf_dir"])
+cfg = Path(dex_retargeting.__file__).parent / "configs" / "teleop" / a["config"]
+ret = RetargetingConfig.load_from_file(cfg).build()
+idx = ret.optimizer.target_link_human_indices
+kps = np.asarray(a["keypoints"])
+qs, ts = [], []
+for p in range(a["passes"]):
+    for k in kps:
+        ref = k[idx[1]] - k[idx[0]]
+        t0 = time.perf_counter()
+        q = ret.retarget(ref)
+        ts.append((time.perf_counter() - t0) * 1e6)
+        if p == a["passes"] - 1:
+            qs.append(q.tolist())
+print(json.dumps({"joint_names": list(ret.joint_names), "q": qs, "us": ts,
+                  "scaling": float(ret.optimizer.scaling) if hasattr(ret.optimizer, "scaling") else None}))
+'''
+
+
+def run_dex(py, name, keypoints21, passes):
+    """(result dict, reason) from the dex-retargeting helper; (None, why) when it cannot run."""
+    if not Path(py).exists():
+        return None, f"{py} not found (python3 -m venv /work/venv-dex && /work/venv-dex/bin/pip install dex-retargeting)"
+    arg = json.dumps({"urdf_dir": str(data_dir() / "hands"), "config": DEX_CONFIG[name],
+                      "keypoints": np.asarray(keypoints21).tolist(), "passes": passes})
+    p = subprocess.run([py, "-c", DEX_HELPER], input=arg, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        return None, (p.stderr.strip().splitlines() or ["failed"])[-1]
+    return json.loads(p.stdout.strip().splitlines()[-1]), ""
+
+
+def violations(hand, q) -> int:
+    """Joints (drivers and mimic) outside their URDF limits at ``q``."""
+    n = 0
+    for j, v in hand.command(q).items():
+        uj = hand.model.urdf.joints[j]
+        n += not (uj.lower - 1e-9 <= v <= uj.upper + 1e-9)
+    return n
+
+
+def bench_hand(name, poses, passes, dex_py):
+    r = HandRetargeter(name)
+    h = r.hand
+    kps = poses[h.side]
+    for k in kps:  # warm-up pass
+        r.solve(k)
+    times, errs, gaps, viol = [], [], [], 0
+    for p in range(passes):
+        for k in kps:
+            t0 = time.perf_counter()
+            q = r.solve(k)
+            times.append((time.perf_counter() - t0) * 1e6)
+            if p == passes - 1:
+                errs.append(r.fingertip_error())
+                viol += violations(h, q)
+                if np.linalg.norm(k[5] - k[10]) < 0.015:
+                    t = h.tip_positions(q)
+                    gaps.append(np.linalg.norm(t[0] - t[1]))
+    row = {"mode": h.spec.mode, "median_us": round(float(np.median(times)), 2),
+           "p99_us": round(float(np.percentile(times, 99)), 2),
+           "fingertip_err_mm_p95": round(float(np.percentile(np.concatenate(errs), 95)) * 1e3, 2),
+           "pinch_gap_mm_max": round(float(max(gaps)) * 1e3, 2) if gaps else None,
+           "limit_violations": int(viol), "dex_retargeting_median_us": None,
+           "dex_retargeting_fingertip_err_mm_p95": None}
+    note = ""
+    if name in DEX_CONFIG:
+        # the same poses as 21 MediaPipe keypoints, wrist-relative, in this hand's base axes
+        k21 = []
+        for k in kps:
+            M = h.R_palm @ palm_frame(k[1], k[r._knuckle_kp]).T
+            k21.append(((k - k[1]) @ M.T)[MEDIAPIPE_FROM_OPENXR])
+        res, note = run_dex(dex_py, name, k21, passes)
+        if res is not None:
+            s = res["scaling"] or 1.0
+            col = {n: i for i, n in enumerate(res["joint_names"])}
+            derrs = []
+            for qd, k in zip(res["q"], k21):
+                q = np.array([qd[col[n]] for n in h.joint_names])
+                tips_h = k[[4, 8, 12, 16, 20]][[["thumb", "index", "middle", "ring", "little"].index(f)
+                                                for f in h.fingers]] * s
+                derrs.append(np.linalg.norm(h.tip_positions(q) - h.wrist_position - tips_h, axis=1))
+            row["dex_retargeting_median_us"] = round(float(np.median(res["us"])), 2)
+            row["dex_retargeting_fingertip_err_mm_p95"] = round(float(np.percentile(np.concatenate(derrs), 95)) * 1e3, 2)
+    return row, note
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hands", nargs="*", default=None, help="hand mapping names (default: every shipped hand)")
+    ap.add_argument("--passes", type=int, default=5, help="timed passes over the 55 poses per side")
+    ap.add_argument("--dex-python", default="/work/venv-dex/bin/python", help="python of the dex-retargeting venv")
+    a = ap.parse_args(argv)
+    poses = {s: [webxr_to_openxr(p.positions, np.eye(4), s)[:, :3, 3] for p in load_webxr_hand_poses(webxr_sample_path(s))]
+             for s in ("left", "right")}
+    out, notes = {}, []
+    print(f"{'hand':18s} {'mode':9s} {'med us':>8s} {'p99 us':>8s} {'err p95 mm':>10s} {'pinch mm':>9s} {'viol':>4s} "
+          f"{'dex med us':>10s} {'dex err mm':>10s} {'x faster':>8s}")
+    for name in a.hands or shipped_hands():
+        row, note = bench_hand(name, poses, a.passes, a.dex_python)
+        out[name] = row
+        if note:
+            notes.append(f"{name}: dex-retargeting not run: {note}")
+        d = row["dex_retargeting_median_us"]
+        ratio = f"{d / row['median_us']:.1f}" if d else "-"
+        f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        print(f"{name:18s} {row['mode']:9s} {row['median_us']:8.1f} {row['p99_us']:8.1f} "
+              f"{row['fingertip_err_mm_p95']:10.1f} {f(row['pinch_gap_mm_max']):>9s} {row['limit_violations']:4d} "
+              f"{f(d):>10s} {f(row['dex_retargeting_fingertip_err_mm_p95']):>10s} {ratio:>8s}")
+    for n in notes:
+        print("note:", n)
+    print(json.dumps({"hands": out}))
+
+
+if __name__ == "__main__":
+    main()
