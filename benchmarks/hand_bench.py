@@ -81,7 +81,8 @@ def run_dex(py, name, keypoints21, passes):
                       "keypoints": np.asarray(keypoints21).tolist(), "passes": passes})
     p = subprocess.run([py, "-c", DEX_HELPER], input=arg, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        return None, (p.stderr.strip().splitlines() or ["failed"])[-1]
+        lines = p.stderr.strip().splitlines() or ["failed"]
+        return None, next((ln for ln in reversed(lines) if "Error" in ln), lines[-1])
     return json.loads(p.stdout.strip().splitlines()[-1]), ""
 
 
