@@ -77,6 +77,7 @@ class HandSolverSpec(BaseModel):
     error_damping: NonNegative = 0.01
     step_tolerance: Positive = 1e-5
     regularization: NonNegative = 1e-4  #: cost (1/rad^2) pulling toward the previous solution
+    restart: bool = True            #: also solve from the open hand each frame, keep it when clearly better
 
 
 class HandMappingSpec(BaseModel):

@@ -17,7 +17,9 @@ Per frame (:meth:`HandRetargeter.solve`):
    * ``dexpilot``: the vector tasks plus one task per fingertip pair (tip_i -> tip_j); a thumb
      pair in a human pinch gets a closed target and DexPilot's high weight (:mod:`.pinch`);
 
-   plus a small posture task toward the previous solution (``solver.regularization``). Joint
+   plus a small posture task toward the previous solution (``solver.regularization``); with
+   ``solver.restart`` the same problem is also solved from the open hand and that solution kept
+   when its cost is clearly lower (:data:`RESTART_GAIN`; a warm start after a jump can stick). Joint
    limits (mimic-safe, :mod:`.model`) are the solver's box constraints, so every command is
    within them; mimic joints follow their drivers by construction (one column of ``q``).
 4. a first-order low-pass (``filter_alpha``).
@@ -40,6 +42,16 @@ from .pinch import pair_list, pair_targets
 N_OPENXR = len(OPENXR_HAND_JOINTS)  # 26
 _J = {n: i for i, n in enumerate(OPENXR_HAND_JOINTS)}
 WRIST = _J["wrist"]
+
+
+#: a fingertip target moving more than this between two frames (m) is a jump (a tracking gap, a
+#: static pose): the side check and the restart from the open hand run only then. Continuous
+#: tracking moves a fingertip well under 2 cm per frame (1 m/s at 60 Hz is 1.7 cm).
+JUMP_M = 0.02
+
+#: the restart from the open hand replaces the warm-started solution when its weighted cost is below
+#: this fraction of the warm start's (a margin against flipping between near-equal solutions)
+RESTART_GAIN = 0.7
 
 
 class HandInputError(ValueError):
@@ -149,7 +161,12 @@ class HandRetargeter:
         self._err_offset = self._wrist + (np.asarray(spec.wrist_offset, dtype=float) if position else 0.0)
         self._alpha = spec.filter_alpha
         self.q = h.model.neutral()
-        self._out = self.q.copy()
+        self._open = h.model.neutral()
+        self._out, self._out2 = self.q.copy(), self.q.copy()
+        self._restart = spec.solver.restart
+        self._last_tips, self._jump = None, True
+        #: solves where the restart from the open hand won (see :meth:`solve`)
+        self.restarts = 0
         self.last_status: IKStatus | None = None
 
     @property
@@ -158,6 +175,7 @@ class HandRetargeter:
 
     def reset(self, q=None) -> None:
         """Restart from ``q`` (nq,) (default the clipped zero configuration: the open hand)."""
+        self._last_tips = None  # the next frame is a jump: side check and restart
         self.q = self.hand.model.neutral() if q is None else np.clip(self.hand.model.check_q(q), self.hand.model.lower,
                                                                      self.hand.model.upper)
 
@@ -173,13 +191,16 @@ class HandRetargeter:
             Rh = palm_frame(p[WRIST], p[self._knuckle_kp])
         except ValueError as e:
             raise HandInputError(f"hand pose: {e}") from None
-        if self.check_side:
+        M = self.hand.R_palm @ Rh.T
+        tips = ((p[self._tip_kp] - p[WRIST]) @ M.T) * self._scale[:, None]
+        last = self._last_tips
+        self._jump = last is None or float(np.abs(tips - last).max()) > JUMP_M * float(self._scale.max())
+        if self.check_side and self._jump:
             side = handedness(p)
             if side != self.hand.side:
                 raise HandInputError(f"a {side} hand was given to the {self.hand.side} hand mapping "
                                      f"{self.hand.name!r}: left and right swapped?")
-        M = self.hand.R_palm @ Rh.T
-        return ((p[self._tip_kp] - p[WRIST]) @ M.T) * self._scale[:, None]
+        return tips
 
     def solve(self, keypoints) -> np.ndarray:
         """Retarget one pose, warm-started from the last solution; returns ``q`` (nq,), rad (a copy).
@@ -200,10 +221,20 @@ class HandRetargeter:
             self.solver.set_position_costs(self._costs)
         if self._posture is not None:
             self.solver.set_posture_reference(self._posture, self.q)
-        st = self.solver.solve_into(self.q, self._targets, self._out, 0.0)
-        self.last_status = IKStatus(st)
+        solve_into, te = self.solver.solve_into, self.solver.task_errors
+        st = solve_into(self.q, self._targets, self._out, 0.0)
         if st == IKStatus.INVALID_INPUT:  # cannot happen after the checks above; hold rather than move
             raise HandInputError("the IK solver rejected the hand targets")
+        if self._restart and self._jump:
+            # a jump (a tracking gap, a static pose) can leave the warm start in a local minimum (a thumb
+            # stuck at a limit on the wrong side of a pinch): also solve from the open hand and keep
+            # that only if its cost is clearly lower (no chatter between two near-equal solutions)
+            cost = float(te @ te)
+            st2 = solve_into(self._open, self._targets, self._out2, 0.0)
+            if st2 != IKStatus.INVALID_INPUT and float(te @ te) < RESTART_GAIN * cost:
+                self._out, self._out2, st = self._out2, self._out, st2
+                self.restarts += 1
+        self.last_status = IKStatus(st)
         self.q = self.q + self._alpha * (self._out - self.q)
         self._last_tips = tips
         return self.q.copy()
