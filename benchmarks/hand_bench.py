@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Hand retargeting benchmark (issue 20): every shipped hand on the 55 + 55 recorded Quest poses.
 
-Per hand and mode: median and p99 time of one ``HandRetargeter.solve`` call through Python
-(warm-started from the previous pose, poses cycled --passes times), fingertip position error
+Data: the 55 + 55 recorded Quest poses (static: every pose is a jump from the previous one, cycled
+--passes times) and the Qualisys pillow grasp (a right hand, 60 s at 100 Hz, a continuous time
+series; OpenXR joints synthesized from the markers, :mod:`robot_capture.hands.qualisys`).
+Per hand and mode, over both data sets of its side: median and p99 time of one
+``HandRetargeter.step`` call through Python (warm-started from the previous frame), fingertip position error
 (p95 over poses and fingers, mm: |robot tip - scaled human tip|, wrist-relative, robot base
 axes, the mode's scaling), pinch gap (for poses whose human thumb and index tips are closer
 than 15 mm, the max robot thumb-index tip distance, mm), and joint-limit violations (commands
@@ -16,7 +19,6 @@ scaling. When that venv is missing its columns are null and the reason is printe
 
 The last line is one JSON object: {"hands": {name: {mode, median_us, p99_us, fingertip_err_mm_p95,
 pinch_gap_mm_max, limit_violations, dex_retargeting_median_us, dex_retargeting_fingertip_err_mm_p95}}}.
-Not covered yet: the Qualisys grasp recording (its markers give no knuckles for the palm frame).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ require_installed()
 
 from robot_capture.hands import HandRetargeter, shipped_hands  # noqa: E402
 from robot_capture.hands.model import palm_frame  # noqa: E402
+from robot_capture.hands.qualisys import load_qualisys_tsv, qualisys_to_openxr  # noqa: E402
 from robot_capture.paths import data_dir  # noqa: E402
 from robot_capture.retarget.hand_tracking import load_webxr_hand_poses, webxr_sample_path, webxr_to_openxr  # noqa: E402
 
@@ -95,50 +98,80 @@ def violations(hand, q) -> int:
     return n
 
 
-def bench_hand(name, poses, passes, dex_py):
+def dex_keypoints(r, kps):
+    """The poses as 21 MediaPipe-order keypoints, wrist-relative, in the hand's base axes (dex-retargeting's input)."""
+    out = []
+    for k in kps:
+        M = r.hand.R_palm @ palm_frame(k[1], k[r._knuckle_kp]).T
+        out.append(((k - k[1]) @ M.T)[MEDIAPIPE_FROM_OPENXR])
+    return out
+
+
+def dex_errors(h, res, k21):
+    """(frames, nf) fingertip errors (m) of dex-retargeting's joint angles, with our FK and its scaling."""
+    s = res["scaling"] or 1.0
+    col = {n: i for i, n in enumerate(res["joint_names"])}
+    pick = [["thumb", "index", "middle", "ring", "little"].index(f) for f in h.fingers]
+    errs = []
+    for qd, k in zip(res["q"], k21):
+        q = np.array([qd[col[n]] for n in h.joint_names])
+        tips_h = k[[4, 8, 12, 16, 20]][pick] * s
+        errs.append(np.linalg.norm(h.tip_positions(q) - h.wrist_position - tips_h, axis=1))
+    return np.array(errs)
+
+
+def bench_hand(name, datasets, dex_py):
+    """One hand over ``datasets`` [(label, side, keypoints (N,26,3), passes)] of its side: (row, {label: stats}, note)."""
     r = HandRetargeter(name)
     h = r.hand
-    kps = poses[h.side]
-    for k in kps:  # warm-up pass
-        r.solve(k)
-    times, errs, gaps, viol = [], [], [], 0
-    for p in range(passes):
-        for k in kps:
-            t0 = time.perf_counter()
-            q = r.solve(k)
-            times.append((time.perf_counter() - t0) * 1e6)
-            if p == passes - 1:
-                errs.append(r.fingertip_error())
-                viol += violations(h, q)
-                if np.linalg.norm(k[5] - k[10]) < 0.015:
-                    t = h.tip_positions(q)
-                    gaps.append(np.linalg.norm(t[0] - t[1]))
+    times, errs, gaps, viol, per, dtimes, derrs, note = [], [], [], 0, {}, [], [], ""
+    for label, side, kps, passes in datasets:
+        if side != h.side:
+            continue
+        r.reset()
+        for k in kps[:60]:  # warm-up
+            r.step(k)
+        r.reset()
+        t_set, e_set, held = [], [], 0
+        for p in range(passes):
+            for k in kps:
+                t0 = time.perf_counter()
+                res = r.step(k)
+                t_set.append((time.perf_counter() - t0) * 1e6)
+                if p == passes - 1:
+                    held += res.held
+                    if res.held:
+                        continue
+                    e_set.append(res.fingertip_error)
+                    viol += violations(h, res.q)
+                    if np.linalg.norm(k[5] - k[10]) < 0.015:
+                        t = h.tip_positions(res.q)
+                        gaps.append(np.linalg.norm(t[0] - t[1]))
+        times += t_set
+        errs += e_set
+        per[label] = {"median_us": float(np.median(t_set)), "err_p95_mm": float(np.percentile(e_set, 95)) * 1e3,
+                      "held": held, "frames": len(kps)}
+        if name in DEX_CONFIG:
+            good = [k for k in kps if np.isfinite(k).all()]
+            k21 = dex_keypoints(r, good)
+            res, why = run_dex(dex_py, name, k21, passes)
+            if res is None:
+                note = why
+            else:
+                de = dex_errors(h, res, k21)
+                dtimes += res["us"]
+                derrs.append(de)
+                per[label]["dex_median_us"] = float(np.median(res["us"]))
+                per[label]["dex_err_p95_mm"] = float(np.percentile(de, 95)) * 1e3
     row = {"mode": h.spec.mode, "median_us": round(float(np.median(times)), 2),
            "p99_us": round(float(np.percentile(times, 99)), 2),
            "fingertip_err_mm_p95": round(float(np.percentile(np.concatenate(errs), 95)) * 1e3, 2),
            "pinch_gap_mm_max": round(float(max(gaps)) * 1e3, 2) if gaps else None,
-           "limit_violations": int(viol), "dex_retargeting_median_us": None,
-           "dex_retargeting_fingertip_err_mm_p95": None}
-    note = ""
-    if name in DEX_CONFIG:
-        # the same poses as 21 MediaPipe keypoints, wrist-relative, in this hand's base axes
-        k21 = []
-        for k in kps:
-            M = h.R_palm @ palm_frame(k[1], k[r._knuckle_kp]).T
-            k21.append(((k - k[1]) @ M.T)[MEDIAPIPE_FROM_OPENXR])
-        res, note = run_dex(dex_py, name, k21, passes)
-        if res is not None:
-            s = res["scaling"] or 1.0
-            col = {n: i for i, n in enumerate(res["joint_names"])}
-            derrs = []
-            for qd, k in zip(res["q"], k21):
-                q = np.array([qd[col[n]] for n in h.joint_names])
-                tips_h = k[[4, 8, 12, 16, 20]][[["thumb", "index", "middle", "ring", "little"].index(f)
-                                                for f in h.fingers]] * s
-                derrs.append(np.linalg.norm(h.tip_positions(q) - h.wrist_position - tips_h, axis=1))
-            row["dex_retargeting_median_us"] = round(float(np.median(res["us"])), 2)
-            row["dex_retargeting_fingertip_err_mm_p95"] = round(float(np.percentile(np.concatenate(derrs), 95)) * 1e3, 2)
-    return row, note
+           "limit_violations": int(viol),
+           "dex_retargeting_median_us": round(float(np.median(dtimes)), 2) if dtimes else None,
+           "dex_retargeting_fingertip_err_mm_p95":
+               round(float(np.percentile(np.concatenate(derrs), 95)) * 1e3, 2) if derrs else None}
+    return row, per, note
 
 
 def main(argv=None):
@@ -147,22 +180,30 @@ def main(argv=None):
     ap.add_argument("--passes", type=int, default=5, help="timed passes over the 55 poses per side")
     ap.add_argument("--dex-python", default="/work/venv-dex/bin/python", help="python of the dex-retargeting venv")
     a = ap.parse_args(argv)
-    poses = {s: [webxr_to_openxr(p.positions, np.eye(4), s)[:, :3, 3] for p in load_webxr_hand_poses(webxr_sample_path(s))]
-             for s in ("left", "right")}
-    out, notes = {}, []
+    datasets = [(f"quest_{s}", s, [webxr_to_openxr(p.positions, np.eye(4), s)[:, :3, 3]
+                                   for p in load_webxr_hand_poses(webxr_sample_path(s))], a.passes)
+                for s in ("left", "right")]
+    _, markers = load_qualisys_tsv(data_dir() / "hand_tracking" / "qualisys_hand_markers_pillow_grasp_recording.tsv")
+    datasets.append(("qualisys_grasp", "right", list(qualisys_to_openxr(markers)), 1))  # 60 s at 100 Hz, a right hand
+    out, notes, pers = {}, [], {}
+    f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     print(f"{'hand':18s} {'mode':9s} {'med us':>8s} {'p99 us':>8s} {'err p95 mm':>10s} {'pinch mm':>9s} {'viol':>4s} "
           f"{'dex med us':>10s} {'dex err mm':>10s} {'x faster':>8s}")
     for name in a.hands or shipped_hands():
-        row, note = bench_hand(name, poses, a.passes, a.dex_python)
-        out[name] = row
+        row, per, note = bench_hand(name, datasets, a.dex_python)
+        out[name], pers[name] = row, per
         if note:
             notes.append(f"{name}: dex-retargeting not run: {note}")
         d = row["dex_retargeting_median_us"]
         ratio = f"{d / row['median_us']:.1f}" if d else "-"
-        f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         print(f"{name:18s} {row['mode']:9s} {row['median_us']:8.1f} {row['p99_us']:8.1f} "
               f"{row['fingertip_err_mm_p95']:10.1f} {f(row['pinch_gap_mm_max']):>9s} {row['limit_violations']:4d} "
-              f"{f(d):>10s} {f(row['dex_retargeting_fingertip_err_mm_p95']):>10s} {ratio:>8s}")
+              f"{f(d):>10s} {f(row['dex_retargeting_fingertip_err_mm_p95']):>10s} {ratio:>8s}", flush=True)
+    print("per data set (median us / fingertip err p95 mm / held frames; dex-retargeting's median us / err p95 mm):")
+    for name, per in pers.items():
+        for label, v in per.items():
+            print(f"  {name:18s} {label:15s} {v['median_us']:8.1f} us {v['err_p95_mm']:6.1f} mm held {v['held']:4d}/"
+                  f"{v['frames']:<5d} dex {f(v.get('dex_median_us'))} us {f(v.get('dex_err_p95_mm'))} mm")
     for n in notes:
         print("note:", n)
     print(json.dumps({"hands": out}))

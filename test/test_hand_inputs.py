@@ -127,5 +127,5 @@ def test_set_position_costs_checks_its_input():
     s.set_position_costs([200.0])
     assert s.tasks[0].position_cost == 200.0
     for bad in ([np.nan], [-1.0], [1.0, 2.0]):
-        with pytest.raises(ValueError, match="finite values >= 0"):
+        with pytest.raises(ValueError, match="finite and >= 0|expected 1 float64 values"):
             s.set_position_costs(bad)

@@ -217,8 +217,10 @@ class HandRetargeter:
             vec, w = pair_targets(tips, self._I, self._Jp, self._thumb_pair, self._scale[self._I], sp.close_m,
                                   sp.release_m, sp.weight, 1.0)
             tv[nf:] = vec
-            self._costs[nf:nf + len(w)] = w * self._pair_w
-            self.solver.set_position_costs(self._costs)
+            w = w * self._pair_w
+            if not np.array_equal(w, self._costs[nf:nf + len(w)]):  # only while a pinch weight changes
+                self._costs[nf:nf + len(w)] = w
+                self.solver.set_position_costs(self._costs)
         if self._posture is not None:
             self.solver.set_posture_reference(self._posture, self.q)
         solve_into, te = self.solver.solve_into, self.solver.task_errors

@@ -218,11 +218,11 @@ class IKSolver:
             ValueError: wrong shape, NaN/inf or a negative cost.
         """
         costs = np.ascontiguousarray(costs, dtype=float)
-        if costs.shape != (len(self.tasks),) or not (np.isfinite(costs).all() and (costs >= 0).all()):
-            raise ValueError(f"costs must be ({len(self.tasks)},) finite values >= 0")
-        if self.backend == "c":
+        if self.backend == "c":  # the C core checks the length and the values (ValueError)
             self._core.set_position_costs(costs)
-        for t, c in zip(self.tasks, costs):
+        elif costs.shape != (len(self.tasks),) or not (np.isfinite(costs).all() and (costs >= 0).all()):
+            raise ValueError(f"costs must be ({len(self.tasks)},) values, finite and >= 0")
+        for t, c in zip(self.tasks, costs.tolist()):
             if t.kind == "posture":
                 t.cost = float(c)
             else:
