@@ -24,8 +24,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
         epilog="Examples:\n"
                "  robot-capture robot check g1\n"
                "  robot-capture robot check ./myrobot.yaml --png myrobot_check.png\n"
+               "  robot-capture robot check inspire_right       # a hand: open, fist and pinch beside the human hand\n"
                "Robots: a name looked up in $ROBOT_CAPTURE_ROBOTS (or ~/.config/robot_capture/robots), then in\n"
-               "the shipped config/robots; or a mapping YAML path.",
+               "the shipped config/robots; or a mapping YAML path. Hands: a name in config/hands\n"
+               "($ROBOT_CAPTURE_HANDS first) or a hand YAML (one with fingers:).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", metavar="<action>")
     c = actions.add_parser("check", help="load a mapping, list what the IK will use, render a PNG",
@@ -43,6 +45,10 @@ def run(args) -> int:
     if getattr(args, "action", None) != "check":
         print("usage: robot-capture robot check ROBOT [--png PATH]", file=sys.stderr)
         return 2
+    from robot_capture.hands.check import check_hand, is_hand_mapping
+
+    if is_hand_mapping(args.robot):  # a hand mapping (config/hands/, issue 20): its own report and picture
+        return check_hand(args)
     from robot_capture.retarget.mapping import RobotMapping
     from robot_capture.retarget.retargeter import Retargeter
 
