@@ -41,6 +41,7 @@ require_installed()
 
 from robot_capture.hands import HandRetargeter, shipped_hands  # noqa: E402
 from robot_capture.hands.model import palm_frame  # noqa: E402
+from robot_capture.kinematics import RobotModel  # noqa: E402
 from robot_capture.hands.qualisys import load_qualisys_tsv, qualisys_to_openxr  # noqa: E402
 from robot_capture.paths import data_dir  # noqa: E402
 from robot_capture.retarget.hand_tracking import load_webxr_hand_poses, webxr_sample_path, webxr_to_openxr  # noqa: E402
@@ -60,6 +61,7 @@ a = json.load(sys.stdin)
 RetargetingConfig.set_default_urdf_dir(a["urdf_dir"])
 cfg = Path(dex_retargeting.__file__).parent / "configs" / "teleop" / a["config"]
 ret = RetargetingConfig.load_from_file(cfg).build()
+ret.filter = None  # its low-pass (alpha 0.2) would lag every static pose; ours runs unfiltered too
 idx = ret.optimizer.target_link_human_indices
 kps = np.asarray(a["keypoints"])
 qs, ts = [], []
@@ -99,10 +101,15 @@ def violations(hand, q) -> int:
 
 
 def dex_keypoints(r, kps):
-    """The poses as 21 MediaPipe-order keypoints, wrist-relative, in the hand's base axes (dex-retargeting's input)."""
+    """The poses as 21 MediaPipe-order keypoints, wrist-relative, in the URDF root's axes (dex-retargeting's
+    input: it computes every link in the URDF root frame; e.g. the Inspire's root ``base`` is turned
+    (-pi/2, 0, pi) from our ``hand_base_link``)."""
+    h = r.hand
+    full = RobotModel(h.model.urdf)
+    R_root_base = full.fk(full.neutral(), h.spec.base_link)[:3, :3]
     out = []
     for k in kps:
-        M = r.hand.R_palm @ palm_frame(k[1], k[r._knuckle_kp]).T
+        M = R_root_base @ h.R_palm @ palm_frame(k[1], k[r._knuckle_kp]).T
         out.append(((k - k[1]) @ M.T)[MEDIAPIPE_FROM_OPENXR])
     return out
 
@@ -110,12 +117,14 @@ def dex_keypoints(r, kps):
 def dex_errors(h, res, k21):
     """(frames, nf) fingertip errors (m) of dex-retargeting's joint angles, with our FK and its scaling."""
     s = res["scaling"] or 1.0
+    full = RobotModel(h.model.urdf)
+    R_base_root = full.fk(full.neutral(), h.spec.base_link)[:3, :3].T
     col = {n: i for i, n in enumerate(res["joint_names"])}
     pick = [["thumb", "index", "middle", "ring", "little"].index(f) for f in h.fingers]
     errs = []
     for qd, k in zip(res["q"], k21):
         q = np.array([qd[col[n]] for n in h.joint_names])
-        tips_h = k[[4, 8, 12, 16, 20]][pick] * s
+        tips_h = (k[[4, 8, 12, 16, 20]][pick] * s) @ R_base_root.T
         errs.append(np.linalg.norm(h.tip_positions(q) - h.wrist_position - tips_h, axis=1))
     return np.array(errs)
 
