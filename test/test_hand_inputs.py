@@ -129,3 +129,18 @@ def test_set_position_costs_checks_its_input():
     for bad in ([np.nan], [-1.0], [1.0, 2.0]):
         with pytest.raises(ValueError, match="finite and >= 0|expected 1 float64 values"):
             s.set_position_costs(bad)
+
+
+def test_set_max_iterations_bounds_the_next_solves():
+    m = RobotModel.from_urdf(INSPIRE, base_link="hand_base_link")
+    s = IKSolver(m, [VectorTask("index_tip", "thumb_tip")], max_iterations=50)
+    target = np.eye(4)
+    target[:3, 3] = [0.0, 0.0, 0.0]  # tips together: several steps away from the open hand
+    s.set_max_iterations(1)
+    s.solve(np.zeros(m.nq), [target])
+    assert s.last_iterations == 1
+    s.set_max_iterations(50)
+    s.solve(np.zeros(m.nq), [target])
+    assert s.last_iterations > 1
+    with pytest.raises(ValueError, match="0..100000"):
+        s.set_max_iterations(-1)

@@ -13,7 +13,7 @@ import numpy as np
 
 
 def pair_list(nfingers: int) -> list[tuple[int, int]]:
-    """Fingertip pairs ``(i, j)``, ``i < j``, in finger order (thumb = 0 first)."""
+    """Fingertip pairs ``(i, j)``, ``i < j``, in finger order: the thumb's (0, j) pairs first."""
     return [(i, j) for i in range(nfingers) for j in range(i + 1, nfingers)]
 
 
@@ -24,13 +24,14 @@ def pinch_blend(distance_m, close_m: float, release_m: float) -> np.ndarray:
     return np.clip((d - close_m) / (release_m - close_m), 0.0, 1.0)
 
 
-def pair_targets(tips, I, J, thumb_pair, scale, close_m, release_m, pinch_weight, base_weight):
+def pair_targets(tips, I, J, nthumb, scale, close_m, release_m, pinch_weight, base_weight):
     """DexPilot pair targets and weights (vectorized over pairs).
 
     Args:
         tips: (nf, 3) human fingertips in the robot base axes, already scaled by ``scale`` (m).
-        I, J: (npairs,) int index arrays of the pairs (``pair_list``). thumb_pair: (npairs,) bool.
-        scale: the scaling in ``tips``: the thresholds apply to the human distance ``|v| / scale``.
+        I, J: (npairs,) int index arrays of the pairs (:func:`pair_list`: the ``nthumb`` thumb
+            pairs come first). scale: (nthumb,) the scaling of the thumb pairs: the thresholds
+            apply to the human distance ``|v| / scale``.
         close_m, release_m: pinch thresholds (m, human). pinch_weight, base_weight: pair cost
             when fully pinched / released (1/m^2).
     Returns:
@@ -38,5 +39,9 @@ def pair_targets(tips, I, J, thumb_pair, scale, close_m, release_m, pinch_weight
         for a thumb pair in a pinch) and its cost.
     """
     v = tips[J] - tips[I]
-    b = np.where(thumb_pair, pinch_blend(np.sqrt((v * v).sum(axis=1)) / scale, close_m, release_m), 1.0)
-    return v * b[:, None], base_weight + (1.0 - b) * (pinch_weight - base_weight)
+    vt = v[:nthumb]
+    b = pinch_blend(np.sqrt((vt * vt).sum(axis=1)) / scale, close_m, release_m)
+    vt *= b[:, None]
+    w = np.full(len(I), float(base_weight))
+    w[:nthumb] += (1.0 - b) * (pinch_weight - base_weight)
+    return v, w

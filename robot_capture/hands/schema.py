@@ -70,7 +70,9 @@ class HandSolverSpec(BaseModel):
     """Keyword arguments of the IK solver for the hand (:class:`robot_capture.kinematics.IKSolver`)."""
 
     model_config = STRICT_KEYS
-    max_iterations: Annotated[int, Field(ge=1, le=200)] = 12
+    max_iterations: Annotated[int, Field(ge=1, le=200)] = 12  #: after a jump (solver.py JUMP_M) and on the first frame
+    #: while tracking smoothly (warm start one frame away): fewer steps suffice
+    warm_iterations: Annotated[int, Field(ge=1, le=200)] = 4
     damping: NonNegative = 1e-6
     #: 0.01, not the arms' 1.0: the high pinch weights make E large and the paper's lambda = E froze the fingers
     #: (a fist from the open hand stopped 8 cm short in 12 iterations; 0.01 reaches it, test_hand_retarget.py)

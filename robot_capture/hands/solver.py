@@ -143,7 +143,8 @@ class HandRetargeter:
             pairs = pair_list(nf)
             self._I = np.array([i for i, _ in pairs])
             self._Jp = np.array([j for _, j in pairs])
-            self._thumb_pair = self._I == 0  # thumb is finger 0 (FINGERS order)
+            self._nthumb = nf - 1  # the thumb is finger 0 (FINGERS order): its pairs come first
+            self._thumb_scale = self._scale[self._Jp[:nf - 1]]
             self._pair_w = np.sqrt(w_f[self._I] * w_f[self._Jp])
             tasks += [VectorTask(h.tip_links[j], h.tip_links[i], 1.0) for i, j in pairs]
         reg = spec.solver.regularization
@@ -164,6 +165,7 @@ class HandRetargeter:
         self._open = h.model.neutral()
         self._out, self._out2 = self.q.copy(), self.q.copy()
         self._restart = spec.solver.restart
+        self._max_it, self._warm_it, self._iter_jump = spec.solver.max_iterations, spec.solver.warm_iterations, True
         self._last_tips, self._jump = None, True
         #: solves where the restart from the open hand won (see :meth:`solve`)
         self.restarts = 0
@@ -214,7 +216,7 @@ class HandRetargeter:
         tv[:nf] = tips + self._offset
         if self._dexpilot:
             sp = self.hand.spec.pinch
-            vec, w = pair_targets(tips, self._I, self._Jp, self._thumb_pair, self._scale[self._I], sp.close_m,
+            vec, w = pair_targets(tips, self._I, self._Jp, self._nthumb, self._thumb_scale, sp.close_m,
                                   sp.release_m, sp.weight, 1.0)
             tv[nf:] = vec
             w = w * self._pair_w
@@ -224,6 +226,9 @@ class HandRetargeter:
         if self._posture is not None:
             self.solver.set_posture_reference(self._posture, self.q)
         solve_into, te = self.solver.solve_into, self.solver.task_errors
+        if self._jump != self._iter_jump:  # more Gauss-Newton steps after a jump, fewer while tracking
+            self.solver.set_max_iterations(self._max_it if self._jump else self._warm_it)
+            self._iter_jump = self._jump
         st = solve_into(self.q, self._targets, self._out, 0.0)
         if st == IKStatus.INVALID_INPUT:  # cannot happen after the checks above; hold rather than move
             raise HandInputError("the IK solver rejected the hand targets")

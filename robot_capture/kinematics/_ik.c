@@ -870,6 +870,15 @@ static PyObject *Solver_set_position_costs(SolverObject *self, PyObject *const *
     Py_RETURN_NONE;
 }
 
+static PyObject *Solver_set_max_iterations(SolverObject *self, PyObject *arg) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "IK solver is solving in another thread"); return NULL; }
+    if (n < 0 || n > 100000) { PyErr_SetString(PyExc_ValueError, "max_iterations must be in 0..100000"); return NULL; }
+    self->max_iter = (int)n;
+    Py_RETURN_NONE;
+}
+
 static PyObject *Solver_set_velocity_bounds(SolverObject *self, PyObject *args) {
     PyObject *olo, *ohi;
     if (!PyArg_ParseTuple(args, "OO", &olo, &ohi)) return NULL;
@@ -1060,6 +1069,8 @@ static PyMethodDef Solver_methods[] = {
      "set_weights(task_index, position_cost_or_cost, orientation_cost)"},
     {"set_position_costs", (PyCFunction)(void (*)(void))Solver_set_position_costs, METH_FASTCALL,
      "set_position_costs(costs (nt,)): position cost of every task (posture: its cost), finite >= 0"},
+    {"set_max_iterations", (PyCFunction)Solver_set_max_iterations, METH_O,
+     "set_max_iterations(n): Gauss-Newton steps per solve from the next solve on (0..100000)"},
     {"set_velocity_bounds", (PyCFunction)Solver_set_velocity_bounds, METH_VARARGS,
      "set_velocity_bounds(vlo (nq,), vhi (nq,)): signed velocity bounds (rad/s) of the next solves' box "
      "[q0 + vlo*dt, q0 + vhi*dt] (default -/+ velocity); not NaN, vlo <= vhi"},

@@ -228,6 +228,18 @@ class IKSolver:
             else:
                 t.position_cost = float(c)
 
+    def set_max_iterations(self, n: int) -> None:
+        """Gauss-Newton steps per solve from the next solve on (e.g. fewer while tracking smoothly,
+        more after a jump). Raises ValueError outside 0..100000."""
+        n = int(n)
+        if not 0 <= n <= 100000:
+            raise ValueError("max_iterations must be in 0..100000")
+        self.params["max_iterations"] = n
+        if self.backend == "c":
+            self._core.set_max_iterations(n)
+        else:
+            self._ref.max_iterations = n
+
     def set_velocity_bounds(self, vlo, vhi) -> None:
         """Signed velocity bounds for the next solves (rad/s, (nq,) each): a solve with ``dt > 0``
         keeps ``q0 + vlo*dt <= q <= q0 + vhi*dt`` (within the position limits, which win when the
