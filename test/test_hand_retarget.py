@@ -46,6 +46,22 @@ def test_pinch_closes_the_robot_pinch(poses, name):
 
 
 @pytest.mark.parametrize("name", HANDS)
+def test_every_recorded_pinch_closes_in_sequence(poses, name):
+    """All 55 poses in file order (each a jump from the last); every pose whose human thumb and index
+    tips are < 15 mm apart ("pinch", "grab", "asl f", "asl o", "asl 9") closes the robot's to <= 10 mm,
+    also when the thumb touches the middle finger too (a grab)."""
+    r = HandRetargeter(name)
+    h = r.hand
+    gaps = {}
+    for pname, k in poses[h.side].items():
+        q = r.solve(k)
+        if np.linalg.norm(k[5] - k[10]) < 0.015:
+            t = h.tip_positions(q)
+            gaps[pname] = np.linalg.norm(t[0] - t[1])
+    assert len(gaps) >= 4 and max(gaps.values()) <= 0.010, f"{name}: {gaps}"
+
+
+@pytest.mark.parametrize("name", HANDS)
 def test_fist_closes_and_flat_hand_opens_every_finger(poses, name):
     r = HandRetargeter(name)
     h = r.hand

@@ -36,11 +36,20 @@ def pair_targets(tips, I, J, nthumb, scale, close_m, release_m, pinch_weight, ba
             when fully pinched / released (1/m^2).
     Returns:
         (vec (npairs, 3), weight (npairs,)): target ``tip_j - tip_i`` (m, base axes; shrunk to 0
-        for a thumb pair in a pinch) and its cost.
+        for the thumb pair in a pinch: one at a time, the index first (pair 0 is thumb-index), else the
+        finger nearest the thumb) and its cost.
     """
     v = tips[J] - tips[I]
     vt = v[:nthumb]
-    b = pinch_blend(np.sqrt((vt * vt).sum(axis=1)) / scale, close_m, release_m)
+    d = np.sqrt((vt * vt).sum(axis=1)) / scale
+    b = pinch_blend(d, close_m, release_m)
+    # one pinch at a time: the index when it is within close_m of the thumb (the precision pinch), else the
+    # thumb's nearest finger; when the human thumb touches two fingers (a grab), closing both pulled a
+    # 3-finger hand's thumb between them, 28 mm from either (Dex3, Quest poses "grab" and "asl o")
+    k = 0 if d[0] <= close_m else int(np.argmin(d))
+    bk = b[k]
+    b[:] = 1.0
+    b[k] = bk
     vt *= b[:, None]
     w = np.full(len(I), float(base_weight))
     w[:nthumb] += (1.0 - b) * (pinch_weight - base_weight)
