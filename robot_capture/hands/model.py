@@ -166,7 +166,10 @@ class Hand:
 
     def tip_positions(self, q) -> np.ndarray:
         """(nfingers, 3) fingertip positions (m, base frame) at ``q`` (nq,)."""
-        return self.model.fk_frames(np.asarray(q, dtype=float)[None], self.tip_links)[0, :, :3, 3]
+        idx = self.__dict__.get("_tip_idx")
+        if idx is None:
+            idx = self.__dict__["_tip_idx"] = np.array([self.model.frame_index(n) for n in self.tip_links], np.int32)
+        return self.model.fk_frames(np.asarray(q, dtype=float)[None], idx)[0, :, :3, 3]
 
 
 def _add_tips(urdf, spec: HandMappingSpec, where: str):

@@ -40,6 +40,7 @@ from .model import Hand, load_hand, palm_frame
 from .pinch import pair_list, pair_targets
 
 N_OPENXR = len(OPENXR_HAND_JOINTS)  # 26
+_STATUS = {int(s): s for s in IKStatus}
 _J = {n: i for i, n in enumerate(OPENXR_HAND_JOINTS)}
 WRIST = _J["wrist"]
 
@@ -241,7 +242,7 @@ class HandRetargeter:
             if st2 != IKStatus.INVALID_INPUT and float(te @ te) < RESTART_GAIN * cost:
                 self._out, self._out2, st = self._out2, self._out, st2
                 self.restarts += 1
-        self.last_status = IKStatus(st)
+        self.last_status = _STATUS[st]
         self.q = self.q + self._alpha * (self._out - self.q)
         self._last_tips = tips
         return self.q.copy()

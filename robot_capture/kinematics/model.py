@@ -263,7 +263,11 @@ class RobotModel:
         qs = np.ascontiguousarray(qs, dtype=float)
         if qs.ndim != 2 or qs.shape[1] != self.nq:
             raise ValueError(f"qs has shape {qs.shape}, expected (N, {self.nq})")
-        idx = np.array([f if isinstance(f, (int, np.integer)) else self.frame_index(f) for f in frames], dtype=np.int32)
+        if isinstance(frames, np.ndarray) and frames.dtype == np.int32:  # indices already (a per-frame caller)
+            idx = frames
+        else:
+            idx = np.array([f if isinstance(f, (int, np.integer)) else self.frame_index(f) for f in frames],
+                           dtype=np.int32)
         out = np.empty((qs.shape[0], len(idx), 4, 4))
         if self._kin is not None:
             self._kin.fk_links(qs, idx, out)
