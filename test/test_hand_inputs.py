@@ -1,6 +1,5 @@
 """Hand retargeting (issue 20): bad mappings and bad poses give one clear error or a flagged hold,
 never a finger command outside its limits; the C VectorTask against its NumPy twin."""
-from pathlib import Path
 
 import numpy as np
 import pytest

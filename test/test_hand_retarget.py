@@ -3,7 +3,7 @@ with the recorded Quest poses (shared/data/hand_tracking, 55 + 55 WebXR poses)."
 import numpy as np
 import pytest
 
-from robot_capture.hands import HandInputError, HandRetargeter, handedness, load_hand, shipped_hands
+from robot_capture.hands import HandInputError, HandRetargeter, handedness, shipped_hands
 from robot_capture.retarget.hand_tracking import load_webxr_hand_poses, webxr_sample_path, webxr_to_openxr
 
 HANDS = ["g1_dex3_left", "g1_dex3_right", "h1_inspire_left", "h1_inspire_right", "inspire_left", "inspire_right",
