@@ -143,3 +143,29 @@ def test_set_max_iterations_bounds_the_next_solves():
     assert s.last_iterations > 1
     with pytest.raises(ValueError, match="0..100000"):
         s.set_max_iterations(-1)
+
+
+def test_glove_joint_angles_drive_the_hand_within_limits_and_bad_readings_hold(tmp_path):
+    glove = ("glove:\n  joints:\n    index_proximal_joint: {source: glove_index, scale: 1.0}\n"
+             "    thumb_proximal_pitch_joint: {source: glove_thumb, scale: 0.5}\n")
+    r = HandRetargeter(load_hand(_yaml(tmp_path, _inspire_yaml() + glove)))
+    h = r.hand
+    res = r.step_glove(["glove_index", "glove_thumb"], [0.8, 4.0])
+    i, t = h.joint_names.index("index_proximal_joint"), h.joint_names.index("thumb_proximal_pitch_joint")
+    assert not res.held and res.q[i] == pytest.approx(0.8)
+    assert res.q[t] == pytest.approx(h.model.upper[t])  # 0.5 * 4.0 = 2 rad, clamped to the limit
+    held = r.step_glove(["glove_index"], [np.nan])
+    assert held.held and "NaN" in held.reason and pytest.approx(res.q) == held.q
+    assert r.step_glove(["glove_index", "glove_thumb"], [0.1]).held  # names and positions differ
+    partial = r.step_glove(["glove_index"], [0.2])  # the thumb's reading is missing: it keeps its command
+    assert not partial.held and partial.q[i] == pytest.approx(0.2) and partial.q[t] == pytest.approx(res.q[t])
+    assert "missing_joints" in partial.reason
+
+
+def test_a_glove_joint_typo_is_one_line_with_did_you_mean(tmp_path):
+    glove = "glove:\n  joints:\n    index_proximal_jiont: {source: g}\n"
+    with pytest.raises(HandConfigError, match="glove.joints.index_proximal_jiont: not a driver joint.*did you mean "
+                                              "'index_proximal_joint'"):
+        load_hand(_yaml(tmp_path, _inspire_yaml() + glove))
+    res = HandRetargeter("inspire_right").step_glove(["a"], [0.0])  # a mapping without glove: holds
+    assert res.held and "has no glove: joints" in res.reason

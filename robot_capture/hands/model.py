@@ -254,6 +254,10 @@ def load_hand(name_or_path) -> Hand:
             if ln not in model.frame_names:
                 problems.append(f"{where}: fingers.{f}.{key}: link {ln!r} is not in the hand under "
                                 f"{spec.base_link!r}{suggest(ln, model.frame_names)}")
+    for jn in spec.glove.joints:
+        if jn not in model.joint_names:
+            problems.append(f"{where}: glove.joints.{jn}: not a driver joint of the hand{suggest(jn, model.joint_names)}; "
+                            f"joints: {', '.join(model.joint_names)}")
     if problems:
         raise HandConfigError(problems)
     _narrow_limits(model, urdf, spec, where)

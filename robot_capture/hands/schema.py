@@ -14,6 +14,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from robot_capture.config_schema import STRICT_KEYS, Finite, NonNegative, Positive, suggest
+from robot_capture.retarget.mapping_schema import Direct
 from robot_capture.retarget.pose import OPENXR_HAND_JOINTS
 
 #: finger names, thumb first (the pinch pairs are thumb-finger pairs)
@@ -103,6 +104,9 @@ class HandMappingSpec(BaseModel):
     #: first-order low-pass on the command: q += alpha (q_solved - q); 1 = no filter
     filter_alpha: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 1.0
     solver: HandSolverSpec = HandSolverSpec()
+    #: a data glove's joint angles (a JointState, like the exo's direct mode): {robot driver joint:
+    #: {source, sign, scale, offset, clamp}}, q = clamp(sign * scale * reading + offset); no IK
+    glove: Direct = Direct()
 
     @model_validator(mode="after")
     def _check(self):

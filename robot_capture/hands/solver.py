@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_capture.kinematics import IKSolver, IKStatus, PostureTask, VectorTask
+from robot_capture.retarget.direct import DirectJointMap
 from robot_capture.retarget.pose import OPENXR_HAND_JOINTS
 
 from .model import Hand, load_hand, palm_frame
@@ -171,6 +172,7 @@ class HandRetargeter:
         #: solves where the restart from the open hand won (see :meth:`solve`)
         self.restarts = 0
         self.last_status: IKStatus | None = None
+        self._glove = DirectJointMap(h.model, spec.glove.model_dump(exclude_none=True)["joints"])
 
     @property
     def joint_names(self) -> list:
@@ -252,6 +254,26 @@ class HandRetargeter:
         q = self.q if q is None else q
         tips = self._last_tips if tips is None else tips
         return np.linalg.norm(self.hand.tip_positions(q) - (tips + self._err_offset), axis=1)
+
+    def step_glove(self, names, positions) -> HandResult:
+        """A data glove's joint angles (JointState ``name``/``position``, rad) -> command, through the
+        mapping's ``glove.joints`` (:class:`robot_capture.retarget.direct.DirectJointMap`, clamped to the
+        hand's limits). A joint without a finite reading keeps its command; no usable reading at all, a
+        name/position length mismatch, or no ``glove:`` section holds the hand (``held``, ``reason``).
+        ``fingertip_error`` is NaN (no human fingertips to compare with)."""
+        nf = len(self.hand.fingers)
+        if not self._glove.source_names:
+            return HandResult(self.q.copy(), True, f"hand mapping {self.hand.name!r} has no glove: joints", None,
+                              np.full(nf, np.nan))
+        q, flags = self._glove.map(list(names), list(positions))
+        ok = np.isfinite(q)
+        if "malformed" in flags or not ok.any():
+            why = "malformed JointState (names and positions differ)" if "malformed" in flags else \
+                f"no reading for {', '.join(self._glove.source_names[:3])}" + (" (NaN)" if "nan_input" in flags else "")
+            return HandResult(self.q.copy(), True, f"glove: {why}", None, np.full(nf, np.nan))
+        self.q = np.where(ok, self.q + self._alpha * (np.where(ok, q, 0.0) - self.q), self.q)
+        self._last_tips = None  # the next tracked frame is a jump
+        return HandResult(self.q.copy(), False, ", ".join(sorted(flags)), None, np.full(nf, np.nan))
 
     def step(self, keypoints) -> HandResult:
         """Live entry point: like :meth:`solve`, but bad input holds the last command (never raises)."""
