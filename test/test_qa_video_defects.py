@@ -9,12 +9,14 @@ finding the clean episode lacks is of that check); the clean episode must pass.
 """
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
 import pytest
 
-from robot_capture.qa.run import qa_episode
+from robot_capture.episodes import load_episode
+from robot_capture.qa.run import qa_episode, qa_paths
 
 import _qa_defects as D
 from _qa_floor import record_clean_episode
@@ -113,12 +115,12 @@ def truncated_jpeg(src, dst):
 
 
 DEFECTS = {
-    # name: (function, the check that must catch it, severity, topic)
-    "black_2s": (black_stretch, "dark", "fail", D.HEAD),
-    "frozen_2s": (frozen_stretch, "frozen", "fail", D.HEAD),
-    "blurred_1.2s": (blurred_stretch, "blur", "fail", D.HEAD),
-    "raw_frame_short": (corrupted_raw_frame, "decode", "fail", D.HEAD),
-    "jpeg_truncated": (truncated_jpeg, "decode", "fail", D.FRONT),
+    # name: (function, the check that must catch it, severity, topic, the verdict's error cause)
+    "black_2s": (black_stretch, "dark", "fail", D.HEAD, "camera dark"),
+    "frozen_2s": (frozen_stretch, "frozen", "fail", D.HEAD, "camera frozen"),
+    "blurred_1.2s": (blurred_stretch, "blur", "fail", D.HEAD, "camera blurred"),
+    "raw_frame_short": (corrupted_raw_frame, "decode", "fail", D.HEAD, "decode error"),
+    "jpeg_truncated": (truncated_jpeg, "decode", "fail", D.FRONT, "decode error"),
 }
 
 
@@ -137,8 +139,9 @@ def test_clean_episode_passes_the_video_checks(clean):
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_planted_camera_defect_caught_by_its_check_only(clean, tmp_path, name):
     bag, exp, v_clean, _ = clean
-    make, check, severity, topic = DEFECTS[name]
-    v = qa_episode(make(bag, tmp_path / name), expected=exp)
+    make, check, severity, topic, cause = DEFECTS[name]
+    bad = make(bag, tmp_path / name)
+    v = qa_episode(bad, expected=exp)
     new = [f for f in v.findings if f.check == check and _kind(f) not in {_kind(g) for g in v_clean.findings}]
     assert new, f"{name}: not caught by {check!r}; verdict {v.summary()}"
     assert {f.topic for f in new} == {topic}, [(f.topic, f.message) for f in new]
@@ -146,6 +149,10 @@ def test_planted_camera_defect_caught_by_its_check_only(clean, tmp_path, name):
     kinds = {_kind(f) for f in v_clean.findings}
     other = [(f.check, f.message) for f in v.findings if f.check != check and _kind(f) not in kinds]
     assert not other, f"{name}: also caught by {other}"
+    # the error cause is derived from the findings, stored in qa.json and read back through the store
+    assert v.error_cause == cause and v_clean.error_cause == ""
+    assert json.loads((bad / "qa.json").read_text())["error_cause"] == cause
+    assert load_episode(bad).verdict.error_cause == cause
 
 
 def test_planted_stretch_figures_say_where_and_how_long(clean, tmp_path):
@@ -158,3 +165,33 @@ def test_planted_stretch_figures_say_where_and_how_long(clean, tmp_path):
     v = qa_episode(corrupted_raw_frame(bag, tmp_path / "raw"), expected=exp, write=False)
     f = next(f for f in v.findings if f.check == "decode")
     assert f.figures["bad_frames"] == 1 and "bytes of pixels" in f.figures["problem"], f.figures
+
+
+def test_report_ranks_the_error_causes_and_export_has_the_column(clean, tmp_path):
+    """A day of 5 episodes (2 black, 1 frozen, 1 corrupted, 1 clean): the report ranks camera dark
+    first; the LeRobot export (failed episodes included) carries each episode's cause."""
+    import pyarrow.parquet as pq
+
+    from robot_capture.export.lerobot import ExportOptions, export_episodes
+    from robot_capture.qa.report import build_report
+
+    bag, exp, _v, _ = clean
+    day = tmp_path / "day"
+    black_stretch(bag, day / "e1")
+    black_stretch(bag, day / "e2")
+    frozen_stretch(bag, day / "e3")
+    corrupted_raw_frame(bag, day / "e4")
+    D._copy(bag, day / "e5", lambda *_: None)
+    qa_paths([day], expected=exp)
+    summary = build_report([day], tmp_path / "report.html", progress=False)
+    # most episodes first; a tie in the fixed list's priority order (decode error before camera frozen)
+    assert [(c, n) for c, n, _e in summary["causes"]] == [("camera dark", 2), ("decode error", 1),
+                                                          ("camera frozen", 1)]
+    page = (tmp_path / "report.html").read_text()
+    assert '<table id="causes">' in page and "<td>2</td><td class=\"l\">camera dark</td>" in page
+    res = export_episodes([day / "e1", day / "e3", day / "e5"], tmp_path / "ds",
+                          ExportOptions(include_failed=True, fps=30), progress=False)
+    assert [r.status for r in res.results] == ["exported"] * 3, res.lines()
+    eps = pq.read_table(next((tmp_path / "ds" / "meta" / "episodes").glob("chunk-*/file-*.parquet"))).to_pandas()
+    assert dict(zip(eps["source/bag"].map(lambda p: p.rsplit("/", 1)[-1]), eps["qa/error_cause"])) == {
+        "e1": "camera dark", "e3": "camera frozen", "e5": ""}

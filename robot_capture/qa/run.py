@@ -179,6 +179,9 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
     except BaseException:
         data.close()
         raise
+    from robot_capture.qa.causes import assign
+
+    assign(findings, cfg.idle.input_topics, ep.stop_reason)
     v = Verdict(findings=findings, source="qa", qa_version=QA_VERSION, config_sha256=cfg.sha256,
                 bag_sha256=_bag_fingerprint(p), metrics=ctx.metrics, trim=ctx.trim)
     return ctx, v
