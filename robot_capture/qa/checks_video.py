@@ -59,6 +59,7 @@ class CameraSample:
     lapvar: np.ndarray = None
     change: np.ndarray = None        # p99 |8x8 block means - first good sample's|
     motion_range_rad: float = float("nan")
+    unsupported: bool = False        # an encoding whose pictures are not judged (depth, 16-bit)
 
 
 def camera_topics(ctx: EpisodeContext) -> list[str]:
@@ -99,6 +100,9 @@ def camera_sample(ctx: EpisodeContext, topic: str) -> CameraSample:
     prev = ref = None
     for k, fr in enumerate(F.sampled_frames(ctx.data, topic, idx, log)):
         if fr.luma is None:
+            if fr.unsupported:
+                s.unsupported = True
+                continue
             if fr.index not in structural:
                 s.bad.append((fr.index, float(s.t_s[k]), fr.error))
             prev = None
@@ -174,6 +178,8 @@ def decode(ctx: EpisodeContext) -> list[Finding]:
     for topic in camera_topics(ctx):
         s = camera_sample(ctx, topic)
         figs[topic] = {"frames": s.count, "sampled": int(len(s.t_s)), "bad": len(s.bad)}
+        if s.unsupported:
+            figs[topic]["pictures"] = "not judged (encoding)"
         if not s.bad:
             continue
         first = s.bad[0]

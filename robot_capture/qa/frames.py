@@ -9,7 +9,8 @@ judged on luma only.
 
 Every frame (not only the sample) gets a cheap **structure check** (:func:`structure_problem`):
 a raw ``sensor_msgs/Image`` must carry ``height * step`` bytes with ``step >= width *
-channels`` of its encoding; a JPEG must start with SOI ``FF D8`` and end with EOI ``FF D9``
+bytes per pixel`` of its encoding (depth and 16-bit encodings too: their pictures are not
+judged, :class:`UnsupportedFrame`); a JPEG must start with SOI ``FF D8`` and end with EOI ``FF D9``
 (ITU-T T.81, B.2.1), a PNG with its 8-byte signature and the ``IEND`` chunk (RFC 2083, 3.1,
 4.1.4). A raw frame's pixels are not read for this (a 160-byte head read), so a multi-GB raw
 camera stream is checked without reading it.
@@ -29,16 +30,25 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-__all__ = ["FrameError", "Frame", "DECODERS", "register_decoder", "sample_indices", "sampled_frames",
+__all__ = ["FrameError", "UnsupportedFrame", "Frame", "DECODERS", "register_decoder", "sample_indices", "sampled_frames",
            "structure_problem", "CHANNELS"]
 
-#: bytes per pixel of the raw encodings the QA reads (REP-104 / sensor_msgs image_encodings names)
+#: bytes per pixel of the raw encodings the QA reads to luma (sensor_msgs/image_encodings.hpp names)
 CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8UC1": 1, "8UC3": 3, "8UC4": 4}
+#: bytes per pixel of other encodings (depth, 16-bit, Bayer): their data length is checked, their
+#: pictures are not judged (:class:`UnsupportedFrame`)
+OTHER_BYTES = {"mono16": 2, "16UC1": 2, "16SC1": 2, "32FC1": 4, "32SC1": 4, "64FC1": 8, "rgb16": 6, "bgr16": 6,
+               "rgba16": 8, "bgra16": 8, "8UC2": 2, "16UC3": 6, "32FC3": 12, "yuv422": 2, "uyvy": 2, "yuyv": 2,
+               **{f"bayer_{p}{b}": b // 8 for p in ("rggb", "bggr", "gbrg", "grbg") for b in (8, 16)}}
 _HEAD_BYTES = 160  # header, frame_id, height, width, encoding, is_bigendian, step, data length of a raw Image
 
 
 class FrameError(ValueError):
     """A camera frame that cannot be decoded; the message says why in one line."""
+
+
+class UnsupportedFrame(FrameError):
+    """A well-formed frame of an encoding the video checks do not judge (depth, 16-bit, Bayer)."""
 
 
 @dataclass
@@ -50,6 +60,7 @@ class Frame:
     stamp_ns: int
     luma: np.ndarray | None
     error: str = ""
+    unsupported: bool = False     # a well-formed frame the checks do not judge (UnsupportedFrame)
 
 
 @dataclass
@@ -96,9 +107,9 @@ def _raw_fields(b) -> tuple[int, int, str, int, int, int]:
 
 
 def _raw_problem(h: int, w: int, enc: str, step: int, n: int) -> str:
-    ch = CHANNELS.get(enc)
+    ch = CHANNELS.get(enc) or OTHER_BYTES.get(enc)
     if ch is None:
-        return f"encoding {enc!r} is not one the QA reads ({', '.join(CHANNELS)})"
+        return f"unknown image encoding {enc!r}"
     if h == 0 or w == 0:
         return f"empty image {w}x{h}"
     if step < w * ch:
@@ -166,7 +177,9 @@ def _luma_raw():
         problem = _raw_problem(h, w, enc, step, n) or ("" if off + n <= len(b) else "truncated pixel data")
         if problem:
             raise FrameError(problem)
-        ch = CHANNELS[enc]
+        ch = CHANNELS.get(enc)
+        if ch is None:
+            raise UnsupportedFrame(f"encoding {enc} is not judged by the video checks")
         a = np.frombuffer(b, np.uint8, h * step, off).reshape(h, step)[:, :w * ch].reshape(h, w, ch)
         if ch == 1:
             return np.ascontiguousarray(a[:, :, 0])
@@ -219,15 +232,18 @@ def sampled_frames(data, topic: str, indices, times_ns) -> Iterator[Frame]:
     else:
         wanted, feed = None, indices
     for i, b in zip(feed, _payloads(data, topic, feed)):
+        unsupported = False
         try:
             luma = decode(b)
             err = ""
+        except UnsupportedFrame as exc:
+            luma, err, unsupported = None, str(exc), True
         except FrameError as exc:
             luma, err = None, str(exc)
         except Exception as exc:  # noqa: BLE001 - a decoder library's own error is a bad frame, not a crash
             luma, err = None, f"{type(exc).__name__}: {exc}"
         if wanted is None or i in wanted:
-            yield Frame(i, int(times_ns[i]), luma, err)
+            yield Frame(i, int(times_ns[i]), luma, err, unsupported)
 
 
 def _payloads(data, topic: str, indices) -> Iterator[bytes]:
