@@ -158,8 +158,8 @@ def test_raw_frame_truncated_and_compressed_structure():
     # a JPEG with intact markers but garbage inside is caught by the full decode of a sampled frame
     bad = jpg[:2] + b"\x00" * (len(jpg) - 4) + jpg[-2:]
     with pytest.raises(F.FrameError, match="does not decode"):
-        F.DECODERS[typ].factory()(_jpeg_msg(bad))
-    assert F.DECODERS[typ].factory()(_jpeg_msg(jpg)).shape == (64, 96)
+        F.DECODERS[typ].factory(0)(_jpeg_msg(bad))
+    assert F.DECODERS[typ].factory(0)(_jpeg_msg(jpg)).shape == (64, 96)
 
 
 def test_a_sequential_decoder_plugs_in_by_message_type():
@@ -167,7 +167,7 @@ def test_a_sequential_decoder_plugs_in_by_message_type():
     sampled one; only the sampled frames come out; its own exception is a bad frame, not a crash."""
     fed = []
 
-    def factory():
+    def factory(max_width):
         def decode(b):
             fed.append(b)
             if b == b"bad":

@@ -211,7 +211,7 @@ class BagData:
             return head[_MSG_HEADER:min(total, _MSG_HEADER + nbytes)], size
         if total <= len(head):
             return head[_MSG_HEADER:total], size
-        return head[_MSG_HEADER:] + os.pread(fd, total - len(head), pos + len(head)), size
+        return os.pread(fd, size, pos + _MSG_HEADER), size  # one read, no copy (a raw frame is ~1 MB)
 
     def _check_record(self, head: bytes, t: _Topic, i: int, c: _Chunk) -> None:
         if len(head) < _MSG_HEADER:

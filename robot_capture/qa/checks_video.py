@@ -21,7 +21,10 @@ sources; units: s, rad, 8-bit luma levels 0..255):
   sensor noise away), stays under ``static_change_luma``. Warns (a camera may look where nothing
   moves); a camera whose samples are all identical is ``frozen``'s, not this check's.
 
-A stretch is a run of consecutive flagged samples; its length runs from its first sample to one
+Frames wider than :data:`JUDGE_WIDTH` (320 px) are judged reduced by an integer factor
+(:func:`robot_capture.qa.frames.sampled_frames`; a block mean keeps a black frame black and two
+noisy frames different). A stretch is a run of
+consecutive flagged samples; its length runs from its first sample to one
 sample interval after its last (pairs for ``frozen``: from the first sample of the first pair).
 ``video.stretch_warn_s`` or longer warns, ``video.stretch_fail_s`` or longer fails (``blur``:
 ``blur_fail_s``). Each frame is judged by one check only: a frame that does not decode by
@@ -39,7 +42,12 @@ from robot_capture.episodes import Finding
 from robot_capture.qa import frames as F
 from robot_capture.qa.context import EpisodeContext
 
-__all__ = ["decode", "dark", "frozen", "blur", "static", "CHECKS", "camera_topics", "camera_sample"]
+__all__ = ["decode", "dark", "frozen", "blur", "static", "CHECKS", "camera_topics", "camera_sample", "JUDGE_WIDTH"]
+
+#: pictures wider than this are judged reduced by an integer factor (raw: area average; JPEG: the
+#: DCT-domain 1/2, 1/4, 1/8 decode): a 640x480 frame at 320x240, a quarter of the pixel work; a
+#: defocus of sigma 2 px is still sigma 1
+JUDGE_WIDTH = 320
 
 
 @dataclass
@@ -98,7 +106,8 @@ def camera_sample(ctx: EpisodeContext, topic: str) -> CameraSample:
     s.ok, s.black, s.bright, s.same = (np.zeros(m, bool) for _ in range(4))
     s.lapvar, s.change, s.moved_rad = (np.full(m, np.nan) for _ in range(3))
     prev = ref = None
-    for k, fr in enumerate(F.sampled_frames(ctx.data, topic, idx, log)):
+    full_width = None
+    for k, fr in enumerate(F.sampled_frames(ctx.data, topic, idx, log, JUDGE_WIDTH)):
         if fr.luma is None:
             if fr.unsupported:
                 s.unsupported = True
@@ -108,17 +117,26 @@ def camera_sample(ctx: EpisodeContext, topic: str) -> CameraSample:
             prev = None
             continue
         y = fr.luma
+        if full_width is None:
+            full_width = _full_width(ctx, topic, fr.index, y.shape[1])
+        f = max(1, full_width // max(y.shape[1], 1))  # the decoder's reduction
         s.ok[k] = True
-        s.black[k] = np.count_nonzero(y <= c.dark_luma) >= c.flat_fraction * y.size
-        s.bright[k] = np.count_nonzero(y >= c.bright_luma) >= c.flat_fraction * y.size
+        # a mean above flat_fraction * dark_luma + (1 - flat_fraction) * 255 cannot be a black frame
+        # (and one below flat_fraction * bright_luma cannot be overexposed): count pixels only then
+        mean = cv2.mean(y)[0]
+        if mean <= c.flat_fraction * c.dark_luma + (1 - c.flat_fraction) * 255:
+            s.black[k] = np.count_nonzero(y <= c.dark_luma) >= c.flat_fraction * y.size
+        if mean >= c.flat_fraction * c.bright_luma:
+            s.bright[k] = np.count_nonzero(y >= c.bright_luma) >= c.flat_fraction * y.size
         s.same[k] = prev is not None and prev.shape == y.shape and np.array_equal(prev, y)
         prev = y
         if s.black[k] or s.bright[k]:
             continue
-        s.lapvar[k] = float(cv2.Laplacian(y, cv2.CV_64F).var())
-        h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
-        if h and w:
-            blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3))
+        s.lapvar[k] = float(cv2.meanStdDev(cv2.Laplacian(y, cv2.CV_16S))[1][0, 0] ** 2)
+        b = max(1, 8 // max(f, 1))  # 8x8 blocks of the full frame
+        if y.shape[0] >= b and y.shape[1] >= b:
+            blocks = cv2.resize(y[:(y.shape[0] // b) * b, :(y.shape[1] // b) * b], (y.shape[1] // b, y.shape[0] // b),
+                                interpolation=cv2.INTER_AREA).astype(np.float32)
             if ref is None or ref.shape != blocks.shape:
                 ref = blocks
             s.change[k] = float(np.percentile(np.abs(blocks - ref), 99))
@@ -137,6 +155,17 @@ def camera_sample(ctx: EpisodeContext, topic: str) -> CameraSample:
                 s.moved_rad[k] = float(np.nanmax(np.abs(seg - seg[0])))
     ctx._timing[key] = s
     return s
+
+
+def _full_width(ctx, topic: str, index: int, reduced: int) -> int:
+    """The frame's width before the decoder's reduction (raw: from its header; else decoded once)."""
+    b = ctx.data.payloads(topic, [index])[0]
+    try:
+        if ctx.data.topics[topic] == "sensor_msgs/msg/Image":
+            return F._raw_fields(b)[1]
+        return F.DECODERS[ctx.data.topics[topic]].factory(0)(b).shape[1]
+    except Exception:  # noqa: BLE001 - a codec's own error: judged at the reduced size
+        return reduced
 
 
 def _stretches(flags: np.ndarray, t_s: np.ndarray, interval_s: float, pairs: bool = False) -> list[tuple[float, float, int]]:

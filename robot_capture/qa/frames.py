@@ -16,7 +16,7 @@ judged, :class:`UnsupportedFrame`); a JPEG must start with SOI ``FF D8`` and end
 camera stream is checked without reading it.
 
 Decoders plug in by message type (:data:`DECODERS`, :func:`register_decoder`). A decoder is a
-factory ``() -> callable(cdr bytes) -> luma (H, W) uint8`` that raises :class:`FrameError`
+factory ``(max_width) -> callable(cdr bytes) -> luma (H, W) uint8`` that raises :class:`FrameError`
 (one line: what is wrong) for a frame that does not decode. A codec with inter-frame
 prediction (H.264 ``foxglove_msgs/CompressedVideo``, ``robot_capture/video/decode.py``)
 registers with ``sequential=True``: :func:`sampled_frames` then feeds it every frame in order
@@ -65,7 +65,7 @@ class Frame:
 
 @dataclass
 class _Decoder:
-    factory: Callable[[], Callable[[bytes], np.ndarray]]
+    factory: Callable[[int], Callable[[bytes], np.ndarray]]
     sequential: bool
 
 
@@ -73,11 +73,12 @@ class _Decoder:
 DECODERS: dict[str, _Decoder] = {}
 
 
-def register_decoder(type_name: str, factory: Callable[[], Callable[[bytes], np.ndarray]],
+def register_decoder(type_name: str, factory: Callable[[int], Callable[[bytes], np.ndarray]],
                      sequential: bool = False) -> None:
     """Decode frames of ``type_name`` (e.g. ``foxglove_msgs/msg/CompressedVideo``) with
-    ``factory()`` (a fresh decoder per topic and episode). ``sequential``: the decoder needs every
-    frame in order (inter-frame codecs)."""
+    ``factory(max_width)`` (a fresh decoder per topic and episode; it may return pictures
+    reduced by an integer factor to no less than ``max_width`` // 2 px wide, 0 = full size).
+    ``sequential``: the decoder needs every frame in order (inter-frame codecs)."""
     DECODERS[type_name] = _Decoder(factory, sequential)
 
 
@@ -169,7 +170,13 @@ def structure_problem(type_name: str, head: bytes, size: int, read_all: Callable
     return ""
 
 
-def _luma_raw():
+def _factor(width: int, max_width: int) -> int:
+    return max(1, width // max_width) if max_width > 0 else 1
+
+
+def _luma_raw(max_width: int = 0):
+    """Raw Image -> luma; wider than ``max_width``: area-averaged by the integer factor
+    ``width // max_width`` first (cv2.INTER_AREA: each pixel the mean of its block)."""
     import cv2
 
     def decode(b) -> np.ndarray:
@@ -181,26 +188,44 @@ def _luma_raw():
         if ch is None:
             raise UnsupportedFrame(f"encoding {enc} is not judged by the video checks")
         a = np.frombuffer(b, np.uint8, h * step, off).reshape(h, step)[:, :w * ch].reshape(h, w, ch)
+        f = _factor(w, max_width)
+        if f > 1 and h >= f:
+            a = cv2.resize(a[:(h // f) * f, :(w // f) * f], (w // f, h // f), interpolation=cv2.INTER_AREA)
+            a = a.reshape(h // f, w // f, ch)
         if ch == 1:
             return np.ascontiguousarray(a[:, :, 0])
-        code = {("bgr8", 3): cv2.COLOR_BGR2GRAY, ("bgra8", 4): cv2.COLOR_BGRA2GRAY}.get((enc, ch))
+        code = {"bgr8": cv2.COLOR_BGR2GRAY, "bgra8": cv2.COLOR_BGRA2GRAY}.get(enc)
         if code is None:
             code = cv2.COLOR_RGB2GRAY if ch == 3 else cv2.COLOR_RGBA2GRAY
         return cv2.cvtColor(np.ascontiguousarray(a), code)
     return decode
 
 
-def _luma_compressed():
+def _luma_compressed(max_width: int = 0):
+    """JPEG/PNG -> luma; a JPEG wider than ``max_width`` is decoded at 1/2, 1/4 or 1/8 size in
+    the DCT domain (OpenCV IMREAD_REDUCED_GRAYSCALE_n; the factor from the first frame)."""
     import cv2
+
+    reduced = {2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+               8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+    state = {"flag": None}
 
     def decode(b) -> np.ndarray:
         data = _compressed_data(b)
         problem = _compressed_problem(data)
         if problem:
             raise FrameError(problem)
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+        buf = np.frombuffer(data, np.uint8)
+        img = cv2.imdecode(buf, state["flag"] or cv2.IMREAD_GRAYSCALE)
         if img is None:
             raise FrameError(f"{len(data)}-byte compressed image does not decode")
+        if state["flag"] is None:
+            f = _factor(img.shape[1], max_width)
+            p2 = max((k for k in reduced if k <= f), default=1)
+            state["flag"] = reduced.get(p2, cv2.IMREAD_GRAYSCALE) if bytes(data[:2]) == b"\xff\xd8" else \
+                cv2.IMREAD_GRAYSCALE
+            if state["flag"] != cv2.IMREAD_GRAYSCALE:
+                img = cv2.imdecode(buf, state["flag"])
         return img
     return decode
 
@@ -216,15 +241,16 @@ def sample_indices(n: int, rate_hz: float, sample_hz: float) -> np.ndarray:
     return np.arange(0, max(n, 0), stride, dtype=np.int64)
 
 
-def sampled_frames(data, topic: str, indices, times_ns) -> Iterator[Frame]:
+def sampled_frames(data, topic: str, indices, times_ns, max_width: int = 0) -> Iterator[Frame]:
     """Decode the frames ``indices`` (sorted, receive order) of ``topic`` from ``data``
-    (:class:`robot_capture.qa.bagdata.BagData`); ``times_ns[i]`` is frame i's time.
+    (:class:`robot_capture.qa.bagdata.BagData`); ``times_ns[i]`` is frame i's time; pictures
+    wider than ``max_width`` px come reduced by an integer factor (0 = full size).
 
     Yields a :class:`Frame` per index, with ``error`` set for a frame that does not decode.
     Raises KeyError for a message type without a registered decoder (see :data:`DECODERS`).
     """
     dec = DECODERS[data.topics[topic]]
-    decode = dec.factory()
+    decode = dec.factory(max_width)
     indices = [int(i) for i in indices]
     if dec.sequential and indices:  # inter-frame codec: feed every frame up to the last sampled one
         wanted = set(indices)
