@@ -19,7 +19,7 @@ from export_bags import T0, _image, _js, frame_image
 
 pytestmark = pytest.mark.timeout(120)
 CAM = "/camera/head/image_raw"
-VIDEO = {"decode", "dark", "frozen", "blur", "static"}
+VIDEO = {"decode", "exposure", "frozen", "blur", "static"}
 
 
 def _bag(path, frame=lambda k, t: frame_image(t), still=False, seconds=3.0, encoding=None):
@@ -97,7 +97,8 @@ def test_static_camera_warns_and_a_whole_frozen_camera_is_frozens(tmp_path):
 def test_overexposed_stretch_and_a_single_black_frame(tmp_path):
     white = lambda k, t: np.full_like(frame_image(t), 255) if 1.0 <= t < 1.4 else frame_image(t)  # noqa: E731
     v = _qa(_bag(tmp_path / "white", white))
-    assert _video(v) == [("dark", "warn")] and "overexposed frames" in v.reasons[0], v.summary()
+    assert _video(v) == [("exposure", "warn")] and "overexposed frames" in v.reasons[0], v.summary()
+    assert v.error_cause == "camera overexposed"
     one = lambda k, t: np.zeros_like(frame_image(t)) if k == 30 else frame_image(t)  # noqa: E731
     v = _qa(_bag(tmp_path / "one", one))  # one sampled frame (0.1 s) is under video.stretch_warn_s
     assert _video(v) == [], v.summary()
@@ -210,7 +211,7 @@ def test_error_cause_is_derived_and_old_qa_json_loads(tmp_path):
 
     old = {"format": "robot_capture.qa/1", "verdict": "fail", "source": "qa", "qa_version": "1",
            "findings": [{"check": "gaps", "severity": "warn", "message": "m", "topic": "/camera/x/image_raw"},
-                        {"check": "dark", "severity": "fail", "message": "m", "topic": "/camera/x/image_raw"},
+                        {"check": "exposure", "severity": "fail", "message": "m", "topic": "/camera/x/image_raw"},
                         {"check": "labels", "severity": "fail", "message": "m"}]}
     (tmp_path / "qa.json").write_text(json.dumps(old))
     v = read_verdict(tmp_path)

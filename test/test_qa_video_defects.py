@@ -116,7 +116,7 @@ def truncated_jpeg(src, dst):
 
 DEFECTS = {
     # name: (function, the check that must catch it, severity, topic, the verdict's error cause)
-    "black_2s": (black_stretch, "dark", "fail", D.HEAD, "camera dark"),
+    "black_2s": (black_stretch, "exposure", "fail", D.HEAD, "camera dark"),
     "frozen_2s": (frozen_stretch, "frozen", "fail", D.HEAD, "camera frozen"),
     "blurred_1.2s": (blurred_stretch, "blur", "fail", D.HEAD, "camera blurred"),
     "raw_frame_short": (corrupted_raw_frame, "decode", "fail", D.HEAD, "decode error"),
@@ -158,7 +158,7 @@ def test_planted_camera_defect_caught_by_its_check_only(clean, tmp_path, name):
 def test_planted_stretch_figures_say_where_and_how_long(clean, tmp_path):
     bag, exp, _v, _ = clean
     v = qa_episode(black_stretch(bag, tmp_path / "black"), expected=exp, write=False)
-    f = next(f for f in v.findings if f.check == "dark")
+    f = next(f for f in v.findings if f.check == "exposure")
     # 2 s planted from 1.0 s, judged on samples 0.1 s apart: the stretch is found within a sample
     assert 1.8 <= f.figures["longest_s"] <= 2.2 and 0.9 <= f.figures["at_s"] <= 1.2, f.figures
     assert f.message.startswith(("head camera (/camera/head/image_raw): black frames for ", "camera head: black"))

@@ -53,14 +53,14 @@ FULL_SOURCE = "qa"
 #: priority order: a verdict's ``error_cause`` is the first of these among the causes of its
 #: worst findings (root causes first: a lost stream explains the gaps and the idle tail after it).
 ERROR_CAUSES = ("bag damaged", "operator abort", "stream lost", "tracking lost", "robot fault", "decode error",
-                "camera dark", "camera frozen", "camera blurred", "retarget error", "command error", "stream timing",
+                "camera dark", "camera overexposed", "camera frozen", "camera blurred", "retarget error", "command error", "stream timing",
                 "second source", "duration", "idle", "labels missing", "other")
 #: a finding's cause from its check alone, when the QA did not store one (older qa.json files);
 #: the QA refines it by topic, figures and the episode's stop reason (robot_capture.qa.causes)
 CHECK_CAUSES = {"bag": "bag damaged", "presence": "stream lost", "gaps": "stream lost", "rate": "stream timing",
                 "stamps": "stream timing", "sync": "stream timing", "sources": "second source",
                 "duration": "duration", "idle": "idle", "retarget": "retarget error", "command": "command error",
-                "labels": "labels missing", "decode": "decode error", "dark": "camera dark",
+                "labels": "labels missing", "decode": "decode error", "exposure": "camera dark",
                 "frozen": "camera frozen", "static": "camera frozen", "blur": "camera blurred"}
 
 

@@ -3,7 +3,7 @@
 The list and its priority order belong to the verdict model
 (:data:`robot_capture.episodes.verdict.ERROR_CAUSES`; a verdict's ``error_cause`` is the first
 of them among its worst findings' causes). A finding's cause is its check's
-(:data:`~robot_capture.episodes.verdict.CHECK_CAUSES`: ``dark`` -> camera dark, ``frozen`` and
+(:data:`~robot_capture.episodes.verdict.CHECK_CAUSES`: ``exposure`` -> camera dark (``camera overexposed`` for overexposed frames), ``frozen`` and
 ``static`` -> camera frozen, ``blur`` -> camera blurred, ``decode`` -> decode error, ``presence``
 and ``gaps`` -> stream lost, ...), refined here by what the check cannot know alone:
 
@@ -39,6 +39,8 @@ def cause_of(f: Finding, input_topics=(), stop_reason: str = "") -> str:
         return "stream lost"
     if f.check in ("presence", "gaps") and f.topic and (f.topic in input_topics or f.topic.startswith(INPUT_PREFIXES)):
         return "tracking lost"
+    if f.check == "exposure" and f.figures.get("kind") == "overexposed":
+        return "camera overexposed"
     if f.check == "retarget" and "joint" in f.figures and "duration_s" in f.figures:
         return "robot fault"
     return CHECK_CAUSES.get(f.check, "other")

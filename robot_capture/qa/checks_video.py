@@ -7,7 +7,7 @@ sources; units: s, rad, 8-bit luma levels 0..255):
   :func:`robot_capture.qa.frames.structure_problem` (a raw frame whose data length is wrong for
   its encoding, a truncated JPEG/PNG); the sampled frames are decoded in full. ``video.decode_fail_frames``
   (1) or more bad frames fail: the exporter cannot convert such a frame (``export/video.message_rgb``).
-* ``dark``: stretches of black (every pixel but ``1 - flat_fraction`` at or below ``dark_luma``)
+* ``exposure``: stretches of black (every pixel but ``1 - flat_fraction`` at or below ``dark_luma``)
   or overexposed (at or above ``bright_luma``) frames.
 * ``frozen``: stretches of sampled frames pixel-identical to the sample before them while the
   robot moved between the two (any joint of ``sync.state_topic`` by ``motion_rad`` or more). A
@@ -28,7 +28,7 @@ consecutive flagged samples; its length runs from its first sample to one
 sample interval after its last (pairs for ``frozen``: from the first sample of the first pair).
 ``video.stretch_warn_s`` or longer warns, ``video.stretch_fail_s`` or longer fails (``blur``:
 ``blur_fail_s``). Each frame is judged by one check only: a frame that does not decode by
-``decode``, a black or overexposed frame by ``dark`` (its Laplacian is ~0 and it repeats), so one
+``decode``, a black or overexposed frame by ``exposure`` (its Laplacian is ~0 and it repeats), so one
 defect is one finding. Cameras: topics of a type with a frame decoder
 (:data:`robot_capture.qa.frames.DECODERS`), except ``video.exclude``.
 """
@@ -42,7 +42,7 @@ from robot_capture.episodes import Finding
 from robot_capture.qa import frames as F
 from robot_capture.qa.context import EpisodeContext
 
-__all__ = ["decode", "dark", "frozen", "blur", "static", "CHECKS", "camera_topics", "camera_sample", "JUDGE_WIDTH"]
+__all__ = ["decode", "exposure", "frozen", "blur", "static", "CHECKS", "camera_topics", "camera_sample", "JUDGE_WIDTH"]
 
 #: pictures wider than this are judged reduced by an integer factor (raw: area average; JPEG: the
 #: DCT-domain 1/2, 1/4, 1/8 decode): a 640x480 frame at 320x240, a quarter of the pixel work; a
@@ -221,14 +221,17 @@ def decode(ctx: EpisodeContext) -> list[Finding]:
     return out
 
 
-def dark(ctx: EpisodeContext) -> list[Finding]:
-    """Stretches of black or overexposed frames."""
+def exposure(ctx: EpisodeContext) -> list[Finding]:
+    """Stretches of black or overexposed frames (figure ``kind``: ``black`` | ``overexposed``)."""
     out = []
     for topic in camera_topics(ctx):
         s = camera_sample(ctx, topic)
-        for flags, what in ((s.black, "black frames"), (s.bright, "overexposed frames")):
-            out += _stretch_findings(ctx, "dark", topic, what, _stretches(flags, s.t_s, s.interval_s),
-                                     ctx.config.video.stretch_fail_s)
+        for flags, kind in ((s.black, "black"), (s.bright, "overexposed")):
+            got = _stretch_findings(ctx, "exposure", topic, f"{kind} frames", _stretches(flags, s.t_s, s.interval_s),
+                                    ctx.config.video.stretch_fail_s)
+            for f in got:
+                f.figures["kind"] = kind
+            out += got
     return out
 
 
@@ -286,4 +289,4 @@ def static(ctx: EpisodeContext) -> list[Finding]:
 
 
 #: the video checks in run order (decode first: it decodes the sample the others read)
-CHECKS = {"decode": decode, "dark": dark, "frozen": frozen, "blur": blur, "static": static}
+CHECKS = {"decode": decode, "exposure": exposure, "frozen": frozen, "blur": blur, "static": static}
