@@ -217,6 +217,10 @@ def decode(ctx: EpisodeContext) -> list[Finding]:
                            f"do not decode, first at {first[1]:.1f} s (frame {first[0]}: {first[2]})", topic,
                            {"bad_frames": len(s.bad), "first_frame": first[0], "at_s": round(first[1], 3),
                             "problem": first[2]}))
+    for topic, typ in sorted(ctx.data.topics.items()):  # a camera codec without a frame decoder: said, not judged
+        if topic not in figs and ctx.data.count(topic) and typ not in F.DECODERS and \
+                typ.rsplit("/", 1)[-1] in ("CompressedVideo", "Image", "CompressedImage"):
+            figs[topic] = {"frames": ctx.data.count(topic), "pictures": f"not judged (no frame decoder for {typ})"}
     ctx.metrics["video"] = figs
     return out
 
