@@ -99,11 +99,15 @@ def test_static_camera_warns_and_a_whole_frozen_camera_is_frozens(tmp_path):
     assert _video(same) == [("frozen", "fail")], same.summary()
 
 
-def test_overexposed_stretch_and_a_single_black_frame(tmp_path):
+def test_overexposed_stretch_and_a_single_black_frame(tmp_path, capsys):
+    from robot_capture.cli import main
+
     white = lambda k, t: np.full_like(frame_image(t), 255) if 1.0 <= t < 1.4 else frame_image(t)  # noqa: E731
     v = _qa(_bag(tmp_path / "white", white))
     assert _video(v) == [("exposure", "warn")] and "overexposed frames" in v.reasons[0], v.summary()
     assert v.error_cause == "camera overexposed"
+    main(["qa", str(tmp_path / "white")])  # the CLI line names the cause
+    assert "WARN white (camera overexposed)" in capsys.readouterr().out
     one = lambda k, t: np.zeros_like(frame_image(t)) if k == 30 else frame_image(t)  # noqa: E731
     v = _qa(_bag(tmp_path / "one", one))  # one sampled frame (0.1 s) is under video.stretch_warn_s
     assert _video(v) == [], v.summary()
