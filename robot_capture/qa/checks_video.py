@@ -12,6 +12,7 @@ sources; units: s, rad, 8-bit luma levels 0..255):
 * ``frozen``: stretches of sampled frames pixel-identical to the sample before them while the
   robot moved between the two (any joint of ``sync.state_topic`` by ``motion_rad`` or more). A
   real sensor's noise never repeats a frame exactly; a driver that resends its last buffer does.
+  A bag without ``sync.state_topic`` joint states is not judged for ``frozen`` or ``static``.
 * ``blur``: stretches of frames whose variance of the Laplacian (Pech-Pacheco et al., 2000,
   "Diatom autofocusing in brightfield microscopy") is under ``blur_fraction`` of the camera's
   own median over the episode (scenes differ: an absolute threshold fits one camera only).
@@ -34,6 +35,7 @@ defect is one finding. Cameras: topics of a type with a frame decoder
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,13 +148,14 @@ def camera_sample(ctx: EpisodeContext, topic: str) -> CameraSample:
         t_j, _names, q = js
         tj = (t_j - ctx.start_ns) / 1e9
         finite = np.where(np.isfinite(q), q, np.nan)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a joint that is NaN all along (flagged by the retarget check)
+            warnings.simplefilter("ignore", RuntimeWarning)
             s.motion_range_rad = float(np.nanmax(np.nanmax(finite, axis=0) - np.nanmin(finite, axis=0)))
-        at = np.clip(np.searchsorted(tj, s.t_s), 0, len(tj) - 1)
-        for k in range(1, m):
-            seg = finite[at[k - 1]:at[k] + 1]
-            if len(seg) >= 2:
-                s.moved_rad[k] = float(np.nanmax(np.abs(seg - seg[0])))
+            at = np.clip(np.searchsorted(tj, s.t_s), 0, len(tj) - 1)
+            for k in range(1, m):
+                seg = finite[at[k - 1]:at[k] + 1]
+                if len(seg) >= 2:
+                    s.moved_rad[k] = float(np.nanmax(np.abs(seg - seg[0])))
     ctx._timing[key] = s
     return s
 
