@@ -124,7 +124,7 @@ def _have(h5py, out: Path, layout: str) -> tuple[set, int]:
     return shas, nxt
 
 
-def _fill(g, ex, layout: str, cams: dict) -> None:
+def _fill(g, ex, layout: str) -> None:
     """Numeric columns of an extracted episode into group ``g`` (frames are already there)."""
     cols = ex.columns
     if layout == "hdf5-aloha":
@@ -179,7 +179,7 @@ def _write_episode(h5py, out: Path, layout: str, bag: Path, ep, decision, mappin
             missing = [k for k in (_STATE, _ACTION) if k not in ex.columns]
             if missing:
                 raise EpisodeError(f"the mapping gives no {' or '.join(missing)} (the HDF5 layouts need both)")
-            _fill(g, ex, layout, {})
+            _fill(g, ex, layout)
             g.attrs.update(_attrs(ep, decision, bag_sha256(bag), ex.grid, ex.names))
             if layout == "hdf5-aloha":
                 f.attrs.update({MARK: f"{layout}/1", "sim": False})
