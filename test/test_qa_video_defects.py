@@ -27,16 +27,23 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow, pytest.mark.xdist_group("sim_fl
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     """(clean bag, expected rates, its verdict, attempts): re-recorded (up to 3 times) when a
-    loaded machine lost data, as in test_qa_defects."""
+    loaded machine lost data, as in test_qa_defects, or when a floor node had to be killed at
+    shutdown (robot_sim SIGKILLed after SIGTERM on a loaded machine: not what this test judges)."""
     root = tmp_path_factory.mktemp("qa_video_clean")
-    best = None
+    best, error = None, None
     for attempt in range(3):
-        bag, exp = record_clean_episode(root / f"rec{attempt}", seconds=4.0)
+        try:
+            bag, exp = record_clean_episode(root / f"rec{attempt}", seconds=4.0)
+        except RuntimeError as exc:  # "floor node exit codes ...": the bag is not trusted, record again
+            error = exc
+            continue
         v = qa_episode(bag, expected=exp, write=False)
         if best is None or len(v.findings) < len(best[2].findings):
             best = (bag, exp, v, attempt + 1)
         if v.verdict == "pass":
             break
+    if best is None:
+        raise error
     return best
 
 
