@@ -121,7 +121,7 @@ setup(
             "ros-visualization-msgs",
         ],
         # colcon from PyPI: test/test_colcon_build.py builds and tests the package with it
-        "test": ["pytest>=7", "pytest-xdist", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis", "playwright",
+        "test": ["pytest>=7", "pytest-xdist", "h5py>=3.6", "pytest-timeout", "rosbags>=0.9.20", "matplotlib", "pandas", "hypothesis", "playwright",
                  "colcon-core", "colcon-ros", "colcon-python-setup-py", "colcon-test-result",
                  # test/test_batch_ray.py runs a real local Ray cluster
                  "ray>=2.9",
@@ -134,6 +134,8 @@ setup(
         # optional IK baselines for benchmarks/ik_bench.py
         "bench": ["pin", "pin-pink", "daqp", "placo", "matplotlib"],
         "plot": ["matplotlib"],
+        # robot-capture export --format hdf5-aloha|hdf5-robomimic
+        "export": ["h5py>=3.6"],
     },
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/robot_capture"]),

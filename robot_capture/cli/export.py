@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-HELP = "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video)"
+HELP = "export episode bags to a LeRobot v3.0 dataset (parquet + AV1 video) or HDF5 (ALOHA, robomimic)"
+FORMATS = ("lerobot", "hdf5-aloha", "hdf5-robomimic")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -22,7 +23,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
                "--mapping to change it). Exit code 0 when no bag ended in error, 1 otherwise, 2 on bad usage "
                "(no bag found, an --out that is a file or cannot be made).")
     p.add_argument("paths", nargs="+", metavar="DIR|BAG", help="episode bag directories, or directories holding them")
-    p.add_argument("--format", choices=["lerobot"], default="lerobot", help="output format (default lerobot: LeRobot v3.0)")
+    p.add_argument("--format", default="lerobot", metavar="FORMAT",
+                   help=f"output format: {', '.join(FORMATS)} (default lerobot: LeRobot v3.0; hdf5-aloha: a directory "
+                        "of ALOHA/ACT episode_<i>.hdf5 files; hdf5-robomimic: one robomimic file, --out FILE.hdf5)")
     p.add_argument("--out", required=True, metavar="DATASET", help="dataset directory (created or appended to)")
     p.add_argument("--mapping", default=None, metavar="YAML",
                    help="stream -> feature mapping (default: config/export/lerobot_default.yaml)")
@@ -50,10 +53,17 @@ def _check_inputs(args) -> str:
     from robot_capture.cli.outputs import OutputPathError, check_output_dir
     from robot_capture.episodes import find_bags
 
+    from robot_capture.config_schema import suggest
+
+    if args.format not in FORMATS:
+        return f"--format: unknown format {args.format!r}{suggest(args.format, FORMATS)} (one of {', '.join(FORMATS)})"
     try:
         if not find_bags(args.paths):
             return f"no bags found in {', '.join(args.paths)}"
-        check_output_dir(args.out, "--out")
+        if args.format == "hdf5-robomimic":  # one file: its folder must be usable
+            check_output_dir(Path(args.out).expanduser().resolve().parent, "--out")
+        else:
+            check_output_dir(args.out, "--out")
         if args.rejects:
             check_output_dir(args.rejects, "--rejects")
     except (FileNotFoundError, OutputPathError) as exc:
@@ -73,7 +83,15 @@ def run(args) -> int:
                          include_failed=args.include_failed, rejects=Path(args.rejects) if args.rejects else None,
                          robot_type=args.robot_type, run_qa=not args.no_qa)
     try:
-        summary = export_episodes(args.paths, Path(args.out), opts, progress=not args.no_progress)
+        if args.format.startswith("hdf5-"):
+            from robot_capture.export.hdf5 import export_hdf5
+
+            if args.rejects:
+                print("robot-capture export: --rejects is for --format lerobot", file=sys.stderr)
+                return 2
+            summary = export_hdf5(args.paths, Path(args.out), args.format, opts)
+        else:
+            summary = export_episodes(args.paths, Path(args.out), opts, progress=not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError) as exc:
         print(f"robot-capture export: {exc}", file=sys.stderr)
         return 2

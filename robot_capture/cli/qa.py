@@ -72,12 +72,12 @@ def run(args) -> int:
             counts[v.verdict] += 1
             failed += v.verdict == "fail"
             if args.json:
-                print(json.dumps({"path": str(path), "verdict": v.verdict, "reasons": v.reasons,
+                print(json.dumps({"path": str(path), "verdict": v.verdict, "error_cause": v.error_cause, "reasons": v.reasons,
                                   "findings": [f.to_dict() for f in v.findings], "trim": v.trim}, sort_keys=True))
                 continue
             if args.quiet and v.verdict == "pass":
                 continue
-            print(f"{v.verdict.upper():4s} {path.name}")
+            print(f"{v.verdict.upper():4s} {path.name}" + (f" ({v.error_cause})" if v.error_cause else ""))
             for r in v.reasons:
                 print(f"     - {r}")
         if not args.json:

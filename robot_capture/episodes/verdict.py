@@ -9,15 +9,18 @@ unknown files in a bag directory, so neither owner can corrupt the other's data 
 (:mod:`robot_capture.episodes.store`).
 
 Severity order: ``pass`` < ``warn`` < ``fail``. A verdict's ``verdict`` is the worst
-finding's severity (``pass`` when there is none).
+finding's severity (``pass`` when there is none); its ``error_cause`` (one of the fixed
+:data:`ERROR_CAUSES`) is derived from the worst findings' causes (``""`` for a pass). A file
+written before findings carried a ``cause`` (or before ``error_cause``) loads unchanged: the
+cause then comes from each finding's check (:data:`CHECK_CAUSES`).
 
 File format (JSON, UTF-8, written atomically)::
 
-    {"format": "robot_capture.qa/1", "verdict": "warn", "source": "qa",
-     "qa_version": "1", "config_sha256": "...", "bag_sha256": "...",
+    {"format": "robot_capture.qa/1", "verdict": "warn", "error_cause": "stream lost", "source": "qa",
+     "qa_version": "2", "config_sha256": "...", "bag_sha256": "...",
      "findings": [{"check": "gaps", "severity": "warn", "topic": "/camera/head/image_raw",
                    "message": "camera head: 3 frames missing (0.2 %), longest gap 70 ms",
-                   "figures": {"missing": 3, "longest_gap_s": 0.07}}],
+                   "figures": {"missing": 3, "longest_gap_s": 0.07}, "cause": "stream lost"}],
      "metrics": {...}, "trim": {"head_s": 0.0, "tail_s": 0.4}}
 
 ``source`` is ``qa``: one verdict per episode (issue 18), computed by the QA
@@ -37,8 +40,8 @@ from typing import Any
 
 from robot_capture.atomic import write_text_atomic
 
-__all__ = ["VERDICT_FILENAME", "SEVERITIES", "FULL_SOURCE", "Finding", "Verdict", "worst", "read_verdict",
-           "write_verdict", "labels_finding", "with_current_labels"]
+__all__ = ["VERDICT_FILENAME", "SEVERITIES", "FULL_SOURCE", "ERROR_CAUSES", "CHECK_CAUSES", "Finding", "Verdict",
+           "worst", "read_verdict", "write_verdict", "labels_finding", "with_current_labels"]
 
 VERDICT_FILENAME = "qa.json"
 FORMAT = "robot_capture.qa/1"
@@ -46,6 +49,19 @@ SEVERITIES = ("pass", "warn", "fail")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 #: the source of a full QA verdict; any other is provisional
 FULL_SOURCE = "qa"
+#: The fixed list of error causes (AgiBot World keeps failed episodes with such a label), in
+#: priority order: a verdict's ``error_cause`` is the first of these among the causes of its
+#: worst findings (root causes first: a lost stream explains the gaps and the idle tail after it).
+ERROR_CAUSES = ("bag damaged", "operator abort", "stream lost", "tracking lost", "robot fault", "decode error",
+                "camera dark", "camera overexposed", "camera frozen", "camera blurred", "retarget error", "command error", "stream timing",
+                "second source", "duration", "idle", "labels missing", "other")
+#: a finding's cause from its check alone, when the QA did not store one (older qa.json files);
+#: the QA refines it by topic, figures and the episode's stop reason (robot_capture.qa.causes)
+CHECK_CAUSES = {"bag": "bag damaged", "presence": "stream lost", "gaps": "stream lost", "rate": "stream timing",
+                "stamps": "stream timing", "sync": "stream timing", "sources": "second source",
+                "duration": "duration", "idle": "idle", "retarget": "retarget error", "command": "command error",
+                "labels": "labels missing", "decode": "decode error", "exposure": "camera dark",
+                "frozen": "camera frozen", "static": "camera frozen", "blur": "camera blurred"}
 
 
 def worst(severities) -> str:
@@ -69,6 +85,8 @@ class Finding:
         message: one sentence a floor operator understands, with units.
         topic: the topic concerned, or "" for the episode.
         figures: the numbers behind the message (JSON-able).
+        cause: one of :data:`ERROR_CAUSES`, set by the QA (robot_capture.qa.causes); "" = from the
+            check (:data:`CHECK_CAUSES`, see :attr:`error_cause`).
     """
 
     check: str
@@ -76,6 +94,12 @@ class Finding:
     message: str
     topic: str = ""
     figures: dict = dataclasses.field(default_factory=dict)
+    cause: str = ""
+
+    @property
+    def error_cause(self) -> str:
+        """The stored cause if it is one of :data:`ERROR_CAUSES`, else the check's, else ``other``."""
+        return self.cause if self.cause in ERROR_CAUSES else CHECK_CAUSES.get(self.check, "other")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -84,7 +108,7 @@ class Finding:
     def from_dict(cls, d: dict) -> "Finding":
         return cls(check=str(d.get("check", "")), severity=str(d.get("severity", "warn")),
                    message=str(d.get("message", "")), topic=str(d.get("topic", "")),
-                   figures=dict(d.get("figures") or {}))
+                   figures=dict(d.get("figures") or {}), cause=str(d.get("cause", "") or ""))
 
 
 @dataclasses.dataclass
@@ -116,12 +140,25 @@ class Verdict:
         order = sorted(self.findings, key=lambda f: -_RANK.get(f.severity, 0))
         return [f.message for f in order]
 
+    @property
+    def error_cause(self) -> str:
+        """One of :data:`ERROR_CAUSES` for a verdict that warns or fails, "" for a pass: the first
+        in that list's order among the causes of the worst-severity findings. Derived from the
+        findings (a relabel that clears the ``labels`` finding clears its cause too); written to
+        qa.json for other readers, never read back (a file without it loads the same)."""
+        v = self.verdict
+        if v == "pass":
+            return ""
+        causes = {f.error_cause for f in self.findings if f.severity == v}
+        return next(c for c in ERROR_CAUSES if c in causes)
+
     def summary(self) -> str:
         """``"fail: <reason>; <reason>"`` or ``"pass"``, one line."""
         return self.verdict if not self.findings else f"{self.verdict}: " + "; ".join(self.reasons)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "verdict": self.verdict, "source": self.source, "qa_version": self.qa_version,
+        return {"format": FORMAT, "verdict": self.verdict, "error_cause": self.error_cause, "source": self.source,
+                "qa_version": self.qa_version,
                 "config_sha256": self.config_sha256, "bag_sha256": self.bag_sha256,
                 "reasons": self.reasons, "findings": [f.to_dict() for f in self.findings],
                 "metrics": self.metrics, "trim": self.trim}

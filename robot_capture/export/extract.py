@@ -142,7 +142,7 @@ def feature_defs(ex: Extracted) -> dict:
 
 
 def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: int | None = None,
-                    want: dict | None = None, progress=None) -> Extracted:
+                    want: dict | None = None, progress=None, frame_sink=None) -> Extracted:
     """Sample one bag onto the grid and encode its cameras into ``tmpdir``.
 
     Args:
@@ -150,6 +150,9 @@ def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: 
         fps: grid rate (None: mapping.fps, else the primary camera's rate rounded).
         want: an existing dataset's features (names and shapes must match).
         progress: callable(desc, total) -> tqdm-like (update/close), or None.
+        frame_sink: None (encode MP4s, ``ex.videos``), or ``callable(key, width, height, n_frames)
+            -> sink`` with ``add((H, W, 3) uint8 RGB)``, ``close()``, ``abort()``: the grid's frames
+            of each camera go there instead (the HDF5 writers, :mod:`.hdf5`).
 
     Raises:
         EpisodeError: bad or insufficient input (kind ``error``), or an episode shorter
@@ -221,11 +224,11 @@ def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: 
         ex.stale[c.key] = stale
     timings["align_s"] += time.perf_counter() - t1
     if res.cameras:
-        _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, progress)
+        _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, progress, frame_sink)
     return ex
 
 
-def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, progress) -> None:
+def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, progress, frame_sink=None) -> None:
     n = ex.grid.n
     vc = mapping.video
     cams = {c.topic: c for c in res.cameras}
@@ -269,11 +272,13 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
                 ex.shapes[c.key] = shape
                 path = tmpdir / (c.key + ".mp4")
                 try:
-                    s["enc"] = ThreadedEncoder(path, shape[1], shape[0], ex.grid.fps, codec=vc.codec,
-                                              pix_fmt=vc.pix_fmt, gop=vc.gop, crf=vc.crf, preset=vc.preset)
+                    s["enc"] = frame_sink(c.key, shape[1], shape[0], n) if frame_sink is not None else \
+                        ThreadedEncoder(path, shape[1], shape[0], ex.grid.fps, codec=vc.codec,
+                                        pix_fmt=vc.pix_fmt, gop=vc.gop, crf=vc.crf, preset=vc.preset)
                 except ValueError as exc:
                     raise EpisodeError(f"camera {c.name}: {exc}") from None
-                ex.videos[c.key] = path
+                if frame_sink is None:
+                    ex.videos[c.key] = path
             elif tuple(rgb.shape) != ex.shapes[c.key]:
                 raise EpisodeError(f"camera {c.name}: frame size changed to {rgb.shape[1]}x{rgb.shape[0]}")
             while s["k"] < n and s["sel"][s["k"]] <= rank:
@@ -292,7 +297,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
             t_enc = time.perf_counter()
             s["enc"].close()
             ex.timings["encode_s"] += time.perf_counter() - t_enc
-            ex.timings["encode_cpu_s"] += s["enc"].busy_cpu_s
+            ex.timings["encode_cpu_s"] += getattr(s["enc"], "busy_cpu_s", 0.0)
             ex.stats[c.key] = st.image_stats(s["frames"])
     except BaseException:
         for s in state.values():

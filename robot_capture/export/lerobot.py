@@ -157,7 +157,7 @@ def _extra(ep, decision, ex, bag: Path) -> dict:
     out = {"label/task": ep.task, "label/operator": ep.operator, "label/scene": ep.scene, "label/notes": ep.notes,
            "label/success": "unknown" if ep.success is None else ("true" if ep.success else "false"),
            "label/name": ep.name, "qa/verdict": decision.verdict, "qa/reasons": "; ".join(decision.reasons),
-           "qa/source": decision.source,
+           "qa/source": decision.source, "qa/error_cause": decision.error_cause,
            "source/bag": str(bag), "source/robot": ep.robot, "source/start_ns": int(ep.start_ns),
            "source/grid_start_ns": int(ex.grid.t0_ns)}
     for k, v in sorted(ex.stale.items()):
@@ -202,7 +202,7 @@ def _export_one(bag: Path, target: _Target, ep, decision, tmp_root: Path, make_b
                             "start_ns": ep.start_ns, "stop_ns": ep.stop_ns, "grid_start_ns": ex.grid.t0_ns,
                             "fps": ex.grid.fps, "frames": ex.grid.n, "stale_frames": ex.stale,
                             "labels": ep.labels, "verdict": decision.verdict, "reasons": list(decision.reasons),
-                            "verdict_source": decision.source,
+                            "verdict_source": decision.source, "error_cause": decision.error_cause,
                             "missing_optional_topics": resolved.missing_optional,
                             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
             writer = target.writer_for(features, ep.robot, ex.grid.fps)

@@ -38,6 +38,7 @@ class Decision:
     reasons: tuple = ()
     note: str = ""
     source: str = SOURCE_NONE
+    error_cause: str = ""     # Verdict.error_cause of the verdict used ("" for a pass or none)
 
 
 def gate(bag) -> tuple[str, str] | None:
@@ -106,5 +107,7 @@ def decide(ep: EpisodeRecord, include_failed: bool = False, run_qa: bool = True)
     if ep.success is not True:
         why.append("success " + ("false" if ep.success is False else "unknown"))
     deliver = include_failed or not why
+    v = ep.verdict
+    cause = v.error_cause if v is not None and not v.provisional and v.verdict == verdict else ""
     return Decision(deliver=deliver, reason="; ".join(why), verdict=verdict, reasons=reasons, note=note,
-                    source=source)
+                    source=source, error_cause=cause)

@@ -17,12 +17,17 @@ import json
 import os
 from pathlib import Path
 
+from typing import Annotated
+
 from pydantic import BaseModel, Field
 
 from robot_capture.config_schema import (STRICT_KEYS, ConfigError, Count, Fraction, NonNegative, Positive,
                                          RateHz, RateHzOrZero, RosTopic, Seconds, load_yaml, validate)
 
 __all__ = ["QAConfig", "load_config", "default_path"]
+
+#: an 8-bit luma level (0..255)
+Luma = Annotated[float, Field(ge=0.0, le=255.0, allow_inf_nan=False)]
 
 
 class _M(BaseModel):
@@ -103,6 +108,24 @@ class Sources(_M):
     multi_source: list[RosTopic] = Field(default_factory=lambda: ["/diagnostics", "/tf", "/tf_static", "/rosout"])
 
 
+class Video(_M):
+    """Thresholds of the video checks (robot_capture.qa.checks_video; sources in config/qa.yaml)."""
+
+    sample_hz: RateHz = 10.0
+    stretch_warn_s: Seconds = 0.2
+    stretch_fail_s: Seconds = 0.5
+    dark_luma: Luma = 16
+    bright_luma: Luma = 250
+    flat_fraction: Fraction = 0.98
+    motion_rad: NonNegative = 0.005
+    blur_fraction: Fraction = 0.3
+    blur_fail_s: Seconds = 1.0
+    static_change_luma: Luma = 4.0
+    static_motion_rad: NonNegative = 0.2
+    decode_fail_frames: Count = 1
+    exclude: list[RosTopic] = Field(default_factory=list)
+
+
 class QAConfig(_M):
     """The effective QA thresholds (see config/qa.yaml for meanings and sources)."""
 
@@ -117,6 +140,7 @@ class QAConfig(_M):
     command: Command = Field(default_factory=Command)
     labels: Labels = Field(default_factory=Labels)
     sources: Sources = Field(default_factory=Sources)
+    video: Video = Field(default_factory=Video)
     expected_hz: dict[RosTopic, RateHzOrZero | None] = Field(default_factory=dict)
     rigs: dict[str, dict] = Field(default_factory=dict)
 

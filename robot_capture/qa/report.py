@@ -1,7 +1,8 @@
 """``robot-capture report DIR --out report.html``: one self-contained HTML file (images inline).
 
 * **The day:** episodes, hours, success rate and QA verdicts per task, per operator and
-  per hour (UTC, from the episodes' start times), and the failure reasons ranked (by the
+  per hour (UTC, from the episodes' start times), the error causes ranked (episodes per
+  ``Verdict.error_cause``, :mod:`robot_capture.qa.causes`), and the failure reasons ranked (by the
   number of episodes with a warn/fail finding of that check on that stream).
 * Streams are shown by the station contract's name where the bag has one (custom_data
   ``stream/<topic>``, :func:`robot_capture.floor.contract.streams_from_custom_data`).
@@ -25,6 +26,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from robot_capture.episodes import find_bags, load_episode
+from robot_capture.qa.causes import rank as rank_causes
 from robot_capture.qa.config import as_config
 
 __all__ = ["build_report", "day_summary"]
@@ -62,7 +64,8 @@ def _group(rows, key) -> list[tuple[str, dict]]:
 
 def day_summary(rows: list[dict]) -> dict:
     """Numbers of the day table from per-episode rows (name, task, operator, success, duration_s,
-    start_ns, verdict, findings): totals, per task / operator / hour, ranked reasons."""
+    start_ns, verdict, error_cause, findings): totals, per task / operator / hour, ranked error causes
+    ``[(cause, episodes, example episode name)]`` and ranked reasons."""
     total = _group(rows, lambda r: "all")
     reasons: Counter = Counter()
     example: dict = {}
@@ -75,7 +78,13 @@ def day_summary(rows: list[dict]) -> dict:
                 reasons[k] += 1
                 example.setdefault(k, f.message)
     hour = lambda r: time.strftime("%Y-%m-%d %H:00", time.gmtime(r["start_ns"] / 1e9)) if r["start_ns"] else "-"
-    return {"total": total[0][1] if total else _group([], str), "task": _group(rows, lambda r: r["task"] or "-"),
+    cause_example: dict = {}
+    for r in rows:
+        if r.get("error_cause"):
+            cause_example.setdefault(r["error_cause"], r["name"])
+    ranked = rank_causes(r.get("error_cause", "") for r in rows)
+    return {"causes": [(c, n, cause_example[c]) for c, n in ranked],
+            "total": total[0][1] if total else _group([], str), "task": _group(rows, lambda r: r["task"] or "-"),
             "operator": _group(rows, lambda r: r["operator"] or "-"), "hour": _group(rows, hour),
             "reasons": [(k[0], k[1], n, example[k]) for k, n in sorted(reasons.items(), key=lambda x: (-x[1], x[0]))]}
 
@@ -145,7 +154,7 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         row = {"anchor": f"ep{i + 1}", "name": ep.name, "path": str(ep.path), "task": ep.task,
                "operator": ep.operator, "success": ep.success,
                "duration_s": ep.duration_s or (ctx.duration_s if ctx is not None else 0.0),
-               "start_ns": ep.start_ns, "verdict": v.verdict, "findings": list(v.findings),
+               "start_ns": ep.start_ns, "verdict": v.verdict, "error_cause": v.error_cause, "findings": list(v.findings),
                "problem": bad[0] if bad else "",
                "streams": {t: s["name"] for t, s in streams_from_custom_data(ep.custom_data).items() if s["name"]}}
         rows.append(row)
@@ -154,7 +163,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
         trim = v.trim or {}
         sections.append(
             f'<div class="ep" id="{row["anchor"]}"><h3>{html.escape(ep.name)} '
-            f'<span class="{v.verdict}">{v.verdict.upper()}</span></h3>'
+            f'<span class="{v.verdict}">{v.verdict.upper()}</span>'
+            f'{" · " + html.escape(v.error_cause) if v.error_cause else ""}</h3>'
             f'<div>task <b>{html.escape(ep.task or "-")}</b> · operator <b>{html.escape(ep.operator or "-")}</b> · '
             f'success <b>{ {True: "true", False: "false", None: "unknown"}[ep.success]}</b> · '
             f'{row["duration_s"]:.1f} s · idle head {trim.get("head_s", 0):.1f} s, tail {trim.get("tail_s", 0):.1f} s</div>'
@@ -168,6 +178,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
     names = {t: n for r in rows for t, n in sorted(r.get("streams", {}).items())}  # the contract's names
     reasons = "".join(f'<tr><td>{n}</td><td class="l">{html.escape(c)}</td><td class="l">{html.escape(_stream(t, names))}</td>'
                       f'<td class="l">{html.escape(m)}</td></tr>' for c, t, n, m in day["reasons"])
+    causes = "".join(f'<tr><td>{n}</td><td class="l">{html.escape(c)}</td><td class="l">{html.escape(e)}</td></tr>'
+                     for c, n, e in day["causes"])
     tot = day["total"]
     rate = f"{100.0 * tot['success'] / tot['labelled']:.0f} %" if tot["labelled"] else "-"
     doc = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Episode report</title><style>{_CSS}</style>'
@@ -177,6 +189,8 @@ def build_report(paths, out, config=None, expected=None, progress: bool = True, 
            f'<span class="warn">{tot["warn"]} warn</span>, <span class="fail">{tot["fail"]} fail</span></p>'
            f'<h2>The day</h2>{_stats_table("task", day["task"])}{_stats_table("operator", day["operator"])}'
            f'{_stats_table("hour (UTC)", day["hour"])}'
+           f'<h2>Error causes, ranked</h2><table id="causes"><tr><th>episodes</th><th class="l">cause</th>'
+           f'<th class="l">example episode</th></tr>{causes}</table>'
            f'<h2>Failure reasons, ranked</h2><table id="reasons"><tr><th>episodes</th><th class="l">check</th>'
            f'<th class="l">stream</th><th class="l">example</th></tr>{reasons}</table>'
            f'<h2>Episodes</h2><table id="episodes"><tr><th class="l">episode</th><th class="l">task</th>'

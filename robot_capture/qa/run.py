@@ -25,15 +25,17 @@ from robot_capture.episodes import Finding, Verdict, find_bags, load_episode, wr
 from robot_capture.qa import checks_motion as M
 from robot_capture.qa import checks_sources as C
 from robot_capture.qa import checks_streams as S
+from robot_capture.qa import checks_video as V
 from robot_capture.qa.config import QAConfig, as_config
 
 __all__ = ["CHECKS", "QA_VERSION", "qa_episode", "open_episode", "qa_paths", "folder_durations", "expected_from_bag"]
 
-QA_VERSION = "1"
+QA_VERSION = "2"  # 2: the video checks
 #: check name -> function, in run order (idle before command: the command check skips the idle edges)
 CHECKS = {"presence": S.presence, "rate": S.rate, "gaps": S.gaps, "stamps": S.stamps, "sources": C.sources,
           "sync": S.sync,
-          "duration": S.duration, "idle": M.idle, "retarget": M.retarget, "command": M.command, "labels": M.labels}
+          "duration": S.duration, "idle": M.idle, "retarget": M.retarget, "command": M.command, "labels": M.labels,
+          **V.CHECKS}
 EXPECTED_PREFIX = "expected_hz/"
 
 
@@ -177,6 +179,9 @@ def open_episode(bag, config=None, expected=None, folder_stats=None):
     except BaseException:
         data.close()
         raise
+    from robot_capture.qa.causes import assign
+
+    assign(findings, cfg.idle.input_topics, ep.stop_reason)
     v = Verdict(findings=findings, source="qa", qa_version=QA_VERSION, config_sha256=cfg.sha256,
                 bag_sha256=_bag_fingerprint(p), metrics=ctx.metrics, trim=ctx.trim)
     return ctx, v
