@@ -84,6 +84,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["robot_capture", "robot_capture.*"]),
+    # the headset page of `robot-capture xr`: plain static files, no build step
+    package_data={"robot_capture.xr": ["static/*"]},
     ext_modules=[ik_extension, filters_extension],
     install_requires=[
         "numpy>=1.21",
@@ -126,9 +128,13 @@ setup(
                  # test/test_batch_ray.py runs a real local Ray cluster
                  "ray>=2.9",
                  # the web console and its browser test (Debian's chromium, never `playwright install`)
-                 "starlette>=0.37", "uvicorn>=0.29", "httpx"],
+                 "starlette>=0.37", "uvicorn>=0.29", "httpx",
+                 # the headset server's WebSocket (uvicorn's websockets protocol) and its browser test
+                 "websockets>=12"],
         # robot-capture console --web
         "console": ["starlette>=0.37", "uvicorn>=0.29"],
+        # robot-capture xr: the headset page over HTTPS and its pose WebSocket
+        "xr": ["starlette>=0.37", "uvicorn>=0.29", "websockets>=12"],
         # `robot-capture batch ... --ray`: Ray tasks on a cluster (~240 MB installed)
         "ray": ["ray>=2.9"],
         # optional IK baselines for benchmarks/ik_bench.py
