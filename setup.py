@@ -25,6 +25,7 @@ NODES = {
     "mocap_replay_node": "robot_capture.nodes.mocap_replay_node",
     "robot_sim_node": "robot_capture.nodes.robot_sim_node",
     "camera_node": "robot_capture.nodes.camera_node",
+    "xr_node": "robot_capture.nodes.xr_node",
 }
 
 

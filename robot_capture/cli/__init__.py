@@ -43,6 +43,7 @@ VERBS = {
     "console": "operator console: single keys (--keys) or a web page for the floor tablet (--web)",
     "station": "the pre-shift check: every declared stream (rate, clock offset), robot joints, disk",
     "config": "copy the shipped configs to a folder for editing (config init DIR)",
+    "xr": "serve the headset page over HTTPS: a real VR headset drives the robot (WebXR)",
 }
 
 
