@@ -82,7 +82,7 @@ class XrNode(Node):
         app = build_app(self.hub, state=self.bridge.latest, token=token, bind=host, cert=cert or None)
         import uvicorn
 
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, ws="websockets",
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, ws="auto",
                                 ws_max_size=WS_MAX_SIZE, ssl_certfile=cert if tls else None,
                                 ssl_keyfile=key if tls else None)
         self.server = uvicorn.Server(config)

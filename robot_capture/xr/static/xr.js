@@ -133,7 +133,7 @@ async function main() {
   if (params.get("emulate")) {  // tests only: the station serves /emulator/ only when a test built it so
     const iwer = await import("/emulator/iwer.module.js");
     const device = new iwer.XRDevice(iwer.metaQuest3);
-    device.installRuntime();
+    device.installRuntime({ forceInstall: true });  // headless Chromium has a native navigator.xr without devices
     window.xrDevice = device; window.iwer = iwer;
   }
   connect();
