@@ -11,6 +11,7 @@ loads it only for ``?emulate=quest3``.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def test_page_streams_emulated_quest_hands_and_controllers(station):
             page.evaluate("() => window.xrDevice.controllers.right.updateButtonValue('trigger', 1)")
             expect(page.locator("#tally")).to_have_class("red")
             expect(page.locator("#tally")).to_contain_text("REC xr_browser_0000")
+            expect(page.locator("#latency")).to_contain_text(re.compile(r"station round trip \d+\.\d ms \| XR \d+ fps"))
             errors = page.evaluate("() => window.xrStats.errors")
         finally:
             browser.close()

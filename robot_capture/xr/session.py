@@ -89,7 +89,10 @@ class XrConnection:
         self._pings[i] = t0
         if len(self._pings) > _MAX_PENDING_PINGS:
             self._pings.pop(min(self._pings))
-        return {"type": "ping", "id": i, "t0": t0 / 1e6}
+        c = self.clock
+        return {"type": "ping", "id": i, "t0": t0 / 1e6,  # + the last estimate, for the page's latency line
+                "delay_ms": None if c.delay_s is None else round(c.delay_s * 1e3, 2),
+                "offset_ms": None if c.offset_s is None else round(c.offset_s * 1e3, 2)}
 
     def handle(self, text, receive_ns: int | None = None) -> list[dict]:
         """One message from the page -> replies to send (possibly none). Never raises for bad input."""

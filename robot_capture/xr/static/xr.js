@@ -29,6 +29,7 @@ function connect() {
     if (m.type === "ping") {
       const t1 = now();
       ws.send(JSON.stringify({ type: "pong", id: m.id, t1: t1, t2: now() }));
+      stats.delay_ms = m.delay_ms;
     } else if (m.type === "tally") {
       stats.tally = m; showTally(m);
     } else if (m.type === "hello") {
@@ -98,14 +99,19 @@ async function enterVR() {
   $("mode").textContent = "in VR: hands when tracked, else controllers";
   stats.session = true;
   session.addEventListener("end", () => { stats.session = false; $("mode").textContent = "VR ended"; });
-  let last = 0;
+  let last = 0, lastFrames = 0;
   const onFrame = (time, frame) => {
     session.requestAnimationFrame(onFrame);
     stats.frames++;
     const msg = frameMessage(frame, ref, time);
     if (msg && ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify(msg)); stats.sent++; }
     draw(gl, session.renderState.baseLayer, frame.getViewerPose(ref));
-    if (time - last > 1000) { $("latency").textContent = `frames sent ${stats.sent}`; last = time; }
+    if (time - last >= 1000) {  // the latency line: round trip to the station, XR frame rate, frames sent
+      const fps = last ? 1000 * (stats.frames - lastFrames) / (time - last) : 0;
+      stats.xr_fps = fps; lastFrames = stats.frames; last = time;
+      $("latency").textContent = `station round trip ${stats.delay_ms == null ? "?" : stats.delay_ms.toFixed(1)} ms` +
+        ` | XR ${fps.toFixed(0)} fps | frames sent ${stats.sent}`;
+    }
   };
   session.requestAnimationFrame(onFrame);
 }
