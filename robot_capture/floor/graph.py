@@ -41,11 +41,12 @@ EXECUTABLES = {
     "camera": ("camera_node", "robot_capture.nodes.camera_node"),
     "mocap_replay": ("mocap_replay_node", "robot_capture.nodes.mocap_replay_node"),
     "robot_sim": ("robot_sim_node", "robot_capture.nodes.robot_sim_node"),
+    "xr": ("xr_node", "robot_capture.nodes.xr_node"),
 }
 
 # Start order: recorder first (subscribed before data flows), sources last.
 # Shutdown is the reverse of start except that the recorder always goes last.
-_START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4}
+_START_RANK = {"recorder": 0, "robot_sim": 1, "camera": 2, "retarget": 3, "mocap_replay": 4, "xr": 4}
 
 TOP_KEYS = {"robot", "output_dir", "episode", "retarget", "record", "cameras", "parameters", "sim", "nice",
             "dds_transport", "station", "streams", "check"}
@@ -91,7 +92,7 @@ class NodeSpec:
     """One node of the floor graph.
 
     Attributes:
-        role: recorder | retarget | camera | mocap_replay | robot_sim.
+        role: recorder | retarget | camera | mocap_replay | robot_sim | xr.
         name: ROS node name (no namespace).
         package, executable: as for ``ros2 run`` / ``launch_ros.actions.Node``.
         module: Python module with ``main()`` (how ``up`` starts it without an install).
@@ -496,6 +497,8 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
         "source": str(rt.get("source", "exo")),
         "rate_hz": float(rt.get("rate_hz", 100.0)),
     })
+    if str(rt.get("source", "exo")) == "vr" and not sim:  # the headset page (issue 19); in sim mocap_replay is the headset
+        add("xr", "xr", {"recorder": f"{namespace}/recorder"})
     for cam_name, cam in (cfg.get("cameras") or {}).items():
         cam = cam or {}
         source = str(simc.get("camera_source", "synthetic")) if sim else str(cam.get("source", "0"))
