@@ -1,7 +1,8 @@
 """The headset page in a real browser: Debian's headless Chromium runs the page's own WebXR frame loop on
 an emulated Meta Quest 3 (iwer, Meta's WebXR emulation runtime), fed the shipped Quest hand poses; the
 ROS-free server checks and converts every frame. Also: a controller trigger press turns the tally red
-(the fake station starts "recording" on the Joy toggle button, as the recorder's Joy map does).
+(the fake station starts "recording" on the Joy toggle button, as the recorder's Joy map does), and closing
+the page mid-episode is flagged as a drop.
 
 iwer comes from npm, never from this repository: ``npm install iwer`` in a scratch folder and point
 ``ROBOT_CAPTURE_IWER`` at its ``node_modules/iwer/build`` (default ``/work/xr-npm/node_modules/iwer/build``).
@@ -151,6 +152,9 @@ def test_page_streams_emulated_quest_hands_and_controllers(station):
             expect(page.locator("#tally")).to_contain_text("REC xr_browser_0000")
             expect(page.locator("#latency")).to_contain_text(re.compile(r"station round trip \d+\.\d ms \| XR \d+ fps"))
             errors = page.evaluate("() => window.xrStats.errors")
+            page.close()  # the headset's page goes away mid-episode: the loss is flagged, never silent
+            assert wait_until(lambda: hub.drops, timeout=60)
+            assert hub.drops[0]["episode"] == "xr_browser_0000"
         finally:
             browser.close()
     assert errors == [] and hub.latency.refused_total == 0

@@ -183,3 +183,19 @@ def test_buttons_axes_joy_layout_and_dropped_frames():
     assert set(s.wrists) == {"left", "right"} and s.hands == {}
     w = hub.latency.take()
     assert w["dropped_frames"] == 2 and w["frames"] == 2
+
+
+def test_a_silent_driver_is_replaced_and_its_loss_flagged():
+    now = [10**12]
+    state = {"state": "recording", "episode": "ep_7"}
+    hub = XrHub(lambda s: None, now_ns=lambda: now[0], state=lambda: state)
+    first = hub.connect("10.0.0.5")
+    now[0] += 1_000_000_000
+    first.handle(text(frame(seq=0)))  # heard from 1 s in: still driving
+    now[0] += 2_000_000_000
+    with pytest.raises(Refused):
+        hub.connect("10.0.0.6")
+    now[0] += 2_000_000_000  # 4 s without a word: Wi-Fi gone, the socket not closed yet
+    second = hub.connect("10.0.0.6")
+    assert hub.driver is second and first.closed
+    assert hub.drops and hub.drops[0]["episode"] == "ep_7" and "silent" in hub.drops[0]["why"]

@@ -8,6 +8,7 @@ retarget node's stale-input hold keeps the robot still (DESIGN.md "Staleness").
 
 * **One driver**: a second headset is refused (:class:`Refused`) while one is connected, unless the
   hub was made with ``takeover=True`` (``robot-capture xr --takeover``): the old one is then closed.
+  A driver silent for :data:`SILENT_DRIVER_S` is gone (a drop, flagged as below) and a new one takes its place.
 * **Clock**: frames are held (``clock sync pending``) until the first ping round trip
   (:class:`~robot_capture.xr.clock.ClockSync`); a stamp is never later than its receive time
   (an offset error must not make a stamp from the future, which the retarget node rejects).
@@ -36,6 +37,10 @@ __all__ = ["JOY_AXES_PER_SIDE", "JOY_BUTTONS_PER_SIDE", "Refused", "XrConnection
 JOY_BUTTONS_PER_SIDE = 6
 JOY_AXES_PER_SIDE = 4
 _MAX_PENDING_PINGS = 16
+#: a driver silent this long (no frame, no pong; the page sends ~72-90 frames/s and answers a ping
+#: every 1 s) is gone even if its socket is not closed yet (Wi-Fi lost: TCP notices after tens of
+#: seconds): a new headset then replaces it instead of being refused
+SILENT_DRIVER_S = 3.0
 
 
 class Refused(Exception):
@@ -76,7 +81,7 @@ class XrConnection:
         self.hub, self.peer = hub, peer
         self.clock = ClockSync()
         self.closed = ""
-        self.connected_ns = hub.now_ns()
+        self.connected_ns = self.last_rx_ns = hub.now_ns()
         self._ping_ids = itertools.count()
         self._pings: dict[int, int] = {}
         self._last_seq: int | None = None
@@ -97,6 +102,7 @@ class XrConnection:
     def handle(self, text, receive_ns: int | None = None) -> list[dict]:
         """One message from the page -> replies to send (possibly none). Never raises for bad input."""
         receive_ns = self.hub.now_ns() if receive_ns is None else receive_ns
+        self.last_rx_ns = receive_ns
         if self.closed:
             return [{"type": "error", "reason": self.closed}]
         try:
@@ -168,11 +174,16 @@ class XrHub:
         """A new headset. Raises :class:`Refused` while another one drives (unless ``takeover``)."""
         old = self.driver
         if old is not None and not old.closed:
-            if not self.takeover:
+            silent_s = (self.now_ns() - old.last_rx_ns) / 1e9
+            if silent_s > SILENT_DRIVER_S:
+                self.disconnect(old, f"silent for {silent_s:.1f} s, replaced by the headset at {peer}")
+                old.closed = old.closed or "replaced"
+            elif not self.takeover:
                 raise Refused(f"another headset ({old.peer}) is driving this station; close it first, or start "
                               "`robot-capture xr --takeover` to let a new headset take over")
-            old.closed = f"taken over by the headset at {peer}"
-            self.on_event("warn", f"headset {peer} took over from {old.peer}")
+            else:
+                old.closed = f"taken over by the headset at {peer}"
+                self.on_event("warn", f"headset {peer} took over from {old.peer}")
         conn = XrConnection(self, peer)
         self.driver = conn
         self.latency.restart_sequence()
