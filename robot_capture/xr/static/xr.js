@@ -116,22 +116,70 @@ async function enterVR() {
   session.requestAnimationFrame(onFrame);
 }
 
-// In the headset: the tally colour as a band across the top of each eye's view (head-locked).
+// In the headset: the tally as a head-locked panel at the top of each eye's view, its words drawn on a
+// 2D canvas and uploaded as a texture when they change (WebGL 1 and 2; no library).
+const panel = { canvas: document.createElement("canvas"), text: "", gl: null, prog: null, buf: null, tex: null };
+panel.canvas.width = 1024; panel.canvas.height = 160;
+
+function panelText() {
+  const m = tallyState;
+  const secs = m.tally === "red" ? `  ${(m.elapsed_s + (now() - m.at) / 1000).toFixed(0)} s` : "";
+  return (m.text || "") + secs + (m.verdict ? `  (last: ${m.verdict})` : "");
+}
+
+function panelSetup(gl) {
+  const src = (type, text) => { const sh = gl.createShader(type); gl.shaderSource(sh, text); gl.compileShader(sh); return sh; };
+  const prog = gl.createProgram();
+  gl.attachShader(prog, src(gl.VERTEX_SHADER,
+    "attribute vec2 p; varying vec2 uv; void main() { uv = vec2(p.x * 0.5 + 0.5, 0.5 - p.y * 0.5);" +
+    " gl_Position = vec4(p.x * 0.45, 0.62 + p.y * 0.09, 0.0, 1.0); }"));
+  gl.attachShader(prog, src(gl.FRAGMENT_SHADER,
+    "precision mediump float; varying vec2 uv; uniform sampler2D t; void main() { gl_FragColor = texture2D(t, uv); }"));
+  gl.linkProgram(prog);
+  panel.buf = gl.createBuffer();
+  gl.bindBuffer(gl.ARRAY_BUFFER, panel.buf);
+  gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
+  panel.tex = gl.createTexture();
+  gl.bindTexture(gl.TEXTURE_2D, panel.tex);
+  for (const [k, v] of [[gl.TEXTURE_MIN_FILTER, gl.LINEAR], [gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE],
+                        [gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE]]) gl.texParameteri(gl.TEXTURE_2D, k, v);
+  panel.gl = gl; panel.prog = prog;
+}
+
+function panelUpload(gl) {
+  const text = panelText();
+  if (text === panel.text) return;
+  const c = panel.canvas.getContext("2d"), col = COLOURS[tallyState.tally] || COLOURS.amber;
+  c.fillStyle = `rgb(${col.map(v => Math.round(v * 255)).join(",")})`;
+  c.fillRect(0, 0, panel.canvas.width, panel.canvas.height);
+  c.fillStyle = tallyState.tally === "amber" ? "#111" : "#fff";
+  c.font = "bold 56px system-ui, sans-serif"; c.textBaseline = "middle";
+  c.fillText(text.slice(0, 60), 24, panel.canvas.height / 2, panel.canvas.width - 48);
+  gl.bindTexture(gl.TEXTURE_2D, panel.tex);
+  gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, panel.canvas);
+  panel.text = text; stats.vrTally = text;
+}
+
 function draw(gl, layer, viewer) {
+  if (panel.gl !== gl) panelSetup(gl);
   gl.bindFramebuffer(gl.FRAMEBUFFER, layer.framebuffer);
-  gl.disable(gl.SCISSOR_TEST);
   gl.clearColor(0.07, 0.07, 0.07, 1);
   gl.clear(gl.COLOR_BUFFER_BIT);
   if (!viewer) return;
-  const c = COLOURS[tallyState.tally] || COLOURS.amber;
-  gl.enable(gl.SCISSOR_TEST);
+  panelUpload(gl);
+  gl.useProgram(panel.prog);
+  gl.bindBuffer(gl.ARRAY_BUFFER, panel.buf);
+  const loc = gl.getAttribLocation(panel.prog, "p");
+  gl.enableVertexAttribArray(loc);
+  gl.vertexAttribPointer(loc, 2, gl.FLOAT, false, 0, 0);
+  gl.bindTexture(gl.TEXTURE_2D, panel.tex);
   for (const view of viewer.views) {
     const vp = layer.getViewport(view);
-    gl.scissor(vp.x + vp.width * 0.3, vp.y + vp.height * 0.62, vp.width * 0.4, vp.height * 0.08);
-    gl.clearColor(c[0], c[1], c[2], 1);
-    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.viewport(vp.x, vp.y, vp.width, vp.height);
+    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
   }
-  gl.disable(gl.SCISSOR_TEST);
+  const err = gl.getError();
+  if (err) stats.glError = err;
 }
 
 async function main() {
