@@ -23,11 +23,12 @@ def free_port() -> int:
 
 
 class Headset(threading.Thread):
-    """A scripted headset: answers pings on its own clock, sends ``frames`` (dicts) once synced."""
+    """A scripted headset: answers pings on its own clock; once synced sends ``frames`` (dicts) at once,
+    then, if given, ``stream()`` -> a frame dict (or None) every 20 ms until stopped."""
 
-    def __init__(self, url: str, frames):
+    def __init__(self, url: str, frames, stream=None):
         super().__init__(daemon=True)
-        self.url, self.frames = url, frames
+        self.url, self.frames, self.stream = url, frames, stream
         self.replies, self.done, self.stop = [], threading.Event(), threading.Event()
 
     def clock_ms(self) -> float:
@@ -39,21 +40,27 @@ class Headset(threading.Thread):
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the station's self-signed certificate
         with connect(self.url, ssl=ctx) as ws:
-            sent = False
+            sent, seq = False, len(self.frames)
             while not self.stop.is_set():
                 try:
-                    m = json.loads(ws.recv(timeout=0.2))
+                    m = json.loads(ws.recv(timeout=0.02))
                 except TimeoutError:
-                    continue
-                self.replies.append(m)
-                if m["type"] == "ping":
-                    t1 = self.clock_ms()
-                    ws.send(json.dumps({"type": "pong", "id": m["id"], "t1": t1, "t2": self.clock_ms()}))
-                    if not sent:
-                        for f in self.frames:
-                            ws.send(json.dumps(dict(f, t=self.clock_ms())))
-                        sent = True
-                        self.done.set()
+                    m = None
+                if m is not None:
+                    self.replies.append(m)
+                    if m["type"] == "ping":
+                        t1 = self.clock_ms()
+                        ws.send(json.dumps({"type": "pong", "id": m["id"], "t1": t1, "t2": self.clock_ms()}))
+                        if not sent:
+                            for f in self.frames:
+                                ws.send(json.dumps(dict(f, t=self.clock_ms())))
+                            sent = True
+                            self.done.set()
+                if sent and self.stream is not None:
+                    f = self.stream()
+                    if f is not None:
+                        ws.send(json.dumps(dict(f, seq=seq, t=self.clock_ms())))
+                        seq += 1
 
 
 def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
@@ -116,3 +123,68 @@ def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
     assert any("NaN" in m["reason"] for m in errors), headset.replies
     assert code == 0, out
     assert (tmp_path / ".config" / "robot_capture" / "xr" / "xr-cert.pem").is_file()  # made once, kept
+
+
+def test_the_retarget_node_follows_the_headset_wrists(ros_node, tmp_path, monkeypatch):
+    """xr node + retarget node (source vr), unchanged topic contract: the command follows the wrists."""
+    import numpy as np
+    from sensor_msgs.msg import JointState
+
+    from ros_util import loose_mapping, spin_until, start_node, stop_node
+
+    node, ex = ros_node
+    cmds = []
+    node.create_subscription(JointState, "/retarget/joint_command", cmds.append, 100)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("ROBOT_CAPTURE_CONFIG", raising=False)
+    port = free_port()
+    mapping = loose_mapping(tmp_path)
+    xr = start_node("robot_capture.nodes.xr_node", {"port": port, "recorder": "/xr_test_no_recorder"})
+    rt = start_node("robot_capture.nodes.retarget_node", {"robot": str(mapping), "source": "vr", "rate_hz": 0.0,
+                                                          "diagnostics_rate_hz": 0.0})
+    # WebXR local-floor: head 1.6 m up; right controller (the right wrist) hanging, then raised forward
+    low, high = [0.2, 0.85, -0.05, 0, 0, 0, 1], [0.2, 1.35, -0.45, 0, 0, 0, 1]
+    phase = {"right": low}
+
+    def stream():
+        return {"type": "frame", "head": [0.0, 1.6, 0.0, 0, 0, 0, 1], "controllers": {
+            "left": {"pose": [-0.2, 0.85, -0.05, 0, 0, 0, 1], "buttons": [], "axes": []},
+            "right": {"pose": phase["right"], "buttons": [], "axes": []}}}
+
+    headset = None
+    try:
+        def serving():
+            assert xr.poll() is None and rt.poll() is None
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+
+        assert spin_until(ex, serving, timeout=60)
+        headset = Headset(f"wss://127.0.0.1:{port}/ws", [], stream=stream)
+        headset.start()
+        assert spin_until(ex, lambda: len(cmds) >= 20, timeout=60), "no command from the headset's poses"
+        names = list(cmds[-1].name)
+        joint = names.index("right_shoulder_pitch_joint")
+
+        def settled():  # the last 10 commands within 1 mrad of each other: the command has arrived
+            q = [c.position[joint] for c in cmds[-10:]]
+            return len(q) == 10 and max(q) - min(q) < 1e-3
+
+        assert spin_until(ex, settled, timeout=60)
+        q_low = cmds[-1].position[joint]
+        n = len(cmds)
+        phase["right"] = high
+        assert spin_until(ex, lambda: len(cmds) > n + 10 and settled(), timeout=60)
+        q_high = cmds[-1].position[joint]
+    finally:
+        if headset is not None:
+            headset.stop.set()
+            headset.join(10)
+        code_rt, out_rt = stop_node(rt)
+        code_xr, out_xr = stop_node(xr)
+    # raising the hand forward pitches the shoulder forward (negative pitch on the G1) by a large angle
+    assert q_high - q_low < -0.3, (q_low, q_high)
+    assert np.isfinite([c.position for c in cmds[-20:]]).all()
+    assert code_rt == 0 and code_xr == 0, out_rt + out_xr
