@@ -199,3 +199,20 @@ def test_a_silent_driver_is_replaced_and_its_loss_flagged():
     second = hub.connect("10.0.0.6")
     assert hub.driver is second and first.closed
     assert hub.drops and hub.drops[0]["episode"] == "ep_7" and "silent" in hub.drops[0]["why"]
+
+
+def test_lost_hand_tracking_warns_once_and_recovers():
+    events = []
+    hub = XrHub(lambda s: None, on_event=lambda lvl, t: events.append((lvl, t)))
+    conn = hub.connect("quest")
+    _sync(conn)
+    conn.handle(text(frame(seq=0)))
+    d = frame(seq=1)
+    del d["hands"]["left"]
+    conn.handle(text(d))
+    d["seq"] = 2
+    conn.handle(text(d))
+    warns = [t for lvl, t in events if lvl == "warn"]
+    assert len(warns) == 1 and warns[0].startswith("left hand/controller tracking lost")
+    conn.handle(text(frame(seq=3)))
+    assert events[-1] == ("info", "left hand/controller tracked again")

@@ -15,7 +15,7 @@ headset's sample time in station time, through the clock offset from WebSocket r
   ``frames``, ``dropped_frames`` (seq gaps), ``refused_frames`` (bad input), their ``*_total``,
   ``clock_offset_ms`` (headset - station) and ``clock_delay_ms`` (its round trip);
 * ``/diagnostics``: status ``xr`` at 1 Hz (OK driving / WARN no headset), ERROR at once when the
-  headset's connection is lost during an episode.
+  headset's connection is lost during an episode, WARN at once when a hand's tracking is lost.
 
 The tally comes from the recorder's ``console_state`` through a
 :class:`~robot_capture.console.bridge.RecorderBridge` (its own rclpy context), as the consoles do.
@@ -125,8 +125,9 @@ class XrNode(Node):
     def _on_event(self, level: str, text: str) -> None:
         log = self.get_logger()
         {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(f"xr: {text}")
-        if level == "error":
-            self._diagnostics(self.diag_pub, diagnostic_status("xr", ERROR, text, {"drops": len(self.hub.drops)}))
+        if level in ("warn", "error"):  # a lost connection mid-episode, lost hand tracking: in the bag at once
+            self._diagnostics(self.diag_pub, diagnostic_status("xr", ERROR if level == "error" else WARN, text,
+                                                               {"drops": len(self.hub.drops)}))
 
     def _on_timer(self) -> None:
         w = self.hub.latency.take()

@@ -85,6 +85,7 @@ class XrConnection:
         self._ping_ids = itertools.count()
         self._pings: dict[int, int] = {}
         self._last_seq: int | None = None
+        self._tracked: set = set()
         self.frames = self.errors = self.unsynced = self.out_of_order = 0
 
     def ping(self) -> dict:
@@ -123,6 +124,17 @@ class XrConnection:
             self.hub.offset_s, self.hub.delay_s = self.clock.offset_s, self.clock.delay_s
         return []
 
+    def _tracking(self, wrists: dict) -> None:
+        """A side that had a wrist (hand or controller) and has none now is lost: warn once, and once
+        when it is back (its /vr/<side>_wrist stops, so the retarget node's stale hold keeps it still)."""
+        for side in ("left", "right"):
+            had, has = side in self._tracked, side in wrists
+            if had and not has:
+                self.hub.on_event("warn", f"{side} hand/controller tracking lost: its wrist input stops, the robot holds")
+            elif has and not had and self.frames:
+                self.hub.on_event("info", f"{side} hand/controller tracked again")
+        self._tracked = set(wrists)
+
     def _frame(self, frame: Frame, receive_ns: int) -> list[dict]:
         if not self.clock.synced:
             self.unsynced += 1
@@ -142,6 +154,7 @@ class XrConnection:
         stamp_ns = min(int(round(self.clock.to_station(frame.t_ms / 1e3) * 1e9)), receive_ns)
         buttons, axes = _joy(frame)
         sample = XrSample(frame.seq, stamp_ns, receive_ns, head_to_vr_world(frame.head), wrists, hands, buttons, axes)
+        self._tracking(wrists)
         self._last_seq = frame.seq
         self.frames += 1
         self.hub.latency.frame(frame.seq, stamp_ns / 1e9, (receive_ns - stamp_ns) / 1e9)

@@ -65,6 +65,7 @@ function frameMessage(frame, ref, time) {
   if (!viewer) return null;
   const msg = { type: "frame", seq: seq++, t: performance.timeOrigin + time, head: pose7(viewer.transform),
                 controllers: {}, hands: {} };
+  const lost = [];
   for (const src of frame.session.inputSources) {
     const side = src.handedness;
     if (side !== "left" && side !== "right") continue;
@@ -77,6 +78,7 @@ function frameMessage(frame, ref, time) {
         joints.push(pose7(p.transform));
       }
       if (joints.length === 25) msg.hands[side] = joints;  // hand tracking lost: no hand, the robot holds
+      else lost.push(side);
     } else if (src.gripSpace) {
       const p = frame.getPose(src.gripSpace, ref);
       if (!p) continue;
@@ -86,6 +88,7 @@ function frameMessage(frame, ref, time) {
         axes: gp ? Array.from(gp.axes.slice(0, 8), a => Math.max(-1, Math.min(1, a))) : [] };
     }
   }
+  stats.handLost = lost;
   return msg;
 }
 
@@ -124,7 +127,8 @@ panel.canvas.width = 1024; panel.canvas.height = 160;
 function panelText() {
   const m = tallyState;
   const secs = m.tally === "red" ? `  ${(m.elapsed_s + (now() - m.at) / 1000).toFixed(0)} s` : "";
-  return (m.text || "") + secs + (m.verdict ? `  (last: ${m.verdict})` : "");
+  const lost = (stats.handLost || []).length ? `  | ${stats.handLost.join(" + ")} hand lost: holds` : "";
+  return (m.text || "") + secs + (m.verdict ? `  (last: ${m.verdict})` : "") + lost;
 }
 
 function panelSetup(gl) {
