@@ -67,6 +67,13 @@ class XrNode(Node):
             except CertificateError as exc:
                 raise StartupError(f"xr: {exc}") from None
             cert, key = cert or str(c), key or str(k)
+        if tls:  # an unreadable or mismatched pair is one line here, not a traceback in the server thread
+            import ssl
+
+            try:
+                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+            except (OSError, ssl.SSLError) as exc:
+                raise StartupError(f"xr: cannot use certificate {cert} with key {key}: {exc}") from None
         self.pubs = {n: self.create_publisher(PoseStamped, f"/vr/{n}", 10) for n in ("head", "left_wrist", "right_wrist")}
         self.hand_pubs = {s: self.create_publisher(PoseArray, f"/vr/{s}_hand", 10) for s in ("left", "right")}
         self.joy_pub = self.create_publisher(Joy, "/vr/buttons", 10)

@@ -48,7 +48,13 @@ def station_names() -> tuple[list[str], list[str]]:
             ips.append(s.getsockname()[0])
     except OSError:
         pass
-    ips = [str(ipaddress.ip_address(i.split("%")[0])) for i in ips]
+    valid = []
+    for i in ips:
+        try:
+            valid.append(str(ipaddress.ip_address(i.split("%")[0])))
+        except ValueError:  # not an address literal: leave it out of the certificate
+            pass
+    ips = valid
     return list(dict.fromkeys(dns)), list(dict.fromkeys(ips))
 
 
