@@ -71,12 +71,12 @@ def test_a_contract_without_the_robot_joint_state_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("stream, message", [
-    ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robto"}, "streams.11.role"),
+    ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robto"}, "streams.{i}.role"),
     ({"name": "x", "topic": "no slash", "type": "std_msgs/msg/Bool", "role": "robot"},
-     "streams.11.topic: not a valid ROS topic name"),
+     "streams.{i}.topic: not a valid ROS topic name"),
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robot", "rate": 3}, "unknown key"),
-    ({"name": "x", "topic": "/x", "type": "Bool", "role": "robot"}, "streams.11.type: not a ROS message type"),
-    ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robot", "rate_hz": -1}, "streams.11.rate_hz"),
+    ({"name": "x", "topic": "/x", "type": "Bool", "role": "robot"}, "streams.{i}.type: not a ROS message type"),
+    ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "robot", "rate_hz": -1}, "streams.{i}.rate_hz"),
     ({"name": "x", "topic": "/x", "type": "std_msgs/msg/Bool", "role": "derived", "derived_from": ["/nope"]},
      "derived_from /nope is not a declared stream"),
     ({"name": "x", "topic": "/joint_states", "type": JS, "role": "robot"}, "/joint_states declared twice"),
@@ -84,6 +84,7 @@ def test_a_contract_without_the_robot_joint_state_is_refused(tmp_path):
 def test_bad_stream_is_one_line_naming_it(tmp_path, stream, message):
     cfg = yaml.safe_load(graph.default_config_path().read_text())
     cfg["streams"].append(stream)
+    message = message.replace("{i}", str(len(cfg["streams"]) - 1))  # the appended stream's index
     p = tmp_path / "floor.yaml"
     p.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError) as e:
