@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import ssl
+import threading
+import time
 
 import numpy as np
 
@@ -38,3 +42,53 @@ def frame(seq=0, t=1000.0, head=(0.0, 1.6, 0.0, 0, 0, 0, 1), hands=True, control
 
 def text(d) -> str:
     return json.dumps(d)
+
+
+HEADSET_AHEAD_S = 1000.0  # the scripted headset's clock runs 1000 s ahead of the station's
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Headset(threading.Thread):
+    """A scripted headset: answers pings on its own clock; once synced sends ``frames`` (dicts) at once,
+    then, if given, ``stream()`` -> a frame dict (or None) every 20 ms until stopped."""
+
+    def __init__(self, url: str, frames, stream=None):
+        super().__init__(daemon=True)
+        self.url, self.frames, self.stream = url, frames, stream
+        self.replies, self.done, self.stop = [], threading.Event(), threading.Event()
+
+    def clock_ms(self) -> float:
+        return (time.time() + HEADSET_AHEAD_S) * 1e3
+
+    def run(self):
+        from websockets.sync.client import connect
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # the station's self-signed certificate
+        with connect(self.url, ssl=ctx) as ws:
+            sent, seq = False, len(self.frames)
+            while not self.stop.is_set():
+                try:
+                    m = json.loads(ws.recv(timeout=0.02))
+                except TimeoutError:
+                    m = None
+                if m is not None:
+                    self.replies.append(m)
+                    if m["type"] == "ping":
+                        t1 = self.clock_ms()
+                        ws.send(json.dumps({"type": "pong", "id": m["id"], "t1": t1, "t2": self.clock_ms()}))
+                        if not sent:
+                            for f in self.frames:
+                                ws.send(json.dumps(dict(f, t=self.clock_ms())))
+                            sent = True
+                            self.done.set()
+                if sent and self.stream is not None:
+                    f = self.stream()
+                    if f is not None:
+                        ws.send(json.dumps(dict(f, seq=seq, t=self.clock_ms())))
+                        seq += 1

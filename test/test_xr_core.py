@@ -216,3 +216,16 @@ def test_lost_hand_tracking_warns_once_and_recovers():
     assert len(warns) == 1 and warns[0].startswith("left hand/controller tracking lost")
     conn.handle(text(frame(seq=3)))
     assert events[-1] == ("info", "left hand/controller tracked again")
+
+
+def test_a_failing_event_handler_never_breaks_the_pose_path(capsys):
+    def broken(level, text):
+        raise ValueError("Logger severity cannot be changed between calls.")  # what rclpy raised in the node
+
+    out = []
+    hub = XrHub(out.append, state=lambda: {"state": "recording", "episode": "e"}, on_event=broken)
+    conn = hub.connect("quest")
+    _sync(conn)
+    conn.handle(text(frame(seq=0)))
+    hub.disconnect(conn)
+    assert len(out) == 1 and hub.drops and "event not delivered" in capsys.readouterr().err

@@ -130,8 +130,13 @@ class XrNode(Node):
         pub.publish(arr)
 
     def _on_event(self, level: str, text: str) -> None:
-        log = self.get_logger()
-        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(f"xr: {text}")
+        log = self.get_logger()  # one call site per severity: rclpy refuses a call site whose severity changes
+        if level == "error":
+            log.error(f"xr: {text}")
+        elif level == "warn":
+            log.warning(f"xr: {text}")
+        else:
+            log.info(f"xr: {text}")
         if level in ("warn", "error"):  # a lost connection mid-episode, lost hand tracking: in the bag at once
             self._diagnostics(self.diag_pub, diagnostic_status("xr", ERROR if level == "error" else WARN, text,
                                                                {"drops": len(self.hub.drops)}))

@@ -19,6 +19,7 @@ retarget node's stale-input hold keeps the robot still (DESIGN.md "Staleness").
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -130,9 +131,9 @@ class XrConnection:
         for side in ("left", "right"):
             had, has = side in self._tracked, side in wrists
             if had and not has:
-                self.hub.on_event("warn", f"{side} hand/controller tracking lost: its wrist input stops, the robot holds")
+                self.hub.say("warn", f"{side} hand/controller tracking lost: its wrist input stops, the robot holds")
             elif has and not had and self.frames:
-                self.hub.on_event("info", f"{side} hand/controller tracked again")
+                self.hub.say("info", f"{side} hand/controller tracked again")
         self._tracked = set(wrists)
 
     def _frame(self, frame: Frame, receive_ns: int) -> list[dict]:
@@ -183,6 +184,13 @@ class XrHub:
         self.delay_s: float | None = None
         self.drops: list[dict] = []
 
+    def say(self, level: str, text: str) -> None:
+        """``on_event``, which must never break the pose path: its own failure is printed, not raised."""
+        try:
+            self.on_event(level, text)
+        except Exception as exc:  # noqa: BLE001 - a logging/diagnostics failure is not a drop
+            print(f"xr: event not delivered ({type(exc).__name__}: {exc}): {level}: {text}", file=sys.stderr)
+
     def connect(self, peer: str) -> XrConnection:
         """A new headset. Raises :class:`Refused` while another one drives (unless ``takeover``)."""
         old = self.driver
@@ -196,11 +204,11 @@ class XrHub:
                               "`robot-capture xr --takeover` to let a new headset take over")
             else:
                 old.closed = f"taken over by the headset at {peer}"
-                self.on_event("warn", f"headset {peer} took over from {old.peer}")
+                self.say("warn", f"headset {peer} took over from {old.peer}")
         conn = XrConnection(self, peer)
         self.driver = conn
         self.latency.restart_sequence()
-        self.on_event("info", f"headset {peer} connected")
+        self.say("info", f"headset {peer} connected")
         return conn
 
     def disconnect(self, conn: XrConnection, why: str = "connection closed") -> None:
@@ -215,7 +223,7 @@ class XrHub:
         if st.get("state") == "recording":
             drop = {"t_ns": self.now_ns(), "peer": conn.peer, "episode": st.get("episode", ""), "why": why}
             self.drops.append(drop)
-            self.on_event("error", f"headset connection lost during episode {drop['episode'] or '?'} ({why}): "
+            self.say("error", f"headset connection lost during episode {drop['episode'] or '?'} ({why}): "
                                    "no pose input, the robot holds")
         else:
-            self.on_event("info", f"headset {conn.peer} disconnected ({why})")
+            self.say("info", f"headset {conn.peer} disconnected ({why})")
