@@ -33,10 +33,15 @@ def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
     port = free_port()
     proc = start_node("robot_capture.nodes.xr_node", {"port": port, "recorder": "/xr_test_no_recorder"})
     ctrl = {"right": {"pose": [0.2, 1.0, -0.3, 0, 0, 0, 1], "buttons": [1, 0, 0, 0, 0, 0], "axes": [0, 0, 0, 0]}}
-    bad = frame(seq=1)
+    good = frame(head=(0.0, 1.6, -1.0, 0, 0, 0, 1), controllers=ctrl)
+    bad = frame()
     bad["head"][6] = float("nan")
-    frames = [frame(seq=0, head=(0.0, 1.6, -1.0, 0, 0, 0, 1), controllers=ctrl), bad,
-              frame(seq=2, head=(0.0, 1.7, -1.0, 0, 0, 0, 1), controllers=ctrl)]
+    send_bad = []  # the test appends one NaN frame once the stream is flowing (frames sent before DDS
+    #                discovery completes are lost to a volatile subscriber, so the headset keeps streaming)
+
+    def stream():
+        return send_bad.pop() if send_bad else good
+
     headset = None
     try:
         # the node serves once it has bound its port (state: a TCP connect succeeds)
@@ -49,9 +54,13 @@ def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
                 return False
 
         assert spin_until(ex, serving, timeout=60)
-        headset = Headset(f"wss://127.0.0.1:{port}/ws", frames)
+        headset = Headset(f"wss://127.0.0.1:{port}/ws", [], stream=stream)
         headset.start()
-        assert spin_until(ex, lambda: len(got["head"]) >= 2 and got["left_hand"] and got["buttons"], timeout=60)
+        assert spin_until(ex, lambda: got["head"] and got["left_hand"] and got["buttons"], timeout=60)
+        send_bad.append(bad)
+        assert spin_until(ex, lambda: any(m["type"] == "error" for m in list(headset.replies)), timeout=60)
+        n = len(got["head"])
+        assert spin_until(ex, lambda: len(got["head"]) >= n + 5, timeout=60)  # the stream goes on after it
         assert spin_until(ex, lambda: any(
             kv.key == "frames" and int(kv.value) > 0 for a in got["latency"] for s in a.status for kv in s.values))
     finally:
@@ -60,11 +69,11 @@ def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
             headset.join(10)
         code, out = stop_node(proc)
     heads = got["head"]
-    assert len(heads) == 2, "the NaN frame must not be published"
-    assert all(math.isfinite(h.pose.orientation.w) for h in heads)
+    assert all(math.isfinite(h.pose.orientation.w) for h in heads), "the NaN frame must not be published"
     h = heads[0]
     assert h.header.frame_id == "vr_world"
-    assert (h.pose.position.x, h.pose.position.y, h.pose.position.z) == pytest.approx((1.0, 0.0, 1.6))
+    assert all((h.pose.position.x, h.pose.position.y, h.pose.position.z) == pytest.approx((1.0, 0.0, 1.6))
+               for h in heads)
     stamp = h.header.stamp.sec + h.header.stamp.nanosec * 1e-9
     assert abs(stamp - time.time()) < HEADSET_AHEAD_S / 2, "stamp must be station time, not the headset's"
     assert len(got["left_hand"][0].poses) == 26
