@@ -229,3 +229,25 @@ def test_a_failing_event_handler_never_breaks_the_pose_path(capsys):
     conn.handle(text(frame(seq=0)))
     hub.disconnect(conn)
     assert len(out) == 1 and hub.drops and "event not delivered" in capsys.readouterr().err
+
+
+def test_a_message_flood_is_dropped_unread_and_answered_once_a_second():
+    from robot_capture.xr.session import MAX_BURST
+
+    out = []
+    now = [10**12]
+    hub = XrHub(out.append, now_ns=lambda: now[0])
+    conn = hub.connect("quest")
+    _sync(conn)
+    msg = text(frame(seq=0, hands=False))
+    replies = []
+    for i in range(1000):  # 1000 messages within 1 ms
+        now[0] += 1000
+        d = json.loads(msg)
+        d["seq"] = i
+        replies += conn.handle(json.dumps(d))
+    assert len(out) <= MAX_BURST and conn.flooded >= 1000 - MAX_BURST - 1
+    assert len(replies) == 1 and "messages/s: dropped unread" in replies[0]["reason"]
+    now[0] += 1_000_000_000  # a second later the bucket is full again: frames flow
+    d["seq"] = 2000
+    assert conn.handle(json.dumps(d)) == [] and out[-1].seq == 2000

@@ -42,6 +42,11 @@ _MAX_PENDING_PINGS = 16
 #: every 1 s) is gone even if its socket is not closed yet (Wi-Fi lost: TCP notices after tens of
 #: seconds): a new headset then replaces it instead of being refused
 SILENT_DRIVER_S = 3.0
+#: messages per second a headset may send: WebXR runs at most 120 Hz (Quest 3's top refresh rate) plus
+#: a pong per second; above ``MAX_MESSAGE_HZ`` sustained (bursts of ``MAX_BURST``) messages are dropped
+#: unread, counted, and answered with one ``error`` a second, so a flood never reaches DDS
+MAX_MESSAGE_HZ = 250.0
+MAX_BURST = 50
 
 
 class Refused(Exception):
@@ -87,7 +92,8 @@ class XrConnection:
         self._pings: dict[int, int] = {}
         self._last_seq: int | None = None
         self._tracked: set = set()
-        self.frames = self.errors = self.unsynced = self.out_of_order = 0
+        self.frames = self.errors = self.unsynced = self.out_of_order = self.flooded = 0
+        self._tokens, self._tokens_ns, self._flood_said_ns = float(MAX_BURST), self.connected_ns, 0
 
     def ping(self) -> dict:
         """The next ``ping`` message to send (its send time is noted now)."""
@@ -105,6 +111,16 @@ class XrConnection:
         """One message from the page -> replies to send (possibly none). Never raises for bad input."""
         receive_ns = self.hub.now_ns() if receive_ns is None else receive_ns
         self.last_rx_ns = receive_ns
+        self._tokens = min(float(MAX_BURST), self._tokens + (receive_ns - self._tokens_ns) * 1e-9 * MAX_MESSAGE_HZ)
+        self._tokens_ns = receive_ns
+        if self._tokens < 1.0:
+            self.flooded += 1
+            if receive_ns - self._flood_said_ns >= 1_000_000_000:
+                self._flood_said_ns = receive_ns
+                return [{"type": "error", "reason": f"more than {MAX_MESSAGE_HZ:g} messages/s: dropped unread "
+                                                    f"({self.flooded} so far), the robot holds on the last frame"}]
+            return []
+        self._tokens -= 1.0
         if self.closed:
             return [{"type": "error", "reason": self.closed}]
         try:
