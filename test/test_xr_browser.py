@@ -153,7 +153,13 @@ def test_page_streams_emulated_quest_hands_and_controllers(station):
             expect(page.locator("#latency")).to_contain_text(re.compile(r"station round trip \d+\.\d ms \| XR \d+ fps"))
             # the same words in the headset's panel (a texture drawn in each eye's view, no GL error)
             page.wait_for_function("() => (window.xrStats.vrTally || '').startsWith('REC xr_browser_0000')")
+            page.wait_for_function("() => (window.xrStats.vrLatency || '').startsWith('station round trip')")
             assert page.evaluate("() => window.xrStats.glError || 0") == 0
+            shot = os.environ.get("ROBOT_CAPTURE_XR_SCREENSHOT")  # docs/xr_headset.png was made so
+            if shot:
+                from _browser import screenshot
+
+                screenshot(page, path=shot)
             errors = page.evaluate("() => window.xrStats.errors")
             page.close()  # the headset's page goes away mid-episode: the loss is flagged, never silent
             assert wait_until(lambda: hub.drops, timeout=60)

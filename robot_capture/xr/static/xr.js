@@ -96,6 +96,8 @@ async function enterVR() {
   const session = await navigator.xr.requestSession("immersive-vr",
     { requiredFeatures: ["local-floor"], optionalFeatures: ["hand-tracking"] });
   const canvas = document.createElement("canvas");
+  canvas.id = "view";  // the headset's view, mirrored on the 2D page (an emulator or a desktop preview shows it)
+  document.body.appendChild(canvas);
   const gl = canvas.getContext("webgl2", { xrCompatible: true }) || canvas.getContext("webgl", { xrCompatible: true });
   await session.updateRenderState({ baseLayer: new XRWebGLLayer(session, gl) });
   const ref = await session.requestReferenceSpace("local-floor");
@@ -122,7 +124,7 @@ async function enterVR() {
 // In the headset: the tally as a head-locked panel at the top of each eye's view, its words drawn on a
 // 2D canvas and uploaded as a texture when they change (WebGL 1 and 2; no library).
 const panel = { canvas: document.createElement("canvas"), text: "", gl: null, prog: null, buf: null, tex: null };
-panel.canvas.width = 1024; panel.canvas.height = 160;
+panel.canvas.width = 1024; panel.canvas.height = 200;
 
 function panelText() {
   const m = tallyState;
@@ -136,7 +138,7 @@ function panelSetup(gl) {
   const prog = gl.createProgram();
   gl.attachShader(prog, src(gl.VERTEX_SHADER,
     "attribute vec2 p; varying vec2 uv; void main() { uv = vec2(p.x * 0.5 + 0.5, 0.5 - p.y * 0.5);" +
-    " gl_Position = vec4(p.x * 0.45, 0.62 + p.y * 0.09, 0.0, 1.0); }"));
+    " gl_Position = vec4(p.x * 0.45, 0.6 + p.y * 0.11, 0.0, 1.0); }"));
   gl.attachShader(prog, src(gl.FRAGMENT_SHADER,
     "precision mediump float; varying vec2 uv; uniform sampler2D t; void main() { gl_FragColor = texture2D(t, uv); }"));
   gl.linkProgram(prog);
@@ -151,17 +153,19 @@ function panelSetup(gl) {
 }
 
 function panelUpload(gl) {
-  const text = panelText();
-  if (text === panel.text) return;
+  const text = panelText(), line = $("latency").textContent;
+  if (text + line === panel.text) return;
   const c = panel.canvas.getContext("2d"), col = COLOURS[tallyState.tally] || COLOURS.amber;
   c.fillStyle = `rgb(${col.map(v => Math.round(v * 255)).join(",")})`;
   c.fillRect(0, 0, panel.canvas.width, panel.canvas.height);
   c.fillStyle = tallyState.tally === "amber" ? "#111" : "#fff";
   c.font = "bold 56px system-ui, sans-serif"; c.textBaseline = "middle";
-  c.fillText(text.slice(0, 60), 24, panel.canvas.height / 2, panel.canvas.width - 48);
+  c.fillText(text.slice(0, 60), 24, 70, panel.canvas.width - 48);
+  c.font = "32px system-ui, sans-serif";  // the latency line under the tally
+  c.fillText(line.slice(0, 90), 24, 150, panel.canvas.width - 48);
   gl.bindTexture(gl.TEXTURE_2D, panel.tex);
   gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA, gl.RGBA, gl.UNSIGNED_BYTE, panel.canvas);
-  panel.text = text; stats.vrTally = text;
+  panel.text = text + line; stats.vrTally = text; stats.vrLatency = line;
 }
 
 function draw(gl, layer, viewer) {
