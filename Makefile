@@ -11,7 +11,7 @@ STAMP := $(VENV)/.robot_capture-installed
 SOURCES := setup.py setup.cfg package.xml $(shell find robot_capture launch config -type f -not -name '*.pyc' -not -name '*.so' 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv bench clean test-lerobot venv-jazzy test-jazzy browser
+.PHONY: demo test venv bench clean test-lerobot venv-jazzy test-jazzy browser iwer
 
 venv: $(STAMP)
 
@@ -52,13 +52,29 @@ demo: $(STAMP)
 
 # pytest (not `python -m pytest`) so that the installed package, with its built
 # C extension, is what the tests import.
-test: $(STAMP) browser
-	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+test: $(STAMP) browser iwer
+	ROBOT_CAPTURE_IWER=$${ROBOT_CAPTURE_IWER:-$(IWER_DIR)/node_modules/iwer/build} \
+	  $(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The browser tests (web console, QA report) drive Debian's headless Chromium through Playwright
 # (never `playwright install`: no browser download). Installed here when missing and we may
 # (root, apt-get); elsewhere those tests skip and say why (test/_browser.py).
 # ROBOT_CAPTURE_CHROMIUM names another Chromium build for the tests (nothing is installed then).
+# The headset browser test (test/test_xr_browser.py) gives Chromium an emulated Meta Quest 3 with
+# iwer (npm, Meta's WebXR emulation runtime), installed here under build/ (never committed) when
+# npm is present; ROBOT_CAPTURE_IWER names another build folder of it.
+IWER_DIR ?= build/iwer
+IWER_VERSION ?= 2.5.0
+iwer:
+	@if [ -n "$$ROBOT_CAPTURE_IWER" ] || [ -f $(IWER_DIR)/node_modules/iwer/build/iwer.module.js ]; then :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  echo "make: installing iwer $(IWER_VERSION) (npm) for the headset browser test"; \
+	  mkdir -p $(IWER_DIR) && npm install --silent --no-audit --no-fund --prefix $(IWER_DIR) iwer@$(IWER_VERSION) >/dev/null \
+	    || { echo "make: npm install iwer failed: see above" >&2; exit 1; }; \
+	else \
+	  echo "make: no npm: the headset browser test will skip (it needs iwer)"; \
+	fi
+
 CHROMIUM ?= $(if $(ROBOT_CAPTURE_CHROMIUM),$(ROBOT_CAPTURE_CHROMIUM),/usr/bin/chromium)
 browser:
 	@if [ -x $(CHROMIUM) ]; then :; \

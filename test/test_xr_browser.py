@@ -4,8 +4,8 @@ ROS-free server checks and converts every frame. Also: a controller trigger pres
 (the fake station starts "recording" on the Joy toggle button, as the recorder's Joy map does), and closing
 the page mid-episode is flagged as a drop.
 
-iwer comes from npm, never from this repository: ``npm install iwer`` in a scratch folder and point
-``ROBOT_CAPTURE_IWER`` at its ``node_modules/iwer/build`` (default ``/work/xr-npm/node_modules/iwer/build``).
+iwer comes from npm, never from this repository: ``make test`` installs it under ``build/iwer`` (``make
+iwer``); ``ROBOT_CAPTURE_IWER`` names another ``node_modules/iwer/build`` folder.
 The server serves that folder at ``/emulator/`` only because this test builds the app so, and the page
 loads it only for ``?emulate=quest3``.
 """
@@ -21,7 +21,8 @@ import pytest
 
 from _browser import launch, require_chromium
 
-IWER = Path(os.environ.get("ROBOT_CAPTURE_IWER", "/work/xr-npm/node_modules/iwer/build"))
+IWER = Path(os.environ.get("ROBOT_CAPTURE_IWER")
+            or Path(__file__).resolve().parents[1] / "build/iwer/node_modules/iwer/build")
 POSES = (0, 12, 33)  # recorded poses fed one after the other (of 55 per hand)
 WAIT_MS = 120_000  # a bound for page state on a starved machine (Playwright's own default is 30 s), not a speed
 
