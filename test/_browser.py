@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 #: Debian's Chromium; ``ROBOT_CAPTURE_CHROMIUM`` names another Chromium build (e.g. a CI runner's)
 CHROMIUM = os.environ.get("ROBOT_CAPTURE_CHROMIUM") or "/usr/bin/chromium"
@@ -68,9 +69,14 @@ def wait_drawn(page, timeout_ms: float = 60_000) -> None:
     has a current frame for ``Page.captureScreenshot`` (page state, not a sleep). ``timeout_ms``
     is a bound for a starved machine, not a speed figure.
     """
-    page.wait_for_function("() => document.readyState === 'complete'", timeout=timeout_ms)
+    # polled with page.evaluate (DevTools, exempt from the page's CSP), never wait_for_function: that one
+    # re-evaluates a string predicate with eval, which the pages' CSP refuses once a first check was false
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate("() => document.readyState === 'complete'"):
+        assert time.monotonic() < deadline, "the page never finished loading"
+        page.wait_for_timeout(50)
     page.evaluate("() => document.fonts ? document.fonts.ready.then(() => true) : true")
-    page.wait_for_function(_TWO_FRAMES, timeout=timeout_ms, polling="raf")
+    page.evaluate(_TWO_FRAMES)
 
 
 def screenshot(page, path=None, tries: int = 4) -> bytes:

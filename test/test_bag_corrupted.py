@@ -67,7 +67,10 @@ def _make_bag(d: Path, compression: str, seconds: float = 2.0):
         t = i / 30 + 0.002
         ns = E.T0 + int(round(t * 1e9))
         msgs.append((ns + 5_000_000, "/camera/head/image_raw", ser(E._image(E.frame_image(t), ns))))
-    w = BagWriter(d, WriterOptions(compression=compression, chunk_size=4096, background_flush=False),
+    # sealed by size only (flush interval 1 h): the layout, and so what each seeded damage hits, is the
+    # same on a loaded machine (a write loop paused 0.5 s sealed early, and copy #45 hit another record)
+    w = BagWriter(d, WriterOptions(compression=compression, chunk_size=4096, background_flush=False,
+                                   flush_interval_s=3600.0),
                   custom_data={"episode.task": "corrupt me", "episode.operator": "ann", "episode.success": "true",
                                "episode.start_time_ns": str(E.T0),
                                "episode.stop_time_ns": str(E.T0 + int(seconds * 1e9))})

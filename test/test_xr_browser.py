@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,19 @@ IWER = Path(os.environ.get("ROBOT_CAPTURE_IWER")
             or Path(__file__).resolve().parents[1] / "build/iwer/node_modules/iwer/build")
 POSES = (0, 12, 33)  # recorded poses fed one after the other (of 55 per hand)
 WAIT_MS = 120_000  # a bound for page state on a starved machine (Playwright's own default is 30 s), not a speed
+
+
+def _wait_js(page, expr: str) -> None:
+    """Wait until ``expr`` (an expression, or an arrow function's text) is truthy in the page.
+
+    Polled with ``page.evaluate`` (DevTools, exempt from the page's CSP), not ``wait_for_function``:
+    that one re-evaluates a string predicate with eval, which the page's CSP (script-src 'self')
+    refuses once the first check was false, i.e. on a slow machine."""
+    call = f"({expr})()" if expr.lstrip().startswith("()") else expr
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not page.evaluate(call):
+        assert time.monotonic() < deadline, f"page never reached: {expr}"
+        page.wait_for_timeout(50)
 
 
 def _need_iwer():
@@ -124,11 +138,11 @@ def test_page_streams_emulated_quest_hands_and_controllers(station):
         try:
             page = browser.new_context(ignore_https_errors=True).new_page()
             page.goto(station["url"] + "?emulate=quest3")
-            page.wait_for_function("window.xrReady === true", timeout=WAIT_MS)
+            _wait_js(page, "window.xrReady === true")
             expect(page.locator("#tally")).to_have_class("green")
             expect(page.locator("#enter")).to_be_enabled()
             page.click("#enter")
-            page.wait_for_function("window.xrStats && window.xrStats.session === true", timeout=WAIT_MS)
+            _wait_js(page, "window.xrStats && window.xrStats.session === true")
             page.evaluate("""() => { const d = window.xrDevice; d.primaryInputMode = 'hand';
                 d.hands.left.position.set(-0.25, 1.5, -0.4); d.hands.left.quaternion.set(0, 0, 0, 1);
                 d.hands.right.position.set(0.25, 1.5, -0.4); d.hands.right.quaternion.set(0, 0, 0, 1); }""")
@@ -154,8 +168,8 @@ def test_page_streams_emulated_quest_hands_and_controllers(station):
             expect(page.locator("#tally")).to_contain_text("REC xr_browser_0000")
             expect(page.locator("#latency")).to_contain_text(re.compile(r"station round trip \d+\.\d ms \| XR \d+ fps"))
             # the same words in the headset's panel (a texture drawn in each eye's view, no GL error)
-            page.wait_for_function("() => (window.xrStats.vrTally || '').startsWith('REC xr_browser_0000')", timeout=WAIT_MS)
-            page.wait_for_function("() => (window.xrStats.vrLatency || '').startsWith('station round trip')", timeout=WAIT_MS)
+            _wait_js(page, "() => (window.xrStats.vrTally || '').startsWith('REC xr_browser_0000')")
+            _wait_js(page, "() => (window.xrStats.vrLatency || '').startsWith('station round trip')")
             assert page.evaluate("() => window.xrStats.glError || 0") == 0
             shot = os.environ.get("ROBOT_CAPTURE_XR_SCREENSHOT")  # docs/xr_headset.png was made so
             if shot:

@@ -154,6 +154,9 @@ _VALID_OPCODES = frozenset(range(0x01, 0x10))
 _RESYNC_NEXT = frozenset({Opcode.SCHEMA, Opcode.CHANNEL, Opcode.CHUNK, Opcode.MESSAGE_INDEX, Opcode.METADATA,
                           Opcode.ATTACHMENT, Opcode.DATA_END})
 _RESYNC_PARSE = {Opcode.SCHEMA: Schema, Opcode.CHANNEL: Channel, Opcode.METADATA: Metadata}
+# records whose content the scan checks as it takes them (chunks: framing, CRC; attachments: CRC;
+# definitions and metadata: they parse); any other record's length is taken on trust
+_VERIFIED = frozenset({Opcode.CHUNK, Opcode.ATTACHMENT, *_RESYNC_PARSE})
 
 
 def _plausible_record_at(buf, pos: int, size: int) -> bool:
@@ -225,6 +228,11 @@ def rebuild_file(path: Path, out: Path, progress=None, seeds=(),
         try:
             for schemas, channels in seeds:
                 s.seed(schemas, channels)
+            # end of the last record the scan could verify (a chunk that passed its checks, a
+            # definition that parsed): a record with no check of its own (a MessageIndex) may carry
+            # a flipped length, so after bad bytes the search starts here, never past a good chunk
+            verified = pos
+            resync_floor = 0
             while True:
                 if progress and pos >= next_report:
                     progress(f"{path.name}: scanned {pos / 1e6:.0f} of {size / 1e6:.0f} MB")
@@ -255,16 +263,20 @@ def rebuild_file(path: Path, out: Path, progress=None, seeds=(),
                         s.bad_records += 1
                     if not bad and len(s.damaged) == n_damaged:
                         pos += 9 + length
+                        if opcode in _VERIFIED:
+                            verified = pos
                         continue
                     # a damaged record's length cannot be trusted: search from its next byte
                     bad = bad or f"damaged chunk at byte {pos} ({s.damaged[-1].reason})"
-                q = _next_good_record(buf, pos + 1, size)
+                start = max(verified if verified < pos else pos + 1, resync_floor)
+                q = _next_good_record(buf, start, size)
                 if q is None:
                     s.stopped_at = bad
                     break
-                s.skipped_bytes += q - pos
+                s.skipped_bytes += max(0, q - pos)
                 log.warning("%s: %s; resuming at the next good chunk, byte %d", path, bad, q)
                 pos = q
+                resync_floor = q + 1  # each resync moves on: the scan always ends
             w.flush_chunk()
         except BaseException:
             w.close_fd()

@@ -36,7 +36,7 @@ def add_parser(sub):
                    "(default: $ROBOT_CAPTURE_CONSOLE_TOKEN)")
     p.add_argument("--takeover", action="store_true", help="a new headset takes over from the driving one")
     p.add_argument("--cert", default="", help="TLS certificate PEM (default: the station's, made once)")
-    p.add_argument("--key", default="", help="its private key PEM (with --cert)")
+    p.add_argument("--key", default="", help="its private key PEM (with --cert; default: none)")
     p.add_argument("--recorder", default="", help="recorder for the tally (default: /recorder, or /<station>/recorder)")
     p.add_argument("--station", default="", help="station namespace (default: none)")
     return p

@@ -208,19 +208,22 @@ def build_contract(cfg: Mapping, sim: bool = False, sim_rates: Mapping[str, floa
             d["required"] = False   # an outside driver no simulator stands in for
         s = Stream(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(Stream)}})
         streams.append(s)
+    labels = [f"streams.{i}.topic" for i in range(len(streams))]  # where each stream was declared
     for name, cam in (cfg.get("cameras") or {}).items():
-        streams += camera_streams(str(name), cam or {}, sim)
+        more = camera_streams(str(name), cam or {}, sim)
+        streams += more
+        labels += [f"cameras.{name}"] * len(more)
     # a retarget output without a declared rate runs at retarget.rate_hz (0: at its input's rate)
     by = {s.topic: s for s in streams}
     inputs = [by[t] for s in streams if s.node == "retarget" for t in s.derived_from if t in by]
     input_rate = next((t.rate_hz for t in inputs if t.required and t.rate_hz), None)
     streams = [dataclasses.replace(s, rate_hz=retarget_rate or input_rate) if s.node == "retarget"
                and s.rate_hz is None and s.type != "std_msgs/msg/Bool" else s for s in streams]
-    seen: set[str] = set()
-    for s in streams:
+    seen: dict[str, int] = {}
+    for i, s in enumerate(streams):
         if s.topic in seen:
-            problems.append(f"{where}: streams: {s.topic} declared twice")
-        seen.add(s.topic)
+            problems.append(f"{where}: {labels[i]}: {s.topic} declared twice (first as {labels[seen[s.topic]]})")
+        seen.setdefault(s.topic, i)
     for s in streams:
         for t in s.derived_from:
             if t not in seen:
