@@ -289,12 +289,13 @@ class FrameEncoder:
         return out
 
     def _reopen(self, h: int, w: int) -> None:
+        old = self._size
         pending = self.flush() if self._cc is not None else []
         if pending:
             self.log.warning(f"camera {self.name}: {len(pending)} frame(s) dropped at a size change")
-        if self._size is not None:
+        if old is not None:
             self.flags.add("resolution_change")
-            self.log.warning(f"camera {self.name}: frame size changed {self._size[1]}x{self._size[0]} -> {w}x{h}; "
+            self.log.warning(f"camera {self.name}: frame size changed {old[1]}x{old[0]} -> {w}x{h}; "
                              "new encoder, next frame is a keyframe (episode flagged resolution_change)")
         if (h % 2 or w % 2) and self.encoder != "libx264rgb" and "odd_size_padded" not in self.flags:
             self.flags.add("odd_size_padded")
