@@ -1,0 +1,165 @@
+"""Video in the bag: Recorder + VideoStage write foxglove_msgs/msg/CompressedVideo that our reader,
+mcap, rosbags and Foxglove's own decoders read; each split file decodes on its own; stop drains."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _video_frames import frame, image_msg, psnr
+from robot_capture.bag import BagReader, WriterOptions
+from robot_capture.record.episode import EpisodeInfo
+from robot_capture.record.recorder import Recorder
+from robot_capture.video.decode import VideoDecoder, decode_frames, is_keyframe
+from robot_capture.video.encode import EncoderSettings
+from robot_capture.video.msgdef import COMPRESSED_VIDEO, VENDORED, parse_compressed_video
+from robot_capture.video.stage import VideoStage
+
+CAM = "/camera/head/image_raw"
+# sensor_msgs/JointState CDR: stamp 0, frame_id "", four empty sequences
+EMPTY_JOINT_STATE = b"\x00\x01\x00\x00" + b"\x00" * 8 + b"\x01\x00\x00\x00\x00" + b"\x00" * 3 + b"\x00" * 16
+FOXGLOVE_TOOL = Path(os.environ.get("ROBOT_CAPTURE_FOXGLOVE_CHECK",
+                                    Path(__file__).resolve().parents[2] / "shared" / "tools" / "foxglove"))
+
+
+def _record(tmp_path, n_before_split=45, n_after=40, settings=None, stage_kw=None):
+    rec = Recorder(tmp_path, WriterOptions(), disk_min_free_bytes=0)
+    # a queue for every frame: the test submits faster than real time (what overruns do is tested below)
+    stage = VideoStage(rec, {CAM: settings or EncoderSettings(hardware="off")}, **(stage_kw or {"queue_frames": 256}))
+    assert stage.add_topic(CAM)
+    rec.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    bag = rec.start_episode(EpisodeInfo(task="video"))
+    t = 0
+    for i in range(n_before_split + n_after):
+        if i == n_before_split:
+            stage.drain()
+            rec.split()
+        t += 33_000_000
+        stage.submit(CAM, image_msg(i), 1_700_000_000_000_000_000 + t, None, i + 1, b"p" * 16)
+        rec.on_message("/joint_states", "sensor_msgs/msg/JointState", EMPTY_JOINT_STATE,
+                       1_700_000_000_000_000_000 + t)
+    rec.stop_episode(True)   # drains the encoder queue first (before_close)
+    stage.close()
+    return rec, bag
+
+
+def test_every_frame_is_in_the_bag_as_compressed_video(tmp_path):
+    rec, bag = _record(tmp_path)
+    r = BagReader(bag)
+    assert r.topics[CAM].type == COMPRESSED_VIDEO
+    msgs = list(r.messages(topics=[CAM]))
+    assert len(msgs) == 85  # stop waited for the queue: nothing received before the stop is missing
+    out = list(decode_frames(msgs))
+    assert len(out) == 85 and min(psnr(img, frame(i)) for i, (_s, img) in enumerate(out)) >= 30.0
+    assert rec.stats[CAM].drops == 0
+
+
+def test_each_split_file_starts_with_a_keyframe_and_decodes_alone(tmp_path):
+    from mcap.reader import make_reader
+
+    _rec, bag = _record(tmp_path)
+    files = sorted(bag.glob("*.mcap"))
+    assert len(files) == 2
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            data = [m.data for _s, ch, m in make_reader(fh).iter_messages() if ch.topic == CAM]
+        assert is_keyframe(parse_compressed_video(data[0])[2]), f.name
+        dec = VideoDecoder()
+        total += len(list(decode_frames(data, dec)))
+        assert dec.skipped == 0 and dec.errors == 0
+    assert total == 85
+
+
+def test_mcap_and_rosbags_decode_without_a_ros_package(tmp_path):
+    from mcap.reader import make_reader
+    from mcap_ros2.decoder import DecoderFactory
+    from rosbags.highlevel import AnyReader
+
+    _rec, bag = _record(tmp_path, 20, 0)
+    f = sorted(bag.glob("*.mcap"))[0]
+    with open(f, "rb") as fh:
+        reader = make_reader(fh, decoder_factories=[DecoderFactory()])
+        schema = next(s for s in reader.get_summary().schemas.values() if s.name == COMPRESSED_VIDEO)
+        assert schema.encoding == "ros2msg" and schema.data.decode() == VENDORED[COMPRESSED_VIDEO]
+        decoded = [m for _s, ch, _r, m in reader.iter_decoded_messages(topics=[CAM])]
+    assert len(decoded) == 20 and decoded[0].format == "h264" and decoded[0].frame_id == "head_optical"
+    assert decoded[1].timestamp.sec == 1_700_000_000 and len(decoded[0].data) > 0
+    with AnyReader([bag]) as ar:
+        conns = [c for c in ar.connections if c.topic == CAM]
+        msgs = [ar.deserialize(raw, c.msgtype) for c, _t, raw in ar.messages(connections=conns)]
+    assert len(msgs) == 20 and msgs[0].format == "h264"
+    assert bytes(msgs[0].data) == bytes(decoded[0].data)
+
+
+def _foxglove_tool() -> Path:
+    """A folder holding test/foxglove_video_check.mjs next to the npm packages of the shared Foxglove
+    check (linked when the shared folder has them, else installed once into the cache; the shared
+    folder is read-only)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robot_capture" / "foxglove_check"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "yaml_min.cjs"):
+        shutil.copy(FOXGLOVE_TOOL / name, cache / name)
+    shutil.copy(Path(__file__).with_name("foxglove_video_check.mjs"), cache / "foxglove_video_check.mjs")
+    mods = cache / "node_modules"
+    if not mods.exists():
+        if (FOXGLOVE_TOOL / "node_modules").is_dir():
+            mods.symlink_to(FOXGLOVE_TOOL / "node_modules")
+        elif not shutil.which("node") or not shutil.which("npm"):
+            pytest.skip("node/npm not installed: the Foxglove decoder check cannot run")
+        else:
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=cache, check=True, capture_output=True,
+                           timeout=600)
+    return cache
+
+
+def test_foxglove_decoders_accept_every_message(tmp_path):
+    _rec, bag = _record(tmp_path, 30, 15)
+    tool = _foxglove_tool()
+    p = subprocess.run(["node", str(tool / "foxglove_video_check.mjs"), str(bag)], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0 and "RESULT: all OK" in p.stdout, p.stdout[-3000:] + p.stderr[-2000:]
+    line = next(x for x in p.stdout.splitlines() if CAM in x and COMPRESSED_VIDEO in x)
+    assert "decoded=45 err=0" in line, line
+    assert p.stdout.count("is an IDR with SPS") == 2  # both split files start with a keyframe
+
+
+def test_idle_frames_are_not_encoded_and_bad_frames_are_counted(tmp_path):
+    rec = Recorder(tmp_path, WriterOptions(), disk_min_free_bytes=0)
+    stage = VideoStage(rec, {CAM: EncoderSettings(hardware="off")})
+    stage.add_topic(CAM)
+    stage.submit(CAM, image_msg(0), 1)   # idle: statistics only
+    assert stage.cameras[CAM].encoder.frames == 0 and rec.stats[CAM].received == 1
+    bag = rec.start_episode(EpisodeInfo(task="bad"))
+    stage.submit(CAM, image_msg(1).replace(b"rgb8\x00", b"rgbX\x00"), 2)
+    for i in range(2, 5):
+        stage.submit(CAM, image_msg(i), 3 + i)
+    for i in range(5, 8):
+        stage.submit(CAM, image_msg(i, h=480, w=640), 3 + i)
+    rec.stop_episode(None)
+    stage.close()
+    problems = BagReader(bag).metadata_records()["recorder_problems"]
+    assert problems[f"problems/{CAM}/pixel_format"] == "1"
+    assert problems[f"problems/{CAM}/resolution_change"] == "1"
+    out = list(decode_frames(BagReader(bag).messages(topics=[CAM])))
+    assert [img.shape[:2] for _s, img in out] == [(240, 320)] * 3 + [(480, 640)] * 3
+
+
+def test_a_camera_whose_encoder_fails_is_refused_not_recorded_raw(tmp_path, monkeypatch):
+    from robot_capture.video import encode as enc_mod
+
+    monkeypatch.setattr(enc_mod, "_open", lambda name, *a, **k: (_ for _ in ()).throw(ValueError(name)))
+    rec = Recorder(tmp_path, WriterOptions(), disk_min_free_bytes=0)
+    stage = VideoStage(rec, {CAM: EncoderSettings(hardware="off")})
+    assert CAM in stage.errors and "not usable" in stage.errors[CAM]
+    stage.add_topic(CAM)
+    bag = rec.start_episode(EpisodeInfo(task="noenc"))
+    stage.submit(CAM, image_msg(0), 1)
+    rec.stop_episode(None)
+    r = BagReader(bag)
+    assert list(r.messages(topics=[CAM])) == []
+    assert r.metadata_records()["recorder_problems"][f"problems/{CAM}/encoder_unavailable"] == "1"
