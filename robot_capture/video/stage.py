@@ -34,9 +34,22 @@ from robot_capture.video.encode import (EncoderError, EncoderSettings, EncoderUn
                                         UnsupportedPixelFormatError)
 from robot_capture.video.msgdef import COMPRESSED_VIDEO, serialize_compressed_video
 
-__all__ = ["VideoStage"]
+__all__ = ["VideoStage", "settings_from_streams"]
 
 log = logging.getLogger(__name__)
+
+
+def settings_from_streams(streams) -> dict[str, EncoderSettings]:
+    """``{topic: EncoderSettings}`` of the station contract's sensor_msgs/Image streams whose
+    ``codec`` is ``h264`` or ``lossless`` (fps = the stream's ``rate_hz``, else 30; preset = its
+    ``preset``, else ``ultrafast``). Streams with another codec ("", ``raw``) are left out."""
+    out = {}
+    for s in streams:
+        codec = getattr(s, "codec", "") or ""
+        if codec in ("h264", "lossless") and s.type in ("sensor_msgs/msg/Image", ""):
+            out[s.topic] = EncoderSettings(codec=codec, fps=float(s.rate_hz or 30.0),
+                                           preset=getattr(s, "preset", "") or "ultrafast")
+    return out
 
 
 class _Camera:
