@@ -163,3 +163,13 @@ def test_a_camera_whose_encoder_fails_is_refused_not_recorded_raw(tmp_path, monk
     r = BagReader(bag)
     assert list(r.messages(topics=[CAM])) == []
     assert r.metadata_records()["recorder_problems"][f"problems/{CAM}/encoder_unavailable"] == "1"
+
+
+def test_qa_reads_the_frame_stamps_of_a_video_topic(tmp_path):
+    from robot_capture.qa.bagdata import BagData
+
+    _rec, bag = _record(tmp_path, 12, 0)
+    with BagData(bag) as d:
+        assert d.has_header(CAM)
+        stamps = d.stamps(CAM)
+    assert stamps is not None and list(stamps) == [1_700_000_000_000_000_000 + int(i * 1e9 / 30) for i in range(12)]
