@@ -16,8 +16,8 @@ Sources:
   public domain) panned and zoomed as a hand-held camera would, sigma 2 noise. No licensed real
   video clip is available offline here; the key ``psnr_db_real_clip`` reports this pan.
 
-Figures per run: GB per camera-hour (camera topic bytes in the bag / camera-seconds), recorder
-CPU % of one core (child user+sys over the recording window, /proc), frames lost (fed - in the
+Figures per run: GB per camera-hour (camera message bytes in the bag per frame x 30 Hz x 3600 s), recorder
+CPU % of one core (child user+sys over the recording window, the stop excluded, /proc), frames lost (fed - in the
 bag, encoder overruns included), PSNR (dB) of every decoded frame against the frame fed; and
 the remux figure: the recorded H.264 packets muxed into an MP4 without re-encoding (the step a
 LeRobot export by remux does; the ``export`` verb itself still decodes and re-encodes) in
@@ -96,8 +96,8 @@ while True:
                 rec.on_message(t, "sensor_msgs/msg/Image", msg, now, None, k + 1, b"pub" + bytes([c]) * 13)
             fed += 1
     i += 1
+c1, w1 = cpu(), time.monotonic()  # the recording window; the stop (drain, last chunks) is not in it
 rec.stop_episode(True)
-c1, w1 = cpu(), time.monotonic()
 if stage:
     stage.close()
 print(json.dumps({"bag": str(bag), "fed": fed, "cpu_pct": 100.0 * (c1 - c0) / (w1 - w0), "wall_s": w1 - w0}))
@@ -194,7 +194,7 @@ def _run(child, out: Path, pool_path: Path, ncam: int, codec: str, duration: flo
     in_bag = sum(r.topics[t].count for t in cam_topics)
     cam_bytes = sum(len(m.data) for m in r.messages(topics=cam_topics))
     res.update(ncam=ncam, codec=codec, in_bag=in_bag, lost=res["fed"] - in_bag,
-               gb_per_cam_h=cam_bytes / (ncam * res["wall_s"]) * 3600 / 1e9)
+               gb_per_cam_h=cam_bytes / max(1, in_bag) * FPS * 3600 / 1e9)  # bytes per frame x 30 Hz x 1 h
     return res
 
 
