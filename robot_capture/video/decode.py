@@ -18,9 +18,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from robot_capture.video.msgdef import parse_compressed_video
+from robot_capture.video.msgdef import parse_compressed_video, serialize_image
 
-__all__ = ["VideoDecoder", "VideoDecodeError", "decode_frames", "is_keyframe"]
+__all__ = ["VideoDecoder", "VideoDecodeError", "decode_frames", "image_messages", "is_keyframe"]
 
 log = logging.getLogger(__name__)
 
@@ -125,3 +125,12 @@ def decode_frames(messages: Iterable, decoder: VideoDecoder | None = None) -> It
     for m in messages:
         yield from dec.decode(getattr(m, "data", m))
     yield from dec.flush()
+
+
+def image_messages(decoder: VideoDecoder, data) -> list[bytes]:
+    """One CompressedVideo CDR message -> the sensor_msgs/Image CDR messages (rgb8, the frame's stamp,
+    this message's ``frame_id``) of the frames it completes: ``play`` gives ROS consumers Images back.
+    Raises as :meth:`VideoDecoder.decode`."""
+    frame_id = parse_compressed_video(data)[1]
+    return [serialize_image(stamp, frame_id, rgb.tobytes(), rgb.shape[0], rgb.shape[1], "rgb8")
+            for stamp, rgb in decoder.decode(data)]
