@@ -166,9 +166,10 @@ def camera_streams(name: str, cam: Mapping, sim: bool) -> list[Stream]:
     node = f"camera_{name}"
     image_type = "sensor_msgs/msg/CompressedImage" if compressed else "sensor_msgs/msg/Image"
     codec = "" if compressed else str(cam.get("codec", "raw"))
-    # bytes on disk per frame: JPEG ~1/10 of raw; H.264 crf 23 ~1/50 (benchmarks/video_bench.py: ~18 kB a
-    # 640x480 synthetic frame); lossless ~1/3
-    size = w * h * 3 // {"h264": 50, "lossless": 3}.get(codec, 10 if compressed else 1)
+    # bytes on disk per frame: JPEG ~1/10 of raw; H.264 crf 23 a conservative 1/50 (benchmarks/video_bench.py
+    # measured 1/100 on a real photo panned, 1/380 on the synthetic camera, 640x480); lossless ~1/2 (1/1.7-1/2.1
+    # measured: sensor noise does not compress)
+    size = w * h * 3 // {"h264": 50, "lossless": 2}.get(codec, 10 if compressed else 1)
     return [Stream(topic=f"{base}/image_raw/compressed" if compressed else f"{base}/image_raw", type=image_type,
                    name=f"{name} camera", role="camera", source=f"{node} node", rate_hz=rate, node=node,
                    sim="camera" if sim else "", message_bytes=size, codec=codec,
