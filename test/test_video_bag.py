@@ -173,3 +173,21 @@ def test_qa_reads_the_frame_stamps_of_a_video_topic(tmp_path):
         assert d.has_header(CAM)
         stamps = d.stamps(CAM)
     assert stamps is not None and list(stamps) == [1_700_000_000_000_000_000 + int(i * 1e9 / 30) for i in range(12)]
+
+
+def test_report_thumbnails_decode_a_video_camera(tmp_path):
+    import types
+
+    import cv2
+
+    from robot_capture.qa.bagdata import BagData
+    from robot_capture.qa.plots import thumbnail_strip
+
+    _rec, bag = _record(tmp_path, 40, 0)
+    with BagData(bag) as d:
+        png = thumbnail_strip(types.SimpleNamespace(data=d), CAM, n=6, height=72)
+    assert png is not None
+    strip = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert strip.shape[0] == 72 and strip.shape[1] == 6 * 96 + 5 * 3  # six 320x240 frames at 72 px high
+    first = cv2.resize(frame(0), (96, 72), interpolation=cv2.INTER_AREA)
+    assert psnr(strip[:, :96, ::-1], first) >= 30.0
