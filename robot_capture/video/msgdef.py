@@ -17,9 +17,10 @@ little endian, alignment relative to the end of the 4-byte encapsulation header.
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 __all__ = ["COMPRESSED_VIDEO", "IMAGE", "VENDORED", "ImageMsg", "serialize_compressed_video",
-           "parse_compressed_video", "parse_image"]
+           "parse_compressed_video", "parse_image", "serialize_image"]
 
 COMPRESSED_VIDEO = "foxglove_msgs/msg/CompressedVideo"
 IMAGE = "sensor_msgs/msg/Image"
@@ -108,17 +109,17 @@ def parse_compressed_video(data) -> tuple[int, str, memoryview, str]:
     return t, frame_id, blob, c.string()
 
 
-class ImageMsg(tuple):
-    """``(stamp_ns, frame_id, height, width, encoding, step, pixels memoryview)``."""
+class ImageMsg(NamedTuple):
+    """A parsed sensor_msgs/Image: header stamp (int ns), frame_id, size in pixels, encoding,
+    ``step`` (bytes a row) and the row-major pixel bytes (a view of the message, not a copy)."""
 
-    __slots__ = ()
-    stamp_ns = property(lambda s: s[0])
-    frame_id = property(lambda s: s[1])
-    height = property(lambda s: s[2])
-    width = property(lambda s: s[3])
-    encoding = property(lambda s: s[4])
-    step = property(lambda s: s[5])
-    pixels = property(lambda s: s[6])
+    stamp_ns: int
+    frame_id: str
+    height: int
+    width: int
+    encoding: str
+    step: int
+    pixels: memoryview
 
 
 def parse_image(data) -> ImageMsg:
@@ -136,7 +137,7 @@ def parse_image(data) -> ImageMsg:
         raise ValueError(f"{IMAGE}: big-endian pixel data is not supported")
     if len(px) < step * h:
         raise ValueError(f"{IMAGE}: {len(px)} bytes of pixels for {h} rows of {step}")
-    return ImageMsg((t, frame_id, h, w, enc, step, px))
+    return ImageMsg(t, frame_id, h, w, enc, step, px)
 
 
 def serialize_image(stamp_ns: int, frame_id: str, pixels, height: int, width: int, encoding: str = "rgb8",
@@ -156,5 +157,3 @@ def serialize_image(stamp_ns: int, frame_id: str, pixels, height: int, width: in
     out += _U32.pack(step) + _U32.pack(len(px)) + px
     return bytes(out)
 
-
-__all__.append("serialize_image")
