@@ -102,10 +102,13 @@ def _foxglove_tool() -> Path:
     folder is read-only)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "robot_capture" / "foxglove_check"
     cache.mkdir(parents=True, exist_ok=True)
-    for name in ("package.json", "yaml_min.cjs"):
-        shutil.copy(FOXGLOVE_TOOL / name, cache / name)
-    shutil.copy(Path(__file__).with_name("foxglove_video_check.mjs"), cache / "foxglove_video_check.mjs")
+    for src in (FOXGLOVE_TOOL / "package.json", FOXGLOVE_TOOL / "yaml_min.cjs",
+                Path(__file__).with_name("foxglove_video_check.mjs")):
+        (cache / src.name).unlink(missing_ok=True)  # the shared files are read-only: never copy their mode
+        shutil.copyfile(src, cache / src.name)
     mods = cache / "node_modules"
+    if mods.is_symlink() and not mods.exists():  # a link to a shared folder that is gone
+        mods.unlink()
     if not mods.exists():
         if (FOXGLOVE_TOOL / "node_modules").is_dir():
             mods.symlink_to(FOXGLOVE_TOOL / "node_modules")
