@@ -194,3 +194,36 @@ def test_report_thumbnails_decode_a_video_camera(tmp_path):
     assert strip.shape[0] == 72 and strip.shape[1] == 6 * 96 + 5 * 3  # six 320x240 frames at 72 px high
     first = cv2.resize(frame(0), (96, 72), interpolation=cv2.INTER_AREA)
     assert psnr(strip[:, :96, ::-1], first) >= 30.0
+
+
+@pytest.mark.parametrize("opts", [{"max_bag_duration_s": 0.5}, {"max_bag_size": 150_000}])
+def test_splits_by_duration_or_size_start_each_file_with_a_keyframe(tmp_path, opts):
+    from mcap.reader import make_reader
+
+    rec = Recorder(tmp_path, WriterOptions(**opts), disk_min_free_bytes=0)
+    stage = VideoStage(rec, {CAM: EncoderSettings(hardware="off")}, queue_frames=256)
+    stage.add_topic(CAM)
+    rec.add_topic("/joint_states", "sensor_msgs/msg/JointState")
+    bag = rec.start_episode(EpisodeInfo(task="autosplit"))
+    t0 = 1_700_000_000_000_000_000
+    for i in range(90):
+        for j in range(10):  # 300 Hz joints between frames: they, too, can be the write that splits
+            rec.on_message("/joint_states", "sensor_msgs/msg/JointState", EMPTY_JOINT_STATE + b"\0" * 400,
+                           t0 + i * 33_000_000 + j * 3_300_000)
+        stage.submit(CAM, image_msg(i), t0 + i * 33_000_000 + 1)
+    rec.stop_episode(True)
+    stage.close()
+    files = sorted(bag.glob("*.mcap"), key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    assert len(files) >= 3
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            data = [m.data for _s, ch, m in make_reader(fh).iter_messages(log_time_order=True) if ch.topic == CAM]
+        if not data:
+            continue
+        assert is_keyframe(parse_compressed_video(data[0])[2]), f.name
+        dec = VideoDecoder()
+        total += len(list(decode_frames(data, dec)))
+        assert dec.skipped == 0 and dec.errors == 0, f.name
+    stamps = [parse_compressed_video(m.data)[0] for m in BagReader(bag).messages(topics=[CAM])]
+    assert total == len(stamps) == 90 and len(set(stamps)) == 90  # every picture once: none lost, none twice

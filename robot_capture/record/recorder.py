@@ -209,14 +209,21 @@ class Recorder:
 
     # ------------------------------------------------------------------ hot path
     def on_message(self, topic: str, type_name: str, data: bytes, recv_ns: int, source_ns: int | None = None,
-                   seq: int | None = None, publisher: bytes | None = None) -> bool:
+                   seq: int | None = None, publisher: bytes | None = None,
+                   segment: tuple | None = None) -> bool | None:
         """One received message (raw CDR). Returns True if it went into the episode bag.
 
         ``recv_ns`` becomes the MCAP ``log_time``, ``source_ns`` the ``publish_time``
         (receive time when unknown). ``seq``/``publisher``: the publication sequence
         number and publisher GID from the rmw MessageInfo, for drop detection.
+        ``segment`` (a video frame that is not a keyframe, :attr:`segment` when it was encoded):
+        returns None, writing nothing, if the file changed since or this write would start the
+        next file; the caller writes a keyframe instead (robot_capture.video.stage).
         """
         with self._lock:
+            if segment is not None and self._writer is not None and (
+                    self.segment != segment or getattr(self._writer, "split_due", lambda _t: False)(recv_ns)):
+                return None
             st = self.stats.get(topic)
             if st is None:
                 st = self.stats[topic] = TopicStats(topic, type_name)

@@ -8,11 +8,13 @@ each ``foxglove_msgs/msg/CompressedVideo`` message to :meth:`Recorder.on_message
 camera's own topic name, with the frame's receive time, source time, sequence number and
 publisher, so drop detection, rates and the QA's expectations keep working per topic.
 
-* Keyframes: the first frame of every episode and of every file (:attr:`Recorder.segment`
-  changed) is an IDR; a split through :meth:`Recorder.split` waits for the frame being encoded
-  (``Recorder.split_guard``), so each split file starts with a keyframe. A split by size or
-  duration (inside the writer) can put the one frame being written at that moment before the
-  file's first keyframe; readers skip it (``VideoDecoder.skipped``).
+* Keyframes: the first frame of every episode and of every file is an IDR. A split through
+  :meth:`Recorder.split` waits for the frame being encoded (``Recorder.split_guard``); a split by
+  size or duration happens inside the writer's ``write``: a frame that is not a keyframe is
+  written with the :attr:`Recorder.segment` it was encoded in, and when the file changed since,
+  or this write would start the next file (``BagWriter.split_due``), nothing is written and the
+  same picture is encoded again as a keyframe (one extra encode per split). So every split file
+  starts with a keyframe and decodes on its own.
 * Stop: :meth:`drain` (``Recorder.before_close``) waits up to ``drain_timeout_s`` for the queued
   frames, so the frames received before the stop are in the bag.
 * Idle: nothing is encoded; the message only updates the topic's receive statistics.
@@ -111,7 +113,16 @@ class _Camera:
         self._flags = set(enc.flags)
         for f in frames:
             msg = serialize_compressed_video(f.stamp_ns, f.frame_id, f.data, f.format)
-            rec.on_message(self.topic, COMPRESSED_VIDEO, msg, recv_ns, source_ns, seq, publisher)
+            if rec.on_message(self.topic, COMPRESSED_VIDEO, msg, recv_ns, source_ns, seq, publisher,
+                              None if f.keyframe else seg) is None:
+                # the file changed while this frame was encoded, or this write starts the next file
+                # (max_bag_size / max_bag_duration_s): the same picture again, as the new file's keyframe
+                enc.force_keyframe()
+                for k in enc.encode_message(data):
+                    rec.on_message(self.topic, COMPRESSED_VIDEO,
+                                   serialize_compressed_video(k.stamp_ns, k.frame_id, k.data, k.format), recv_ns,
+                                   source_ns, seq, publisher)
+                self._segment = rec.segment
 
 
 class VideoStage:
