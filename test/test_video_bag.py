@@ -227,3 +227,24 @@ def test_splits_by_duration_or_size_start_each_file_with_a_keyframe(tmp_path, op
         assert dec.skipped == 0 and dec.errors == 0, f.name
     stamps = [parse_compressed_video(m.data)[0] for m in BagReader(bag).messages(topics=[CAM])]
     assert total == len(stamps) == 90 and len(set(stamps)) == 90  # every picture once: none lost, none twice
+
+
+def test_qa_video_checks_decode_sampled_frames_of_a_video_camera(tmp_path):
+    import cv2
+
+    from robot_capture.qa import frames as F
+    from robot_capture.qa.bagdata import BagData
+
+    _rec, bag = _record(tmp_path, 40, 0)
+    with BagData(bag) as d:
+        idx = F.sample_indices(d.count(CAM), 30.0, 10.0)
+        got = list(F.sampled_frames(d, CAM, idx, d.log_times(CAM), max_width=160))
+    assert [f.index for f in got] == list(range(0, 40, 3)) and not [f.error for f in got if f.error]
+    for f in got:  # luma at half size (max_width 160 of 320)
+        want = cv2.cvtColor(cv2.resize(frame(f.index), (160, 120), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        assert f.luma.shape == (120, 160) and psnr(f.luma, want) >= 30.0
+    # a stream that starts mid-GOP: frames before the first keyframe are decode errors, named
+    dec = F.DECODERS[COMPRESSED_VIDEO].factory(0)
+    msgs = [m.data for m in BagReader(bag).messages(topics=[CAM])]
+    with pytest.raises(F.FrameError, match="before the first keyframe"):
+        dec(msgs[5])

@@ -20,7 +20,7 @@ import numpy as np
 
 from robot_capture.video.msgdef import parse_compressed_video, serialize_image
 
-__all__ = ["VideoDecoder", "VideoDecodeError", "decode_frames", "image_messages", "is_keyframe"]
+__all__ = ["VideoDecoder", "VideoDecodeError", "decode_frames", "image_messages", "is_keyframe", "luma_decoder"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class VideoDecoder:
 
         av.logging.set_level(av.logging.ERROR)
         self._cc = av.codec.CodecContext.create(name, "r")
+        self._cc.thread_type = "SLICE"  # no frame threading: each packet gives its picture at once (1 in, 1 out)
         self._fmt, self._keyed = fmt, False
 
     def _frames(self, frames) -> list[tuple[int, np.ndarray]]:
@@ -134,3 +135,28 @@ def image_messages(decoder: VideoDecoder, data) -> list[bytes]:
     frame_id = parse_compressed_video(data)[1]
     return [serialize_image(stamp, frame_id, rgb.tobytes(), rgb.shape[0], rgb.shape[1], "rgb8")
             for stamp, rgb in decoder.decode(data)]
+
+
+def luma_decoder(max_width: int = 0):
+    """For the QA's sampled video checks (``robot_capture.qa.frames.register_decoder``, sequential):
+    ``decode(cdr) -> (H, W) uint8`` luma (BT.601, as OpenCV's RGB2GRAY) of the picture that message
+    completes, reduced by the integer factor ``width // max_width`` (area average; 0 = full size).
+    Feed it every message of one topic in order. Raises ValueError naming why a message gives no
+    picture (before the first keyframe, or it does not decode)."""
+    import cv2
+
+    dec = VideoDecoder()
+
+    def decode(data) -> np.ndarray:
+        skipped, errors = dec.skipped, dec.errors
+        frames = dec.decode(data)
+        if not frames:
+            raise ValueError("no picture: before the first keyframe" if dec.skipped > skipped else
+                             "H.264 frame does not decode" if dec.errors > errors else "no picture yet")
+        rgb = frames[-1][1]
+        f = max(1, rgb.shape[1] // max_width) if max_width > 0 else 1
+        if f > 1:
+            h, w = rgb.shape[0] // f, rgb.shape[1] // f
+            rgb = cv2.resize(rgb[:h * f, :w * f], (w, h), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return decode
