@@ -50,8 +50,8 @@ def _bag(path, frame=lambda k, t: frame_image(t), still=False, seconds=3.0, enco
                                "episode.start_time_ns": str(T0), "episode.stop_time_ns": str(T0 + int(seconds * 1e9))})
     w.add_topic("/joint_states", "sensor_msgs/msg/JointState")
     w.add_topic(CAM, "sensor_msgs/msg/Image")
-    if video_topic:  # a codec the QA has no frame decoder for (H.264 before robot_capture.video lands)
-        w.add_topic("/camera/wrist/video", "foxglove_msgs/msg/CompressedVideo")
+    if video_topic:  # a video type the QA has no frame decoder for (foxglove's has one: robot_capture.video)
+        w.add_topic("/camera/wrist/video", "vendor_msgs/msg/CompressedVideo")
         for k in range(10):
             ns = T0 + k * 100_000_000
             msgs.append((ns, "/camera/wrist/video", b"\x00\x01\x00\x00" + struct.pack("<iI", 1, k) + bytes(20)))
@@ -123,7 +123,7 @@ def test_a_camera_codec_without_a_decoder_is_said_not_judged(tmp_path):
     v = _qa(_bag(tmp_path / "video", video_topic=True))
     assert _video(v) == [], v.summary()
     assert v.metrics["video"]["/camera/wrist/video"] == {
-        "frames": 10, "pictures": "not judged (no frame decoder for foxglove_msgs/msg/CompressedVideo)"}
+        "frames": 10, "pictures": "not judged (no frame decoder for vendor_msgs/msg/CompressedVideo)"}
 
 
 def _raw(h=4, w=5, enc="rgb8", step=None, n=None, frame_id="cam"):

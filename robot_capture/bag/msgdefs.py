@@ -10,7 +10,8 @@ that text exactly as rosbag2 does (``rosbag2_cpp/.../local_message_definition_so
   ``MSG: pkg/Type`` and that dependency's own concatenated text.
 
 A type with no ``.msg`` but an ``.idl`` falls back to the IDL form (``IDL: pkg/msg/Type``
-delimiters, encoding ``ros2idl``). A type found nowhere yields an empty encoding and
+delimiters, encoding ``ros2idl``). A type the index lacks but ``robot_capture.video.msgdef.VENDORED`` defines
+(``foxglove_msgs/msg/CompressedVideo``) gets that text. A type found nowhere yields an empty encoding and
 an empty text: the MCAP spec's "no schema available". (rosbag2 writes encoding
 ``unknown`` there, which the ``rosbags`` reader rejects for the whole file.)
 
@@ -167,7 +168,12 @@ def _definition_cached(type_name: str, prefixes: tuple[str, ...]) -> MessageDefi
     try:
         return MessageDefinition(type_name, "ros2idl", _concat(type_name, "IDL"))
     except UnknownTypeError:
-        return MessageDefinition(type_name, "", "")
+        pass
+    # types the station records without their package installed (foxglove_msgs/msg/CompressedVideo)
+    from robot_capture.video.msgdef import VENDORED
+
+    return MessageDefinition(type_name, "ros2msg", VENDORED[type_name]) if type_name in VENDORED else \
+        MessageDefinition(type_name, "", "")
 
 
 def definition_for(type_name: str) -> MessageDefinition:

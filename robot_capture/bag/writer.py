@@ -309,10 +309,7 @@ class BagWriter:
             if f is None or self._error is not None:
                 self._raise_state(with_message=True)
             now = _monotonic()
-            if (self._split_size and f.pos + f.pending_bytes + f.chunk_len >= self._split_size
-                    and (f.chunk_messages or f.message_count)) or (
-                    self._split_ns and self._file_start is not None
-                    and log_time_ns - self._file_start >= self._split_ns):
+            if self._split_due_locked(f, log_time_ns):
                 self._split_locked()
                 f = self._file
             if f.chunk_messages == 0:
@@ -537,6 +534,19 @@ class BagWriter:
                 if self._error is None:
                     self._fail(exc)
                 raise
+
+    def _split_due_locked(self, f, log_time_ns: int) -> bool:
+        return bool((self._split_size and f.pos + f.pending_bytes + f.chunk_len >= self._split_size
+                     and (f.chunk_messages or f.message_count)) or (
+                    self._split_ns and self._file_start is not None
+                    and log_time_ns - self._file_start >= self._split_ns))
+
+    def split_due(self, log_time_ns: int) -> bool:
+        """True if a ``write`` at ``log_time_ns`` would first start the next file (``max_bag_size`` or
+        ``max_bag_duration_s`` reached): the video encoders then write a keyframe there."""
+        with self._lock:
+            f = self._file
+            return f is not None and self._error is None and self._split_due_locked(f, log_time_ns)
 
     def split(self) -> None:
         """Close the current file and continue in ``<name>_<i+1>.mcap`` (no-op if it has no

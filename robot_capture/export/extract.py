@@ -228,6 +228,37 @@ def extract_episode(reader, mapping: Mapping, res: Resolved, tmpdir: Path, fps: 
     return ex
 
 
+@dataclass
+class _Decoded:
+    topic: str
+    stamp: int
+    rgb: np.ndarray
+
+
+def _camera_messages(reader, cams):
+    """The cameras' bag messages in log order; a foxglove_msgs/msg/CompressedVideo topic's come out as
+    decoded frames (:class:`_Decoded`): each frame needs the ones before it, so all are decoded and the
+    chosen ones re-encoded (a remux of the recorded H.264 is not done yet)."""
+    from robot_capture.video.decode import VideoDecoder
+    from robot_capture.video.msgdef import COMPRESSED_VIDEO
+
+    decoders = {t: VideoDecoder() for t, c in cams.items() if c.type == COMPRESSED_VIDEO}
+    for m in reader.messages(topics=list(cams)):
+        dec = decoders.get(m.topic)
+        if dec is None:
+            yield m
+            continue
+        try:
+            frames = dec.decode(m.data)
+        except ValueError as exc:
+            raise EpisodeError(f"camera {cams[m.topic].name}: {exc}") from None
+        for stamp, rgb in frames:
+            yield _Decoded(m.topic, stamp, rgb)
+    for t, dec in decoders.items():
+        for stamp, rgb in dec.flush():
+            yield _Decoded(t, stamp, rgb)
+
+
 def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, progress, frame_sink=None) -> None:
     n = ex.grid.n
     vc = mapping.video
@@ -240,7 +271,7 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
                         "frames": [], "stamps": stamps, "bar": progress(f"video {c.name}", n) if progress else None}
     tmpdir = Path(tmpdir)
     try:
-        it = iter(reader.messages(topics=list(cams)))
+        it = _camera_messages(reader, cams)
         c_start = time.thread_time()
         while True:
             t_dec = time.perf_counter()   # bag reading counts as decode
@@ -252,13 +283,13 @@ def _encode_cameras(reader, mapping, res, ex, cam_stamps, choice, tmpdir, want, 
             if s["k"] >= n:
                 ex.timings["decode_s"] += time.perf_counter() - t_dec
                 continue
-            stamp = cdr.stamp_ns(m.data)
+            stamp = m.stamp if isinstance(m, _Decoded) else cdr.stamp_ns(m.data)
             rank = int(np.searchsorted(s["stamps"], stamp))
             if rank < s["sel"][s["k"]]:
                 ex.timings["decode_s"] += time.perf_counter() - t_dec
                 continue
             try:
-                _t, rgb = message_rgb(m.type or cams[m.topic].type, m.data)
+                rgb = m.rgb if isinstance(m, _Decoded) else message_rgb(m.type or cams[m.topic].type, m.data)[1]
             except ValueError as exc:
                 raise EpisodeError(f"camera {cams[m.topic].name}: {exc}") from None
             ex.timings["decode_s"] += time.perf_counter() - t_dec

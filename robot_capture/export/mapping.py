@@ -30,7 +30,8 @@ __all__ = ["FeatureMap", "CameraConfig", "VideoConfig", "Mapping", "StreamSpec",
 
 #: camera topics of the floor's topic contract: /camera/<name>/image_raw[/compressed]
 CAMERA_TOPIC = re.compile(r"^/camera/([A-Za-z0-9_]+)/image_raw(/compressed)?$")
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# CompressedVideo: a camera recorded as H.264 (robot_capture.video), decoded and re-encoded by the export
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "foxglove_msgs/msg/CompressedVideo")
 FIELD_SUFFIX = {"position": "", "velocity": ".vel", "effort": ".effort"}
 
 

@@ -52,6 +52,9 @@ class RecordSection(BaseModel):
     compression: Literal["none", "lz4", "zstd"] = "none"
 
 
+X264Preset = Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+
+
 class CameraSection(BaseModel):
     model_config = STRICT_KEYS
     source: Union[int, str] = "0"
@@ -59,6 +62,9 @@ class CameraSection(BaseModel):
     width: Pixels = 320
     height: Pixels = 240
     compressed: bool = False
+    # recorded as: raw | h264 | lossless (robot_capture.video; the live topic stays raw)
+    codec: Literal["raw", "h264", "lossless"] = "raw"
+    preset: X264Preset = "ultrafast"
 
 
 class SimSection(BaseModel):
@@ -96,6 +102,8 @@ class StreamSection(BaseModel):
     sim: Literal["", "robot_sim", "mocap_replay"] = ""
     for_source: Optional[Literal["exo", "vr", "direct"]] = None
     message_bytes: Count = 0
+    codec: Literal["", "raw", "h264", "lossless"] = ""   # a sensor_msgs/Image camera: how it is recorded
+    preset: Literal["", X264Preset] = ""
 
     @field_validator("topic")
     @classmethod

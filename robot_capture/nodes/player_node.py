@@ -1,5 +1,8 @@
 """player_node: publish a bag's stored CDR bytes back onto ROS 2 topics.
 
+A ``foxglove_msgs/msg/CompressedVideo`` camera (recorded with ``codec: h264``) is decoded and
+played as ``sensor_msgs/msg/Image`` (rgb8) on its topic, from its first keyframe.
+
 Messages are published as stored (``Publisher.publish(bytes)``: no
 deserialization), in ``log_time`` order across split files, on the schedule of
 :class:`robot_capture.record.playback.PlaybackClock`. Each topic's publisher uses
@@ -52,10 +55,13 @@ class PlayerNode(Node):
         self.clock = PlaybackClock(self.reader.metadata.starting_time_ns, float(self._p("rate")),
                                    float(self._p("start_offset_s")))
         self.pubs = {}
+        self.video = set()  # CompressedVideo topics (robot_capture.video): decoded, played as sensor_msgs/Image
         for topic, info in self.reader.topics.items():
             if wanted and topic not in wanted:
                 continue
-            cls = import_message(info.type)
+            if info.type == "foxglove_msgs/msg/CompressedVideo":
+                self.video.add(topic)
+            cls = import_message("sensor_msgs/msg/Image" if topic in self.video else info.type)
             if cls is None:
                 self.get_logger().warning(f"{topic}: type {info.type} not installed; not played")
                 continue
@@ -133,9 +139,20 @@ class PlayerNode(Node):
         topics = list(self.pubs)
         while rclpy.ok(context=self.context):
             self.clock.restart()
+            from robot_capture.video.decode import VideoDecoder, image_messages
+
+            decoders = {t: VideoDecoder() for t in self.video}  # from the first keyframe of each pass
             for m in self.reader.messages(topics=topics, start_ns=self.clock.start_ns):
                 if not self._sleep_until_due(m.log_time_ns):
                     return self.published
+                if m.topic in decoders:
+                    try:
+                        for img in image_messages(decoders[m.topic], m.data):
+                            self.pubs[m.topic].publish(img)
+                            self.published += 1
+                    except ValueError as exc:
+                        self.get_logger().warning(f"{m.topic}: frame not decoded ({exc})", throttle_duration_sec=5.0)
+                    continue
                 self.pubs[m.topic].publish(m.data)
                 self.published += 1
             if not bool(self._p("loop")):

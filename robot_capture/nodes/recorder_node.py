@@ -259,6 +259,7 @@ class RecorderNode(ConsoleShell, Node):
                             attachments=_attachments(p("robot"), p("urdf"), p("attach_configs")),
                             disk_min_free_bytes=int(float(p("disk_min_free_mb")) * 1e6), logger=self.get_logger())
         self.create_manager()
+        self.video = self._video_stage()
         # the verdict at stop: the full QA of each closed bag, in a worker process
         self._verdicts = StopVerdicts(logger=self.get_logger())
         self.rec.on_closed = self._verdicts.submit
@@ -349,10 +350,14 @@ class RecorderNode(ConsoleShell, Node):
         req = adapt_request_to_offers(offers)
         base = self._depth_large if _is_large(chosen) else self._depth
         depth = max([base] + [int(o.get("depth", 0)) for o in offers])
-        if not self.rec.add_topic(topic, chosen, offers):
+        video = self.video is not None and self.video.handles(topic) and chosen == "sensor_msgs/msg/Image"
+        if not (self.video.add_topic(topic, offers) if video else self.rec.add_topic(topic, chosen, offers)):
             self._refused[topic] = tuple(types)
             return
         rec_on_message, rec_on_lost = self.rec.on_message, self.rec.on_lost
+        if video:  # encoded on the camera's own thread (robot_capture.video.stage); the callback only queues
+            submit = self.video.submit
+            rec_on_message = lambda t, _ty, *a: submit(t, *a)  # noqa: E731
 
         def handle(data, info, _topic=topic, _type=chosen):
             gid = info.get("publisher_gid")
@@ -416,7 +421,24 @@ class RecorderNode(ConsoleShell, Node):
                 self.get_logger().warning(f"{topic}: take failed ({exc!r})", throttle_duration_sec=5.0)
         return n
 
+    def _video_stage(self):
+        """The per-camera encoders of the contract's ``h264``/``lossless`` cameras (None: none)."""
+        from robot_capture.floor.contract import streams_from_params
+        from robot_capture.video.stage import VideoStage, settings_from_streams
+
+        cams = settings_from_streams(streams_from_params(self._p("expected_streams"),
+                                                         self._p("optional_streams") or ()))
+        if not cams:
+            return None
+        stage = VideoStage(self.rec, cams, logger=self.get_logger())
+        self.get_logger().info("video: recording " + ", ".join(
+            f"{t} as {s.codec} ({stage.cameras[t].encoder.encoder if stage.cameras[t].encoder else 'NOT recorded'})"
+            for t, s in cams.items()))
+        return stage
+
     def destroy_node(self) -> None:
+        if getattr(self, "video", None) is not None:
+            self.video.close()
         helper, self._input_node = getattr(self, "_input_node", None), None
         if helper is not None:
             helper.destroy_node()

@@ -40,6 +40,8 @@ HEADER_TYPES = frozenset({
     "geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseArray", "geometry_msgs/msg/TransformStamped",
     "geometry_msgs/msg/TwistStamped", "geometry_msgs/msg/WrenchStamped", "diagnostic_msgs/msg/DiagnosticArray",
     "trajectory_msgs/msg/JointTrajectory", "nav_msgs/msg/Odometry",
+    # not a Header, but its first field is the same builtin_interfaces/Time stamp (robot_capture.video)
+    "foxglove_msgs/msg/CompressedVideo",
 })
 _MSG_HEADER = 31  # MCAP Message record: opcode u8, length u64, channel u16, sequence u32, log u64, publish u64
 _REC_HEAD = struct.Struct("<BQHIQ")  # opcode, length, channel, sequence, log time

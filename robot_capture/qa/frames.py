@@ -230,8 +230,23 @@ def _luma_compressed(max_width: int = 0):
     return decode
 
 
+def _luma_video(max_width: int = 0):
+    """H.264 CompressedVideo (robot_capture.video) -> luma, fed every frame in order."""
+    from robot_capture.video.decode import luma_decoder
+
+    decode = luma_decoder(max_width)
+
+    def luma(b) -> np.ndarray:
+        try:
+            return decode(b)
+        except ValueError as exc:
+            raise FrameError(str(exc)) from None
+    return luma
+
+
 register_decoder("sensor_msgs/msg/Image", _luma_raw)
 register_decoder("sensor_msgs/msg/CompressedImage", _luma_compressed)
+register_decoder("foxglove_msgs/msg/CompressedVideo", _luma_video, sequential=True)
 
 
 def sample_indices(n: int, rate_hz: float, sample_hz: float) -> np.ndarray:

@@ -67,8 +67,14 @@ def thumbnail_strip(ctx: EpisodeContext, topic: str, n: int = 6, height: int = 7
         return None
     idx = sorted(set(np.linspace(0, count - 1, min(n, count)).round().astype(int).tolist()))
     frames = []
-    for b in ctx.data.payloads(topic, idx):
-        img = decode_image(ctx.data.topics[topic], b)
+    if ctx.data.topics[topic] == "foxglove_msgs/msg/CompressedVideo":  # H.264: a frame needs those before it
+        from robot_capture.video.decode import decode_frames
+
+        want = set(idx)
+        images = [img for k, (_s, img) in enumerate(decode_frames(ctx.data.payloads(topic))) if k in want]
+    else:
+        images = [decode_image(ctx.data.topics[topic], b) for b in ctx.data.payloads(topic, idx)]
+    for img in images:
         if img is not None:
             w = max(1, int(img.shape[1] * height / img.shape[0]))
             frames.append(cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA))

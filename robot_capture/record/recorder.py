@@ -40,6 +40,7 @@ does compression and disk writes, so ``on_message`` stays short.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -139,6 +140,12 @@ class Recorder:
         self.on_closed: Callable | None = None
         #: {topic: "name | role | source"} of the station contract; stored as custom_data stream/<topic>
         self.stream_names: dict = {}
+        #: ``() -> None`` called before a stop or shutdown takes the lock (robot_capture.video.stage: the
+        #: encoders write their queued frames); errors are logged
+        self.before_close: Callable | None = None
+        #: ``() -> context manager`` held around :meth:`split` (robot_capture.video.stage: no frame is
+        #: being encoded, so each file starts with a keyframe)
+        self.split_guard: Callable | None = None
         self._seq = next_sequence(self.output_dir)
         self._disk_free = self._free_bytes()
 
@@ -173,6 +180,16 @@ class Recorder:
                 self._topics[name] = (known[0], list(offered_qos_profiles))
 
     @property
+    def segment(self) -> tuple[int, int] | None:
+        """``(episode sequence, file count)`` of the file being written, None when idle. Read without
+        the lock (two attribute reads): the video encoders poll it per frame to start every episode
+        and file with a keyframe."""
+        w, ep = self._writer, self.episode
+        if w is None or ep is None:
+            return None
+        return ep.seq, getattr(w, "file_count", 0)
+
+    @property
     def topics(self) -> dict[str, str]:
         """Registered topics: ``{name: type}``."""
         with self._lock:
@@ -192,14 +209,21 @@ class Recorder:
 
     # ------------------------------------------------------------------ hot path
     def on_message(self, topic: str, type_name: str, data: bytes, recv_ns: int, source_ns: int | None = None,
-                   seq: int | None = None, publisher: bytes | None = None) -> bool:
+                   seq: int | None = None, publisher: bytes | None = None,
+                   segment: tuple | None = None) -> bool | None:
         """One received message (raw CDR). Returns True if it went into the episode bag.
 
         ``recv_ns`` becomes the MCAP ``log_time``, ``source_ns`` the ``publish_time``
         (receive time when unknown). ``seq``/``publisher``: the publication sequence
         number and publisher GID from the rmw MessageInfo, for drop detection.
+        ``segment`` (a video frame that is not a keyframe, :attr:`segment` when it was encoded):
+        returns None, writing nothing, if the file changed since or this write would start the
+        next file; the caller writes a keyframe instead (robot_capture.video.stage).
         """
         with self._lock:
+            if segment is not None and self._writer is not None and (
+                    self.segment != segment or getattr(self._writer, "split_due", lambda _t: False)(recv_ns)):
+                return None
             st = self.stats.get(topic)
             if st is None:
                 st = self.stats[topic] = TopicStats(topic, type_name)
@@ -301,6 +325,7 @@ class Recorder:
         Raises:
             EpisodeStateError: no episode is recording.
         """
+        self._before_close()
         with self._lock:
             if self._writer is None:
                 raise EpisodeStateError("no episode is recording")
@@ -332,7 +357,7 @@ class Recorder:
         Raises:
             EpisodeStateError: no episode is recording.
         """
-        with self._lock:
+        with (self.split_guard() if self.split_guard is not None else contextlib.nullcontext()), self._lock:
             if self._writer is None:
                 raise EpisodeStateError("no episode is recording")
             try:
@@ -346,6 +371,8 @@ class Recorder:
 
     def close(self, success: bool | None = None) -> Path | None:
         """Stop the open episode, if any (reason ``shutdown``). Safe to call twice."""
+        if self._writer is not None:
+            self._before_close()
         with self._lock:
             if self._writer is None:
                 return None
@@ -493,6 +520,13 @@ class Recorder:
         self.log.info(f"episode {ep.name} stopped ({reason}, success={summary['success']})")
         self._notify_closed(ep)
         return ep.path
+
+    def _before_close(self) -> None:
+        if self.before_close is not None:
+            try:
+                self.before_close()
+            except Exception as exc:  # noqa: BLE001 - a stop must never fail here
+                self.log.warning(f"before close: {exc}")
 
     def _notify_closed(self, ep) -> None:
         """Hand the closed bag to :attr:`on_closed` (its QA); a failure there never fails the stop."""
