@@ -24,6 +24,10 @@ RENUMBERED = ("index", "episode_index")
 # within MAX_REENCODE_ERROR on average (about 2x the measured error), and match them better
 # than the source frames one index earlier or later (a shifted episode fails).
 MAX_REENCODE_ERROR = 1.2 / 255
+# Our episode columns (README "Export": labels, QA, provenance, stale counts). lerobot-edit-dataset
+# 0.6.1 rebuilds meta/episodes from lerobot's own columns only (dataset_tools.
+# _copy_and_reindex_episodes_metadata), so these are dropped; every other column must survive.
+OUR_EPISODE_PREFIXES = ("label/", "qa/", "source/", "align/")
 
 
 def lerobot_version(lerobot_module) -> tuple[int, ...]:
@@ -125,8 +129,12 @@ def _check_result(dataset_cls, src_ds, src_rows: pd.DataFrame, root: Path, kept:
         assert ds[first]["task"] == src_ds[src_first]["task"], f"{what}: task differs"
         for key in ds.meta.video_keys:
             _same_frames(ds, first, src_ds, src_first, int(ds.meta.episodes[new]["length"]), key, what)
+    dropped = sorted(set(src_ds.meta.episodes.column_names) - set(ds.meta.episodes.column_names))
+    lost = [c for c in dropped if not c.startswith(OUR_EPISODE_PREFIXES)]
+    assert not lost, f"{root.name}: lerobot's own episode columns lost: {lost}"
     print(f"{root.name}: episodes {kept} of the source kept as 0..{len(kept) - 1}, rows equal, "
-          f"{len(rows)} frames")
+          f"{len(rows)} frames; our episode columns dropped by lerobot: {len(dropped)} "
+          f"({', '.join(sorted({c.split('/')[0] + '/*' for c in dropped})) or 'none'})")
 
 
 def _edit(args: list[str], outputs: list[Path]) -> None:
