@@ -18,9 +18,9 @@ REPO_ID = "robot_capture/export"
 # Columns lerobot-edit-dataset renumbers on purpose (global frame index, episode index).
 RENUMBERED = ("index", "episode_index")
 # lerobot-edit-dataset re-encodes a video file that mixes kept and dropped episodes (lossy).
-# Measured on the demo (AV1, 240x320, 2026-12-07): mean |edited - source| over an episode
-# 0.59-0.61/255 (worst single frame 0.92/255), while consecutive source frames differ by a
-# median 1.64/255. So each kept episode's frames must match the source frames at the same index
+# Measured 2026-12-07 (AV1 crf 30, 320x240): mean |edited - source| over an episode 0.59-0.61/255
+# on the demo, 0.72-0.73/255 on 3 cameras of export_bench.py's synthetic bag; consecutive source
+# frames differ by a median 1.64/255 (demo). So each kept episode's frames must match the source frames at the same index
 # within MAX_REENCODE_ERROR on average (about 2x the measured error), and match them better
 # than the source frames one index earlier or later (a shifted episode fails).
 MAX_REENCODE_ERROR = 1.2 / 255
