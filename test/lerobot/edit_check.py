@@ -142,8 +142,9 @@ def _edit(args: list[str], outputs: list[Path]) -> None:
 
     lerobot 0.6.1's process sometimes aborts at interpreter exit, after it logged the saved
     dataset ("terminate called without an active exception": a C++ thread not joined at
-    teardown; 1 run in 4 here). That exit is accepted, and said, only when every output has
-    its meta/info.json: the caller then checks each output in full. Any other failure raises.
+    teardown; 1 run in 16 here, 2026-12-07). That exit is accepted, and said, only when every
+    output has its meta/info.json: the caller then checks each output in full. Any other
+    failure raises RuntimeError.
     """
     exe = Path(sys.executable).parent / "lerobot-edit-dataset"
     print("$ lerobot-edit-dataset " + " ".join(args), flush=True)
