@@ -86,22 +86,30 @@ browser:
 	  echo "make: no $(CHROMIUM), and installing it needs root and apt-get: the 2 browser tests will skip"; \
 	fi
 
-# LeRobot verification of the exporter (issue 10), offline, in its own venv (.venv-lerobot:
-# lerobot 0.4.4 + torch 2.14.1, several GB): record the demo, export it, then lerobot loads it,
-# decodes every frame, and lerobot-train runs 2 ACT steps on it. See README "Export".
+# LeRobot verification of the exporter (issues 10, 22), offline, each lerobot in its own venv
+# (several GB each): .venv-lerobot (lerobot 0.4.4, Python 3.11, torch 2.14.1) and .venv-lerobot06
+# (lerobot 0.6.1, Python 3.12, torch 2.11.0). Record the demo, export it once, then each lerobot
+# loads it, decodes every frame, and lerobot-train runs 2 ACT steps on it; lerobot 0.6.1 also
+# deletes an episode and splits the dataset with lerobot-edit-dataset and checks the results.
+# See README "Verified by lerobot".
 LEROBOT_DIR ?= build/lerobot_check
+LEROBOT044 := .venv-lerobot/bin/python test/lerobot/verify.py
+LEROBOT061 := .venv-lerobot06/bin/python test/lerobot/verify.py
 test-lerobot: $(STAMP)
-	test/lerobot/setup_venv.sh
+	test/lerobot/setup_venv.sh 0.4.4
+	test/lerobot/setup_venv.sh 0.6.1
 	rm -rf $(LEROBOT_DIR) && mkdir -p $(LEROBOT_DIR)
 	# the demo exits 1 when a QA verdict is fail (a loaded machine starves the floor): the bags are there
 	$(VENV)/bin/robot-capture demo --output-dir $(LEROBOT_DIR)/demo --episodes 3 --episode-seconds 3 || true
 	test $$(ls $(LEROBOT_DIR)/demo/*/metadata.yaml | wc -l) = 3
 	$(VENV)/bin/robot-capture export $(LEROBOT_DIR)/demo --include-failed --out $(LEROBOT_DIR)/dataset --no-progress
-	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/dataset --train
+	$(LEROBOT044) $(LEROBOT_DIR)/dataset --train --out $(LEROBOT_DIR)/train044
+	$(LEROBOT061) $(LEROBOT_DIR)/dataset --train --out $(LEROBOT_DIR)/train061 --edit $(LEROBOT_DIR)/edited061
 	# the same episodes appended one export session at a time (one data/video/episodes file each)
 	for b in $(LEROBOT_DIR)/demo/*/; do $(VENV)/bin/robot-capture export $$b --include-failed \
 	    --out $(LEROBOT_DIR)/appended --no-progress | tail -1; done
-	.venv-lerobot/bin/python test/lerobot/verify.py $(LEROBOT_DIR)/appended
+	$(LEROBOT044) $(LEROBOT_DIR)/appended
+	$(LEROBOT061) $(LEROBOT_DIR)/appended --edit $(LEROBOT_DIR)/appended_edited061
 
 bench: $(STAMP)
 	$(PY) benchmarks/ik_bench.py
@@ -110,4 +118,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/qa_bench.py
 
 clean:
-	rm -rf build *.egg-info $(VENV) $(VENV_JAZZY) .venv-lerobot
+	rm -rf build *.egg-info $(VENV) $(VENV_JAZZY) .venv-lerobot .venv-lerobot06
