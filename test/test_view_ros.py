@@ -87,6 +87,44 @@ def test_player_publishes_the_bags_attached_urdf_latched(tmp_path, attach):
         rclpy.shutdown(context=ctx)
 
 
+class _StationPublishers(threading.Thread):
+    """An rclpy node publishing a 4x2 rgb8 image, a DiagnosticArray (10 Hz) and a latched console state."""
+
+    def __init__(self, ctx):
+        super().__init__(daemon=True)
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+        from rclpy.qos import DurabilityPolicy, QoSProfile
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        self.ctx, self.halt = ctx, threading.Event()
+        self.node = rclpy.create_node("station_publishers", context=ctx)
+        self.img = Image(width=4, height=2, encoding="rgb8", step=12, data=bytes(24))
+        self.diag = DiagnosticArray(status=[DiagnosticStatus(level=DiagnosticStatus.WARN, name="camera_head",
+                                                             message="slow", values=[KeyValue(key="fps", value="29.9")])])
+        self.img_pub = self.node.create_publisher(Image, "/camera/head/image_raw", 5)
+        self.diag_pub = self.node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        state = self.node.create_publisher(String, "/recorder/console_state",
+                                           QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        state.publish(String(data='{"state": "ready", "episode": ""}'))
+        self.start()
+
+    def run(self):
+        while not self.halt.wait(0.1):
+            self.img_pub.publish(self.img)
+            self.diag_pub.publish(self.diag)
+
+    def stop(self):
+        self.halt.set()
+        self.join(10)
+        self.node.destroy_node()
+
+
+def _station_publishers(ctx):
+    return _StationPublishers(ctx)
+
+
 @pytest.mark.xdist_group("sim_floor")
 def test_view_fed_by_robot_sim(tmp_path):
     pytest.importorskip("foxglove", reason="foxglove-sdk is in the [test] extra")
@@ -98,6 +136,7 @@ def test_view_fed_by_robot_sim(tmp_path):
     from test_view_server import BOUND_S, _collect
 
     model, _ = load_robot("g1")
+    pubs = None
     sim = start_node("robot_capture.nodes.robot_sim_node", {"robot": "g1", "rate_hz": 50.0})
     view = subprocess.Popen([*module_command("robot_capture.cli"), "view", "--port", "0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -110,19 +149,44 @@ def test_view_fed_by_robot_sim(tmp_path):
             assert _latched_description(ctx) == [_g1_xml()]
         finally:
             rclpy.shutdown(context=ctx)
-        url = None
-        while url is None:
+        ctx = rclpy.Context()
+        rclpy.init(context=ctx)
+        pubs = _station_publishers(ctx)  # a camera, diagnostics and the recorder's state, as the floor has
+        url, serving = None, set()
+        expected = {"/joint_states", "/robot_description", "/camera/head/image_raw", "/diagnostics",
+                    "/recorder/console_state"}
+        said = []
+        while url is None or not expected <= serving:  # connect once the view serves every topic (state)
             line = lines.get(timeout=BOUND_S)
+            said.append(line)
             m = re.search(r"serving on (ws://\S+?);", line)
-            url = m.group(1) if m else None
+            url = m.group(1) if m else url
+            m = re.search(r"\[view\] serving (/\S+) \(", line)
+            if m:
+                serving.add(m.group(1))
         want = {
             "/joint_states": lambda m: m["name"] == model.joint_names,
             "/tf": lambda m: {t["child_frame_id"] for t in m["transforms"]} >= {"left_wrist_yaw_link", "torso_link"},
             "/robot_description": lambda m: m["data"] == _g1_xml(),
+            "/camera/head/image_raw": lambda m: m["width"] == 4,
+            "/diagnostics": lambda m: m["status"][0]["name"] == "camera_head",
+            "/recorder/console_state": lambda m: m["state"] == "ready",
         }
-        got = asyncio.run(asyncio.wait_for(_collect(url, want), BOUND_S))
+        seen = {}
+        try:
+            got = asyncio.run(asyncio.wait_for(_collect(url, want, seen), BOUND_S))
+        except asyncio.TimeoutError:
+            while not lines.empty():
+                said.append(lines.get())
+            pytest.fail(f"not all of {sorted(want)} within {BOUND_S} s; got: "
+                        + "; ".join(f"{k}: {str(v)[:100 if k != '_ops' else 3000]}" for k, v in seen.items()) + "\nview said:\n" + "".join(said))
         assert got["chans"]["/tf"]["schemaName"] == "foxglove.FrameTransforms"
+        assert got["/diagnostics"]["status"][0]["level"] == 1 and got["/diagnostics"]["status"][0]["values"] == [
+            {"key": "fps", "value": "29.9"}]
     finally:
+        if pubs is not None:
+            pubs.stop()
+            rclpy.shutdown(context=ctx)
         view.send_signal(signal.SIGINT)
         try:
             code = view.wait(timeout=60)

@@ -39,15 +39,19 @@ def _decoder(channel):
     return lambda b: json_format.MessageToDict(cls.FromString(b), preserving_proto_field_name=True)
 
 
-async def _collect(url: str, want: dict, **kw) -> dict:
+async def _collect(url: str, want: dict, seen: dict | None = None, **kw) -> dict:
     """Subscribe to every advertised channel in ``want`` ({topic: predicate(msg) -> bool}) and
-    return {topic: first message satisfying it}."""
+    return {topic: first message satisfying it}. ``seen``: filled with {topic: last message}
+    as they come (what a test that timed out did get)."""
     got, chans, subs = {}, {}, {}
+    seen = {} if seen is None else seen
     async with websockets.connect(url, subprotocols=[SUBPROTOCOL], max_size=None, **kw) as ws:
         while len(got) < len(want):
             frame = await ws.recv()
             if isinstance(frame, str):
                 op = json.loads(frame)
+                seen.setdefault("_ops", []).append({k: v for k, v in op.items() if k in ("op", "channelIds", "message", "level")}
+                                                   | {"ids": [(c["id"], c["topic"]) for c in op.get("channels", [])]})
                 if op.get("op") == "advertise":
                     new = []
                     for ch in op["channels"]:
@@ -64,6 +68,7 @@ async def _collect(url: str, want: dict, **kw) -> dict:
             sid, _ts = struct.unpack_from("<IQ", frame, 1)
             topic, decode = subs[sid]
             msg = decode(frame[13:])
+            seen[topic] = msg
             if topic not in got and want[topic](msg):
                 got[topic] = msg
     return {"chans": chans, **got}
@@ -161,6 +166,57 @@ def test_off_loopback_needs_the_token(g1):
     finally:
         feeder.stop.set()
         view.stop()
+
+
+def test_cameras_and_episode_state_reach_the_client():
+    view = LiveView(port=0)
+    stop = threading.Event()
+    rgb = bytes(range(256)) * 9  # 32 x 24 rgb8 = 2304 bytes
+
+    def feed():
+        k = 0
+        while not stop.wait(0.02):
+            k += 1
+            view.raw_image("/camera/head/image_raw", k, "head_camera", 32, 24, "rgb8", 96, rgb)
+            view.compressed_image("/camera/wrist/image_raw/compressed", k, "wrist_camera", "jpeg", b"\xff\xd8jpeg")
+            view.compressed_video("/camera/head/video", k, "head_camera", "h264", b"\x00\x00\x00\x01\x67")
+        # a latched message logged once, before any client: a late subscriber still gets it
+
+    view.json_message("/recorder/console_state", 5, {"state": "ready", "episode": ""}, latched=True)
+    # a source declares its topics when it subscribes, before their first message (see LiveView.declare)
+    view.declare("/camera/head/image_raw", "raw_image")
+    view.declare("/camera/wrist/image_raw/compressed", "compressed_image")
+    view.declare("/camera/head/video", "compressed_video")
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        want = {"/camera/head/image_raw": lambda m: True, "/camera/wrist/image_raw/compressed": lambda m: True,
+                "/camera/head/video": lambda m: True, "/recorder/console_state": lambda m: True}
+        got = asyncio.run(asyncio.wait_for(_collect(view.url, want), BOUND_S))
+    finally:
+        stop.set()
+        view.stop()
+    raw = got["/camera/head/image_raw"]
+    assert (raw["width"], raw["height"], raw["encoding"], raw["step"], raw["frame_id"]) == (32, 24, "rgb8", 96,
+                                                                                            "head_camera")
+    assert base64.b64decode(raw["data"]) == rgb
+    assert got["chans"]["/camera/head/image_raw"]["schemaName"] == "foxglove.RawImage"
+    assert got["/camera/wrist/image_raw/compressed"]["format"] == "jpeg"
+    assert got["chans"]["/camera/head/video"]["schemaName"] == "foxglove.CompressedVideo"
+    assert got["/camera/head/video"]["format"] == "h264"
+    assert got["/recorder/console_state"] == {"state": "ready", "episode": ""}
+
+
+def test_a_busy_port_is_one_line():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        r = _view_cli("--port", str(s.getsockname()[1]))
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot serve the live view on 127.0.0.1:" in lines[0], r.stderr
 
 
 def test_malformed_description_changes_nothing():

@@ -101,6 +101,13 @@ def _spin(view, recorder: str, topics: str, own_description: bool) -> int:
     from robot_capture.view.ros_source import RosSource
 
     ensure_ament_prefix()
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[view] %(message)s"))
+    vlog = logging.getLogger("robot_capture.view")
+    vlog.addHandler(handler)
+    vlog.setLevel(logging.INFO)  # "serving <topic> (<type>)" as topics appear; errors in plain words
     rclpy.init()
     node = rclpy.create_node("view")
     try:

@@ -26,6 +26,11 @@ SERVED_TYPES = ("sensor_msgs/msg/JointState", "sensor_msgs/msg/Image", "sensor_m
                 "diagnostic_msgs/msg/DiagnosticArray", "std_msgs/msg/String", "foxglove_msgs/msg/CompressedVideo")
 
 
+_KIND = {"sensor_msgs/msg/JointState": "joint_state", "sensor_msgs/msg/Image": "raw_image",
+         "sensor_msgs/msg/CompressedImage": "compressed_image", "diagnostic_msgs/msg/DiagnosticArray": "diagnostics",
+         "std_msgs/msg/String": "description", "foxglove_msgs/msg/CompressedVideo": "compressed_video"}
+
+
 def _ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
@@ -75,11 +80,12 @@ class RosSource:
                 sub = self._subscribe(topic, kind)
             except ImportError:
                 self.skipped.add(topic)
-                log.warning("view: %s (%s): message package not installed; not served", topic, kind)
+                log.warning("%s (%s): message package not installed; not served", topic, kind)
                 continue
             if sub is not None:
+                self.view.declare(topic, _KIND[kind] if topic != self.state_topic else "json")
                 self.subs[topic] = sub
-                log.info("view: serving %s (%s)", topic, kind)
+                log.info("serving %s (%s)", topic, kind)
 
     def _subscribe(self, topic: str, kind: str):
         from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -127,7 +133,7 @@ class RosSource:
         try:
             self.view.robot_description(msg.data)
         except ValueError as exc:  # a malformed URDF on the floor: said, the view keeps serving
-            log.error("view: %s is not a usable URDF: %s", description.TOPIC, exc)
+            log.error("%s is not a usable URDF: %s", description.TOPIC, exc)
 
     def _on_state(self, topic: str, msg) -> None:
         try:

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'robot_capture[view]' (or: pip install foxglove-sdk)"
 #: ``/tf`` rate cap, Hz: a screen's frame rate; the robot's 500 Hz joint states would flood a laptop's link
 TF_MAX_HZ = 30.0
+#: what each input is served as (LiveView.declare); "json:<name>" = JSON with that schema name
+KINDS = {"joint_state": "json:sensor_msgs/msg/JointState", "raw_image": "RawImage",
+         "compressed_image": "CompressedImage", "compressed_video": "CompressedVideo",
+         "diagnostics": "json:diagnostic_msgs/msg/DiagnosticArray", "json": "json",
+         "transforms": "FrameTransforms", "description": f"json:{description.TYPE}"}
 #: a new subscriber to a latched channel gets its last message after these delays, s
 RESEND_AFTER_S = (0.1, 1.0)
 
@@ -105,11 +110,20 @@ class LiveView:
         self.gate = None
         inner_host, inner_port = (host, port) if is_loopback(host) else ("127.0.0.1", 0)
         try:
+            from foxglove.websocket import ServerListener
+
+            # the SDK calls every listener method: its Protocol class gives the others their no-op defaults
+            listener = type("ViewListener", (_Listener, ServerListener), {})(self)
             self.server = fg.start_server(name=name, host=inner_host, port=inner_port, context=self._ctx,
-                                          server_listener=_Listener(self))
+                                          server_listener=listener)
         except Exception as exc:  # noqa: BLE001 - the SDK raises its own error types (port in use, ...)
             raise ViewError(f"cannot serve the live view on {inner_host}:{inner_port}: {exc}") from None
         self.port = self.server.port
+        # channels made before a client connects: a channel added while one is connected can be
+        # advertised before the SDK can take its subscription ("Unknown channel ID", foxglove-sdk 0.30)
+        for topic, kind in (("/joint_states", "joint_state"), ("/tf", "transforms"), ("/tf_static", "transforms"),
+                            (description.TOPIC, "description"), ("/diagnostics", "diagnostics")):
+            self.declare(topic, kind)
         if self.gate is None and not is_loopback(host):
             from robot_capture.view.token_gate import TokenGate
 
@@ -122,6 +136,18 @@ class LiveView:
         self.host = host
 
     # ------------------------------------------------------------------ channels
+    def declare(self, topic: str, kind: str) -> None:
+        """Make ``topic``'s channel now, before its first message (a source calls this when it
+        subscribes). ``kind``: a key of :data:`KINDS`; KeyError otherwise."""
+        with self._lock:
+            self._channel(topic, KINDS[kind])
+
+    @property
+    def topics(self) -> list[str]:
+        """Topics with a channel so far."""
+        with self._lock:
+            return sorted(self._channels)
+
     def _channel(self, topic: str, kind: str):
         ch = self._channels.get(topic)
         if ch is None:
