@@ -219,6 +219,36 @@ def test_a_busy_port_is_one_line():
     assert len(lines) == 1 and "cannot serve the live view on 127.0.0.1:" in lines[0], r.stderr
 
 
+def test_a_joint_state_without_positions_is_served_and_counted(g1):
+    """A driver that sends names with no positions (velocities only): the JSON is served, no /tf
+    comes from it, it is counted, and nothing raises (an exception would end the view's executor)."""
+    view = LiveView(port=0, tf_max_hz=0)
+    try:
+        view.robot_description(robot_description("g1"))
+        view.joint_state("/joint_states", 1, g1.joint_names, [], np.zeros(g1.nq))
+        view.joint_state("/joint_states", 2, g1.joint_names, [], np.zeros(g1.nq))
+        assert view.bad_states == 2
+    finally:
+        view.stop()
+
+
+def test_ros_source_guard_drops_a_bad_message_and_keeps_going():
+    from robot_capture.view.ros_source import RosSource
+
+    src = RosSource.__new__(RosSource)
+    src.failed = set()
+    calls = []
+
+    def bad(msg):
+        calls.append(msg)
+        raise TypeError("unexpected field")
+
+    cb = src._guard("/camera/x")(bad)
+    cb(1)
+    cb(2)  # no raise, still called
+    assert calls == [1, 2] and src.failed == {"/camera/x"}
+
+
 def test_malformed_description_changes_nothing():
     view = LiveView(port=0)
     try:

@@ -31,6 +31,16 @@ _KIND = {"sensor_msgs/msg/JointState": "joint_state", "sensor_msgs/msg/Image": "
          "std_msgs/msg/String": "description", "foxglove_msgs/msg/CompressedVideo": "compressed_video"}
 
 
+class _Guarded:
+    """``node.create_subscription`` with each callback wrapped by ``guard``."""
+
+    def __init__(self, node, guard):
+        self.node, self.guard = node, guard
+
+    def create_subscription(self, msg_type, topic, callback, qos):
+        return self.node.create_subscription(msg_type, topic, self.guard(callback), qos)
+
+
 def _ns(header) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
@@ -65,6 +75,7 @@ class RosSource:
         self.own_description = own_description
         self.subs: dict[str, object] = {}
         self.skipped: set[str] = set()
+        self.failed: set[str] = set()  # topics with a message the view could not serve
         self.discover()
         node.create_timer(discover_every_s, self.discover)
 
@@ -77,7 +88,7 @@ class RosSource:
             if kind is None:
                 continue
             try:
-                sub = self._subscribe(topic, kind)
+                sub = self._subscribe(topic, kind, self._guard(topic))
             except ImportError:
                 self.skipped.add(topic)
                 log.warning("%s (%s): message package not installed; not served", topic, kind)
@@ -87,11 +98,26 @@ class RosSource:
                 self.subs[topic] = sub
                 log.info("serving %s (%s)", topic, kind)
 
-    def _subscribe(self, topic: str, kind: str):
+    def _guard(self, topic: str):
+        """A wrapper for a topic's callback: a message the view cannot serve is logged (once per
+        topic) and dropped, never raised into the executor (which would end the view)."""
+        def wrap(fn):
+            def call(msg):
+                try:
+                    fn(msg)
+                except Exception as exc:  # noqa: BLE001 - one bad message must not end the live view
+                    if topic not in self.failed:
+                        self.failed.add(topic)
+                        log.error("%s: a message could not be served (%s: %s); later ones are dropped silently",
+                                  topic, type(exc).__name__, exc)
+            return call
+        return wrap
+
+    def _subscribe(self, topic: str, kind: str, guard=lambda fn: fn):
         from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
 
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        v, n = self.view, self.node
+        v, n = self.view, _Guarded(self.node, guard)
         if kind == "std_msgs/msg/String":
             from std_msgs.msg import String
 

@@ -106,6 +106,7 @@ class LiveView:
         self._latched: dict[str, object] = {}  # channel topic -> last message, re-sent on subscribe
         self.transforms: RobotTransforms | None = None
         self.tf_max_hz = float(tf_max_hz)
+        self.bad_states = 0  # joint states whose names and positions differ in length
         self._sent: dict[str, float] = {}  # topic -> monotonic time of its last send
         self.gate = None
         inner_host, inner_port = (host, port) if is_loopback(host) else ("127.0.0.1", 0)
@@ -195,7 +196,14 @@ class LiveView:
         updates the transforms; the JSON and ``/tf`` are sent at most ``tf_max_hz`` per topic.
         """
         tf = self.transforms if topic == "/joint_states" else None
-        up = tf.update(names, position) if tf is not None else None
+        up = None
+        if tf is not None:
+            try:
+                up = tf.update(names, position)
+            except ValueError as exc:  # names and positions differ in length: served, no /tf from it
+                self.bad_states += 1
+                if self.bad_states == 1:
+                    log.warning("%s: %s; no /tf from such states (counted in bad_states)", topic, exc)
         now = time.monotonic()
         if self.tf_max_hz > 0 and now - self._sent.get(topic, -1e9) < 1.0 / self.tf_max_hz:
             return
