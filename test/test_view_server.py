@@ -279,3 +279,11 @@ def test_cli_bad_inputs_one_line(args, says):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and says in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_missing_foxglove_sdk_says_how_to_install(monkeypatch):
+    import robot_capture.view.server as server
+
+    monkeypatch.setitem(sys.modules, "foxglove", None)  # import foxglove -> ImportError
+    with pytest.raises(ViewError, match=r"needs foxglove-sdk: pip install 'robot_capture\[view\]'"):
+        server.LiveView(port=0)
