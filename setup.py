@@ -130,12 +130,15 @@ setup(
                  "ray>=2.9",
                  # the web console and its browser test (Debian's chromium, never `playwright install`)
                  "starlette>=0.37", "uvicorn>=0.29", "httpx",
-                 # the headset server's WebSocket (uvicorn's websockets protocol) and its browser test
-                 "websockets>=12"],
+                 # the headset server's WebSocket (uvicorn's websockets protocol) and its browser test;
+                 # the live view (robot-capture view) and its WebSocket test client
+                 "websockets>=12", "foxglove-sdk>=0.30"],
         # robot-capture console --web
         "console": ["starlette>=0.37", "uvicorn>=0.29"],
         # robot-capture xr: the headset page over HTTPS and its pose WebSocket
         "xr": ["starlette>=0.37", "uvicorn>=0.29", "websockets>=12"],
+        # robot-capture view: the live view over Foxglove's WebSocket protocol
+        "view": ["foxglove-sdk>=0.30"],
         # `robot-capture batch ... --ray`: Ray tasks on a cluster (~240 MB installed)
         "ray": ["ray>=2.9"],
         # optional IK baselines for benchmarks/ik_bench.py

@@ -42,6 +42,7 @@ VERBS = {
     "episode": "start/stop/label/discard episodes through the recorder's services",
     "console": "operator console: single keys (--keys) or a web page for the floor tablet (--web)",
     "station": "the pre-shift check: every declared stream (rate, clock offset), robot joints, disk",
+    "view": "serve the station's topics live to Foxglove: joints, /tf, robot model, cameras, episode state",
     "config": "copy the shipped configs to a folder for editing (config init DIR)",
     "xr": "serve the headset page over HTTPS: a real VR headset drives the robot (WebXR)",
 }

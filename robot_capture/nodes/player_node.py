@@ -17,6 +17,8 @@ Parameters (``--ros-args -p name:=value``):
         this many subscriptions, up to wait_timeout_s: 10.0, then 0.5 s more: a writer can
         match a reader before the reader matches it, and best-effort samples sent in between
         are dropped)   start_delay_s: 0.0
+When the bag has no ``/robot_description`` topic but carries the robot's URDF as an attachment,
+it is published once on ``/robot_description`` (std_msgs/String, latched) before playing.
 Exits 0 when playback is done (never with ``loop``), on SIGINT/SIGTERM too.
 """
 from __future__ import annotations
@@ -77,6 +79,7 @@ class PlayerNode(Node):
                 raise ValueError(f"no topic to play: {', '.join(hints)} not in the bag "
                                  f"(it has {', '.join(sorted(self.reader.topics))})")
             self.get_logger().warning(f"topics not in the bag: {', '.join(hints)}")
+        self.description_pub = self._publish_description(wanted)
         self.clock_pub = None
         hz = float(self._p("clock_hz"))
         if hz > 0:
@@ -87,6 +90,22 @@ class PlayerNode(Node):
             self._clock_period = 1.0 / hz
             self._clock_next = 0.0
         self.published = 0
+
+    def _publish_description(self, wanted):
+        """The bag's attached URDF on /robot_description (latched), unless the bag has that topic."""
+        from robot_capture.view import description as d
+
+        if d.TOPIC in self.reader.topics or (wanted and d.TOPIC not in wanted):
+            return None
+        found = d.urdf_from_attachments(self.reader.attachments())
+        if found is None:
+            return None
+        from std_msgs.msg import String
+
+        pub = self.create_publisher(String, self.remap.get(d.TOPIC, d.TOPIC), qos_from_dict(d.LATCHED_QOS))
+        pub.publish(String(data=found[1]))
+        self.get_logger().info(f"{d.TOPIC}: the bag's attached {found[0]} (latched)")
+        return pub
 
     def _p(self, name):
         try:

@@ -5,7 +5,8 @@ publishes ``/joint_states`` (sensor_msgs/JointState: every movable joint, locked
 their locked values, positions and velocities) at ``rate_hz``, on a fixed sample grid
 (:class:`robot_capture.sim.ticker.Ticker`: stamps are the sample times, late timer calls
 catch up so the average rate is exact). Dynamics and limits:
-:class:`robot_capture.sim.robot_sim.FirstOrderFollower`.
+:class:`robot_capture.sim.robot_sim.FirstOrderFollower`. Publishes the robot's URDF once on
+``/robot_description`` (std_msgs/String, transient local = latched) for RViz and Foxglove.
 """
 from __future__ import annotations
 
@@ -15,12 +16,15 @@ import array
 
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_msgs.msg import String
 
 from robot_capture.nodes._convert import joint_state_msg, ns_to_stamp
+from robot_capture.nodes._qos import qos_from_dict
 from robot_capture.nodes._run import StartupError, declare, run
 from robot_capture.sim.robot_sim import FirstOrderFollower
 from robot_capture.sim.robots import load_robot
 from robot_capture.sim.ticker import MAX_STALL_S, Ticker
+from robot_capture.view import description
 
 
 class RobotSimNode(Node):
@@ -37,6 +41,12 @@ class RobotSimNode(Node):
             model, locked = load_robot(robot, urdf)
         except (OSError, KeyError, ValueError) as e:
             raise StartupError(f"robot_sim: cannot load robot {robot!r} / urdf {urdf!r}: {e}") from e
+        try:
+            urdf_text = description.robot_description(robot, urdf)
+        except (OSError, KeyError, ValueError) as e:
+            raise StartupError(f"robot_sim: cannot read the URDF of {robot!r} / urdf {urdf!r}: {e}") from e
+        self.description_pub = self.create_publisher(String, description.TOPIC, qos_from_dict(description.LATCHED_QOS))
+        self.description_pub.publish(String(data=urdf_text))  # latched: late subscribers get it too
         q0 = model.neutral()
         self.sim = FirstOrderFollower(model.joint_names, model.lower, model.upper, model.velocity_limit,
                                       tau=tau, q0=q0, locked=locked)
