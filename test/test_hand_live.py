@@ -223,3 +223,28 @@ def test_sim_simulates_the_hand_joints():
     assert len(hand_joints) == 14
     assert not set(hand_joints) & set(locked)
     assert "left_knee_joint" in locked
+
+
+def test_replay_cycles_hand_poses_so_the_fingers_move():
+    from robot_capture.sim.replay import ClipReplay
+
+    r = ClipReplay("cmu_02_06_bend_scoop_up_lift_arm.bvh", exo=False, hand_poses="rest, fist", hand_pose_s=0.5)
+    per_pose = int(round(0.5 / r.frame_time))
+    wrist = np.linalg.inv(r.vr["right_wrist"])
+    local = lambda i: (wrist[i] @ r.hands["right"][i])[:, :3, 3]  # noqa: E731 - the hand in its wrist frame
+    np.testing.assert_allclose(local(0), _hand("right", "rest")[:, :3, 3], atol=1e-9)
+    np.testing.assert_allclose(local(per_pose + 1), _hand("right", "fist")[:, :3, 3], atol=1e-9)
+    np.testing.assert_allclose(local(2 * per_pose + 1), _hand("right", "rest")[:, :3, 3], atol=1e-9)
+    with pytest.raises(ValueError, match="hand_pose_s"):
+        ClipReplay("cmu_02_06_bend_scoop_up_lift_arm.bvh", exo=False, hand_poses="rest", hand_pose_s=0.0)
+
+
+def test_sim_graph_replays_hands_only_for_a_robot_with_hands():
+    from robot_capture.floor import graph
+
+    def replay_params(robot):
+        return next(s.parameters for s in graph.build(None, overrides={"robot": robot}, sim=True)
+                    if s.role == "mocap_replay")
+
+    assert replay_params("g1_dex3")["hand_poses"] == graph.SIM_HAND_POSES
+    assert "hand_poses" not in replay_params("g1")  # the default floor is unchanged
