@@ -2,7 +2,7 @@
 sim graph: mocap_replay cycles recorded Quest hand poses, the retarget node retargets them onto the
 Dex3 hands, robot_sim follows) records hand joints that move in /joint_states and
 /retarget/joint_command, and the LeRobot export carries them, by name, in ``action`` and
-``observation.state``. Asserts behaviour only (joints present and moving), never a rate."""
+``observation.state`` (and the human hand keypoints in ``observation.teleop.vr_<side>_hand``). Asserts behaviour only (joints present and moving), never a rate."""
 from __future__ import annotations
 
 import json
@@ -74,6 +74,8 @@ def test_sim_floor_with_dex3_hands_records_and_exports_moving_fingers(tmp_path):
     for key in ("action", "observation.state"):
         names = info["features"][key]["names"]
         assert set(MOVING) <= set(names), (key, names)
+    for side in ("left", "right"):  # the human hand keypoints travel too, to re-retarget later
+        assert f"observation.teleop.vr_{side}_hand" in info["features"], sorted(info["features"])
     import pandas as pd
 
     data = pd.concat(pd.read_parquet(p) for p in sorted((out / "data").rglob("*.parquet")))
