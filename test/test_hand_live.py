@@ -18,12 +18,8 @@ from robot_capture.retarget.live import LiveRetarget
 from robot_capture.retarget.mapping import RobotMapping
 from robot_capture.sim.replay import _hand_local
 
-EXO_NAMES = None
-
-
 def _session(robot="g1_dex3", **kw):
-    live = LiveRetarget(RobotMapping.load(robot), "exo", rate_hz=100.0, **kw)
-    return live
+    return LiveRetarget(RobotMapping.load(robot), "exo", rate_hz=100.0, **kw)
 
 
 def _exo(live, t):
@@ -56,7 +52,7 @@ def test_pinch_moves_fingers_as_the_hand_retargeter_does():
         t += 0.01
         for s in ("left", "right"):
             live.on_vr_hand(s, list(_hand(s, pose)), stamp=t, recv=t)
-            expected = ref[s].step(_hand(s, pose))
+            ref[s].step(_hand(s, pose))
         _exo(live, t)
         out, _ = live.step(t)
     cmd = _command(live, out)
@@ -69,7 +65,7 @@ def test_pinch_moves_fingers_as_the_hand_retargeter_does():
     r = ref["right"]
     tips = r.hand.tip_positions(r.q)
     assert np.linalg.norm(tips[0] - tips[1]) < 0.03
-    level, _msg, values = live.diagnostics()
+    _level, _msg, values = live.diagnostics()
     for s in ("left", "right"):
         for f in ("thumb", "index", "middle"):
             assert math.isfinite(values[f"{s}_hand.{f}.fingertip_error_m"])
@@ -89,7 +85,7 @@ def test_stale_hand_holds_the_last_command_flagged():
     live = _session()
     before, t = _pinched(live)
     # the hand tracking is lost: the arms keep getting input, the hand frame ages past the bound
-    for k in range(1, 40):
+    for _ in range(39):
         t += 0.01
         _exo(live, t)
         out, _ = live.step(t)
@@ -197,7 +193,7 @@ def test_default_g1_has_no_hands_and_an_unchanged_command():
     live.on_vr_hand("left", [np.eye(4)] * 26, stamp=1.0)  # ignored: no hands, exo source, no raise
 
 
-def test_a_hand_joint_left_to_the_arm_ik_is_a_clear_error(tmp_path):
+def test_a_hand_joint_left_to_the_arm_ik_is_a_clear_error():
     raw = RobotMapping.load("g1_dex3").raw
     raw = {**raw, "locked_joints": [j for j in raw["locked_joints"] if "hand" not in j]}
     m = RobotMapping.from_dict(raw, source=RobotMapping.load("g1_dex3").source)

@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_capture.retarget.input_checks import FLOOD_WINDOW_S, FloodWindow, stale_reason
+from robot_capture.retarget.live_hands import HAND_FLAGS
 
 VR_TRACKERS = ("head", "left_wrist", "right_wrist")
 SOURCES = ("exo", "vr", "direct")
@@ -61,7 +62,7 @@ SOURCES = ("exo", "vr", "direct")
 IK_FAILURE_M = 0.05
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
                "limit_bound", "invalid_input", "future_stamp", "bad_stamp", "duplicate_joints", "out_of_range",
-               "input_flood", "hand_stale", "hand_held", "hand_disabled", "hand_bad_stamp"}
+               "input_flood", *HAND_FLAGS}
 
 
 @dataclass
