@@ -65,6 +65,21 @@ def test_sim_floor_with_dex3_hands_records_and_exports_moving_fingers(tmp_path):
         assert any(s > 0.2 for j, s in zip(MOVING, span) if j.startswith("left")), (topic, dict(zip(MOVING, span)))
         assert any(s > 0.2 for j, s in zip(MOVING, span) if j.startswith("right")), (topic, dict(zip(MOVING, span)))
 
+    # /diagnostics: the retarget node reports a per-finger fingertip error for each hand
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.serialization import deserialize_message
+
+    from robot_capture.bag.reader import BagReader
+
+    keys = set()
+    for m in BagReader(bags[0]).messages(topics=["/diagnostics"]):
+        for st in deserialize_message(m.data, DiagnosticArray).status:
+            if st.name.startswith("retarget"):
+                keys |= {kv.key for kv in st.values}
+    for side in ("left", "right"):
+        assert {f"{side}_hand.{f}.fingertip_error_m" for f in ("thumb", "index", "middle")} <= keys, sorted(keys)
+        assert f"{side}_hand.reason" in keys
+
     out = tmp_path / "ds"
     res = subprocess.run([*_cli(), "export", str(demo), "--out", str(out), "--no-progress", "--json", "--fps", "30",
                           "--include-failed"], capture_output=True, text=True, timeout=120)
