@@ -169,7 +169,8 @@ PARAMETER_TYPES: dict[str, dict[str, Any]] = {
     "camera": {"rate_hz": RateHz, "width": Pixels, "height": Pixels,
                "jpeg_quality": Annotated[int, Field(ge=1, le=100)],
                "hfov_deg": Annotated[float, Field(gt=0.0, lt=180.0, allow_inf_nan=False)]},
-    "mocap_replay": {"speed": Annotated[float, Field(ge=0.01, le=100.0, allow_inf_nan=False)]},
+    "mocap_replay": {"speed": Annotated[float, Field(ge=0.01, le=100.0, allow_inf_nan=False)],
+                     "hand_pose_s": PositiveSeconds},
     "robot_sim": {"rate_hz": RateHz, "time_constant_s": PositiveSeconds},
 }
 

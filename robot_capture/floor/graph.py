@@ -420,6 +420,17 @@ def station_contract(cfg: Mapping | str | os.PathLike | None = None, overrides: 
     return build_contract(cfg, sim=sim, sim_rates=sim_rates(cfg) if sim else None, where=where)
 
 
+#: the recorded Quest hand poses mocap_replay cycles through (1 s each) for a robot mapping with ``hands:``
+SIM_HAND_POSES = "rest,pinch,fist,flat"
+
+
+def _robot_hands(robot: str) -> dict:
+    """The robot mapping's ``hands:`` ({} for none; the mapping was checked by ``check_robot``)."""
+    from robot_capture.retarget.mapping import RobotMapping
+
+    return dict(RobotMapping.load(robot).hands)
+
+
 def _robot_argument(robot: str) -> str:
     """A robot name as given; a mapping path (``*.yaml`` or containing ``/``) made absolute, so that
     every node finds it whatever its working directory. FileNotFoundError for a missing path."""
@@ -517,10 +528,11 @@ def build(cfg: Mapping | str | os.PathLike | None = None, overrides: Mapping[str
             "rate_hz": float(simc.get("joint_state_rate_hz", 500.0)),
             "time_constant_s": float(simc.get("time_constant_s", 0.05)),
         })
-        add("mocap_replay", "mocap_replay", {
-            "clip": str(resolve_clip(str(simc.get("clip", "cmu_02_06_bend_scoop_up_lift_arm.bvh")))),
-            "loop": _bool(simc.get("loop", True)),
-        })
+        replay = {"clip": str(resolve_clip(str(simc.get("clip", "cmu_02_06_bend_scoop_up_lift_arm.bvh")))),
+                  "loop": _bool(simc.get("loop", True))}
+        if _robot_hands(robot):  # a robot with hands: the replayed operator opens, pinches and closes them
+            replay["hand_poses"] = SIM_HAND_POSES
+        add("mocap_replay", "mocap_replay", replay)
     unknown = set(extra) - {s.name for s in specs}
     if unknown:
         raise KeyError(f"parameters for unknown nodes {sorted(unknown)}; nodes are {[s.name for s in specs]}")

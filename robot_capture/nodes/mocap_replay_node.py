@@ -9,7 +9,7 @@ timer call catches up instead of dropping frames):
 * ``/vr/head``, ``/vr/left_wrist``, ``/vr/right_wrist`` (geometry_msgs/PoseStamped,
   frame ``vr_world``), if ``publish_vr``;
 * ``/vr/left_hand``, ``/vr/right_hand`` (geometry_msgs/PoseArray, 26 OpenXR joints, ``vr_world``),
-  if ``hand_poses`` names a recorded WebXR hand pose (held fixed at the replayed wrists;
+  if ``hand_poses`` names recorded WebXR hand poses (at the replayed wrists, a list taken in turn;
   published before the trackers of the same frame, so the retarget node uses it with them).
 
 Per-frame data comes from :class:`robot_capture.sim.replay.ClipReplay`. With ``loop: false``
@@ -40,11 +40,14 @@ class MocapReplayNode(Node):
         publish_vr = p("publish_vr", True, "publish /vr/head, /vr/left_wrist, /vr/right_wrist")
         exo_config = p("exo_config", "", "exoskeleton arm model YAML ('' = config/human/exo_arm.yaml)")
         hand_poses = p("hand_poses", "", "recorded WebXR hand pose name (e.g. rest, fist) published on "
-                                         "/vr/{left,right}_hand at the wrists ('' = none; needs publish_vr)")
+                                         "/vr/{left,right}_hand at the wrists, or a comma-separated list taken "
+                                         "in turn ('' = none; needs publish_vr)")
+        hand_pose_s = p("hand_pose_s", 1.0, "clip time each pose of a hand_poses list is held, s")
         self.frame_id = p("frame_id", "vr_world", "frame of the VR poses")
         try:
             self.replay = ClipReplay(clip, exo=publish_exo, vr=publish_vr, exo_config=exo_config,
-                                     speed=speed, loop=loop, hand_poses=hand_poses)
+                                     speed=speed, loop=loop, hand_poses=hand_poses,
+                                     hand_pose_s=hand_pose_s)
         except (OSError, ValueError, KeyError) as e:
             raise StartupError(f"mocap_replay: cannot load clip {clip!r}: {e}") from e
         self.exo_pub = self.create_publisher(JointState, "/exo/joint_states", 10) if publish_exo else None

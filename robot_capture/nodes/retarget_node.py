@@ -6,7 +6,8 @@ and ``/vr/left_hand``, ``/vr/right_hand`` (geometry_msgs/PoseArray, OpenXR joint
 always ``/retarget/enable`` (std_msgs/Bool deadman).
 
 Publishes, at ``rate_hz`` (0: once per input, the lowest latency):
-``/retarget/joint_command`` (sensor_msgs/JointState: robot joint names, positions, velocities),
+``/retarget/joint_command`` (sensor_msgs/JointState: robot joint names, positions, velocities; with the
+mapping's ``hands:`` every hand joint too, retargeted from ``/vr/<side>_hand`` whatever the source),
 ``/retarget/targets`` (geometry_msgs/PoseArray in the robot base frame, task order),
 and ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, ``diagnostics_rate_hz``). Every
 command and target message carries the header stamp of the input it came from.
@@ -91,10 +92,12 @@ class RetargetNode(Node):
         self._last_step_s = -math.inf
         self._tokens = 20.0  # rate_hz 0: steps allowed now (refilled at 1 kHz, bursts of 20 pass)
         self._bucket_t = self._now_s()
+        # hands first (a hand is used with the next pose): VR, or the mapping's hands with any source
+        hand_sides = ("left", "right") if self.source == "vr" else tuple(self.live.hands.sides if self.live.hands else ())
+        inputs = [(f"hand:{side}", PoseArray, f"/vr/{side}_hand") for side in hand_sides]
         if self.source in ("exo", "direct"):
-            inputs = [("exo", JointState, "/exo/joint_states")]
-        else:  # hands first: a hand is used with the next pose
-            inputs = [(f"hand:{side}", PoseArray, f"/vr/{side}_hand") for side in ("left", "right")]
+            inputs += [("exo", JointState, "/exo/joint_states")]
+        else:
             inputs += [(name, PoseStamped, f"/vr/{name}") for name in ("head", "left_wrist", "right_wrist")]
         self._polled: list = []  # (key, msg type, subscription): taken by the command timer
         self._last_seq: dict = {}  # (key, publisher gid) -> last publication sequence number taken
@@ -178,7 +181,7 @@ class RetargetNode(Node):
                 if key == "exo":
                     self._on_exo(deserialize_message(data, JointState), recv)
                 elif key.startswith("hand:"):
-                    self._on_hand(key[5:], deserialize_message(data, PoseArray))
+                    self._on_hand(key[5:], deserialize_message(data, PoseArray), recv)
                 else:
                     self._on_vr(key, deserialize_message(data, PoseStamped), recv)
             except Exception as e:  # noqa: BLE001 - bad input must never kill the node
@@ -194,8 +197,8 @@ class RetargetNode(Node):
         self.live.on_vr(name, pose_to_matrix(msg.pose), stamp_to_sec(msg.header.stamp), token=msg.header.stamp,
                         recv=recv)
 
-    def _on_hand(self, side: str, msg: PoseArray) -> None:
-        self.live.on_vr_hand(side, pose_array_to_matrices(msg))
+    def _on_hand(self, side: str, msg: PoseArray, recv: float) -> None:
+        self.live.on_vr_hand(side, pose_array_to_matrices(msg), stamp_to_sec(msg.header.stamp), recv=recv)
 
     def _on_enable(self, msg: Bool) -> None:
         if bool(msg.data) != self.live.enabled:
@@ -219,7 +222,7 @@ class RetargetNode(Node):
         out, stamp = res
         if self._duplicate.blocked:  # a second station's retarget node: neither commands the robot
             return
-        self.cmd_pub.publish(joint_state_msg(stamp, *out.joint_command()))  # + coupled motor joints
+        self.cmd_pub.publish(joint_state_msg(stamp, *self.live.joint_command(out)))  # + coupled motor, hand joints
         if "stale" in out.flags:  # why: old at receive (clock/stamps) or only at use (a loaded machine)
             self.get_logger().warning(self.live.stale_reason(now.nanoseconds * 1e-9), throttle_duration_sec=5.0)
         try:

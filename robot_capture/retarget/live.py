@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robot_capture.retarget.input_checks import FLOOD_WINDOW_S, FloodWindow, stale_reason
+from robot_capture.retarget.live_hands import HAND_FLAGS
 
 VR_TRACKERS = ("head", "left_wrist", "right_wrist")
 SOURCES = ("exo", "vr", "direct")
@@ -61,7 +62,7 @@ SOURCES = ("exo", "vr", "direct")
 IK_FAILURE_M = 0.05
 _WARN_FLAGS = {"stale", "nan_input", "held", "unknown_joints", "missing_joints", "malformed", "disabled",
                "limit_bound", "invalid_input", "future_stamp", "bad_stamp", "duplicate_joints", "out_of_range",
-               "input_flood"}
+               "input_flood", *HAND_FLAGS}
 
 
 @dataclass
@@ -166,6 +167,12 @@ class LiveRetarget:
         self._window = _Window()
         self._last_output = None
         self._wrist_tasks = [i for i, t in enumerate(mapping.tasks) if getattr(t, "wrist", False)]
+        self.hands = None  # the mapping's hands (retarget.live_hands), stepped with the arms
+        if getattr(mapping, "hands", None):
+            from robot_capture.retarget.live_hands import LiveHands
+
+            self.hands = LiveHands(mapping.hands, self.joint_names, self.stale_after_s, self.stale_periods,
+                                   self.max_future_s)
 
     # ------------------------------------------------------------------ inputs
     def set_enable(self, enabled: bool) -> None:
@@ -284,11 +291,15 @@ class LiveRetarget:
             self._recv_stamp = (oldest[1], float(oldest_recv))
         return True
 
-    def on_vr_hand(self, side: str, joints_world) -> None:
-        """OpenXR hand joints (list of 4x4 in ``vr_world``) for ``left``/``right``; used with the next pose."""
+    def on_vr_hand(self, side: str, joints_world, stamp: float | None = None, recv: float | None = None) -> None:
+        """OpenXR hand joints (list of 4x4 in ``vr_world``) for ``left``/``right``; used with the next pose
+        (``vr``) and, whatever the source, by the mapping's hands (:attr:`hands`; ``stamp``/``recv`` s)."""
         if side not in ("left", "right"):
             raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
-        self._vr_hands[side] = list(joints_world)
+        if self.vr is not None:
+            self._vr_hands[side] = list(joints_world)
+        if self.hands is not None:
+            self.hands.on_hand(side, joints_world, stamp, recv)
 
     def _set_input(self, token) -> None:
         self.token = token
@@ -343,9 +354,20 @@ class LiveRetarget:
             out = self.retargeter.step(pose, t_step, enabled=self.enabled)
         if extra:
             out.flags = set(out.flags) | extra
+        if self.hands is not None:  # a stale/lost/bad hand holds its last command (flagged), like the arms
+            self.hands.step(t, enabled=self.enabled)
         self._account(out, rejected)
         self._last_output = out
         return out, self.token
+
+    def joint_command(self, out) -> tuple[list, np.ndarray, np.ndarray]:
+        """``(names, q, qd)`` for the command topic: ``out.joint_command()`` (arm model joints and coupled
+        motor joints) followed by every hand joint (:meth:`LiveHands.command`), rad and rad/s."""
+        names, q, qd = out.joint_command()
+        if self.hands is None:
+            return names, q, qd
+        hn, hq, hqd = self.hands.command()
+        return list(names) + hn, np.concatenate([q, hq]), np.concatenate([qd, hqd])
 
     def note_coalesced(self, n: int) -> None:
         """``n`` inputs were received but dropped unread by the caller (only the newest is passed
@@ -439,6 +461,11 @@ class LiveRetarget:
             values["iterations_mean"] = w.iterations_sum / w.outputs
             values["iterations_max"] = w.iterations_max
             values["joint_limit_margin_rad"] = w.min_limit_margin
+        if self.hands is not None:  # per-finger fingertip error, held steps and why (live_hands)
+            hv, hf = self.hands.diagnostics()
+            values.update(hv)
+            for k, v in hf.items():
+                w.flags[k] = w.flags.get(k, 0) + v
         values["flags"] = ",".join(f"{k}:{v}" for k, v in sorted(w.flags.items()))
         warn = sorted(set(w.flags) & _WARN_FLAGS)
         if w.outputs == 0:

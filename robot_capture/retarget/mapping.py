@@ -31,7 +31,8 @@ class RobotMapping:
 
     ``tasks`` are :class:`~robot_capture.retarget.mapping_schema.TaskSpec`; ``coupling`` maps a
     motor joint to ``(gains {model joint: gain}, offset)``; ``acceleration_limits`` maps joint
-    names (and ``default``) to rad/s^2.
+    names (and ``default``) to rad/s^2; ``hands`` maps ``left``/``right`` to a hand mapping name
+    (:mod:`robot_capture.hands`, driven live by :mod:`robot_capture.retarget.live_hands`).
     """
 
     robot: str
@@ -55,6 +56,7 @@ class RobotMapping:
     raw: dict = field(default_factory=dict)
     acceleration_limits: dict = field(default_factory=dict)
     coupling: dict = field(default_factory=dict)
+    hands: dict = field(default_factory=dict)
 
     @property
     def path(self) -> Path | None:
@@ -106,6 +108,7 @@ class RobotMapping:
             rate_hz=spec.rate_hz, source=Path(source) if source else None, raw=dict(raw),
             acceleration_limits=acc,
             coupling={m: (dict(c.joints), float(c.offset)) for m, c in spec.coupling.items()},
+            hands=dict(spec.hands),
         )
 
     def robot_model(self):

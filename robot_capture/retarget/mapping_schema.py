@@ -162,6 +162,9 @@ class MappingSpec(BaseModel):
     direct: Direct = Direct()
     coupling: dict[str, Coupling] = {}
     rate_hz: RateHz = 100.0
+    #: hand mappings (config/hands/<name>.yaml, DESIGN.md "hands") driven by /vr/<side>_hand; their
+    #: joints must be in ``locked_joints`` (the hand retargeter, not the arm IK, commands them)
+    hands: dict[Literal["left", "right"], str] = {}
 
     @model_validator(mode="after")
     def _unique_task_names(self):

@@ -10,8 +10,9 @@ its offline retarget agree:
 * VR poses: ``vr[name]`` ``(N, 4, 4)`` for ``head``, ``left_wrist``, ``right_wrist`` in the
   ``vr_world`` frame (z up, m);
 * optional hands (``hand_poses``): ``hands[side]`` ``(N, 26, 4, 4)`` OpenXR joints in
-  ``vr_world``: one recorded WebXR hand pose (``retarget.hand_tracking``, the Quest samples)
-  held fixed and carried by the replayed wrist (a clip has no finger motion).
+  ``vr_world``: recorded WebXR hand poses (``retarget.hand_tracking``, the Quest samples)
+  carried by the replayed wrist; a comma-separated list cycles through them, ``hand_pose_s``
+  of clip time each (a clip has no finger motion: the cycle makes the fingers move).
 
 Frame ``i`` plays at ``i * frame_time / speed`` s after the start; with ``loop`` the
 clip restarts after its last frame.
@@ -50,15 +51,17 @@ class ClipReplay:
         loop: restart after the last frame.
         hand_poses: name of a recorded WebXR hand pose (e.g. ``"rest"``, ``"fist"``) in
             ``data_dir()/hand_tracking/webxr_quest_hand_poses_{left,right}.jsonl`` attached at
-            both replayed wrists; ``""`` = no hands. Needs ``vr``.
+            both replayed wrists, or a comma-separated list of them taken in turn; ``""`` = no
+            hands. Needs ``vr``.
+        hand_pose_s: clip time (s, > 0) each pose of a ``hand_poses`` list is held.
 
     Raises:
         FileNotFoundError: clip not found. ValueError: malformed BVH (``file:line: ...``),
-        ``speed <= 0``, unknown hand pose name or ``hand_poses`` without ``vr``.
+        ``speed <= 0``, ``hand_pose_s <= 0``, unknown hand pose name or ``hand_poses`` without ``vr``.
     """
 
     def __init__(self, clip: str, exo: bool = True, vr: bool = True, exo_config: str = "",
-                 speed: float = 1.0, loop: bool = True, hand_poses: str = "") -> None:
+                 speed: float = 1.0, loop: bool = True, hand_poses: str = "", hand_pose_s: float = 1.0) -> None:
         from robot_capture.retarget import offline
         from robot_capture.retarget.bvh import load_bvh
         from robot_capture.retarget.exo import ExoArmModel
@@ -83,10 +86,14 @@ class ClipReplay:
         if vr:
             poses = offline.vr_replay_messages(self.clip)
             self.vr = {k: np.asarray(poses[k], dtype=float).reshape(self.n_frames, 4, 4) for k in VR_NAMES}
-        if hand_poses:
+        names = [n.strip() for n in str(hand_poses).split(",") if n.strip()]
+        if names:
             if not vr:
                 raise ValueError("hand_poses needs the VR poses (vr=True)")
-            self.hands = {side: self.vr[f"{side}_wrist"][:, None] @ _hand_local(side, hand_poses)[None]
+            if not 0 < hand_pose_s < math.inf:
+                raise ValueError(f"hand_pose_s must be finite and > 0, got {hand_pose_s}")
+            which = (np.arange(self.n_frames) * self.frame_time // float(hand_pose_s)).astype(int) % len(names)
+            self.hands = {side: self.vr[f"{side}_wrist"][:, None] @ np.stack([_hand_local(side, n) for n in names])[which]
                           for side in ("left", "right")}
 
     @property

@@ -1,7 +1,8 @@
 """Which robot a simulator shows: a robot mapping name/YAML, or a bare URDF.
 
 The simulators model the whole robot (every movable joint), not the retargeting
-sub-problem: joints the mapping locks (the legs) are simulated at their locked values.
+sub-problem: joints the mapping locks (the legs) are simulated at their locked values, except
+the joints of the mapping's ``hands:`` (commanded by the hand retargeter).
 """
 from __future__ import annotations
 
@@ -38,4 +39,12 @@ def load_robot(robot: str = "g1", urdf: str = ""):
     mapping = RobotMapping.load(robot)
     reduced = mapping.robot_model()
     full = RobotModel(reduced.urdf, base_link=reduced.base_link)
-    return full, dict(reduced.locked)
+    locked = dict(reduced.locked)
+    if mapping.hands:  # hand joints: locked for the arm IK, commanded by the hand retargeter, so simulated
+        from robot_capture.hands import load_hand
+
+        for name in mapping.hands.values():
+            hand = load_hand(name)
+            for j in hand.command(hand.model.neutral()):
+                locked.pop(j, None)
+    return full, locked
