@@ -144,7 +144,7 @@ def test_a_mistyped_verb_action_or_stage_gets_did_you_mean(capsys):
 def test_up_robot_flag_is_named_with_did_you_mean(capsys):
     rc, err = _run(capsys, "up", "--robot", "g2", "--dry-run")
     line = _one_line(err)
-    assert rc == 2 and "--robot g2: unknown robot 'g2' (did you mean 'g1'?); known: g1, h1" in line, err
+    assert rc == 2 and "--robot g2: unknown robot 'g2' (did you mean 'g1'?); known: g1, " in line and "h1" in line, err
     assert "floor.yaml" not in line and "[" not in line
 
 
