@@ -102,3 +102,25 @@ def test_node_without_loop_stops_after_the_last_frame(ros_node):
         code, out = stop_node(proc)
     assert code == 0, out
     assert "clip ended" in out
+
+
+def test_a_ticker_skip_over_the_clip_end_still_publishes_the_last_frame():
+    """A starved node's Ticker skips samples (max_catchup); a skip past a non-looping clip's end
+    lost its last frame (test_node_without_loop_stops_after_the_last_frame failed in loaded runs)."""
+    from robot_capture.sim.ticker import Ticker
+
+    r = ClipReplay("cmu_02_01_walk", vr=False, loop=False)
+    t = Ticker(r.rate_hz, 0, max_catchup=25)
+    published, last = [], None
+    for now_s in (0.0, 0.5, r.n_frames * r.period_s - 0.3 * r.period_s * 30, r.n_frames * r.period_s + 5.0,
+                  r.n_frames * r.period_s + 6.0):
+        for k, _stamp in t.due(int(now_s * 1e9)):
+            i = r.frame_to_publish(k, last)
+            if i is not None:
+                published.append(i)
+                last = i
+    assert t.skipped > 0  # the stall past the end really skipped samples
+    assert published[-1] == r.n_frames - 1 and published.count(r.n_frames - 1) == 1
+    assert published == sorted(published)  # never backwards
+    looped = ClipReplay("cmu_02_01_walk", vr=False, loop=True)
+    assert looped.frame_to_publish(looped.n_frames + 3, 2) == 3  # a looping clip is unchanged

@@ -54,6 +54,7 @@ class MocapReplayNode(Node):
         self.vr_pubs = {n: self.create_publisher(PoseStamped, f"/vr/{n}", 10) for n in VR_NAMES} if publish_vr else {}
         self.hand_pubs = {s: self.create_publisher(PoseArray, f"/vr/{s}_hand", 10) for s in self.replay.hands}
         self._ended = False
+        self._last_i: int | None = None  # the clip frame published last
         self.ticker = Ticker(self.replay.rate_hz, self.get_clock().now().nanoseconds)
         self.create_timer(self.replay.period_s, self._on_timer)
         self.get_logger().info(
@@ -66,7 +67,8 @@ class MocapReplayNode(Node):
             self._publish(k, stamp_ns)
 
     def _publish(self, tick: int, stamp_ns: int) -> None:
-        i = self.replay.frame_index(tick)
+        i = self.replay.frame_to_publish(tick, self._last_i)
+        self._last_i = i if i is not None else self._last_i
         if i is None:
             if not self._ended:
                 self._ended = True

@@ -110,3 +110,13 @@ class ClipReplay:
         if tick < self.n_frames:
             return tick
         return tick % self.n_frames if self.loop else None
+
+    def frame_to_publish(self, tick: int, last_published: int | None) -> int | None:
+        """``frame_index(tick)``, except that a non-looping clip always ends on its last frame: a
+        starved publisher's ticker skips samples (``Ticker.max_catchup``), and a skip over the clip's
+        end used to lose the last frame (test_mocap_replay, loaded runs). So the first tick past the
+        end publishes the last frame once if it was not published yet; None after that."""
+        i = self.frame_index(tick)
+        if i is None and last_published != self.n_frames - 1:
+            return self.n_frames - 1
+        return i
