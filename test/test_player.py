@@ -92,10 +92,11 @@ def test_play_then_record_round_trip_same_bytes(tmp_path):
     # QoS came from the bag: the re-recorded offers match the source's
     assert b.topics["/js"].qos[0]["durability"] == "transient_local"
     assert b.topics["/cam/image_raw"].qos[0]["reliability"] == "best_effort"
-    # rate 2: 2 s of bag time in about 1 s; a starved player only stretches it (the upper bound
-    # is a rate, not behaviour: 1.7 s seen with the other core busy), never squeezes it below 1 s
+    # --rate 2 itself is not timed here: a starved player catches up in a burst (0.125 s of receive
+    # times for 2 s of bag time was seen with the other core busy), as any real-time player does. The
+    # pacing is PlaybackClock's, tested without DDS (test_playback_helpers); here, the order holds:
     times = [m.log_time_ns for m in b.messages(topics=["/js"])]
-    assert 0.7 < (times[-1] - times[0]) / 1e9 < 3.0
+    assert times == sorted(times)
 
 
 @pytest.mark.ros
