@@ -92,3 +92,14 @@ class Headset(threading.Thread):
                     if f is not None:
                         ws.send(json.dumps(dict(f, seq=seq, t=self.clock_ms())))
                         seq += 1
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    """True once something accepts TCP connections on ``host:port`` (a server has bound it)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False

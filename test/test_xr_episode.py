@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from _xr_frames import Headset, free_port
+from _xr_frames import Headset, free_port, port_open
 
 pytestmark = pytest.mark.ros
 
@@ -45,14 +45,8 @@ def test_button_start_red_tally_bag_and_lost_headset(ros_node, tmp_path, monkeyp
 
     try:
         def serving():
-            import socket
-
             assert xr.poll() is None and rec.alive(), rec.output()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
+            return port_open(port)
 
         assert spin_until(ex, serving, timeout=60)
         headset.start()

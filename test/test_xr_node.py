@@ -3,14 +3,13 @@ with station-time stamps, bad frames are answered and never published, /xr/laten
 from __future__ import annotations
 
 import math
-import socket
 import time
 
 import pytest
 
 pytestmark = pytest.mark.ros
 
-from _xr_frames import HEADSET_AHEAD_S, Headset, free_port  # noqa: E402
+from _xr_frames import HEADSET_AHEAD_S, Headset, free_port, port_open  # noqa: E402
 
 
 def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
@@ -47,11 +46,7 @@ def test_headset_frames_reach_the_vr_topics(ros_node, tmp_path, monkeypatch):
         # the node serves once it has bound its port (state: a TCP connect succeeds)
         def serving():
             assert proc.poll() is None, proc.stdout.read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
+            return port_open(port)
 
         assert spin_until(ex, serving, timeout=60)
         headset = Headset(f"wss://127.0.0.1:{port}/ws", [], stream=stream)
@@ -114,11 +109,7 @@ def test_the_retarget_node_follows_the_headset_wrists(ros_node, tmp_path, monkey
     try:
         def serving():
             assert xr.poll() is None and rt.poll() is None
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
+            return port_open(port)
 
         assert spin_until(ex, serving, timeout=60)
         headset = Headset(f"wss://127.0.0.1:{port}/ws", [], stream=stream)
